@@ -1,0 +1,2 @@
+#include <amqp.h>
+int main(void){return 0;}

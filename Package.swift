@@ -1,0 +1,91 @@
+// swift-tools-version:6.0
+// wabridge: WhatsApp multi-device accounts bridged to RabbitMQ.
+// Module layering (dependencies point one way):
+//   CRabbitMQ → AMQP
+//   WACrypto → WABinary / WAProto → WASignal → WAClient
+//   BridgeStore;  Bridge (device manager) → AdminHTTP
+//   executables: wabridge, wabridge-sim (WASim)
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "wabridge",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "wabridge", targets: ["wabridge"]),
+        .library(name: "AMQP", targets: ["AMQP"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // MARK: AMQP (rabbitmq-c)
+        .systemLibrary(
+            name: "CRabbitMQ",
+            pkgConfig: "librabbitmq",
+            providers: [.apt(["librabbitmq-dev"])]
+        ),
+        .target(
+            name: "AMQP",
+            dependencies: [
+                "CRabbitMQ",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // MARK: Bridge
+        .target(
+            name: "Bridge",
+            dependencies: [
+                "AMQP",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // MARK: Executables
+        .executableTarget(
+            name: "wabridge",
+            dependencies: [
+                "Bridge",
+                "AMQP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // MARK: Benchmarks (reports, not timed tests)
+        .executableTarget(
+            name: "amqp-bench",
+            dependencies: ["AMQP"],
+            path: "Benchmarks/AMQPBench",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "amqp-bench-c",
+            dependencies: ["CRabbitMQ"],
+            path: "Benchmarks/AMQPBaselineC"
+        ),
+
+        // MARK: Tests
+        .testTarget(
+            name: "AMQPTests",
+            dependencies: ["AMQP"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "BridgeTests",
+            dependencies: ["Bridge"],
+            swiftSettings: strict
+        ),
+    ]
+)

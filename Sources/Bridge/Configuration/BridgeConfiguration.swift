@@ -1,0 +1,189 @@
+import Foundation
+
+/// Everything `wabridge serve` needs to start, resolved from (highest first)
+/// command-line flags, `WABRIDGE_*` environment variables, an optional
+/// configuration file, and the documented defaults below.
+///
+/// The file uses the same names as the environment (`WABRIDGE_AMQP_URL=…`),
+/// one per line, `#` for comments, so an operator can move a setting between
+/// the environment and the file without renaming it.
+public struct BridgeConfiguration: Sendable, Equatable {
+    /// Broker URL, `amqp://` or `amqps://`.
+    public var amqpURL: String = "amqp://guest:guest@127.0.0.1:5672/"
+    /// CA bundle to verify the broker's certificate (`amqps://` only).
+    public var amqpCAFile: String?
+    /// Client certificate and key for mutual TLS (`amqps://` only).
+    public var amqpCertFile: String?
+    public var amqpKeyFile: String?
+    /// Verify the broker's certificate and host name (`amqps://` only).
+    public var amqpVerifyPeer: Bool = true
+    /// AMQP heartbeat in seconds; 0 disables it (not recommended).
+    public var amqpHeartbeat: Int = 30
+    /// Prefix of every exchange and queue name (`wa` → `wa.commands`).
+    public var topologyPrefix: String = "wa"
+    /// Folder holding the registry and per-device SQLite databases.
+    public var dataDir: String = "./data"
+    /// Admin HTTP listen address and port.
+    public var adminHost: String = "127.0.0.1"
+    public var adminPort: Int = 8080
+    /// Bearer token for the admin HTTP endpoint. Without one the endpoint
+    /// refuses to listen on anything but loopback.
+    public var adminToken: String?
+    /// `trace`, `debug`, `info`, `notice`, `warning`, `error`, `critical`.
+    public var logLevel: String = "info"
+    /// `json` (one object per line) or `text`.
+    public var logFormat: String = "json"
+    /// Name this worker gives its broker connection (shown in the management UI).
+    public var workerName: String = "wabridge"
+
+    public init() {}
+
+    /// The setting names, as used in the environment and the file.
+    public enum Key: String, CaseIterable, Sendable {
+        case amqpURL = "WABRIDGE_AMQP_URL"
+        case amqpCAFile = "WABRIDGE_AMQP_CA_FILE"
+        case amqpCertFile = "WABRIDGE_AMQP_CERT_FILE"
+        case amqpKeyFile = "WABRIDGE_AMQP_KEY_FILE"
+        case amqpVerifyPeer = "WABRIDGE_AMQP_VERIFY_PEER"
+        case amqpHeartbeat = "WABRIDGE_AMQP_HEARTBEAT"
+        case topologyPrefix = "WABRIDGE_TOPOLOGY_PREFIX"
+        case dataDir = "WABRIDGE_DATA_DIR"
+        case adminHost = "WABRIDGE_ADMIN_HOST"
+        case adminPort = "WABRIDGE_ADMIN_PORT"
+        case adminToken = "WABRIDGE_ADMIN_TOKEN"
+        case logLevel = "WABRIDGE_LOG_LEVEL"
+        case logFormat = "WABRIDGE_LOG_FORMAT"
+        case workerName = "WABRIDGE_WORKER_NAME"
+    }
+
+    /// Resolves the configuration. `flags` holds only the settings given on
+    /// the command line; each layer overrides the ones below it.
+    public static func resolve(
+        flags: [Key: String], environment: [String: String], fileContents: String?
+    ) throws(ConfigurationError) -> BridgeConfiguration {
+        var values: [Key: String] = [:]
+        if let fileContents {
+            for (key, value) in try parseFile(fileContents) { values[key] = value }
+        }
+        for key in Key.allCases {
+            if let v = environment[key.rawValue] { values[key] = v }
+        }
+        for (key, value) in flags { values[key] = value }
+
+        var c = BridgeConfiguration()
+        for (key, value) in values { try c.apply(key, value) }
+        try c.validate()
+        return c
+    }
+
+    /// Parses `KEY=value` lines. Unknown `WABRIDGE_*` names are errors so a
+    /// typo does not silently fall back to a default.
+    static func parseFile(_ text: String) throws(ConfigurationError) -> [(Key, String)] {
+        var out: [(Key, String)] = []
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            guard let eq = line.firstIndex(of: "=") else {
+                throw ConfigurationError(
+                    code: .fileSyntax, message: "line \(index + 1): expected NAME=value")
+            }
+            let name = line[..<eq].trimmingCharacters(in: .whitespaces)
+            var value = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            if value.count >= 2, let first = value.first, first == "\"" || first == "'", value.last == first {
+                value = String(value.dropFirst().dropLast())
+            }
+            guard let key = Key(rawValue: name) else {
+                throw ConfigurationError(
+                    code: .unknownSetting, message: "line \(index + 1): unknown setting \(name)")
+            }
+            out.append((key, value))
+        }
+        return out
+    }
+
+    mutating func apply(_ key: Key, _ value: String) throws(ConfigurationError) {
+        func int(_ v: String) throws(ConfigurationError) -> Int {
+            guard let n = Int(v) else {
+                throw ConfigurationError(code: .invalidValue, message: "\(key.rawValue): not a number: \(v)")
+            }
+            return n
+        }
+        func bool(_ v: String) throws(ConfigurationError) -> Bool {
+            switch v.lowercased() {
+            case "1", "true", "yes", "on": return true
+            case "0", "false", "no", "off": return false
+            default:
+                throw ConfigurationError(code: .invalidValue, message: "\(key.rawValue): not a boolean: \(v)")
+            }
+        }
+        let optional: String? = value.isEmpty ? nil : value
+        switch key {
+        case .amqpURL: amqpURL = value
+        case .amqpCAFile: amqpCAFile = optional
+        case .amqpCertFile: amqpCertFile = optional
+        case .amqpKeyFile: amqpKeyFile = optional
+        case .amqpVerifyPeer: amqpVerifyPeer = try bool(value)
+        case .amqpHeartbeat: amqpHeartbeat = try int(value)
+        case .topologyPrefix: topologyPrefix = value
+        case .dataDir: dataDir = value
+        case .adminHost: adminHost = value
+        case .adminPort: adminPort = try int(value)
+        case .adminToken: adminToken = optional
+        case .logLevel: logLevel = value.lowercased()
+        case .logFormat: logFormat = value.lowercased()
+        case .workerName: workerName = value
+        }
+    }
+
+    func validate() throws(ConfigurationError) {
+        guard amqpURL.hasPrefix("amqp://") || amqpURL.hasPrefix("amqps://") else {
+            throw ConfigurationError(
+                code: .invalidValue, message: "WABRIDGE_AMQP_URL must start with amqp:// or amqps://")
+        }
+        guard (0...65535).contains(amqpHeartbeat) else {
+            throw ConfigurationError(code: .invalidValue, message: "WABRIDGE_AMQP_HEARTBEAT must be 0...65535")
+        }
+        guard (1...65535).contains(adminPort) else {
+            throw ConfigurationError(code: .invalidValue, message: "WABRIDGE_ADMIN_PORT must be 1...65535")
+        }
+        let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+        guard levels.contains(logLevel) else {
+            throw ConfigurationError(
+                code: .invalidValue, message: "WABRIDGE_LOG_LEVEL must be one of \(levels.joined(separator: ", "))")
+        }
+        guard ["json", "text"].contains(logFormat) else {
+            throw ConfigurationError(code: .invalidValue, message: "WABRIDGE_LOG_FORMAT must be json or text")
+        }
+        guard !topologyPrefix.isEmpty, topologyPrefix.allSatisfy({ $0.isLetter || $0.isNumber || "._-".contains($0) }) else {
+            throw ConfigurationError(
+                code: .invalidValue, message: "WABRIDGE_TOPOLOGY_PREFIX must be letters, digits, '.', '_' or '-'")
+        }
+        if adminToken == nil && !Self.isLoopback(adminHost) {
+            throw ConfigurationError(
+                code: .adminTokenRequired,
+                message: "admin HTTP on \(adminHost) needs WABRIDGE_ADMIN_TOKEN; without a token it listens on loopback only")
+        }
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+    }
+}
+
+/// A configuration that cannot be used, with a code an operator can act on.
+public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Code: String, Sendable {
+        case fileSyntax = "config.file_syntax"
+        case fileUnreadable = "config.file_unreadable"
+        case unknownSetting = "config.unknown_setting"
+        case invalidValue = "config.invalid_value"
+        case adminTokenRequired = "config.admin_token_required"
+    }
+    public var code: Code
+    public var message: String
+    public init(code: Code, message: String) {
+        self.code = code
+        self.message = message
+    }
+    public var description: String { "\(code.rawValue): \(message)" }
+}
