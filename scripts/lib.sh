@@ -45,11 +45,11 @@ broker_env() {
   [ -f "$RABBITMQ_ENABLED_PLUGINS_FILE" ] || echo "[]." > "$RABBITMQ_ENABLED_PLUGINS_FILE"
 }
 
-ctl() { /usr/sbin/rabbitmqctl -n "$RABBITMQ_NODENAME" "$@"; }
+ctl() { /usr/lib/rabbitmq/bin/rabbitmqctl -n "$RABBITMQ_NODENAME" "$@"; }
 
 broker_running() {
   [ -f "$RABBITMQ_PID_FILE" ] && kill -0 "$(cat "$RABBITMQ_PID_FILE" 2>/dev/null)" 2>/dev/null \
-    && timeout 20 /usr/sbin/rabbitmqctl -n "$RABBITMQ_NODENAME" -q status >/dev/null 2>&1
+    && timeout 20 /usr/lib/rabbitmq/bin/rabbitmqctl -n "$RABBITMQ_NODENAME" -q status >/dev/null 2>&1
 }
 
 # Writes a self-signed CA plus server and client certificates for TLS tests.
@@ -90,8 +90,8 @@ broker_start() {
   # rabbitmqctl wait needs the pid file to appear first.
   local i
   for i in $(seq 1 60); do [ -f "$RABBITMQ_PID_FILE" ] && break; sleep 0.5; done
-  if ! timeout 120 /usr/sbin/rabbitmqctl -n "$RABBITMQ_NODENAME" -q wait "$RABBITMQ_PID_FILE" >/dev/null 2>&1 \
-     || ! timeout 120 /usr/sbin/rabbitmqctl -n "$RABBITMQ_NODENAME" -q await_startup >/dev/null 2>&1; then
+  if ! timeout 120 /usr/lib/rabbitmq/bin/rabbitmqctl -n "$RABBITMQ_NODENAME" -q wait "$RABBITMQ_PID_FILE" >/dev/null 2>&1 \
+     || ! timeout 120 /usr/lib/rabbitmq/bin/rabbitmqctl -n "$RABBITMQ_NODENAME" -q await_startup >/dev/null 2>&1; then
     log "broker failed to start; last log lines:"
     tail -n 40 "$BROKER_DIR/log/stdout.log" >&2 || true
     return 1
@@ -101,7 +101,7 @@ broker_start() {
 
 broker_stop() {
   if [ -f "$RABBITMQ_PID_FILE" ]; then
-    timeout 60 /usr/sbin/rabbitmqctl -n "$RABBITMQ_NODENAME" -q stop "$RABBITMQ_PID_FILE" >/dev/null 2>&1 || {
+    timeout 60 /usr/lib/rabbitmq/bin/rabbitmqctl -n "$RABBITMQ_NODENAME" -q stop "$RABBITMQ_PID_FILE" >/dev/null 2>&1 || {
       kill -9 "$(cat "$RABBITMQ_PID_FILE")" 2>/dev/null || true
     }
     rm -f "$RABBITMQ_PID_FILE"

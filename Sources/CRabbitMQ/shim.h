@@ -14,6 +14,10 @@
 #include <amqp_ssl_socket.h>
 #include <sys/time.h>
 #include <poll.h>
+#include <sys/eventfd.h>
+
+/* Wake-up descriptor for the connection thread (EFD_* are macros). */
+static inline int wab_wakeup_fd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
 
 /* amqp_login_with_properties is variadic: forward PLAIN credentials. */
 static inline amqp_rpc_reply_t

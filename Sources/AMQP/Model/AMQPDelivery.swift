@@ -1,0 +1,54 @@
+/// A message delivered to a consumer. Settle it exactly once with `ack`,
+/// `nack` or `reject`; until then the broker keeps it (and counts it against
+/// the consumer's prefetch).
+public struct AMQPDelivery: Sendable {
+    public let body: [UInt8]
+    public let properties: AMQPProperties
+    public let exchange: String
+    public let routingKey: String
+    public let consumerTag: String
+    public let deliveryTag: UInt64
+    /// True when the broker delivered this message before (to us or another
+    /// consumer) without it being acknowledged.
+    public let redelivered: Bool
+
+    let settler: Settler
+
+    /// Acknowledges the message. Throws `amqp.stale_delivery` when the
+    /// connection it came on is gone: the broker will deliver it again.
+    public func ack(multiple: Bool = false) async throws(AMQPError) {
+        try await settler.settle(.ack(multiple: multiple), tag: deliveryTag)
+    }
+
+    /// Negative acknowledgement; `requeue: false` dead-letters the message
+    /// when its queue has a dead-letter exchange.
+    public func nack(requeue: Bool, multiple: Bool = false) async throws(AMQPError) {
+        try await settler.settle(.nack(requeue: requeue, multiple: multiple), tag: deliveryTag)
+    }
+
+    public func reject(requeue: Bool) async throws(AMQPError) {
+        try await settler.settle(.reject(requeue: requeue), tag: deliveryTag)
+    }
+}
+
+enum SettleKind: Sendable {
+    case ack(multiple: Bool)
+    case nack(requeue: Bool, multiple: Bool)
+    case reject(requeue: Bool)
+}
+
+/// Where a delivery's settlement goes: the connection generation and channel
+/// it arrived on, so a settlement after a reconnect is refused instead of
+/// acknowledging some other message that happens to reuse the tag.
+struct Settler: Sendable {
+    let mailbox: Mailbox
+    let generation: UInt64
+    let channel: UInt16
+
+    func settle(_ kind: SettleKind, tag: UInt64) async throws(AMQPError) {
+        let result: Result<Void, AMQPError> = await withCheckedContinuation { cont in
+            mailbox.post(.settle(generation: generation, channel: channel, tag: tag, kind: kind, reply: { cont.resume(returning: $0) }))
+        }
+        try result.get()
+    }
+}
