@@ -84,7 +84,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BridgeTests",
-            dependencies: ["Bridge"],
+            dependencies: ["Bridge", "AMQP"],
             swiftSettings: strict
         ),
     ]

@@ -1,27 +1,98 @@
+import AMQP
 import ArgumentParser
 import Bridge
 import Foundation
+import Logging
+import ServiceLifecycle
 
+/// `wabridge serve`: wiring only. Settings come from flags, then
+/// `WABRIDGE_*` variables, then `--config FILE`, then defaults.
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the worker until SIGTERM or SIGINT."
+        abstract: "Run the worker until SIGTERM or SIGINT.",
+        discussion: """
+            Every option can also be set as an environment variable (named in \
+            brackets) or in the --config file as NAME=value lines.
+            """
     )
 
     @Option(name: .long, help: "Configuration file of WABRIDGE_NAME=value lines.")
     var config: String?
-    @Option(name: .customLong("amqp-url"), help: "Broker URL (default amqp://guest:guest@127.0.0.1:5672/).")
+    @Option(name: .customLong("amqp-url"), help: "Broker URL [WABRIDGE_AMQP_URL] (default amqp://guest:guest@127.0.0.1:5672/).")
     var amqpURL: String?
-    @Option(name: .customLong("data-dir"), help: "Folder for SQLite databases (default ./data).")
+    @Option(name: .customLong("data-dir"), help: "Folder for SQLite databases [WABRIDGE_DATA_DIR] (default ./data).")
     var dataDir: String?
+    @Option(name: .customLong("admin-host"), help: "Admin HTTP address [WABRIDGE_ADMIN_HOST] (default 127.0.0.1).")
+    var adminHost: String?
+    @Option(name: .customLong("admin-port"), help: "Admin HTTP port [WABRIDGE_ADMIN_PORT] (default 8080).")
+    var adminPort: String?
+    @Option(name: .customLong("topology-prefix"), help: "Exchange/queue name prefix [WABRIDGE_TOPOLOGY_PREFIX] (default wa).")
+    var topologyPrefix: String?
+    @Option(name: .customLong("log-level"), help: "trace…critical [WABRIDGE_LOG_LEVEL] (default info).")
+    var logLevel: String?
+    @Option(name: .customLong("log-format"), help: "json or text [WABRIDGE_LOG_FORMAT] (default json).")
+    var logFormat: String?
 
     func run() async throws {
         var flags: [BridgeConfiguration.Key: String] = [:]
-        if let amqpURL { flags[.amqpURL] = amqpURL }
-        if let dataDir { flags[.dataDir] = dataDir }
-        let fileText = try config.map { try String(contentsOfFile: $0, encoding: .utf8) }
-        let cfg = try BridgeConfiguration.resolve(
-            flags: flags, environment: ProcessInfo.processInfo.environment, fileContents: fileText)
-        print("wabridge: configuration resolved; broker \(cfg.amqpURL.split(separator: "@").last ?? "")")
+        flags[.amqpURL] = amqpURL
+        flags[.dataDir] = dataDir
+        flags[.adminHost] = adminHost
+        flags[.adminPort] = adminPort
+        flags[.topologyPrefix] = topologyPrefix
+        flags[.logLevel] = logLevel
+        flags[.logFormat] = logFormat
+
+        let cfg: BridgeConfiguration
+        do {
+            var fileText: String?
+            if let config {
+                do {
+                    fileText = try String(contentsOfFile: config, encoding: .utf8)
+                } catch {
+                    throw ConfigurationError(code: .fileUnreadable, message: "cannot read \(config): \(error.localizedDescription)")
+                }
+            }
+            cfg = try BridgeConfiguration.resolve(
+                flags: flags, environment: ProcessInfo.processInfo.environment, fileContents: fileText)
+        } catch let e as ConfigurationError {
+            throw ValidationError(e.description)
+        }
+
+        let level = Logger.Level(rawValue: cfg.logLevel) ?? .info
+        let json = cfg.logFormat == "json"
+        LoggingSystem.bootstrap { label in
+            var h: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        let logger = Logger(label: "wabridge")
+
+        try FileManager.default.createDirectory(
+            atPath: cfg.dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+
+        let amqp: AMQPConfiguration
+        do {
+            amqp = try cfg.amqpConfiguration()
+        } catch {
+            throw ValidationError(error.description)
+        }
+        let broker = BrokerService(
+            configuration: amqp, topology: BridgeTopology(prefix: cfg.topologyPrefix),
+            logger: Logger(label: "wabridge.amqp"))
+
+        logger.info("wabridge starting", metadata: [
+            "amqp.endpoint": "\(amqp.endpoint.redacted)", "data_dir": "\(cfg.dataDir)",
+            "admin": "\(cfg.adminHost):\(cfg.adminPort)",
+        ])
+        // Services start in this order and stop in reverse: broker first up, last down.
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: broker)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+        logger.info("wabridge stopped")
     }
 }

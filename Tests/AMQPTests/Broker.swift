@@ -81,7 +81,7 @@ func collect(
         group.addTask {
             var out: [AMQPDelivery] = []
             for try await d in consumer {
-                if ack { try await d.ack() }
+                if ack { try d.ack() }
                 out.append(d)
                 if out.count == count { break }
             }

@@ -78,12 +78,12 @@ final class PublishConsumeTests: XCTestCase {
             seen[body, default: 0] += 1
             if seen[body] == 2 { redeliveredFlags[body] = d.redelivered }
             switch (body, seen[body]!) {
-            case ("ack", _): try await d.ack()
-            case ("nack-requeue", 1): try await d.nack(requeue: true)
-            case ("reject-requeue", 1): try await d.reject(requeue: true)
-            case ("reject-drop", _): try await d.reject(requeue: false)
-            case ("nack-drop", _): try await d.nack(requeue: false)
-            default: try await d.ack()
+            case ("ack", _): try d.ack()
+            case ("nack-requeue", 1): try d.nack(requeue: true)
+            case ("reject-requeue", 1): try d.reject(requeue: true)
+            case ("reject-drop", _): try d.reject(requeue: false)
+            case ("nack-drop", _): try d.nack(requeue: false)
+            default: try d.ack()
             }
         }
         XCTAssertEqual(seen, ["ack": 1, "nack-requeue": 2, "reject-requeue": 2, "reject-drop": 1, "nack-drop": 1])
@@ -106,7 +106,7 @@ final class PublishConsumeTests: XCTestCase {
         XCTAssertEqual(first.count, 3)
         try await c1.cancel()
         do {
-            try await first[0].ack()
+            try first[0].ack()
             XCTFail("ack on a cancelled consumer's channel must fail")
         } catch {
             XCTAssertEqual(error.code, .staleDelivery)
@@ -135,7 +135,7 @@ final class PublishConsumeTests: XCTestCase {
 
         let wc = try await conn.consume(queue: work)
         let d = try await collect(wc, count: 1, ack: false)[0]
-        try await d.reject(requeue: false)
+        try d.reject(requeue: false)
 
         let dc = try await conn.consume(queue: dead)
         let dl = try await collect(dc, count: 1)[0]

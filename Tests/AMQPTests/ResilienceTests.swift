@@ -42,7 +42,7 @@ final class ResilienceTests: XCTestCase {
                     if let id = d.properties.messageID { seen.insert(id) }
                     progress.seen.store(seen.count, ordering: .relaxed)
                     // A stale ack after a reconnect is fine: the broker redelivers.
-                    try? await d.ack()
+                    try? d.ack()
                     if seen.count == count { break }
                 }
                 return seen

@@ -142,6 +142,15 @@ final class ConnectionLoop {
         var fds = [pollfd(fd: mailbox.wakeFD, events: Int16(POLLIN), revents: 0)]
         if let c = conn { fds.append(pollfd(fd: amqp_get_sockfd(c), events: Int16(POLLIN), revents: 0)) }
         _ = poll(&fds, nfds_t(fds.count), timeoutMs)
+        // Woken only by acks: give the consumer up to a millisecond to add
+        // more (it does not signal again until we drain), still serving the
+        // socket at once if the broker sends something.
+        if fds.count == 2, fds[0].revents & Int16(POLLIN) != 0, fds[1].revents == 0,
+            mailbox.onlyFewSettlements(limit: 256)
+        {
+            var sock = [fds[1]]
+            _ = poll(&sock, 1, 1)
+        }
     }
 
     // MARK: Connecting
@@ -294,6 +303,7 @@ final class ConnectionLoop {
         held = []
         for id in consumers.keys { consumers[id]?.channel = nil }
         consumerByChannel = [:]
+        mailbox.liveConsumerChannels.withLock { $0.removeAll() }
         assemblies = [:]
         logger.warning("amqp connection lost", metadata: ["amqp.error": "\(error.code)", "amqp.reason": "\(error.message)"])
         events.emit(.disconnected(error))
@@ -314,8 +324,8 @@ final class ConnectionLoop {
         switch command {
         case .publish(let reqs):
             for r in reqs { publish(r) }
-        case .settle(let gen, let channel, let tag, let kind, let reply):
-            settle(gen: gen, channel: channel, tag: tag, kind: kind, reply: reply)
+        case .settle(let gen, let channel, let tag, let kind):
+            settle(gen: gen, channel: channel, tag: tag, kind: kind)
         case .consume(let spec, let reply):
             consumers[spec.id] = Consumer(spec: spec, queue: spec.queue, tag: spec.requestedTag, channel: nil)
             if connected {
@@ -495,8 +505,13 @@ final class ConnectionLoop {
         releaseChannel(ch)
     }
 
+    private func setConsumerChannel(_ ch: UInt16, live: Bool) {
+        let key = Mailbox.ChannelKey(generation: generation, channel: ch)
+        _ = mailbox.liveConsumerChannels.withLock { live ? $0.insert(key).inserted : ($0.remove(key) != nil) }
+    }
+
     private func releaseChannel(_ ch: UInt16) {
-        consumerByChannel.removeValue(forKey: ch)
+        if consumerByChannel.removeValue(forKey: ch) != nil { setConsumerChannel(ch, live: false) }
         assemblies.removeValue(forKey: ch)
         if ch >= 3 { freeChannels.append(ch) }
     }
@@ -621,17 +636,19 @@ final class ConnectionLoop {
             c.queue = queue
             consumers[id] = c
             consumerByChannel[ch] = id
+            setConsumerChannel(ch, live: true)
             return .success(c.tag)
         case .failure(let e):
             return .failure(e)
         }
     }
 
-    private func settle(gen: UInt64, channel: UInt16, tag: UInt64, kind: SettleKind, reply: Reply<Void>) {
+    private func settle(gen: UInt64, channel: UInt16, tag: UInt64, kind: SettleKind) {
+        // The channel may have closed after the caller checked: then the
+        // broker has already requeued the message, and acking now would hit
+        // an unrelated delivery with the same tag. Drop it.
         guard let c = conn, gen == generation, consumerByChannel[channel] != nil else {
-            reply(.failure(AMQPError(
-                code: .staleDelivery,
-                message: "the delivery's channel or connection is gone; the broker will redeliver it", isRetryable: true)))
+            logger.debug("amqp stale settlement dropped", metadata: ["amqp.channel": "\(channel)"])
             return
         }
         let rc: Int32
@@ -640,13 +657,7 @@ final class ConnectionLoop {
         case .nack(let requeue, let multiple): rc = amqp_basic_nack(c, channel, tag, multiple ? 1 : 0, requeue ? 1 : 0)
         case .reject(let requeue): rc = amqp_basic_reject(c, channel, tag, requeue ? 1 : 0)
         }
-        if rc == AMQP_STATUS_OK.rawValue {
-            reply(.success(()))
-        } else {
-            let e = libraryError(rc)
-            reply(.failure(AMQPError.connectionLost("settlement not written: \(e.message)")))
-            loseConnection(e)
-        }
+        if rc != AMQP_STATUS_OK.rawValue { loseConnection(libraryError(rc)) }
     }
 
     // MARK: Frames

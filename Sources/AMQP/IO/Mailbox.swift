@@ -33,7 +33,8 @@ enum Command: Sendable {
     case publish([PublishRequest])
     case consume(ConsumerSpec, Reply<String>)
     case cancel(consumerID: UInt64, Reply<Void>)
-    case settle(generation: UInt64, channel: UInt16, tag: UInt64, kind: SettleKind, reply: Reply<Void>)
+    /// Fire-and-forget: basic.ack/nack/reject have no broker reply.
+    case settle(generation: UInt64, channel: UInt16, tag: UInt64, kind: SettleKind)
     case close(Reply<Void>)
 }
 
@@ -41,8 +42,18 @@ enum Command: Sendable {
 /// eventfd that wakes the thread from `poll`. rabbitmq-c is not
 /// thread-safe, so nothing else ever touches the C connection.
 final class Mailbox: Sendable {
-    private let queue = Mutex<(commands: [Command], closed: Bool)>(([], false))
+    private let queue = Mutex<(commands: [Command], closed: Bool, signalled: Bool)>(([], false, false))
     let wakeFD: Int32
+
+    /// Consumer channels that are open now, by connection generation. The
+    /// loop keeps it current; a delivery checks it before settling, so a
+    /// settlement after a reconnect or cancel fails at once.
+    let liveConsumerChannels = Mutex<Set<ChannelKey>>([])
+
+    struct ChannelKey: Hashable, Sendable {
+        let generation: UInt64
+        let channel: UInt16
+    }
 
     init() throws(AMQPError) {
         let fd = wab_wakeup_fd()
@@ -57,15 +68,19 @@ final class Mailbox: Sendable {
     /// Queues a command. After the loop has exited, the command is answered
     /// at once with `amqp.connection_closed` instead of waiting forever.
     func post(_ command: Command) {
-        let accepted = queue.withLock { state -> Bool in
-            if state.closed { return false }
+        let (accepted, wake) = queue.withLock { state -> (Bool, Bool) in
+            if state.closed { return (false, false) }
             state.commands.append(command)
-            return true
+            // The thread drains the whole queue per wake-up: one signal is
+            // enough until it does.
+            let wake = !state.signalled
+            state.signalled = true
+            return (true, wake)
         }
-        if accepted {
+        if accepted && wake {
             var one: UInt64 = 1
             _ = Glibc.write(wakeFD, &one, 8)
-        } else {
+        } else if !accepted {
             Self.refuse(command, AMQPError(code: .connectionClosed, message: "connection is closed"))
         }
     }
@@ -76,7 +91,20 @@ final class Mailbox: Sendable {
         return queue.withLock { state in
             let out = state.commands
             state.commands.removeAll(keepingCapacity: true)
+            state.signalled = false
             return out
+        }
+    }
+
+    /// True when everything queued is a settlement and there are fewer than
+    /// `limit`: the thread may wait a moment so that more acks arrive
+    /// before it wakes again (one wake-up per ack would halve consume
+    /// throughput).
+    func onlyFewSettlements(limit: Int) -> Bool {
+        queue.withLock { state in
+            state.commands.count < limit && state.commands.allSatisfy {
+                if case .settle = $0 { return true } else { return false }
+            }
         }
     }
 
@@ -104,7 +132,7 @@ final class Mailbox: Sendable {
             spec.continuation.finish(throwing: error)
             r(.failure(error))
         case .cancel(_, let r): r(.failure(error))
-        case .settle(_, _, _, _, let r): r(.failure(error))
+        case .settle: break
         case .close(let r): r(.success(()))
         }
     }

@@ -1,6 +1,11 @@
 /// A message delivered to a consumer. Settle it exactly once with `ack`,
 /// `nack` or `reject`; until then the broker keeps it (and counts it against
 /// the consumer's prefetch).
+///
+/// Settling does not wait for the broker: AMQP gives no reply to it. If the
+/// connection dies before the settlement reaches the broker, the broker
+/// redelivers the message (with `redelivered` set), so nothing is lost;
+/// consumers must tolerate such duplicates.
 public struct AMQPDelivery: Sendable {
     public let body: [UInt8]
     public let properties: AMQPProperties
@@ -15,19 +20,19 @@ public struct AMQPDelivery: Sendable {
     let settler: Settler
 
     /// Acknowledges the message. Throws `amqp.stale_delivery` when the
-    /// connection it came on is gone: the broker will deliver it again.
-    public func ack(multiple: Bool = false) async throws(AMQPError) {
-        try await settler.settle(.ack(multiple: multiple), tag: deliveryTag)
+    /// channel it came on is already gone: the broker will deliver it again.
+    public func ack(multiple: Bool = false) throws(AMQPError) {
+        try settler.settle(.ack(multiple: multiple), tag: deliveryTag)
     }
 
     /// Negative acknowledgement; `requeue: false` dead-letters the message
     /// when its queue has a dead-letter exchange.
-    public func nack(requeue: Bool, multiple: Bool = false) async throws(AMQPError) {
-        try await settler.settle(.nack(requeue: requeue, multiple: multiple), tag: deliveryTag)
+    public func nack(requeue: Bool, multiple: Bool = false) throws(AMQPError) {
+        try settler.settle(.nack(requeue: requeue, multiple: multiple), tag: deliveryTag)
     }
 
-    public func reject(requeue: Bool) async throws(AMQPError) {
-        try await settler.settle(.reject(requeue: requeue), tag: deliveryTag)
+    public func reject(requeue: Bool) throws(AMQPError) {
+        try settler.settle(.reject(requeue: requeue), tag: deliveryTag)
     }
 }
 
@@ -45,10 +50,13 @@ struct Settler: Sendable {
     let generation: UInt64
     let channel: UInt16
 
-    func settle(_ kind: SettleKind, tag: UInt64) async throws(AMQPError) {
-        let result: Result<Void, AMQPError> = await withCheckedContinuation { cont in
-            mailbox.post(.settle(generation: generation, channel: channel, tag: tag, kind: kind, reply: { cont.resume(returning: $0) }))
+    func settle(_ kind: SettleKind, tag: UInt64) throws(AMQPError) {
+        let key = Mailbox.ChannelKey(generation: generation, channel: channel)
+        guard mailbox.liveConsumerChannels.withLock({ $0.contains(key) }) else {
+            throw AMQPError(
+                code: .staleDelivery,
+                message: "the delivery's channel or connection is gone; the broker will redeliver it", isRetryable: true)
         }
-        try result.get()
+        mailbox.post(.settle(generation: generation, channel: channel, tag: tag, kind: kind))
     }
 }
