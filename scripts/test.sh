@@ -28,4 +28,17 @@ eval "$("$ROOT/scripts/test-broker.sh" start)"
 trap '"$ROOT/scripts/test-broker.sh" stop' EXIT
 
 swift build --build-tests
-swift test --skip-build "$@"
+# XCTest only (no swift-testing tests here): its "Executed N tests" line is
+# the summary CI reads. A plain "N passed, M failed" line closes the run.
+log="$ROOT/.build/test-output.log"
+set +e
+swift test --skip-build --disable-swift-testing "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -1)
+if [ -n "$summary" ]; then
+  total=$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
+  failed=$(echo "$summary" | sed -E 's/.*with ([0-9]+) failures?.*/\1/')
+  echo "wabridge: $((total - failed)) passed, $failed failed"
+fi
+exit "$status"

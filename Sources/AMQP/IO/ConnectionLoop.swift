@@ -702,7 +702,10 @@ final class ConnectionLoop {
         case AMQP_FRAME_BODY:
             guard var a = assemblies[ch] else { return }
             assemblies.removeValue(forKey: ch)  // avoid a copy of the growing body
-            a.body.append(contentsOf: CDecode.bytes(wab_frame_body(&frame)))
+            let fragment = wab_frame_body(&frame)
+            if fragment.len > 0, let p = fragment.bytes {
+                a.body.append(contentsOf: UnsafeRawBufferPointer(start: p, count: fragment.len))
+            }
             if UInt64(a.body.count) >= a.expected {
                 complete(a, channel: ch)
             } else {
