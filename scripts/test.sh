@@ -7,6 +7,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 ensure_apt_packages
+command -v swift >/dev/null || { log "the Swift 6 toolchain is needed (swift not on PATH)"; exit 1; }
 
 # Python peers: one venv per requirements file in Tests/Interop/peers/.
 if compgen -G "$ROOT/Tests/Interop/peers/*.txt" >/dev/null; then
