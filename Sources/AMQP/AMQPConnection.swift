@@ -22,6 +22,12 @@ public final class AMQPConnection: Sendable {
         self.hub = hub
     }
 
+    /// A connection nobody holds any more (consumers hold it too) closes
+    /// itself, so its thread and socket do not outlive it.
+    deinit {
+        mailbox.post(.close({ _ in }))
+    }
+
     /// Connects, failing fast with a typed error (bad URL, refused
     /// connection, wrong credentials, TLS failure). Reconnects happen only
     /// after this first success.
@@ -130,7 +136,7 @@ public final class AMQPConnection: Sendable {
             id: id, queue: queue, prefetch: prefetch, requestedTag: consumerTag, exclusive: exclusive,
             arguments: arguments, continuation: continuation)
         let tag: String = try await call { .consume(spec, $0) }
-        return AMQPConsumer(id: id, queue: queue, consumerTag: tag, mailbox: mailbox, stream: stream)
+        return AMQPConsumer(id: id, queue: queue, consumerTag: tag, connection: self, stream: stream)
     }
 
     /// Closes gracefully: cancels consumers, waits (up to
@@ -173,14 +179,15 @@ public final class AMQPConsumer: AsyncSequence, Sendable {
     /// The tag the broker knows this consumer by.
     public let consumerTag: String
     private let id: UInt64
-    private let mailbox: Mailbox
+    /// Keeps the connection alive while its consumer is in use.
+    private let connection: AMQPConnection
     private let stream: AsyncThrowingStream<AMQPDelivery, any Error>
 
-    init(id: UInt64, queue: String, consumerTag: String, mailbox: Mailbox, stream: AsyncThrowingStream<AMQPDelivery, any Error>) {
+    init(id: UInt64, queue: String, consumerTag: String, connection: AMQPConnection, stream: AsyncThrowingStream<AMQPDelivery, any Error>) {
         self.id = id
         self.queue = queue
         self.consumerTag = consumerTag
-        self.mailbox = mailbox
+        self.connection = connection
         self.stream = stream
     }
 
@@ -191,7 +198,7 @@ public final class AMQPConsumer: AsyncSequence, Sendable {
     /// Stops deliveries; messages not yet acknowledged return to the queue.
     public func cancel() async throws(AMQPError) {
         let result: Result<Void, AMQPError> = await withCheckedContinuation { cont in
-            mailbox.post(.cancel(consumerID: id, { cont.resume(returning: $0) }))
+            connection.mailbox.post(.cancel(consumerID: id, { cont.resume(returning: $0) }))
         }
         try result.get()
     }

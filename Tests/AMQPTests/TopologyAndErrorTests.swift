@@ -149,6 +149,20 @@ final class TopologyAndErrorTests: XCTestCase {
         await conn.close()
     }
 
+    func testAConnectionNobodyHoldsClosesItself() async throws {
+        let name = "amqp-tests-dropped-\(UUID().uuidString.prefix(6))"
+        var conn: AMQPConnection? = try await Broker.connect(name: name)
+        XCTAssertTrue(try Broker.ctl("list_connections", "client_properties").contains(name))
+        XCTAssertNotNil(conn)
+        conn = nil
+        var stillThere = true
+        for _ in 0..<50 where stillThere {
+            try await Task.sleep(for: .milliseconds(100))
+            stillThere = try Broker.ctl("list_connections", "client_properties").contains(name)
+        }
+        XCTAssertFalse(stillThere, "a dropped connection must close its socket")
+    }
+
     func testOperationsAfterCloseFailWithoutHanging() async throws {
         let conn = try await Broker.connect()
         await conn.close()

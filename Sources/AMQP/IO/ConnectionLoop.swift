@@ -88,6 +88,9 @@ final class ConnectionLoop {
 
     private var topology = TopologyRecorder()
 
+    /// True while `establish` runs: a loss then is reported by its result,
+    /// and the caller decides about the next attempt.
+    private var establishing = false
     private var reconnectAttempt = 0
     private var nextReconnectAt: ContinuousClock.Instant?
     private var closing = false
@@ -156,6 +159,8 @@ final class ConnectionLoop {
     // MARK: Connecting
 
     private func establish() -> Result<Void, AMQPError> {
+        establishing = true
+        defer { establishing = false }
         let ep = config.endpoint
         guard let c = amqp_new_connection() else {
             return .failure(AMQPError(code: .library, message: "amqp_new_connection failed"))
@@ -307,7 +312,7 @@ final class ConnectionLoop {
         assemblies = [:]
         logger.warning("amqp connection lost", metadata: ["amqp.error": "\(error.code)", "amqp.reason": "\(error.message)"])
         events.emit(.disconnected(error))
-        if closing {
+        if closing || establishing {
             return
         }
         scheduleReconnect(after: lost)
