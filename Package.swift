@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // MARK: AMQP (rabbitmq-c)
@@ -35,6 +36,22 @@ let package = Package(
             dependencies: [
                 "CRabbitMQ",
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // MARK: WhatsApp crypto (swift-crypto + libsodium's Edwards primitives)
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
+        .target(
+            name: "WACrypto",
+            dependencies: [
+                "CSodium",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),
@@ -80,6 +97,11 @@ let package = Package(
         .testTarget(
             name: "AMQPTests",
             dependencies: ["AMQP"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "WACryptoTests",
+            dependencies: ["WACrypto"],
             swiftSettings: strict
         ),
         .testTarget(
