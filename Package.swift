@@ -56,6 +56,12 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // MARK: Test support (peers for interop tests)
+        .target(
+            name: "WATestSupport",
+            swiftSettings: strict
+        ),
+
         // MARK: Bridge
         .target(
             name: "Bridge",
@@ -101,7 +107,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WACryptoTests",
-            dependencies: ["WACrypto"],
+            dependencies: ["WACrypto", "WATestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
