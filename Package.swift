@@ -17,12 +17,14 @@ let package = Package(
     products: [
         .executable(name: "wabridge", targets: ["wabridge"]),
         .library(name: "AMQP", targets: ["AMQP"]),
+        .library(name: "WAProto", targets: ["WAProto"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // MARK: AMQP (rabbitmq-c)
@@ -59,6 +61,16 @@ let package = Package(
         // MARK: Test support (peers for interop tests)
         .target(
             name: "WATestSupport",
+            swiftSettings: strict
+        ),
+
+        // MARK: WhatsApp wire (protobufs; generated code committed, see scripts/gen-protos.sh)
+        .target(
+            name: "WAProto",
+            dependencies: [
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            exclude: ["Protos"],
             swiftSettings: strict
         ),
 
@@ -108,6 +120,11 @@ let package = Package(
         .testTarget(
             name: "WACryptoTests",
             dependencies: ["WACrypto", "WATestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "WAProtoTests",
+            dependencies: ["WAProto"],
             swiftSettings: strict
         ),
         .testTarget(
