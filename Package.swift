@@ -74,6 +74,18 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // MARK: WhatsApp client (transport: frames + Noise; hands out bytes, never nodes)
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .target(
+            name: "WAClient",
+            dependencies: ["WACrypto", "WAProto", "CZlib"],
+            swiftSettings: strict
+        ),
+
         // MARK: Bridge
         .target(
             name: "Bridge",
@@ -106,6 +118,15 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "noise-bench",
+            dependencies: [
+                "WAClient",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Benchmarks/NoiseBench",
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "amqp-bench-c",
             dependencies: ["CRabbitMQ"],
             path: "Benchmarks/AMQPBaselineC"
@@ -120,6 +141,11 @@ let package = Package(
         .testTarget(
             name: "WACryptoTests",
             dependencies: ["WACrypto", "WATestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "WAClientTests",
+            dependencies: ["WAClient", "WACrypto", "WAProto", "WATestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
