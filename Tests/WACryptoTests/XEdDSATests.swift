@@ -41,6 +41,36 @@ final class XEdDSATests: XCTestCase {
         XCTAssertEqual(seen, [0, 0x80])
     }
 
+    /// The Montgomery base point u = 9 maps to the Ed25519 base point's
+    /// y = 4/5 (RFC 7748 section 4.1), whose encoding is 0x58 followed by 0x66s.
+    func testMontgomeryToEdwardsKnownAnswer() {
+        var nine = [UInt8](repeating: 0, count: 32)
+        nine[0] = 9
+        let u = FieldElement25519(littleEndianBytes: nine)
+        let y = (u - .one) * (u + .one).inverse
+        XCTAssertEqual(y.littleEndianBytes, [0x58] + [UInt8](repeating: 0x66, count: 31))
+        // Inverse of zero is zero (ref10's convention), and x * (1/x) = 1 otherwise.
+        let zero = FieldElement25519(littleEndianBytes: [UInt8](repeating: 0, count: 32))
+        XCTAssertEqual(zero.inverse, zero)
+        XCTAssertEqual(u * u.inverse, .one)
+        // p itself reads as zero; the top bit is ignored like curve25519 does.
+        let p = [0xED] + [UInt8](repeating: 0xFF, count: 30) + [0x7F]
+        XCTAssertEqual(FieldElement25519(littleEndianBytes: p), zero)
+        XCTAssertEqual(FieldElement25519(littleEndianBytes: nine.enumerated().map { $0.offset == 31 ? 0x80 : $0.element }), u)
+    }
+
+    func testKeyPairDescriptionHidesPrivateKey() {
+        let pair = Curve25519KeyPair.generate()
+        let privateHex = hex(pair.privateKey.rawRepresentation)
+        XCTAssertFalse(String(describing: pair).contains(privateHex))
+        XCTAssertFalse(String(reflecting: pair).contains(privateHex))
+        var dumped = ""
+        dump(pair, to: &dumped)
+        // dump prints Data byte by byte in decimal: only the public key may show its bytes.
+        XCTAssertEqual(dumped.components(separatedBy: "rawRepresentation").count - 1, 1, dumped)
+        XCTAssertTrue(dumped.contains("Curve25519PrivateKey(redacted)"), dumped)
+    }
+
     func testSignalSerializedForm() throws {
         let pair = Curve25519KeyPair.generate()
         let serialized = pair.publicKey.signalSerialized
