@@ -17,6 +17,7 @@ let package = Package(
     products: [
         .executable(name: "wabridge", targets: ["wabridge"]),
         .library(name: "AMQP", targets: ["AMQP"]),
+        .library(name: "WABinary", targets: ["WABinary"]),
         .library(name: "WAProto", targets: ["WAProto"]),
     ],
     dependencies: [
@@ -38,6 +39,12 @@ let package = Package(
                 "CRabbitMQ",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict
+        ),
+
+        // MARK: WhatsApp wire: binary XML nodes and JIDs (no dependencies)
+        .target(
+            name: "WABinary",
             swiftSettings: strict
         ),
 
@@ -83,6 +90,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "codec-bench",
+            dependencies: ["WABinary"],
+            path: "Benchmarks/CodecBench",
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "amqp-bench-c",
             dependencies: ["CRabbitMQ"],
             path: "Benchmarks/AMQPBaselineC"
@@ -92,6 +105,11 @@ let package = Package(
         .testTarget(
             name: "AMQPTests",
             dependencies: ["AMQP"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "WABinaryTests",
+            dependencies: ["WABinary"],
             swiftSettings: strict
         ),
         .testTarget(
