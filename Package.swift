@@ -17,6 +17,7 @@ let package = Package(
     products: [
         .executable(name: "wabridge", targets: ["wabridge"]),
         .library(name: "AMQP", targets: ["AMQP"]),
+        .library(name: "WABinary", targets: ["WABinary"]),
         .library(name: "WAProto", targets: ["WAProto"]),
     ],
     dependencies: [
@@ -61,6 +62,12 @@ let package = Package(
         // MARK: Test support (peers for interop tests)
         .target(
             name: "WATestSupport",
+            swiftSettings: strict
+        ),
+
+        // MARK: WhatsApp wire: binary XML nodes and JIDs (no dependencies)
+        .target(
+            name: "WABinary",
             swiftSettings: strict
         ),
 
@@ -127,6 +134,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "codec-bench",
+            dependencies: ["WABinary"],
+            path: "Benchmarks/CodecBench",
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "amqp-bench-c",
             dependencies: ["CRabbitMQ"],
             path: "Benchmarks/AMQPBaselineC"
@@ -146,6 +159,11 @@ let package = Package(
         .testTarget(
             name: "WAClientTests",
             dependencies: ["WAClient", "WACrypto", "WAProto", "WATestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "WABinaryTests",
+            dependencies: ["WABinary"],
             swiftSettings: strict
         ),
         .testTarget(
