@@ -58,6 +58,8 @@ final class JIDTests: XCTestCase {
         XCTAssertEqual(device.signalAddressUser, "102765716062358_1")
         XCTAssertEqual(try JID(parsing: "1555:2@s.whatsapp.net").signalAddressUser, "1555")
         XCTAssertEqual(try JID(parsing: "1555:2@hosted").signalAddressUser, "1555_128")
+        XCTAssertEqual(JID("1555@g.us"), JID(user: "1555", server: "g.us"))
+        XCTAssertNil(JID("1555@@g.us"))
     }
 
     func testUnencodableJIDsAreTypedErrors() {

@@ -98,3 +98,11 @@ extension JID {
         return UInt16(value)
     }
 }
+
+/// `JID("123@s.whatsapp.net")` is nil for text `JID(parsing:)` rejects.
+extension JID: LosslessStringConvertible {
+    public init?(_ description: String) {
+        guard let jid = try? JID(parsing: description) else { return nil }
+        self = jid
+    }
+}
