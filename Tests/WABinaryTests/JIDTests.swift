@@ -31,6 +31,12 @@ final class JIDTests: XCTestCase {
         }
     }
 
+    func testBaileysAgentSpelling() throws {
+        XCTAssertEqual(try JID(parsing: "15551234567_2:3@s.whatsapp.net"), JID(user: "15551234567", agent: 2, device: 3, server: "s.whatsapp.net"))
+        XCTAssertThrowsError(try JID(parsing: "15551234567_1:3@s.whatsapp.net"))   // 1 is the LID domain
+        XCTAssertThrowsError(try JID(parsing: "15551234567_2:3@lid"))
+    }
+
     func testRejections() {
         let bad = [
             "", "@s.whatsapp.net", "1@2@s.whatsapp.net", "123@", "123@S.WHATSAPP.NET", "123@.net", "123@net.",
