@@ -110,6 +110,7 @@ let package = Package(
         .testTarget(
             name: "WABinaryTests",
             dependencies: ["WABinary"],
+            resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),
         .testTarget(
