@@ -165,6 +165,7 @@ let package = Package(
         .testTarget(
             name: "WABinaryTests",
             dependencies: ["WABinary"],
+            resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),
         .testTarget(

@@ -19,7 +19,7 @@ if [[ -z "$plugin" ]]; then
         rm -rf "$scratch"
         src=https://github.com/apple/swift-protobuf
         [[ -d /opt/swift-packages/apple/swift-protobuf.git ]] && src=/opt/swift-packages/apple/swift-protobuf.git
-        git clone -q --branch "$version" "$src" "$scratch"
+        git -c advice.detachedHead=false clone -q --branch "$version" "$src" "$scratch"
         (cd "$scratch" && swift build --product protoc-gen-swift)
     fi
     plugin="$scratch/.build/debug/protoc-gen-swift"

@@ -37,6 +37,8 @@ final class HostileInputTests: XCTestCase {
         XCTAssertNoThrow(try BinaryDecoder.decode(threeChildren))
         assertCode(threeChildren, .tooLarge, limits: DecoderLimits(maxChildren: 2))
         assertCode([0xF8, 0x05, 0x13, 0x08, 0x13, 0x08, 0x13], .tooLarge, limits: DecoderLimits(maxAttributes: 1))
+        XCTAssertNoThrow(try BinaryDecoder.decode(threeChildren, limits: DecoderLimits(maxNodes: 4)))
+        assertCode(threeChildren, .tooLarge, limits: DecoderLimits(maxNodes: 3))
     }
 
     func testNestingDeeperThanTheLimitIsRefused() {

@@ -31,6 +31,12 @@ final class JIDTests: XCTestCase {
         }
     }
 
+    func testBaileysAgentSpelling() throws {
+        XCTAssertEqual(try JID(parsing: "15551234567_2:3@s.whatsapp.net"), JID(user: "15551234567", agent: 2, device: 3, server: "s.whatsapp.net"))
+        XCTAssertThrowsError(try JID(parsing: "15551234567_1:3@s.whatsapp.net"))   // 1 is the LID domain
+        XCTAssertThrowsError(try JID(parsing: "15551234567_2:3@lid"))
+    }
+
     func testRejections() {
         let bad = [
             "", "@s.whatsapp.net", "1@2@s.whatsapp.net", "123@", "123@S.WHATSAPP.NET", "123@.net", "123@net.",
@@ -58,6 +64,8 @@ final class JIDTests: XCTestCase {
         XCTAssertEqual(device.signalAddressUser, "102765716062358_1")
         XCTAssertEqual(try JID(parsing: "1555:2@s.whatsapp.net").signalAddressUser, "1555")
         XCTAssertEqual(try JID(parsing: "1555:2@hosted").signalAddressUser, "1555_128")
+        XCTAssertEqual(JID("1555@g.us"), JID(user: "1555", server: "g.us"))
+        XCTAssertNil(JID("1555@@g.us"))
     }
 
     func testUnencodableJIDsAreTypedErrors() {

@@ -167,3 +167,37 @@ final class WAProtoWireTests: XCTestCase {
         XCTAssertThrowsError(try WAWa6_HandshakeMessage(serializedBytes: [0x1A, 0x09, 0x0A]))
     }
 }
+
+final class SignalStorageTests: XCTestCase {
+    func testSessionRecordFieldNumbersAndRoundTrip() throws {
+        var session = SignalStorage_SessionStructure()
+        session.sessionVersion = 3
+        session.rootKey = Data([0xAA])
+        session.senderChain.chainKey.index = 5
+        var receiver = SignalStorage_SessionStructure.Chain()
+        receiver.senderRatchetKey = Data([0x05])
+        var skipped = SignalStorage_SessionStructure.Chain.MessageKey()
+        skipped.index = 7
+        receiver.messageKeys = [skipped]
+        session.receiverChains = [receiver]
+        session.pendingPreKey.signedPreKeyID = 2
+        var record = SignalStorage_RecordStructure()
+        record.currentSession = session
+        record.previousSessions = [session]
+        XCTAssertEqual(try SignalStorage_RecordStructure(serializedBytes: try record.serializedBytes() as [UInt8]), record)
+
+        // sessionVersion (1) = 3; rootKey (4); senderChain (6) { chainKey (3) { index (1) = 5 } }
+        var small = SignalStorage_SessionStructure()
+        small.sessionVersion = 3
+        small.rootKey = Data([0xAA])
+        small.senderChain.chainKey.index = 5
+        XCTAssertEqual(try small.serializedBytes() as [UInt8], [0x08, 0x03, 0x22, 0x01, 0xAA, 0x32, 0x04, 0x1A, 0x02, 0x08, 0x05])
+    }
+
+    func testSignedPreKeyTimestampIsFixed64() throws {
+        var signed = SignalStorage_SignedPreKeyRecordStructure()
+        signed.id = 1
+        signed.timestamp = 0x0102
+        XCTAssertEqual(try signed.serializedBytes() as [UInt8], [0x08, 0x01, 0x29, 0x02, 0x01, 0, 0, 0, 0, 0, 0])
+    }
+}

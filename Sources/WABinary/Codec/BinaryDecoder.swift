@@ -8,6 +8,7 @@ public struct BinaryDecoder: Sendable {
     private let bytes: [UInt8]
     private var index: Int
     private let limits: DecoderLimits
+    private var nodeCount = 0
 
     private init(_ bytes: [UInt8], start: Int, limits: DecoderLimits) {
         self.bytes = bytes
@@ -47,6 +48,8 @@ public struct BinaryDecoder: Sendable {
 
     private mutating func readNode(depth: Int) throws(WABinaryError) -> Node {
         guard depth <= limits.maxDepth else { throw error(.tooDeep, "nesting deeper than \(limits.maxDepth)") }
+        nodeCount += 1
+        guard nodeCount <= limits.maxNodes else { throw error(.tooLarge, "more than \(limits.maxNodes) nodes") }
         let start = index
         let listTag = try readByte()
         guard let size = try readListSize(listTag), size > 0 else {
@@ -175,23 +178,27 @@ public struct BinaryDecoder: Sendable {
         chars.reserveCapacity(count * 2)
         for i in 0..<count {
             let byte = bytes[index + i]
-            let last = i == count - 1
-            for (n, nibble) in [byte >> 4, byte & 0x0F].enumerated() {
-                // The low nibble of the last byte of an odd-length string is
-                // padding: skip it whatever it holds.
-                if odd && last && n == 1 { break }
-                if hex {
-                    chars.append(PackedString.hexChar(nibble))
-                } else {
-                    guard let c = PackedString.nibbleChar(nibble) else {
-                        throw WABinaryError(code: .invalidPacked, message: "nibble \(nibble) not in alphabet", offset: index + i)
-                    }
-                    chars.append(c)
-                }
+            try appendPacked(byte >> 4, hex: hex, to: &chars, offset: index + i)
+            // The low nibble of the last byte of an odd-length string is
+            // padding: skip it whatever it holds (whatsmeow checks it, the
+            // format does not need it).
+            if !(odd && i == count - 1) {
+                try appendPacked(byte & 0x0F, hex: hex, to: &chars, offset: index + i)
             }
         }
         index += count
         return String(decoding: chars, as: UTF8.self)
+    }
+
+    private func appendPacked(_ nibble: UInt8, hex: Bool, to chars: inout [UInt8], offset: Int) throws(WABinaryError) {
+        if hex {
+            chars.append(PackedString.hexChar(nibble))
+        } else {
+            guard let c = PackedString.nibbleChar(nibble) else {
+                throw WABinaryError(code: .invalidPacked, message: "nibble \(nibble) not in alphabet", offset: offset)
+            }
+            chars.append(c)
+        }
     }
 
     private mutating func readBinary(_ tag: UInt8) throws(WABinaryError) -> [UInt8] {

@@ -102,31 +102,29 @@ public struct BinaryEncoder: Sendable {
         case nil:
             break
         }
-        let utf8 = s.utf8
-        if PackedString.isNibble(utf8) {
-            writePacked(utf8, tag: Token.nibble8, value: PackedString.nibbleValue)
-        } else if PackedString.isHex(utf8) {
-            writePacked(utf8, tag: Token.hex8, value: PackedString.hexValue)
-        } else {
-            try writeLength(utf8.count)
-            out.append(contentsOf: utf8)
+        var text = s
+        // Native strings are contiguous UTF-8, so this is a view, not a copy.
+        let packed = text.withUTF8 { chars -> Bool in
+            guard let kind = PackedString.kind(of: chars) else { return false }
+            writePacked(chars, hex: kind == .hex)
+            return true
         }
+        if packed { return }
+        try writeLength(text.utf8.count)
+        out.append(contentsOf: text.utf8)
     }
 
-    private mutating func writePacked(_ utf8: String.UTF8View, tag: UInt8, value: (UInt8) -> UInt8) {
-        let count = utf8.count
-        out.append(tag)
+    private mutating func writePacked(_ chars: UnsafeBufferPointer<UInt8>, hex: Bool) {
+        let count = chars.count
+        out.append(hex ? Token.hex8 : Token.nibble8)
         out.append(UInt8((count + 1) / 2) | (count % 2 == 1 ? 0x80 : 0))
-        var high: UInt8? = nil
-        for c in utf8 {
-            if let h = high {
-                out.append(h << 4 | value(c))
-                high = nil
-            } else {
-                high = value(c)
-            }
+        func value(_ c: UInt8) -> UInt8 { hex ? PackedString.hexValue(c) : PackedString.nibbleValue(c) }
+        var i = 0
+        while i + 1 < count {
+            out.append(value(chars[i]) << 4 | value(chars[i + 1]))
+            i += 2
         }
-        if let h = high { out.append(h << 4 | 0x0F) }
+        if i < count { out.append(value(chars[i]) << 4 | 0x0F) }
     }
 
     private mutating func writeJID(_ jid: JID) throws(WABinaryError) {

@@ -7,11 +7,16 @@ public struct DecoderLimits: Sendable, Hashable {
     public var maxChildren: Int
     /// Most attributes one node may have.
     public var maxAttributes: Int
+    /// Most nodes in one decoded tree. A node costs 3 input bytes but about
+    /// a hundred bytes of memory, so this caps what a large frame (up to
+    /// 16 MiB) can make the decoder hold.
+    public var maxNodes: Int
 
-    public init(maxDepth: Int = 64, maxChildren: Int = 65_535, maxAttributes: Int = 1_024) {
+    public init(maxDepth: Int = 64, maxChildren: Int = 65_535, maxAttributes: Int = 1_024, maxNodes: Int = 250_000) {
         self.maxDepth = maxDepth
         self.maxChildren = maxChildren
         self.maxAttributes = maxAttributes
+        self.maxNodes = maxNodes
     }
 
     /// Generous for any real stanza: WhatsApp nests a handful of levels deep.

@@ -7,12 +7,20 @@ enum PackedString {
     /// capped as WhatsApp's clients cap it.
     static let maxLength = 127
 
-    static func isNibble(_ utf8: String.UTF8View) -> Bool {
-        utf8.count <= maxLength && utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x2E }
-    }
+    enum Kind { case nibble, hex }
 
-    static func isHex(_ utf8: String.UTF8View) -> Bool {
-        utf8.count <= maxLength && utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x46) }
+    /// How `chars` can be packed, nibble first (as the format prefers), in one pass.
+    static func kind(of chars: UnsafeBufferPointer<UInt8>) -> Kind? {
+        guard chars.count <= maxLength else { return nil }
+        var nibble = true
+        var hex = true
+        for c in chars {
+            let digit = c >= 0x30 && c <= 0x39
+            nibble = nibble && (digit || c == 0x2D || c == 0x2E)
+            hex = hex && (digit || (c >= 0x41 && c <= 0x46))
+            if !nibble && !hex { return nil }
+        }
+        return nibble ? .nibble : .hex
     }
 
     /// Nibble alphabet: 0–9 are digits, 10 is `-`, 11 is `.`; 15 pads.

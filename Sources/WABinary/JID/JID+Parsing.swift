@@ -1,5 +1,6 @@
 extension JID {
-    /// Parses and validates the text form (see `description`).
+    /// Parses and validates the text form (see `description`); on
+    /// `s.whatsapp.net` the agent may also be written `user_agent:device`.
     ///
     /// Rejects, with `binary.invalid_jid`: empty text, more than one `@`, an
     /// empty user before `@`, a server that is not a lowercase host name,
@@ -29,7 +30,8 @@ extension JID {
             userPart = local[..<colon]
             device = try Self.number(local[local.index(after: colon)...], max: 65535, what: "device", in: text)
         }
-        if let dot = userPart.firstIndex(of: ".") {
+        // whatsmeow writes the agent as `user.agent`, Baileys as `user_agent`.
+        if let dot = userPart.firstIndex(where: { $0 == "." || ($0 == "_" && server == Self.userServer) }) {
             let agentText = userPart[userPart.index(after: dot)...]
             userPart = userPart[..<dot]
             agent = UInt8(try Self.number(agentText, max: 255, what: "agent", in: text))
@@ -96,5 +98,13 @@ extension JID {
             let value = Int(text), value <= max
         else { throw invalid("invalid \(what) in \(jid)") }
         return UInt16(value)
+    }
+}
+
+/// `JID("123@s.whatsapp.net")` is nil for text `JID(parsing:)` rejects.
+extension JID: LosslessStringConvertible {
+    public init?(_ description: String) {
+        guard let jid = try? JID(parsing: description) else { return nil }
+        self = jid
     }
 }

@@ -43,8 +43,26 @@ public enum Token {
         return map
     }()
 
+    /// Bit `n` of `lengths[b]` is set when some token starts with byte `b`
+    /// and is `n` bytes long (bit 63: 63 or more). Most non-token strings
+    /// (phone numbers, message ids) fail this test and skip hashing.
+    private static let lengths: [UInt64] = {
+        var table = [UInt64](repeating: 0, count: 256)
+        for token in TokenTables.single.dropFirst() + TokenTables.double.joined() {
+            guard let first = token.utf8.first else { continue }
+            table[Int(first)] |= 1 << UInt64(min(token.utf8.count, 63))
+        }
+        return table
+    }()
+
     /// The token for `string`, if it has one.
-    public static func index(of string: String) -> Index? { reverse[string] }
+    public static func index(of string: String) -> Index? {
+        let utf8 = string.utf8
+        guard let first = utf8.first,
+            lengths[Int(first)] & (1 << UInt64(min(utf8.count, 63))) != 0
+        else { return nil }
+        return reverse[string]
+    }
 
     /// The single-byte token `byte` stands for, or nil if `byte` is not one.
     public static func single(_ byte: UInt8) -> String? {
