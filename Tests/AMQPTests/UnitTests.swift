@@ -16,6 +16,34 @@ final class UnitTests: XCTestCase {
         XCTAssertEqual(t.register(80), 1, "a new channel numbers from 1 again")
     }
 
+    func testAckCoalescerFoldsInOrderAcksAndKeepsOrderAroundNacks() {
+        var a = AckCoalescer()
+        for t in 1...5 { XCTAssertEqual(a.settle(.ack(multiple: false), tag: UInt64(t)), []) }
+        XCTAssertEqual(a.flush(), [.ack(tag: 5, multiple: true)], "an in-order run is one frame")
+        XCTAssertEqual(a.flush(), [])
+
+        // 6 still open, 7 and 8 acked: they cannot be folded past the gap.
+        _ = a.settle(.ack(multiple: false), tag: 7)
+        _ = a.settle(.ack(multiple: false), tag: 8)
+        XCTAssertEqual(a.flush(), [.ack(tag: 7, multiple: false), .ack(tag: 8, multiple: false)])
+        // A nack flushes queued acks first, then goes out as it is.
+        _ = a.settle(.ack(multiple: false), tag: 9)
+        XCTAssertEqual(a.settle(.nack(requeue: true, multiple: false), tag: 6),
+                       [.ack(tag: 9, multiple: false), .nack(tag: 6, multiple: false, requeue: true)])
+        XCTAssertEqual(a.lowestUnsettled, 10, "6 settled closes the gap up to 9")
+        _ = a.settle(.ack(multiple: false), tag: 10)
+        XCTAssertEqual(a.flush(), [.ack(tag: 10, multiple: true)], "a multiple ack never covers an unsettled tag")
+
+        XCTAssertEqual(a.settle(.ack(multiple: false), tag: 3), [], "a second settlement of a tag is dropped")
+        XCTAssertEqual(a.flush(), [])
+        XCTAssertEqual(a.settle(.reject(requeue: false), tag: 12), [.reject(tag: 12, requeue: false)])
+        _ = a.settle(.ack(multiple: false), tag: 11)
+        XCTAssertEqual(a.flush(), [.ack(tag: 11, multiple: true)])
+        XCTAssertEqual(a.lowestUnsettled, 13)
+        XCTAssertEqual(a.settle(.ack(multiple: true), tag: 20), [.ack(tag: 20, multiple: true)])
+        XCTAssertEqual(a.lowestUnsettled, 21)
+    }
+
     func testReconnectBackoffGrowsCapsAndJitters() {
         let p = AMQPConfiguration.ReconnectPolicy(initialDelay: .milliseconds(100), maxDelay: .seconds(5), multiplier: 2, jitter: 0.2)
         XCTAssertEqual(p.delay(attempt: 1, random: 0.5), .milliseconds(100))

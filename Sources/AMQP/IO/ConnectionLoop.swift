@@ -72,6 +72,7 @@ final class ConnectionLoop {
     }
     private var consumers: [UInt64: Consumer] = [:]
     private var consumerByChannel: [UInt16: UInt64] = [:]
+    private var acks: [UInt16: AckCoalescer] = [:]
 
     private struct Assembly {
         enum Kind {
@@ -120,7 +121,11 @@ final class ConnectionLoop {
         }
         while !finished {
             waitForWork()
-            for command in mailbox.drain() { handle(command) }
+            for command in mailbox.drain() {
+                if case .settle = command {} else { flushAcks() }
+                handle(command)
+            }
+            flushAcks()
             if connected { pumpFrames() }
             if !connected && !closing, let at = nextReconnectAt, ContinuousClock.now >= at {
                 attemptReconnect()
@@ -246,6 +251,7 @@ final class ConnectionLoop {
         nextChannel = 3
         blocked = false
         consumerByChannel = [:]
+        acks = [:]
         assemblies = [:]
 
         if case .failure(let e) = openControl() { loseConnection(e); return .failure(e) }
@@ -308,6 +314,7 @@ final class ConnectionLoop {
         held = []
         for id in consumers.keys { consumers[id]?.channel = nil }
         consumerByChannel = [:]
+        acks = [:]
         mailbox.liveConsumerChannels.withLock { $0.removeAll() }
         assemblies = [:]
         logger.warning("amqp connection lost", metadata: ["amqp.error": "\(error.code)", "amqp.reason": "\(error.message)"])
@@ -516,6 +523,7 @@ final class ConnectionLoop {
     }
 
     private func releaseChannel(_ ch: UInt16) {
+        acks.removeValue(forKey: ch)
         if consumerByChannel.removeValue(forKey: ch) != nil { setConsumerChannel(ch, live: false) }
         assemblies.removeValue(forKey: ch)
         if ch >= 3 { freeChannels.append(ch) }
@@ -641,6 +649,7 @@ final class ConnectionLoop {
             c.queue = queue
             consumers[id] = c
             consumerByChannel[ch] = id
+            acks[ch] = AckCoalescer()
             setConsumerChannel(ch, live: true)
             return .success(c.tag)
         case .failure(let e):
@@ -652,17 +661,39 @@ final class ConnectionLoop {
         // The channel may have closed after the caller checked: then the
         // broker has already requeued the message, and acking now would hit
         // an unrelated delivery with the same tag. Drop it.
-        guard let c = conn, gen == generation, consumerByChannel[channel] != nil else {
+        guard conn != nil, gen == generation, consumerByChannel[channel] != nil, var state = acks[channel] else {
             logger.debug("amqp stale settlement dropped", metadata: ["amqp.channel": "\(channel)"])
             return
         }
-        let rc: Int32
-        switch kind {
-        case .ack(let multiple): rc = amqp_basic_ack(c, channel, tag, multiple ? 1 : 0)
-        case .nack(let requeue, let multiple): rc = amqp_basic_nack(c, channel, tag, multiple ? 1 : 0, requeue ? 1 : 0)
-        case .reject(let requeue): rc = amqp_basic_reject(c, channel, tag, requeue ? 1 : 0)
+        let frames = state.settle(kind, tag: tag)
+        acks[channel] = state
+        send(frames, on: channel)
+    }
+
+    /// Writes the acks gathered since the last flush (one `multiple` ack per
+    /// channel for an in-order run).
+    private func flushAcks() {
+        for (channel, var state) in acks where state.hasPending {
+            let frames = state.flush()
+            acks[channel] = state
+            send(frames, on: channel)
         }
-        if rc != AMQP_STATUS_OK.rawValue { loseConnection(libraryError(rc)) }
+    }
+
+    private func send(_ frames: [AckCoalescer.Frame], on channel: UInt16) {
+        for f in frames {
+            guard let c = conn else { return }
+            let rc: Int32
+            switch f {
+            case .ack(let tag, let multiple): rc = amqp_basic_ack(c, channel, tag, multiple ? 1 : 0)
+            case .nack(let tag, let multiple, let requeue): rc = amqp_basic_nack(c, channel, tag, multiple ? 1 : 0, requeue ? 1 : 0)
+            case .reject(let tag, let requeue): rc = amqp_basic_reject(c, channel, tag, requeue ? 1 : 0)
+            }
+            if rc != AMQP_STATUS_OK.rawValue {
+                loseConnection(libraryError(rc))
+                return
+            }
+        }
     }
 
     // MARK: Frames
