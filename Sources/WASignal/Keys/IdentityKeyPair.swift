@@ -1,0 +1,60 @@
+import Foundation
+import WACrypto
+import WAProto
+
+/// A device's long-term identity: a Curve25519 key pair whose public half is
+/// what peers pin, and whose private half signs the signed prekey (XEdDSA).
+/// Its description never shows the private key.
+public struct IdentityKeyPair: Sendable, CustomStringConvertible {
+    public let keyPair: Curve25519KeyPair
+    public var publicKey: Curve25519PublicKey { keyPair.publicKey }
+    public var privateKey: Curve25519PrivateKey { keyPair.privateKey }
+
+    public init(keyPair: Curve25519KeyPair) { self.keyPair = keyPair }
+
+    public static func generate() -> IdentityKeyPair { IdentityKeyPair(keyPair: .generate()) }
+
+    /// libsignal's IdentityKeyPairStructure: 33-byte public, 32-byte private.
+    public init(serialized: some DataProtocol) throws {
+        let proto: SignalStorage_IdentityKeyPairStructure
+        do { proto = try SignalStorage_IdentityKeyPairStructure(serializedBytes: Data(serialized)) } catch {
+            throw SignalError(.corruptRecord, "identity key pair record does not parse")
+        }
+        let pair = try Curve25519KeyPair(signalPrivateKey: proto.privateKey)
+        guard pair.publicKey.signalSerialized == proto.publicKey else {
+            throw SignalError(.corruptRecord, "identity key pair record: public key does not match private key")
+        }
+        self.keyPair = pair
+    }
+
+    public func serialized() -> Data {
+        var proto = SignalStorage_IdentityKeyPairStructure()
+        proto.publicKey = keyPair.publicKey.signalSerialized
+        proto.privateKey = keyPair.privateKey.rawRepresentation
+        return try! proto.serializedData()  // only bytes fields: cannot fail
+    }
+
+    public var description: String { "IdentityKeyPair(public: \(keyPair.publicKey.signalSerialized.hexString))" }
+}
+
+extension Curve25519KeyPair {
+    /// A key pair from stored private bytes; a record error, not a crypto one.
+    init(signalPrivateKey bytes: Data) throws {
+        do { self.init(privateKey: try Curve25519PrivateKey(rawRepresentation: bytes)) } catch {
+            throw SignalError(.corruptRecord, "stored private key is not 32 bytes")
+        }
+    }
+}
+
+extension Curve25519PublicKey {
+    /// Parses the 33-byte Signal form, throwing `signal.invalid_key`.
+    init(signalKey bytes: some DataProtocol) throws {
+        do { try self.init(signalSerialized: bytes) } catch {
+            throw SignalError(.invalidKey, "public key is not 0x05 followed by 32 bytes")
+        }
+    }
+}
+
+extension Data {
+    var hexString: String { map { String(format: "%02x", $0) }.joined() }
+}
