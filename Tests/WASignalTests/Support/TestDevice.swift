@@ -8,13 +8,42 @@ import XCTest
 struct TestDevice: Sendable {
     let store: InMemorySignalStore
     let address: SignalAddress
+    var preKeyCount = 10
 
     static func make(name: String, device: UInt32 = 1, preKeys: Int = 10) async throws -> TestDevice {
         let store = InMemorySignalStore()
         let identity = await store.identityKeyPair()
         await store.storeSignedPreKey(try SignedPreKeyRecord.generate(id: 1, identity: identity))
         for record in KeyHelper.generatePreKeys(start: 1, count: preKeys) { await store.storePreKey(record) }
-        return TestDevice(store: store, address: SignalAddress(name: name, deviceID: device))
+        return TestDevice(store: store, address: SignalAddress(name: name, deviceID: device), preKeyCount: preKeys)
+    }
+
+    /// A new store rebuilt from this one's serialised records (identity,
+    /// prekeys, sessions and identities of `peers`): what a restart from a
+    /// database would see.
+    func restored(peers: [SignalAddress]) async throws -> TestDevice {
+        let identity = try IdentityKeyPair(serialized: await store.identityKeyPair().serialized())
+        let copy = InMemorySignalStore(identity: identity, registrationID: await store.localRegistrationID())
+        if let signed = await store.loadSignedPreKey(id: 1) { await copy.storeSignedPreKey(try SignedPreKeyRecord(serialized: signed.serialized())) }
+        for id in 1...UInt32(preKeyCount) {
+            if let record = await store.loadPreKey(id: id) { await copy.storePreKey(try PreKeyRecord(serialized: record.serialized())) }
+        }
+        for peer in peers {
+            if let record = await store.loadSession(for: peer) { await copy.storeSession(try SessionRecord(serialized: record.serialized()), for: peer) }
+            if let key = await store.identity(for: peer) { await copy.saveIdentity(key, for: peer) }
+        }
+        return TestDevice(store: copy, address: address, preKeyCount: preKeyCount)
+    }
+
+    /// Everything a decrypt from `peer` could change, as bytes.
+    func snapshot(of peer: SignalAddress, group: SenderKeyName? = nil) async -> StoreSnapshot {
+        var preKeys: [UInt32] = []
+        for id in 1...UInt32(preKeyCount) where await store.loadPreKey(id: id) != nil { preKeys.append(id) }
+        var senderKey: Data?
+        if let group { senderKey = await store.loadSenderKey(for: group)?.serialized() }
+        return StoreSnapshot(
+            session: await store.loadSession(for: peer)?.serialized(),
+            identity: await store.identity(for: peer)?.rawRepresentation, preKeys: preKeys, senderKey: senderKey)
     }
 
     /// Our bundle offering one-time prekey `preKeyID` (nil: none).
@@ -32,6 +61,13 @@ struct TestDevice: Sendable {
     func sessionBytes(with peer: SignalAddress) async throws -> Data? {
         try await store.loadSession(for: peer)?.serialized()
     }
+}
+
+struct StoreSnapshot: Equatable {
+    var session: Data?
+    var identity: Data?
+    var preKeys: [UInt32]
+    var senderKey: Data?
 }
 
 /// A Swift↔Swift pair with a session open both ways (one exchange done).
