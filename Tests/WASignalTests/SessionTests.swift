@@ -120,6 +120,26 @@ final class SessionTests: XCTestCase {
         await assertSignalError(.invalidKeyID) { try await carol.cipher(with: dave.address).decrypt(opening) }
     }
 
+    func testInputSlicesAndWhatsAppPaddingEndToEnd() async throws {
+        let (alice, bob) = try await openSwiftPair()
+        let body = Data("a serialised Message protobuf".utf8)
+        let message = try await alice.cipher(with: bob.address).encrypt(MessagePadding.pad(body))
+        // Bytes cut out of a bigger buffer (a node's content) keep their offsets in Swift.
+        let buffer = Data([0xAA, 0xBB, 0xCC]) + message.serialized
+        let slice = buffer[3...]
+        XCTAssertEqual(slice.startIndex, 3)
+        let padded = try await bob.cipher(with: alice.address).decrypt(signalMessage: slice)
+        XCTAssertEqual(try MessagePadding.unpad(padded), body)
+
+        let name = SenderKeyName(groupID: "g", sender: alice.address)
+        let skdm = try await GroupSessionBuilder(store: alice.store).create(for: name)
+        let skdmBuffer = Data([1, 2]) + skdm.serialized
+        try await GroupSessionBuilder(store: bob.store).process(try SenderKeyDistributionMessage(serialized: skdmBuffer[2...]), from: name)
+        let group = Data([9]) + (try await GroupCipher(store: alice.store, name: name).encrypt(MessagePadding.pad(body)))
+        let groupPadded = try await GroupCipher(store: bob.store, name: name).decrypt(group[1...])
+        XCTAssertEqual(try MessagePadding.unpad(groupPadded), body)
+    }
+
     func testPaddingRoundTripAndValidation() throws {
         for n: UInt8 in 1...15 {
             let padded = MessagePadding.pad(Data("body".utf8), count: n)
