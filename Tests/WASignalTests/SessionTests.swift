@@ -37,7 +37,7 @@ final class SessionTests: XCTestCase {
         await alice.store.acceptIdentity(change!)
         let plaintext = try await alice.cipher(with: bob.address).decrypt(opening)
         XCTAssertEqual(plaintext, Data("it's me".utf8))
-        let record = try await alice.store.loadSession(for: bob.address)!
+        let record = await alice.store.loadSession(for: bob.address)!
         XCTAssertEqual(record.archivedStateCount, 1, "the old session is archived, not lost")
     }
 
@@ -52,11 +52,11 @@ final class SessionTests: XCTestCase {
         let bobCipher = bob.cipher(with: alice.address)
         let first = try await bobCipher.decrypt(fresh)
         XCTAssertEqual(first, Data("new session".utf8))
-        let baseKey = try await bob.store.loadSession(for: alice.address)!.currentBaseKey
+        let baseKey = await bob.store.loadSession(for: alice.address)!.currentBaseKey
         let plaintext = try await bobCipher.decrypt(late)
         XCTAssertEqual(plaintext, Data("sent before the new session".utf8))
         // The archived state that worked became current again; the new one is archived, not lost.
-        let record = try await bob.store.loadSession(for: alice.address)!
+        let record = await bob.store.loadSession(for: alice.address)!
         XCTAssertNotEqual(record.currentBaseKey, baseKey)
         XCTAssertEqual(record.archivedStateCount, 1)
         let reply = try await bobCipher.encrypt(Data("reply".utf8))
@@ -69,7 +69,7 @@ final class SessionTests: XCTestCase {
         let bob = try await TestDevice.make(name: "15550002", device: 2, preKeys: 0)
         let builder = SessionBuilder(store: alice.store, address: bob.address)
         for _ in 0..<(SignalConstants.maxArchivedStates + 5) { try await builder.process(bundle: try await bob.bundle(preKeyID: nil)) }
-        let record = try await alice.store.loadSession(for: bob.address)!
+        let record = await alice.store.loadSession(for: bob.address)!
         XCTAssertEqual(record.archivedStateCount, SignalConstants.maxArchivedStates)
     }
 
@@ -87,7 +87,7 @@ final class SessionTests: XCTestCase {
         // Exactly 2000 ahead: accepted, keys 0..1999 kept, and each still works once.
         let last = try await bobCipher.decrypt(messages[2000])
         XCTAssertEqual(last, Data("m2000".utf8))
-        let record = try await bob.store.loadSession(for: alice.address)!
+        let record = await bob.store.loadSession(for: alice.address)!
         XCTAssertEqual(record.current!.structure.receiverChains.last!.messageKeys.count, SignalConstants.maxSkippedKeysPerChain)
         for i in [0, 1999, 1000] {
             let plaintext = try await bobCipher.decrypt(messages[i])

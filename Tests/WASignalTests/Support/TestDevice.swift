@@ -48,8 +48,8 @@ struct TestDevice: Sendable {
 
     /// Our bundle offering one-time prekey `preKeyID` (nil: none).
     func bundle(preKeyID: UInt32? = 1) async throws -> PreKeyBundle {
-        let signed = try await store.loadSignedPreKey(id: 1)!
-        let preKey = preKeyID == nil ? nil : try await store.loadPreKey(id: preKeyID!)
+        let signed = await store.loadSignedPreKey(id: 1)!
+        let preKey = preKeyID == nil ? nil : await store.loadPreKey(id: preKeyID!)
         return PreKeyBundle(
             registrationID: await store.localRegistrationID(), deviceID: address.deviceID, preKeyID: preKey?.id,
             preKey: preKey?.keyPair.publicKey, signedPreKeyID: signed.id, signedPreKey: signed.keyPair.publicKey,
@@ -59,7 +59,7 @@ struct TestDevice: Sendable {
     func cipher(with peer: SignalAddress) -> SessionCipher { SessionCipher(store: store, address: peer) }
 
     func sessionBytes(with peer: SignalAddress) async throws -> Data? {
-        try await store.loadSession(for: peer)?.serialized()
+        await store.loadSession(for: peer)?.serialized()
     }
 }
 
