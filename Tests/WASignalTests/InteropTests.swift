@@ -193,4 +193,47 @@ final class InteropTests: XCTestCase {
         XCTAssertEqual(try peer.decrypt(message, from: swift.address), Data("intact".utf8))
         try peer.finish()
     }
+
+    func testPeerReopensSessionAndOldMessagesStillDecrypt() async throws {
+        let peer = try AxolotlPeer()
+        let swift = try await TestDevice.make(name: "15551110000", device: 1)
+        let cipher = swift.cipher(with: peerAddress)
+        try peer.build(with: try await swift.bundle(preKeyID: 1), for: swift.address)
+        _ = try await cipher.decrypt(try peer.encrypt(Data("first session".utf8), to: swift.address))
+        _ = try peer.decrypt(try await cipher.encrypt(Data("ack".utf8)), from: swift.address)
+        let late = try peer.encrypt(Data("old session, delivered late".utf8), to: swift.address)
+
+        // The peer opens a second session from another of our bundles.
+        try peer.build(with: try await swift.bundle(preKeyID: 2), for: swift.address)
+        let reopened = try peer.encrypt(Data("second session".utf8), to: swift.address)
+        XCTAssertEqual(reopened.type, "pkmsg")
+        let second = try await cipher.decrypt(reopened)
+        XCTAssertEqual(second, Data("second session".utf8))
+        let archived = await swift.store.loadSession(for: peerAddress)!.archivedStateCount
+        XCTAssertEqual(archived, 1)
+        let old = try await cipher.decrypt(late)
+        XCTAssertEqual(old, Data("old session, delivered late".utf8))
+        // Our answers go out on the state that last worked; the peer keeps both too.
+        let answer = try await cipher.encrypt(Data("answer".utf8))
+        XCTAssertEqual(try peer.decrypt(answer, from: swift.address), Data("answer".utf8))
+        try peer.finish()
+
+        // A different python-axolotl device claims the same address: a new identity.
+        let impostor = try AxolotlPeer()
+        try impostor.build(with: try await swift.bundle(preKeyID: 3), for: swift.address)
+        let opening = try impostor.encrypt(Data("trust me".utf8), to: swift.address)
+        let before = await swift.snapshot(of: peerAddress)
+        do {
+            _ = try await cipher.decrypt(opening)
+            XCTFail("a new identity for a known address must not be trusted silently")
+        } catch let error as SignalError {
+            XCTAssertEqual(error.code, .untrustedIdentity)
+            XCTAssertEqual(error.identityChange?.newKey, try impostor.identity)
+        }
+        let after = await swift.snapshot(of: peerAddress)
+        XCTAssertEqual(before, after)
+        let preKey3 = await swift.store.loadPreKey(id: 3)
+        XCTAssertNotNil(preKey3, "a refused opening message does not use up the prekey")
+        try impostor.finish()
+    }
 }
