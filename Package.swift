@@ -141,6 +141,7 @@ let package = Package(
             name: "noise-bench",
             dependencies: [
                 "WAClient",
+                "WACrypto",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Benchmarks/NoiseBench",

@@ -51,21 +51,25 @@ if let index = CommandLine.arguments.firstIndex(of: "--seconds"), index + 1 < Co
 
 var (client, server) = try establishedPair()
 let rawKey = SymmetricKey(size: .bits256)
-print("noise-bench: \(seconds)s per case; MB/s of plaintext (1 MB = 10^6 bytes)")
+print("noise-bench: ~\(seconds)s per column; best of 3 alternating rounds; MB/s of plaintext (1 MB = 10^6 bytes)")
 print("size      raw AES-GCM seal   Noise seal+frame   ratio   Noise seal+frame+deframe+open")
 for size in [64, 1024, 16 * 1024, 256 * 1024] {
     let plaintext = Data((0..<size).map { UInt8(truncatingIfNeeded: $0) })
     var counter: UInt32 = 0
-    let raw = try measure(seconds: seconds) {
-        var nonceBytes = [UInt8](repeating: 0, count: 12)
-        nonceBytes[8] = UInt8(truncatingIfNeeded: counter >> 24)
-        nonceBytes[9] = UInt8(truncatingIfNeeded: counter >> 16)
-        nonceBytes[10] = UInt8(truncatingIfNeeded: counter >> 8)
-        nonceBytes[11] = UInt8(truncatingIfNeeded: counter)
-        counter &+= 1
-        blackHole(try AES.GCM.seal(plaintext, using: rawKey, nonce: AES.GCM.Nonce(data: nonceBytes)))
+    // Three alternating rounds each, best kept: the other core is often busy.
+    var raw = 0.0, noise = 0.0
+    for _ in 0..<3 {
+        raw = max(raw, try measure(seconds: seconds / 3) {
+            var nonceBytes = [UInt8](repeating: 0, count: 12)
+            nonceBytes[8] = UInt8(truncatingIfNeeded: counter >> 24)
+            nonceBytes[9] = UInt8(truncatingIfNeeded: counter >> 16)
+            nonceBytes[10] = UInt8(truncatingIfNeeded: counter >> 8)
+            nonceBytes[11] = UInt8(truncatingIfNeeded: counter)
+            counter &+= 1
+            blackHole(try AES.GCM.seal(plaintext, using: rawKey, nonce: AES.GCM.Nonce(data: nonceBytes)))
+        })
+        noise = max(noise, try measure(seconds: seconds / 3) { blackHole(try client.seal(plaintext)) })
     }
-    let noise = try measure(seconds: seconds) { blackHole(try client.seal(plaintext)) }
     // A full trip: the server seals and frames, the client deframes and opens.
     var sink = 0
     let roundTrip = try measure(seconds: seconds) {

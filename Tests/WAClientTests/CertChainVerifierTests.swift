@@ -91,6 +91,15 @@ final class CertChainVerifierTests: XCTestCase {
         XCTAssertThrowsError(try issuer.verifier.verify(try parsed.serializedBytes(), serverStatic: server.publicKey, now: Date())) {
             XCTAssertEqual(($0 as? WAClientError)?.code, .certIssuerMismatch)
         }
+        // A correctly signed leaf without notAfter is not open-ended: it is expired.
+        var openEnded = try WACert_CertChain(serializedBytes: chain)
+        var openLeaf = try WACert_CertChain.NoiseCertificate.Details(serializedBytes: openEnded.leaf.details)
+        openLeaf.clearNotAfter()
+        openEnded.leaf.details = try openLeaf.serializedBytes()
+        openEnded.leaf.signature = try XEdDSA.sign(openEnded.leaf.details, privateKey: issuer.intermediate.privateKey)
+        XCTAssertThrowsError(try issuer.verifier.verify(try openEnded.serializedBytes(), serverStatic: server.publicKey, now: Date())) {
+            XCTAssertEqual(($0 as? WAClientError)?.code, .certExpired)
+        }
         XCTAssertThrowsError(try issuer.verifier.verify(Data([0xFF, 0x01]), serverStatic: server.publicKey, now: Date())) {
             XCTAssertEqual(($0 as? WAClientError)?.code, .certMalformed)
         }

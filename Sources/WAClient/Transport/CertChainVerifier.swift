@@ -68,11 +68,12 @@ public struct CertChainVerifier: Sendable {
             throw WAClientError(.certKeyMismatch, "leaf key is not the server's static key")
         }
         let seconds = now.timeIntervalSince1970
+        // A missing notAfter reads as 0 and so counts as expired: no open-ended certificates.
         for (name, d) in [("intermediate", intermediate), ("leaf", leaf)] {
-            if d.hasNotBefore, seconds < Double(d.notBefore) {
+            if seconds < Double(d.notBefore) {
                 throw WAClientError(.certExpired, "\(name) certificate not valid before \(d.notBefore)")
             }
-            if d.hasNotAfter, seconds > Double(d.notAfter) {
+            if seconds > Double(d.notAfter) {
                 throw WAClientError(.certExpired, "\(name) certificate expired at \(d.notAfter)")
             }
         }
