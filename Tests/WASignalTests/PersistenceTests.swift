@@ -94,4 +94,40 @@ final class PersistenceTests: XCTestCase {
             XCTAssertThrowsError(try PreKeyRecord(serialized: garbage)) { XCTAssertEqual(($0 as? SignalError)?.code, .corruptRecord) }
         }
     }
+
+    func testNothingPrintsSecretKeyBytes() async throws {
+        let (alice, bob) = try await openSwiftPair()
+        let record = await alice.store.loadSession(for: bob.address)!
+        let state = record.current!
+        let secrets = [
+            state.structure.rootKey, state.structure.senderChain.senderRatchetKeyPrivate,
+            state.structure.senderChain.chainKey.key,
+        ] + state.structure.receiverChains.map(\.chainKey.key)
+        let name = SenderKeyName(groupID: "g", sender: alice.address)
+        let skdm = try await GroupSessionBuilder(store: alice.store).create(for: name)
+        let senderKey = await alice.store.loadSenderKey(for: name)!
+        let preKey = KeyHelper.generatePreKeys(start: 1, count: 1)[0]
+        let identity = await alice.store.identityKeyPair()
+        let signed = try SignedPreKeyRecord.generate(id: 1, identity: identity)
+        let allSecrets = secrets + [
+            skdm.chainKey, senderKey.states[0].structure.senderSigningKey.`private`, preKey.keyPair.privateKey.rawRepresentation,
+            identity.privateKey.rawRepresentation, signed.keyPair.privateKey.rawRepresentation,
+        ]
+        let values: [Any] = [record, state, senderKey, senderKey.states[0], skdm, preKey, identity, signed, state.senderChainKey,
+                             state.senderChainKey.messageKeys, state.rootKey]
+        for value in values {
+            var dumped = ""
+            dump(value, to: &dumped)
+            // A redacted value dumps as one line: no children, so no fields to leak.
+            XCTAssertEqual(dumped.split(separator: "\n").count, 1, "\(type(of: value)) dumps its fields: \(dumped.prefix(120))")
+            let texts = [String(describing: value), String(reflecting: value), dumped]
+            for text in texts {
+                for secret in allSecrets where !secret.isEmpty {
+                    XCTAssertFalse(text.contains(secret.hex), "\(type(of: value)) prints a secret: \(text.prefix(80))")
+                    // Data's own description is "N bytes"; also rule out byte lists.
+                    XCTAssertFalse(text.contains(secret.prefix(4).map { String($0) }.joined(separator: ", ")), "\(type(of: value))")
+                }
+            }
+        }
+    }
 }

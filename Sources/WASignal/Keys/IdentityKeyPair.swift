@@ -5,7 +5,7 @@ import WAProto
 /// A device's long-term identity: a Curve25519 key pair whose public half is
 /// what peers pin, and whose private half signs the signed prekey (XEdDSA).
 /// Its description never shows the private key.
-public struct IdentityKeyPair: Sendable, CustomStringConvertible {
+public struct IdentityKeyPair: Sendable, CustomStringConvertible, CustomReflectable {
     public let keyPair: Curve25519KeyPair
     public var publicKey: Curve25519PublicKey { keyPair.publicKey }
     public var privateKey: Curve25519PrivateKey { keyPair.privateKey }
@@ -35,6 +35,7 @@ public struct IdentityKeyPair: Sendable, CustomStringConvertible {
     }
 
     public var description: String { "IdentityKeyPair(public: \(keyPair.publicKey.signalSerialized.hexString))" }
+    public var customMirror: Mirror { Mirror(self, children: []) }
 }
 
 extension Curve25519KeyPair {
