@@ -27,7 +27,9 @@ public struct GroupCipher: Sendable {
             keyID: state.keyID, iteration: messageKey.iteration, ciphertext: ciphertext, signingKey: try state.signingPrivateKey)
         state.chainKey = state.chainKey.next
         record.replace(state)
-        try await store.storeSenderKey(record, for: name)
+        var changes = SignalStoreChanges()
+        changes.senderKeys = [(name, record)]
+        try await store.commit(changes)
         return message.serialized
     }
 
@@ -47,7 +49,9 @@ public struct GroupCipher: Sendable {
             throw SignalError(.invalidMessage, "group ciphertext does not decrypt (length or padding)")
         }
         record.replace(state)
-        try await store.storeSenderKey(record, for: name)
+        var changes = SignalStoreChanges()
+        changes.senderKeys = [(name, record)]
+        try await store.commit(changes)
         return plaintext
     }
 

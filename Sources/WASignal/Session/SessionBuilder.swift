@@ -35,8 +35,10 @@ public struct SessionBuilder: Sendable {
 
         var record = try await store.loadSession(for: address) ?? SessionRecord()
         record.promote(state)
-        try await store.saveIdentity(bundle.identityKey, for: address)
-        try await store.storeSession(record, for: address)
+        var changes = SignalStoreChanges()
+        changes.identities = [(address, bundle.identityKey)]
+        changes.sessions = [(address, record)]
+        try await store.commit(changes)
     }
 
     /// X3DH as responder, on a copy of the record. Returns the one-time

@@ -45,8 +45,10 @@ public struct SessionCipher: Sendable {
         }
         state.senderChainKey = chainKey.next
         record.current = state
-        try await store.saveIdentity(remoteIdentity, for: address)
-        try await store.storeSession(record, for: address)
+        var changes = SignalStoreChanges()
+        changes.identities = [(address, remoteIdentity)]
+        changes.sessions = [(address, record)]
+        try await store.commit(changes)
         return result
     }
 
@@ -67,8 +69,10 @@ public struct SessionCipher: Sendable {
         }
         let (plaintext, remoteIdentity) = try decrypt(message, record: &record)
         try await SessionBuilder(store: store, address: address).checkTrust(remoteIdentity, direction: .receiving)
-        try await store.saveIdentity(remoteIdentity, for: address)
-        try await store.storeSession(record, for: address)
+        var changes = SignalStoreChanges()
+        changes.identities = [(address, remoteIdentity)]
+        changes.sessions = [(address, record)]
+        try await store.commit(changes)
         return plaintext
     }
 
@@ -77,10 +81,12 @@ public struct SessionCipher: Sendable {
         var record = try await store.loadSession(for: address) ?? SessionRecord()
         let usedPreKey = try await SessionBuilder(store: store, address: address).process(message, record: &record)
         let (plaintext, _) = try decrypt(message.message, record: &record)
-        // Everything checked out: commit.
-        try await store.saveIdentity(message.identityKey, for: address)
-        try await store.storeSession(record, for: address)
-        if let usedPreKey { try await store.removePreKey(id: usedPreKey) }
+        // Everything checked out: commit, in one call.
+        var changes = SignalStoreChanges()
+        changes.identities = [(address, message.identityKey)]
+        changes.sessions = [(address, record)]
+        if let usedPreKey { changes.removedPreKeys = [usedPreKey] }
+        try await store.commit(changes)
         return plaintext
     }
 

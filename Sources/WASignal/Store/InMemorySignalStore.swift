@@ -58,6 +58,14 @@ public actor InMemorySignalStore: SignalProtocolStore {
     public func storeSession(_ record: SessionRecord, for address: SignalAddress) { sessions[address] = record }
     public func deleteSession(for address: SignalAddress) { sessions[address] = nil }
 
+    /// All changes in one actor turn: no other call sees half of them.
+    public func commit(_ changes: SignalStoreChanges) {
+        for (address, key) in changes.identities { identities[address] = key }
+        for (address, record) in changes.sessions { sessions[address] = record }
+        for id in changes.removedPreKeys { preKeys[id] = nil }
+        for (name, record) in changes.senderKeys { senderKeys[name] = record }
+    }
+
     public func loadSenderKey(for name: SenderKeyName) -> SenderKeyRecord? { senderKeys[name] }
     public func storeSenderKey(_ record: SenderKeyRecord, for name: SenderKeyName) { senderKeys[name] = record }
 }
