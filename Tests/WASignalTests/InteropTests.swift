@@ -177,6 +177,17 @@ final class InteropTests: XCTestCase {
             XCTAssertEqual(plaintext, text(i, "peer-group"))
         }
         await assertSignalError(.duplicateMessage) { try await theirCipher.decrypt(received[7].1) }
+
+        // We rotate our sender key: the peer takes the new one and still reads
+        // a message sent under the old key that arrives after the rotation.
+        let lateOld = try await groupCipher.encrypt(text(99, "old-key"))
+        let rotated = try await GroupSessionBuilder(store: swift.store).rotate(for: ours)
+        XCTAssertNotEqual(rotated.keyID, skdm.keyID)
+        XCTAssertEqual(rotated.iteration, 0)
+        try peer.groupProcess(rotated.serialized, from: ours)
+        let underNew = try await groupCipher.encrypt(text(100, "new-key"))
+        XCTAssertEqual(try peer.groupDecrypt(underNew, from: ours), text(100, "new-key"))
+        XCTAssertEqual(try peer.groupDecrypt(lateOld, from: ours), text(99, "old-key"))
         try peer.finish()
     }
 

@@ -26,6 +26,17 @@ public struct GroupSessionBuilder: Sendable {
             signingKey: try state.signingPublicKey)
     }
 
+    /// Replaces our sender key for `name` with a new one (new key id, chain
+    /// and signing key) and returns its distribution message. WhatsApp does
+    /// this when members leave, so they cannot read what follows; members keep
+    /// our previous key (up to five) for messages still in flight.
+    public func rotate(for name: SenderKeyName) async throws -> SenderKeyDistributionMessage {
+        var changes = SignalStoreChanges()
+        changes.senderKeys = [(name, SenderKeyRecord())]
+        try await store.commit(changes)
+        return try await create(for: name)
+    }
+
     /// Installs a member's sender key from its distribution message.
     public func process(_ message: SenderKeyDistributionMessage, from name: SenderKeyName) async throws {
         var record = try await store.loadSenderKey(for: name) ?? SenderKeyRecord()
