@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "AMQP", targets: ["AMQP"]),
         .library(name: "WABinary", targets: ["WABinary"]),
         .library(name: "WAProto", targets: ["WAProto"]),
+        .library(name: "WASignal", targets: ["WASignal"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -81,6 +82,18 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // MARK: Signal protocol (libsignal v3: X3DH, double ratchet, sender keys)
+        .target(
+            name: "WASignal",
+            dependencies: [
+                "WACrypto",
+                "WAProto",
+                "WABinary",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strict
+        ),
+
         // MARK: WhatsApp client (transport: frames + Noise; hands out bytes, never nodes)
         .systemLibrary(
             name: "CZlib",
@@ -135,6 +148,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "signal-bench",
+            dependencies: ["WASignal", "WACrypto"],
+            path: "Benchmarks/SignalBench",
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "codec-bench",
             dependencies: ["WABinary"],
             path: "Benchmarks/CodecBench",
@@ -160,6 +179,11 @@ let package = Package(
         .testTarget(
             name: "WAClientTests",
             dependencies: ["WAClient", "WACrypto", "WAProto", "WATestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "WASignalTests",
+            dependencies: ["WASignal", "WACrypto", "WAProto", "WABinary", "WATestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -8,9 +8,12 @@
 // For information on using the generated types, please see the documentation:
 //   https://github.com/apple/swift-protobuf/
 
-/// libsignal (v3) local storage records: sessions, prekeys, identity, sender
-/// keys. Field numbers match libsignal's own storage schema, so records written
-/// by other libsignal v3 stores can be read. Nothing here crosses the network.
+/// libsignal's local storage records (LocalStorageProtocol), as libsignal,
+/// go.mau.fi/libsignal and python-axolotl persist them. WASignal serialises its
+/// sessions, prekeys and sender keys with these so that a SQLite store can hold
+/// the bytes, and so the field numbers stay those other libsignal stores use.
+/// The v2 "pending key exchange" (field 8 of SessionStructure) is left out: v3
+/// never uses it and unknown fields are kept by the protobuf runtime anyway.
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -93,15 +96,6 @@ public nonisolated struct SignalStorage_SessionStructure: @unchecked Sendable {
     set {_uniqueStorage()._receiverChains = newValue}
   }
 
-  public var pendingKeyExchange: SignalStorage_SessionStructure.PendingKeyExchange {
-    get {_storage._pendingKeyExchange ?? SignalStorage_SessionStructure.PendingKeyExchange()}
-    set {_uniqueStorage()._pendingKeyExchange = newValue}
-  }
-  /// Returns true if `pendingKeyExchange` has been explicitly set.
-  public var hasPendingKeyExchange: Bool {_storage._pendingKeyExchange != nil}
-  /// Clears the value of `pendingKeyExchange`. Subsequent reads from it will return its default value.
-  public mutating func clearPendingKeyExchange() {_uniqueStorage()._pendingKeyExchange = nil}
-
   public var pendingPreKey: SignalStorage_SessionStructure.PendingPreKey {
     get {_storage._pendingPreKey ?? SignalStorage_SessionStructure.PendingPreKey()}
     set {_uniqueStorage()._pendingPreKey = newValue}
@@ -181,7 +175,6 @@ public nonisolated struct SignalStorage_SessionStructure: @unchecked Sendable {
     /// Clears the value of `chainKey`. Subsequent reads from it will return its default value.
     public mutating func clearChainKey() {self._chainKey = nil}
 
-    /// skipped (out-of-order) message keys
     public var messageKeys: [SignalStorage_SessionStructure.Chain.MessageKey] = []
 
     public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -217,6 +210,7 @@ public nonisolated struct SignalStorage_SessionStructure: @unchecked Sendable {
       fileprivate var _key: Data? = nil
     }
 
+    /// A key kept for a message that arrived out of order (or not yet).
     public nonisolated struct MessageKey: Sendable {
       // SwiftProtobuf.Message conformance is added in an extension below. See the
       // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -275,88 +269,8 @@ public nonisolated struct SignalStorage_SessionStructure: @unchecked Sendable {
     fileprivate var _chainKey: SignalStorage_SessionStructure.Chain.ChainKey? = nil
   }
 
-  public nonisolated struct PendingKeyExchange: Sendable {
-    // SwiftProtobuf.Message conformance is added in an extension below. See the
-    // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-    // methods supported on all messages.
-
-    public var sequence: UInt32 {
-      get {_sequence ?? 0}
-      set {_sequence = newValue}
-    }
-    /// Returns true if `sequence` has been explicitly set.
-    public var hasSequence: Bool {self._sequence != nil}
-    /// Clears the value of `sequence`. Subsequent reads from it will return its default value.
-    public mutating func clearSequence() {self._sequence = nil}
-
-    public var localBaseKey: Data {
-      get {_localBaseKey ?? Data()}
-      set {_localBaseKey = newValue}
-    }
-    /// Returns true if `localBaseKey` has been explicitly set.
-    public var hasLocalBaseKey: Bool {self._localBaseKey != nil}
-    /// Clears the value of `localBaseKey`. Subsequent reads from it will return its default value.
-    public mutating func clearLocalBaseKey() {self._localBaseKey = nil}
-
-    public var localBaseKeyPrivate: Data {
-      get {_localBaseKeyPrivate ?? Data()}
-      set {_localBaseKeyPrivate = newValue}
-    }
-    /// Returns true if `localBaseKeyPrivate` has been explicitly set.
-    public var hasLocalBaseKeyPrivate: Bool {self._localBaseKeyPrivate != nil}
-    /// Clears the value of `localBaseKeyPrivate`. Subsequent reads from it will return its default value.
-    public mutating func clearLocalBaseKeyPrivate() {self._localBaseKeyPrivate = nil}
-
-    public var localRatchetKey: Data {
-      get {_localRatchetKey ?? Data()}
-      set {_localRatchetKey = newValue}
-    }
-    /// Returns true if `localRatchetKey` has been explicitly set.
-    public var hasLocalRatchetKey: Bool {self._localRatchetKey != nil}
-    /// Clears the value of `localRatchetKey`. Subsequent reads from it will return its default value.
-    public mutating func clearLocalRatchetKey() {self._localRatchetKey = nil}
-
-    public var localRatchetKeyPrivate: Data {
-      get {_localRatchetKeyPrivate ?? Data()}
-      set {_localRatchetKeyPrivate = newValue}
-    }
-    /// Returns true if `localRatchetKeyPrivate` has been explicitly set.
-    public var hasLocalRatchetKeyPrivate: Bool {self._localRatchetKeyPrivate != nil}
-    /// Clears the value of `localRatchetKeyPrivate`. Subsequent reads from it will return its default value.
-    public mutating func clearLocalRatchetKeyPrivate() {self._localRatchetKeyPrivate = nil}
-
-    public var localIdentityKey: Data {
-      get {_localIdentityKey ?? Data()}
-      set {_localIdentityKey = newValue}
-    }
-    /// Returns true if `localIdentityKey` has been explicitly set.
-    public var hasLocalIdentityKey: Bool {self._localIdentityKey != nil}
-    /// Clears the value of `localIdentityKey`. Subsequent reads from it will return its default value.
-    public mutating func clearLocalIdentityKey() {self._localIdentityKey = nil}
-
-    public var localIdentityKeyPrivate: Data {
-      get {_localIdentityKeyPrivate ?? Data()}
-      set {_localIdentityKeyPrivate = newValue}
-    }
-    /// Returns true if `localIdentityKeyPrivate` has been explicitly set.
-    public var hasLocalIdentityKeyPrivate: Bool {self._localIdentityKeyPrivate != nil}
-    /// Clears the value of `localIdentityKeyPrivate`. Subsequent reads from it will return its default value.
-    public mutating func clearLocalIdentityKeyPrivate() {self._localIdentityKeyPrivate = nil}
-
-    public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-    public init() {}
-
-    fileprivate var _sequence: UInt32? = nil
-    fileprivate var _localBaseKey: Data? = nil
-    fileprivate var _localBaseKeyPrivate: Data? = nil
-    fileprivate var _localRatchetKey: Data? = nil
-    fileprivate var _localRatchetKeyPrivate: Data? = nil
-    fileprivate var _localIdentityKey: Data? = nil
-    fileprivate var _localIdentityKeyPrivate: Data? = nil
-  }
-
-  /// Set on the initiator until the peer answers, so every message stays a pkmsg.
+  /// The initiator's X3DH parameters, repeated in every PreKeySignalMessage
+  /// until the responder has answered.
   public nonisolated struct PendingPreKey: Sendable {
     // SwiftProtobuf.Message conformance is added in an extension below. See the
     // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -403,6 +317,7 @@ public nonisolated struct SignalStorage_SessionStructure: @unchecked Sendable {
   fileprivate var _storage = _StorageClass.defaultInstance
 }
 
+/// A session record: the current state and archived earlier ones (newest first).
 public nonisolated struct SignalStorage_RecordStructure: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -713,7 +628,7 @@ fileprivate nonisolated let _protobuf_package = "SignalStorage"
 
 nonisolated extension SignalStorage_SessionStructure: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SessionStructure"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sessionVersion\0\u{1}localIdentityPublic\0\u{1}remoteIdentityPublic\0\u{1}rootKey\0\u{1}previousCounter\0\u{1}senderChain\0\u{1}receiverChains\0\u{1}pendingKeyExchange\0\u{1}pendingPreKey\0\u{1}remoteRegistrationID\0\u{1}localRegistrationID\0\u{1}needsRefresh\0\u{1}aliceBaseKey\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sessionVersion\0\u{1}localIdentityPublic\0\u{1}remoteIdentityPublic\0\u{1}rootKey\0\u{1}previousCounter\0\u{1}senderChain\0\u{1}receiverChains\0\u{2}\u{2}pendingPreKey\0\u{1}remoteRegistrationId\0\u{1}localRegistrationId\0\u{1}needsRefresh\0\u{1}aliceBaseKey\0")
 
   fileprivate class _StorageClass {
     var _sessionVersion: UInt32? = nil
@@ -723,7 +638,6 @@ nonisolated extension SignalStorage_SessionStructure: SwiftProtobuf.Message, Swi
     var _previousCounter: UInt32? = nil
     var _senderChain: SignalStorage_SessionStructure.Chain? = nil
     var _receiverChains: [SignalStorage_SessionStructure.Chain] = []
-    var _pendingKeyExchange: SignalStorage_SessionStructure.PendingKeyExchange? = nil
     var _pendingPreKey: SignalStorage_SessionStructure.PendingPreKey? = nil
     var _remoteRegistrationID: UInt32? = nil
     var _localRegistrationID: UInt32? = nil
@@ -746,7 +660,6 @@ nonisolated extension SignalStorage_SessionStructure: SwiftProtobuf.Message, Swi
       _previousCounter = source._previousCounter
       _senderChain = source._senderChain
       _receiverChains = source._receiverChains
-      _pendingKeyExchange = source._pendingKeyExchange
       _pendingPreKey = source._pendingPreKey
       _remoteRegistrationID = source._remoteRegistrationID
       _localRegistrationID = source._localRegistrationID
@@ -777,7 +690,6 @@ nonisolated extension SignalStorage_SessionStructure: SwiftProtobuf.Message, Swi
         case 5: try { try decoder.decodeSingularUInt32Field(value: &_storage._previousCounter) }()
         case 6: try { try decoder.decodeSingularMessageField(value: &_storage._senderChain) }()
         case 7: try { try decoder.decodeRepeatedMessageField(value: &_storage._receiverChains) }()
-        case 8: try { try decoder.decodeSingularMessageField(value: &_storage._pendingKeyExchange) }()
         case 9: try { try decoder.decodeSingularMessageField(value: &_storage._pendingPreKey) }()
         case 10: try { try decoder.decodeSingularUInt32Field(value: &_storage._remoteRegistrationID) }()
         case 11: try { try decoder.decodeSingularUInt32Field(value: &_storage._localRegistrationID) }()
@@ -816,9 +728,6 @@ nonisolated extension SignalStorage_SessionStructure: SwiftProtobuf.Message, Swi
       if !_storage._receiverChains.isEmpty {
         try visitor.visitRepeatedMessageField(value: _storage._receiverChains, fieldNumber: 7)
       }
-      try { if let v = _storage._pendingKeyExchange {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
-      } }()
       try { if let v = _storage._pendingPreKey {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
       } }()
@@ -850,7 +759,6 @@ nonisolated extension SignalStorage_SessionStructure: SwiftProtobuf.Message, Swi
         if _storage._previousCounter != rhs_storage._previousCounter {return false}
         if _storage._senderChain != rhs_storage._senderChain {return false}
         if _storage._receiverChains != rhs_storage._receiverChains {return false}
-        if _storage._pendingKeyExchange != rhs_storage._pendingKeyExchange {return false}
         if _storage._pendingPreKey != rhs_storage._pendingPreKey {return false}
         if _storage._remoteRegistrationID != rhs_storage._remoteRegistrationID {return false}
         if _storage._localRegistrationID != rhs_storage._localRegistrationID {return false}
@@ -1002,73 +910,9 @@ nonisolated extension SignalStorage_SessionStructure.Chain.MessageKey: SwiftProt
   }
 }
 
-nonisolated extension SignalStorage_SessionStructure.PendingKeyExchange: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = SignalStorage_SessionStructure.protoMessageName + ".PendingKeyExchange"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}localBaseKey\0\u{1}localBaseKeyPrivate\0\u{1}localRatchetKey\0\u{1}localRatchetKeyPrivate\0\u{2}\u{2}localIdentityKey\0\u{1}localIdentityKeyPrivate\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt32Field(value: &self._sequence) }()
-      case 2: try { try decoder.decodeSingularBytesField(value: &self._localBaseKey) }()
-      case 3: try { try decoder.decodeSingularBytesField(value: &self._localBaseKeyPrivate) }()
-      case 4: try { try decoder.decodeSingularBytesField(value: &self._localRatchetKey) }()
-      case 5: try { try decoder.decodeSingularBytesField(value: &self._localRatchetKeyPrivate) }()
-      case 7: try { try decoder.decodeSingularBytesField(value: &self._localIdentityKey) }()
-      case 8: try { try decoder.decodeSingularBytesField(value: &self._localIdentityKeyPrivate) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    try { if let v = self._sequence {
-      try visitor.visitSingularUInt32Field(value: v, fieldNumber: 1)
-    } }()
-    try { if let v = self._localBaseKey {
-      try visitor.visitSingularBytesField(value: v, fieldNumber: 2)
-    } }()
-    try { if let v = self._localBaseKeyPrivate {
-      try visitor.visitSingularBytesField(value: v, fieldNumber: 3)
-    } }()
-    try { if let v = self._localRatchetKey {
-      try visitor.visitSingularBytesField(value: v, fieldNumber: 4)
-    } }()
-    try { if let v = self._localRatchetKeyPrivate {
-      try visitor.visitSingularBytesField(value: v, fieldNumber: 5)
-    } }()
-    try { if let v = self._localIdentityKey {
-      try visitor.visitSingularBytesField(value: v, fieldNumber: 7)
-    } }()
-    try { if let v = self._localIdentityKeyPrivate {
-      try visitor.visitSingularBytesField(value: v, fieldNumber: 8)
-    } }()
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: SignalStorage_SessionStructure.PendingKeyExchange, rhs: SignalStorage_SessionStructure.PendingKeyExchange) -> Bool {
-    if lhs._sequence != rhs._sequence {return false}
-    if lhs._localBaseKey != rhs._localBaseKey {return false}
-    if lhs._localBaseKeyPrivate != rhs._localBaseKeyPrivate {return false}
-    if lhs._localRatchetKey != rhs._localRatchetKey {return false}
-    if lhs._localRatchetKeyPrivate != rhs._localRatchetKeyPrivate {return false}
-    if lhs._localIdentityKey != rhs._localIdentityKey {return false}
-    if lhs._localIdentityKeyPrivate != rhs._localIdentityKeyPrivate {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
 nonisolated extension SignalStorage_SessionStructure.PendingPreKey: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = SignalStorage_SessionStructure.protoMessageName + ".PendingPreKey"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}preKeyID\0\u{1}baseKey\0\u{1}signedPreKeyID\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}preKeyId\0\u{1}baseKey\0\u{1}signedPreKeyId\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1151,7 +995,7 @@ nonisolated extension SignalStorage_RecordStructure: SwiftProtobuf.Message, Swif
 
 nonisolated extension SignalStorage_PreKeyRecordStructure: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PreKeyRecordStructure"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ID\0\u{1}publicKey\0\u{1}privateKey\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}publicKey\0\u{1}privateKey\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1195,7 +1039,7 @@ nonisolated extension SignalStorage_PreKeyRecordStructure: SwiftProtobuf.Message
 
 nonisolated extension SignalStorage_SignedPreKeyRecordStructure: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SignedPreKeyRecordStructure"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ID\0\u{1}publicKey\0\u{1}privateKey\0\u{1}signature\0\u{1}timestamp\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}publicKey\0\u{1}privateKey\0\u{1}signature\0\u{1}timestamp\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1288,7 +1132,7 @@ nonisolated extension SignalStorage_IdentityKeyPairStructure: SwiftProtobuf.Mess
 
 nonisolated extension SignalStorage_SenderKeyStateStructure: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SenderKeyStateStructure"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}senderKeyID\0\u{1}senderChainKey\0\u{1}senderSigningKey\0\u{1}senderMessageKeys\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}senderKeyId\0\u{1}senderChainKey\0\u{1}senderSigningKey\0\u{1}senderMessageKeys\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
