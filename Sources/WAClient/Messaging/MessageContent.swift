@@ -36,6 +36,13 @@ public enum MessageContent: Sendable, Equatable {
         public var fromMe: Bool
         public var participant: String?
 
+        public init(id: String, remoteJID: String, fromMe: Bool, participant: String? = nil) {
+            self.id = id
+            self.remoteJID = remoteJID
+            self.fromMe = fromMe
+            self.participant = participant
+        }
+
         init(_ key: WACommon_MessageKey) {
             id = key.id
             remoteJID = key.remoteJid
