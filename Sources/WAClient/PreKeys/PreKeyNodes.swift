@@ -175,7 +175,8 @@ public enum PreKeyNodes {
         return out
     }
 
-    static func parseBundle(_ user: Node, jid: JID) throws -> PreKeyBundle {
+    /// `registrationID` given: the node carries none (a retry receipt's `<keys>`).
+    static func parseBundle(_ user: Node, jid: JID, registrationID: UInt32? = nil) throws -> PreKeyBundle {
         if let error = user.child("error") {
             throw WAClientError(.serverError, "bundle for \(jid): error \(error.string("code") ?? "?") \(error.string("text") ?? "")")
         }
@@ -185,7 +186,7 @@ public enum PreKeyNodes {
                 throw WAClientError(.bundleIncomplete, error.message)
             }
         }
-        let registration = BigEndianBytes.decode(try part("registration", 4))
+        let registration = try registrationID ?? BigEndianBytes.decode(try part("registration", 4))
         let identity = try rawKey(try part("identity", 32), in: ctx)
         guard let skeyNode = user.child("skey") else { throw WAClientError(.bundleIncomplete, "\(ctx): <skey> missing") }
         let skey: (id: UInt32, key: Curve25519PublicKey, signature: Data)

@@ -95,9 +95,7 @@ public struct RetryReceipt: Sendable {
         registrationID = BigEndianBytes.decode(try node.requiredBytes("registration", count: 4, in: ctx))
         let device = participant ?? from
         if let keys = node.child("keys") {
-            var bundle = try PreKeyNodes.parseBundle(keys, jid: device)
-            bundle.registrationID = registrationID
-            self.bundle = bundle
+            bundle = try PreKeyNodes.parseBundle(keys, jid: device, registrationID: registrationID)
         } else {
             bundle = nil
         }
