@@ -69,6 +69,21 @@ public enum MessageContent: Sendable, Equatable {
 }
 
 extension MessageContent {
+    /// The kind alone (`text`, `reaction`…), safe to log.
+    public var kind: String {
+        switch self {
+        case .text: "text"
+        case .reaction: "reaction"
+        case .revoke: "revoke"
+        case .edit: "edit"
+        case .media(let media): media.kind.rawValue
+        case .location: "location"
+        case .contact: "contact"
+        case .poll: "poll"
+        case .other: "other"
+        }
+    }
+
     /// Maps a decrypted `Message` (wrappers such as ephemeral or view-once unwrapped).
     init(_ message: WAE2E_Message) {
         var m = message

@@ -52,10 +52,20 @@ public struct MessageReceiver: Sendable {
         }
 
         var content: WAE2E_Message?
+        var identityChange: IdentityChange?
         let ordered = encs.filter { $0.string("type") != "skmsg" } + encs.filter { $0.string("type") == "skmsg" }
         for enc in ordered {
             do {
-                guard var message = try await decrypt(enc, sender: sender, chat: chat) else { continue }
+                let decrypted: WAE2E_Message?
+                do { decrypted = try await decrypt(enc, sender: sender, chat: chat) } catch let error as SignalError
+                    where error.code == .untrustedIdentity && enc.string("type") == "pkmsg" && error.identityChange != nil {
+                    // The peer reinstalled: a new session under a new identity. Accept it
+                    // (as WhatsApp clients do) and report the change with the message.
+                    identityChange = error.identityChange
+                    try await store.saveIdentity(error.identityChange!.newKey, for: error.identityChange!.address)
+                    decrypted = try await decrypt(enc, sender: sender, chat: chat)
+                }
+                guard var message = decrypted else { continue }
                 if message.hasDeviceSentMessage, isFromMe {
                     let dsm = message.deviceSentMessage
                     if let destination = JID(dsm.destinationJid) { chat = destination.nonAD }
@@ -87,7 +97,8 @@ public struct MessageReceiver: Sendable {
         let received = ReceivedMessage(
             id: id, chat: chat, sender: sender, isFromMe: isFromMe, isGroup: isGroup,
             timestamp: Date(timeIntervalSince1970: TimeInterval(stanza.int("t") ?? 0)),
-            pushName: stanza.string("notify"), content: MessageContent(message), message: message)
+            pushName: stanza.string("notify"), content: MessageContent(message), message: message,
+            identityChange: identityChange)
         return .message(received, receipt: ReceiptNodes.delivery(for: received))
     }
 

@@ -60,6 +60,6 @@ extension MessageSender {
         node.content = .nodes(children)
         return OutgoingMessage(
             node: node, id: id, phash: phash, encryptedFor: fanout.devices, skipped: fanout.skipped,
-            hasPreKeyMessage: fanout.hasPreKey)
+            hasPreKeyMessage: fanout.hasPreKey, identityChanges: fanout.identityChanges)
     }
 }

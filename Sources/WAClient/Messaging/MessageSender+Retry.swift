@@ -20,9 +20,8 @@ extension MessageSender {
             throw WAClientError(.limitExceeded, "retry #\(retry.count) for \(retry.messageID), bound \(RetryCounter.maxRetries)")
         }
         let device = retry.device
-        let address = SignalAddress(jid: device)
         if let bundle = retry.bundle {
-            do { try await SessionBuilder(store: store, address: address).process(bundle: bundle) } catch {
+            do { _ = try await openSession(bundle, for: device) } catch {
                 throw WAClientError.signal(.messageEncryptFailed, "bundle from retry receipt", error)
             }
         }
@@ -44,7 +43,7 @@ extension MessageSender {
             payload = dsm
         }
         let ciphertext: CiphertextMessage
-        do { ciphertext = try await encrypt(MessagePadding.pad(try Self.serialize(payload)), for: device, bundle: nil) } catch {
+        do { ciphertext = try await encrypt(MessagePadding.pad(try Self.serialize(payload)), for: device, bundle: nil).0 } catch {
             throw WAClientError.signal(.messageEncryptFailed, "resend to \(device)", error)
         }
         var node = Node("message", attributes: [

@@ -91,7 +91,7 @@ public struct MessageSender: Sendable {
         node.content = .nodes(children)
         return OutgoingMessage(
             node: node, id: id, phash: phash, encryptedFor: fanout.devices, skipped: fanout.skipped,
-            hasPreKeyMessage: fanout.hasPreKey)
+            hasPreKeyMessage: fanout.hasPreKey, identityChanges: fanout.identityChanges)
     }
 
     // MARK: Pieces shared by 1:1, group and retry sends
@@ -101,11 +101,13 @@ public struct MessageSender: Sendable {
         var participants: [Node] = []
         var devices: [JID] = []
         var skipped: [JID: WAClientError] = [:]
+        var identityChanges: [IdentityChange] = []
         var hasPreKey = false
 
         mutating func encrypt(_ padded: Data, for device: JID, sender: MessageSender, bundles: [JID: PreKeyBundle]) async {
             do {
-                let ciphertext = try await sender.encrypt(padded, for: device, bundle: bundles[device])
+                let (ciphertext, change) = try await sender.encrypt(padded, for: device, bundle: bundles[device])
+                if let change { identityChanges.append(change) }
                 participants.append(Node("to", attributes: ["jid": .jid(device)], children: [MessageSender.encNode(ciphertext)]))
                 devices.append(device)
                 if case .preKey = ciphertext { hasPreKey = true }
@@ -116,14 +118,31 @@ public struct MessageSender: Sendable {
     }
 
     /// Encrypts for one device, first opening a session from `bundle` when there is none.
-    func encrypt(_ padded: Data, for device: JID, bundle: PreKeyBundle?) async throws -> CiphertextMessage {
+    func encrypt(_ padded: Data, for device: JID, bundle: PreKeyBundle?) async throws -> (CiphertextMessage, IdentityChange?) {
         let address = SignalAddress(jid: device)
         let record = try await store.loadSession(for: address)
+        var change: IdentityChange?
         if !(record?.hasCurrentSession ?? false) {
             guard let bundle else { throw WAClientError(.messageEncryptFailed, "no session and no prekey bundle for \(device)") }
-            try await SessionBuilder(store: store, address: address).process(bundle: bundle)
+            change = try await openSession(bundle, for: device)
         }
-        return try await SessionCipher(store: store, address: address).encrypt(padded)
+        return (try await SessionCipher(store: store, address: address).encrypt(padded), change)
+    }
+
+    /// Opens a session from a bundle. A bundle whose identity differs from the
+    /// one we knew (the peer reinstalled) is accepted, as WhatsApp clients do,
+    /// and the change is returned so the caller can tell the user.
+    func openSession(_ bundle: PreKeyBundle, for device: JID) async throws -> IdentityChange? {
+        let builder = SessionBuilder(store: store, address: SignalAddress(jid: device))
+        do {
+            try await builder.process(bundle: bundle)
+            return nil
+        } catch let error as SignalError where error.code == .untrustedIdentity && error.identityChange != nil {
+            let change = error.identityChange!
+            try await store.saveIdentity(change.newKey, for: change.address)
+            try await builder.process(bundle: bundle)
+            return change
+        }
     }
 
     static func encNode(_ ciphertext: CiphertextMessage, count: Int? = nil) -> Node {

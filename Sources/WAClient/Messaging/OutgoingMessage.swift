@@ -1,5 +1,6 @@
 import Foundation
 import WABinary
+import WASignal
 
 /// A `<message>` stanza ready to send, with what the caller needs to track it.
 public struct OutgoingMessage: Sendable {
@@ -17,4 +18,6 @@ public struct OutgoingMessage: Sendable {
     /// True when a `pkmsg` (session-opening message) is in the stanza; it then
     /// carries `<device-identity>`.
     public var hasPreKeyMessage: Bool
+    /// Peers whose identity key changed (new bundle under a new identity); accepted, report them.
+    public var identityChanges: [IdentityChange] = []
 }

@@ -1,6 +1,7 @@
 import Foundation
 import WABinary
 import WAProto
+import WASignal
 
 /// A decrypted incoming message.
 public struct ReceivedMessage: Sendable {
@@ -18,6 +19,17 @@ public struct ReceivedMessage: Sendable {
     public var content: MessageContent
     /// The full decrypted message (DeviceSentMessage already unwrapped).
     public var message: WAE2E_Message
+    /// Set when the sender's identity key changed with this message (accepted).
+    public var identityChange: IdentityChange?
+}
+
+/// Prints ids and JIDs only: message bodies stay out of logs.
+extension ReceivedMessage: CustomStringConvertible, CustomReflectable {
+    public var description: String {
+        "ReceivedMessage(id: \(id), chat: \(chat), sender: \(sender), fromMe: \(isFromMe), kind: \(content.kind))"
+    }
+
+    public var customMirror: Mirror { Mirror(self, children: ["id": id, "chat": chat, "sender": sender]) }
 }
 
 /// Why an incoming message could not be read, for the event and the logs.

@@ -204,6 +204,40 @@ final class DirectMessagingTests: XCTestCase {
         XCTAssertEqual(results[3], .poll(name: "Lunch?", options: ["yes", "no"], selectableCount: 1))
     }
 
+    func testReinstalledPeerIdentityChangeIsAcceptedAndReported() async throws {
+        var aliceReceiver = alice1.receiver()
+        let (_, first) = try await sendDirect(alice1, to: bob0.user, text("before"), id: "3EB0I0", server: server)
+        var oldBob = bob0.receiver()
+        _ = try expectMessage(try await oldBob.receive(first[bob0.device]!))
+        let (_, first2) = try await sendDirect(alice2, to: bob0.user, text("before 2"), id: "3EB0I9", server: server)
+        _ = try expectMessage(try await oldBob.receive(first2[bob0.device]!))
+        let oldIdentity = await bob0.store.identityKeyPair().publicKey
+
+        // Bob's phone reinstalls: same device JID, new identity and prekeys.
+        let newBob = try await Party.make("15550002222", device: 0)
+        server.devices[newBob.user] = []
+        try await server.register(newBob)
+        try await server.register(bob5)
+
+        // Receiving: his first pkmsg under the new identity is accepted and reported.
+        let (_, fromNewBob) = try await sendDirect(newBob, to: alice1.user, text("new phone"), id: "3EB0I1", server: server)
+        let (message, _) = try expectMessage(try await aliceReceiver.receive(fromNewBob[alice1.device]!))
+        XCTAssertEqual(message.content, .text("new phone", context: nil))
+        let change = try XCTUnwrap(message.identityChange)
+        XCTAssertEqual(change.previousKey, oldIdentity)
+        let newIdentity = await newBob.store.identityKeyPair().publicKey
+        XCTAssertEqual(change.newKey, newIdentity)
+        XCTAssertFalse(message.description.contains("new phone"), "description leaves the body out")
+
+        // Sending: with the stale session dropped, the new bundle's identity change is accepted and reported.
+        await alice2.store.deleteSession(for: SignalAddress(jid: bob0.device))
+        let (out, delivered) = try await sendDirect(alice2, to: bob0.user, text("welcome back"), id: "3EB0I2", server: server)
+        XCTAssertEqual(out.identityChanges.map(\.address), [SignalAddress(jid: bob0.device)])
+        var newBobReceiver = newBob.receiver()
+        let welcome = try expectMessage(try await newBobReceiver.receive(delivered[bob0.device]!)).0
+        XCTAssertEqual(welcome.content, .text("welcome back", context: nil))
+    }
+
     func testSendWithoutBundleSkipsThatDeviceAndSaysWhy() async throws {
         let prep = try await prepareDirect(alice1, to: bob0.user, server: server)
         var bundles = prep.bundles
