@@ -41,6 +41,13 @@ final class DirectMessagingTests: XCTestCase {
         XCTAssertEqual(out.phash, ParticipantHash.v2([alice1.device, alice2.device, bob0.device, bob5.device]))
         XCTAssertEqual(sent.string("phash"), out.phash)
         XCTAssertTrue(out.skipped.isEmpty)
+        XCTAssertEqual(delivered[alice2.device]?.jid("recipient"), bob0.user, "own-device copy names the chat")
+
+        // The server's ack: sent, with a matching phash.
+        let ack = try XCTUnwrap(try ServerAck(parsing: try wire(ServerMessageRouting.ack(for: sent, timestamp: 1_700_000_000, phash: out.phash))))
+        XCTAssertEqual(ack.messageID, "3EB0AAAA")
+        XCTAssertEqual(ack.status, .sent)
+        XCTAssertEqual(ack.phash, out.phash)
 
         // Bob's two devices read it.
         for bob in [bob0!, bob5!] {

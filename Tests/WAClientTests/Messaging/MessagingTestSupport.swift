@@ -82,47 +82,23 @@ final class FakeServer {
         })
     }
 
-    /// Splits a client's `<message>` into one stanza per device.
+    var groupMembers: [JID] = []
+
+    /// Fans a client's `<message>` out per device with the shared server-side routing.
     func deliver(_ sent: Node, from sender: JID, pushName: String = "Sender") throws -> [JID: Node] {
         clock += 1
-        let to = try XCTUnwrap(sent.jid("to"))
-        let id = try XCTUnwrap(sent.string("id"))
-        let isGroup = to.server == JID.groupServer
+        let members = groupMembers.flatMap { devices[$0] ?? [] }
         var out: [JID: Node] = [:]
-        var perDevice: [JID: Node] = [:]
-        for target in sent.child("participants")?.children("to") ?? [] {
-            perDevice[try XCTUnwrap(target.jid("jid"))] = try XCTUnwrap(target.child("enc"))
-        }
-        let skmsg = sent.children("enc").first { $0.string("type") == "skmsg" }
-        var targets = Set(perDevice.keys)
-        if isGroup { targets.formUnion(groupMembers.flatMap { devices[$0] ?? [] }.filter { $0 != sender }) }
-        for device in targets {
-            var attrs: [Attribute] = isGroup
-                ? [Attribute("from", .jid(to)), Attribute("participant", .jid(sender))]
-                : [Attribute("from", .jid(sender))]
-            attrs += [Attribute("id", .string(id)), Attribute("t", .string(String(clock))),
-                      Attribute("type", .string(sent.string("type") ?? "text")), Attribute("notify", .string(pushName))]
-            var children: [Node] = []
-            if let enc = perDevice[device] { children.append(enc) }
-            if let skmsg { children.append(skmsg) }
-            out[device] = try wire(Node("message", attrs, content: .nodes(children)))
+        for delivery in try ServerMessageRouting.deliveries(
+            of: sent, from: sender, memberDevices: members, timestamp: clock, pushName: pushName) {
+            out[delivery.device] = try wire(delivery.node)
         }
         return out
     }
 
-    var groupMembers: [JID] = []
-
-    /// A receipt a client sent, as the server forwards it to the original
-    /// sender: `from` = the device (1:1) or the group with `participant` = the device.
+    /// A receipt a client sent, as the server forwards it to the original sender.
     func forward(receipt: Node, from device: JID) throws -> Node {
-        let node = try wire(receipt)
-        let to = try XCTUnwrap(node.jid("to"))
-        var attrs = to.server == JID.groupServer
-            ? [Attribute("from", .jid(to)), Attribute("participant", .jid(device))]
-            : [Attribute("from", .jid(device))]
-        attrs += node.attributes.filter { !["to", "participant", "from"].contains($0.key) }
-        if node["t"] == nil { attrs.append(Attribute("t", .string(String(clock)))) }
-        return try wire(Node("receipt", attrs, content: node.content))
+        try wire(try ServerMessageRouting.forward(receipt: try wire(receipt), from: device, timestamp: clock))
     }
 }
 
