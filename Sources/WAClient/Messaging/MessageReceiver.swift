@@ -23,13 +23,19 @@ public struct MessageReceiver: Sendable {
     public let store: any SignalProtocolStore
     /// Our own device JID.
     public let ownDevice: JID
+    /// Our LID, when known: messages from our own devices may come LID-addressed.
+    public var ownLID: JID?
     /// Our keys for retry receipts from the second retry on (nil: never attach them).
     public var retryKeys: (@Sendable () async throws -> RetryReceipt.Keys)?
     public private(set) var retries = RetryCounter()
 
-    public init(store: any SignalProtocolStore, ownDevice: JID, retryKeys: (@Sendable () async throws -> RetryReceipt.Keys)? = nil) {
+    public init(
+        store: any SignalProtocolStore, ownDevice: JID, ownLID: JID? = nil,
+        retryKeys: (@Sendable () async throws -> RetryReceipt.Keys)? = nil
+    ) {
         self.store = store
         self.ownDevice = ownDevice
+        self.ownLID = ownLID
         self.retryKeys = retryKeys
     }
 
@@ -40,7 +46,7 @@ public struct MessageReceiver: Sendable {
         let from = try stanza.requiredJID("from", in: ctx)
         let isGroup = from.server == JID.groupServer || from.server == JID.broadcastServer
         let sender = isGroup ? try stanza.requiredJID("participant", in: ctx) : from
-        let isFromMe = sender.user == ownDevice.user && sender.server == ownDevice.server
+        let isFromMe = [ownDevice, ownLID].contains { own in own.map { sender.user == $0.user && sender.server == $0.server } ?? false }
         var chat = isGroup ? from : (isFromMe ? (stanza.jid("recipient") ?? from).nonAD : from.nonAD)
 
         let encs = stanza.children("enc")

@@ -245,6 +245,24 @@ final class DirectMessagingTests: XCTestCase {
         XCTAssertEqual(welcome.content, .text("welcome back", context: nil))
     }
 
+    func testOwnLIDAddressedCopyIsFromMe() async throws {
+        let aliceL1 = try await Party.make("9111", device: 1, server: JID.lidServer)
+        let aliceL2 = try await Party.make("9111", device: 2, server: JID.lidServer)
+        for party in [aliceL1, aliceL2] { try await server.register(party) }
+        let (_, delivered) = try await sendDirect(aliceL1, to: bob0.user, text("via lid"), id: "3EB0L1", server: server)
+        XCTAssertEqual(Set(delivered.keys), [aliceL2.device, bob0.device, bob5.device])
+        var receiver = MessageReceiver(store: aliceL2.store, ownDevice: alice2.device, ownLID: aliceL2.user)
+        let (copy, _) = try expectMessage(try await receiver.receive(delivered[aliceL2.device]!))
+        XCTAssertTrue(copy.isFromMe)
+        XCTAssertEqual(copy.chat, bob0.user)
+        XCTAssertEqual(copy.content, .text("via lid", context: nil))
+        var withoutLID = MessageReceiver(store: aliceL2.store, ownDevice: alice2.device)
+        let second = try await sendDirect(aliceL1, to: bob0.user, text("again"), id: "3EB0L2", server: server).1
+        let notOwn = try expectMessage(try await withoutLID.receive(second[aliceL2.device]!)).0
+        XCTAssertFalse(notOwn.isFromMe, "without our LID the copy is not recognised, and its DSM is not unwrapped")
+        XCTAssertEqual(notOwn.content, .other)
+    }
+
     func testSendWithoutBundleSkipsThatDeviceAndSaysWhy() async throws {
         let prep = try await prepareDirect(alice1, to: bob0.user, server: server)
         var bundles = prep.bundles

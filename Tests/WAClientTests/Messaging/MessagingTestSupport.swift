@@ -22,7 +22,7 @@ struct Party {
     var user: JID { device.nonAD }
     var sender: MessageSender { MessageSender(store: store, ownDevice: device, deviceIdentity: deviceIdentity) }
 
-    static func make(_ user: String, device: UInt16, preKeyCount: Int = 4) async throws -> Party {
+    static func make(_ user: String, device: UInt16, server: String = JID.userServer, preKeyCount: Int = 4) async throws -> Party {
         let store = InMemorySignalStore()
         let identity = await store.identityKeyPair()
         let signed = try SignedPreKeyRecord.generate(id: 7, identity: identity)
@@ -33,7 +33,7 @@ struct Party {
         adv.details = Data("details-\(user)-\(device)".utf8)
         adv.accountSignature = Data(repeating: 1, count: 64)
         return Party(
-            device: JID(user: user, device: device, server: JID.userServer), store: store, signedPreKey: signed,
+            device: JID(user: user, device: device, server: server), store: store, signedPreKey: signed,
             preKeys: preKeys, deviceIdentity: try adv.serializedData())
     }
 
