@@ -43,7 +43,7 @@ extension MessageSender {
         distribution.senderKeyDistributionMessage.axolotlSenderKeyDistributionMessage = skdm.serialized
         let distributionPlaintext = try Self.serialize(distribution)
 
-        var fanout = FanOut()
+        var fanout = FanOut()  // the SKDM carries no media
         for device in participantDevices where device != ownDevice && !devicesWithSenderKey.contains(device) {
             await fanout.encrypt(MessagePadding.pad(distributionPlaintext), for: device, sender: self, bundles: bundles)
         }
@@ -55,7 +55,9 @@ extension MessageSender {
         node["phash"] = .string(phash)
         var children: [Node] = []
         if !fanout.participants.isEmpty { children.append(Node("participants", children: fanout.participants)) }
-        children.append(Node("enc", attributes: ["v": "2", "type": "skmsg"], content: .bytes([UInt8](skmsg))))
+        var skmsgNode = Node("enc", attributes: ["v": "2", "type": "skmsg"], content: .bytes([UInt8](skmsg)))
+        if let mediaType = Self.mediaType(of: message) { skmsgNode["mediatype"] = .string(mediaType) }
+        children.append(skmsgNode)
         if fanout.hasPreKey { children.append(.binary("device-identity", deviceIdentity)) }
         node.content = .nodes(children)
         return OutgoingMessage(

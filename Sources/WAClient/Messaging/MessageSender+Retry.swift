@@ -53,7 +53,7 @@ extension MessageSender {
         if !isGroup { node["device_fanout"] = "false" }
         if let participant = retry.participant { node["participant"] = .jid(participant) }
         if let recipient = retry.recipient { node["recipient"] = .jid(recipient) }
-        var children = [Self.encNode(ciphertext, count: retry.count)]
+        var children = [Self.encNode(ciphertext, count: retry.count, mediaType: Self.mediaType(of: message))]
         if case .preKey = ciphertext { children.append(.binary("device-identity", deviceIdentity)) }
         node.content = .nodes(children)
         return node

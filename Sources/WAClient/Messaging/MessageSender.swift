@@ -70,7 +70,7 @@ public struct MessageSender: Sendable {
         if message.hasMessageContextInfo { dsm.messageContextInfo = message.messageContextInfo }
         let dsmPlaintext = try Self.serialize(dsm)
 
-        var fanout = FanOut()
+        var fanout = FanOut(mediaType: Self.mediaType(of: message))
         for device in recipientDevices where device != ownDevice {
             await fanout.encrypt(MessagePadding.pad(plaintext), for: device, sender: self, bundles: bundles)
         }
@@ -98,6 +98,7 @@ public struct MessageSender: Sendable {
 
     /// Accumulates `<to jid><enc/></to>` nodes for a fan-out.
     struct FanOut {
+        var mediaType: String?
         var participants: [Node] = []
         var devices: [JID] = []
         var skipped: [JID: WAClientError] = [:]
@@ -108,7 +109,9 @@ public struct MessageSender: Sendable {
             do {
                 let (ciphertext, change) = try await sender.encrypt(padded, for: device, bundle: bundles[device])
                 if let change { identityChanges.append(change) }
-                participants.append(Node("to", attributes: ["jid": .jid(device)], children: [MessageSender.encNode(ciphertext)]))
+                participants.append(Node("to", attributes: ["jid": .jid(device)], children: [
+                    MessageSender.encNode(ciphertext, mediaType: mediaType),
+                ]))
                 devices.append(device)
                 if case .preKey = ciphertext { hasPreKey = true }
             } catch {
@@ -145,10 +148,23 @@ public struct MessageSender: Sendable {
         }
     }
 
-    static func encNode(_ ciphertext: CiphertextMessage, count: Int? = nil) -> Node {
+    static func encNode(_ ciphertext: CiphertextMessage, count: Int? = nil, mediaType: String? = nil) -> Node {
         var node = Node("enc", attributes: ["v": "2", "type": .string(ciphertext.type)], content: .bytes([UInt8](ciphertext.serialized)))
+        if let mediaType { node["mediatype"] = .string(mediaType) }
         if let count { node["count"] = .string(String(count)) }
         return node
+    }
+
+    /// The `<enc mediatype>` whatsmeow adds for media kinds.
+    public static func mediaType(of message: WAE2E_Message) -> String? {
+        if message.hasImageMessage { return "image" }
+        if message.hasStickerMessage { return "sticker" }
+        if message.hasDocumentMessage { return "document" }
+        if message.hasAudioMessage { return message.audioMessage.ptt ? "ptt" : "audio" }
+        if message.hasVideoMessage { return message.videoMessage.gifPlayback ? "gif" : "video" }
+        if message.hasContactMessage { return "vcard" }
+        if message.hasLocationMessage { return message.locationMessage.isLive ? "livelocation" : "location" }
+        return nil
     }
 
     static func serialize(_ message: WAE2E_Message) throws -> Data {

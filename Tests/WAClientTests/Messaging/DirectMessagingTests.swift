@@ -199,6 +199,8 @@ final class DirectMessagingTests: XCTestCase {
         for (i, message) in [image, location, contact, poll].enumerated() {
             let (out, delivered) = try await sendDirect(alice1, to: bob0.user, message, id: "3EB0M\(i)", server: server)
             XCTAssertEqual(try wire(out.node).string("type"), i == 3 ? "poll" : "media")
+            let mediaTypes = try wire(out.node).child("participants")!.children("to").map { $0.child("enc")?.string("mediatype") }
+            XCTAssertEqual(Set(mediaTypes), [["image", "location", "vcard", nil][i]])
             results.append(try expectMessage(try await bobReceiver.receive(delivered[bob0.device]!)).0.content)
         }
         guard case .media(let media) = results[0] else { return XCTFail("not media") }
