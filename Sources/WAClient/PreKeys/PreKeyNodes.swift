@@ -28,6 +28,12 @@ public enum PreKeyNodes {
     /// Most devices asked for in one bundle query (and users read from an answer).
     public static let maxBundleDevices = 512
     static let keyType: UInt8 = 0x05
+    /// One-time prekeys uploaded right after the first login (whatsmeow, and real clients seen: 812).
+    public static let initialUploadCount = 812
+    /// One-time prekeys uploaded when the server runs low.
+    public static let refillUploadCount = 50
+    /// Upload more when the server holds fewer than this many.
+    public static let minimumServerCount = 5
 
     // MARK: Upload (client builds, server parses)
 
@@ -103,6 +109,14 @@ public enum PreKeyNodes {
             throw WAClientError(.stanzaMalformed, "prekey count: <count value> missing or negative")
         }
         return value
+    }
+
+    /// The count in a server's `<notification type=encrypt from=s.whatsapp.net><count value=N/>`
+    /// (it is running low), or nil for another notification.
+    public static func lowPreKeyCount(in notification: Node) -> Int? {
+        guard notification.tag == "notification", notification.string("type") == "encrypt",
+              notification.jid("from") == JID.serverJID else { return nil }
+        return notification.child("count")?.int("value")
     }
 
     /// Server side: the answer to a count query.

@@ -15,13 +15,14 @@ public enum ReceiptNodes {
     public static let maxListItems = 256
 
     /// The delivery receipt for a message we decrypted: no `type`, or `sender`
-    /// for a copy of our own message (then `to` is our sending device and
-    /// `recipient` the chat).
+    /// for a copy of our own message (1:1: then `to` is our sending device and
+    /// `recipient` the chat; group: `to` the group, `participant` our device).
     public static func delivery(for message: ReceivedMessage) -> Node {
         var node = Node("receipt", attributes: ["id": .string(message.id)])
         if message.isGroup {
             node["to"] = .jid(message.chat)
             node["participant"] = .jid(message.sender)
+            if message.isFromMe { node["type"] = "sender" }
         } else if message.isFromMe {
             node["to"] = .jid(message.sender)
             node["type"] = "sender"

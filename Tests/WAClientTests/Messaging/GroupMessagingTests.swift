@@ -58,6 +58,7 @@ final class GroupMessagingTests: XCTestCase {
             let r = try wire(receipt)
             XCTAssertEqual(r.jid("to"), group)
             XCTAssertEqual(r.jid("participant"), alice1.device)
+            XCTAssertEqual(r.string("type"), device == alice2.device ? "sender" : nil)
         }
 
         // A second group message reuses the sender key: nobody needs a distribution.

@@ -102,6 +102,12 @@ final class PreKeyNodesTests: XCTestCase {
         XCTAssertNotNil(query.child("count"))
         let answer = try wire(PreKeyNodes.countAnswer(to: query, count: 42))
         XCTAssertEqual(try PreKeyNodes.parseCount(answer), 42)
+        let low = try wire(Node("notification", attributes: ["type": "encrypt", "from": .jid(JID.serverJID), "id": "n1"],
+                                children: [Node("count", attributes: ["value": "0"])]))
+        XCTAssertEqual(PreKeyNodes.lowPreKeyCount(in: low), 0)
+        var spoofed = low
+        spoofed["from"] = .jid(JID(user: "1555", server: JID.userServer))
+        XCTAssertNil(PreKeyNodes.lowPreKeyCount(in: try wire(spoofed)), "only the server may say so")
         XCTAssertThrowsError(try PreKeyNodes.parseCount(try wire(Node("iq", attributes: ["type": "result"])))) {
             XCTAssertEqual(($0 as? WAClientError)?.code, .stanzaMalformed)
         }
