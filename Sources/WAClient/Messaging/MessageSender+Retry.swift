@@ -15,12 +15,16 @@ extension MessageSender {
     /// </message>
     /// ```
     /// Give up (the caller drops the retry) when `retry.count` exceeds `RetryCounter.maxRetries`.
-    public func resend(_ message: WAE2E_Message, chat: JID, for retry: RetryReceipt, now: Date = Date()) async throws -> Node {
+    /// When the receipt brought no keys but `retry.wantsFreshBundle`, fetch the
+    /// device's bundle (`PreKeyNodes.bundleQueryIQ`) and pass it as `bundle`.
+    public func resend(
+        _ message: WAE2E_Message, chat: JID, for retry: RetryReceipt, bundle fetched: PreKeyBundle? = nil, now: Date = Date()
+    ) async throws -> Node {
         guard retry.count <= RetryCounter.maxRetries else {
             throw WAClientError(.limitExceeded, "retry #\(retry.count) for \(retry.messageID), bound \(RetryCounter.maxRetries)")
         }
         let device = retry.device
-        if let bundle = retry.bundle {
+        if let bundle = retry.bundle ?? fetched {
             do { _ = try await openSession(bundle, for: device) } catch {
                 throw WAClientError.signal(.messageEncryptFailed, "bundle from retry receipt", error)
             }

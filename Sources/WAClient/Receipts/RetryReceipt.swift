@@ -33,6 +33,10 @@ public struct RetryReceipt: Sendable {
     /// The device that asked.
     public var device: JID { participant ?? from }
 
+    /// From the second retry on without `<keys>`, our session with that
+    /// device is suspect: fetch its bundle and pass it to `resend` (whatsmeow does so).
+    public var wantsFreshBundle: Bool { bundle == nil && count >= 2 }
+
     /// Our keys attached from the second retry on, so the sender can open a new session.
     public struct Keys: Sendable {
         public var identity: Curve25519PublicKey

@@ -74,6 +74,7 @@ final class RetryTests: XCTestCase {
         XCTAssertEqual(parsed.device, bob.device)
         XCTAssertEqual(parsed.count, 1)
         XCTAssertEqual(parsed.registrationID, registration)
+        XCTAssertFalse(parsed.wantsFreshBundle)
         let toResend = try XCTUnwrap(recent.message(chat: bob.user, id: parsed.messageID))
         let resend = try wire(try await alice.sender.resend(toResend, chat: bob.user, for: parsed))
         XCTAssertEqual(resend.jid("to"), bob.device)
@@ -117,6 +118,7 @@ final class RetryTests: XCTestCase {
         let forwarded = try FakeServer().forward(receipt: try XCTUnwrap(lastReceipt), from: bob.device)
         guard case .retry(let retry) = try ReceiptEvent(parsing: forwarded) else { return XCTFail("not a retry") }
         let bundle = try XCTUnwrap(retry.bundle)
+        XCTAssertFalse(retry.wantsFreshBundle, "keys came with it")
         XCTAssertEqual(bundle.preKeyID, 500)
         XCTAssertEqual(bundle.identityKey, bobIdentity)
         let bobRegistration = await bob.store.localRegistrationID()
@@ -131,6 +133,49 @@ final class RetryTests: XCTestCase {
         delivered["id"] = "3EB0J2"
         let received = try expectMessage(try await receiver.receive(try wire(delivered))).0
         XCTAssertEqual(received.content, .text("retry me", context: nil))
+    }
+
+    func testSecondRetryWithoutKeysLeadsToAFetchedBundle() async throws {
+        let server = FakeServer()
+        let alice = try await Party.make("15550001111", device: 1)
+        let bob = try await Party.make("15550002222", device: 0)
+        for party in [alice, bob] { try await server.register(party) }
+        var bobReceiver = bob.receiver()
+        let (_, first) = try await sendDirect(alice, to: bob.user, text("one"), id: "3EB0F0", server: server)
+        _ = try expectMessage(try await bobReceiver.receive(first[bob.device]!))
+
+        // Bob loses his session with Alice; her next message cannot be read.
+        await bob.store.deleteSession(for: SignalAddress(jid: alice.device))
+        let original = text("lost?")
+        let (_, sent) = try await sendDirect(alice, to: bob.user, original, id: "3EB0F1", server: server)
+        var stanza = try XCTUnwrap(sent[bob.device])
+        for expectedCount in 1...2 {
+            guard case .undecryptable(_, let receipt?) = try await bobReceiver.receive(stanza) else { return XCTFail("no retry") }
+            guard case .retry(let retry) = try ReceiptEvent(parsing: try server.forward(receipt: receipt, from: bob.device)) else {
+                return XCTFail("not a retry")
+            }
+            XCTAssertEqual(retry.count, expectedCount)
+            XCTAssertEqual(retry.wantsFreshBundle, expectedCount == 2)
+            let bundle = retry.wantsFreshBundle ? try await fetchFresh(bob.device, server: server) : nil
+            let baseKeyBefore = await alice.store.loadSession(for: SignalAddress(jid: bob.device))?.currentBaseKey
+            var resend = try wire(try await alice.sender.resend(original, chat: bob.user, for: retry, bundle: bundle))
+            let baseKeyAfter = await alice.store.loadSession(for: SignalAddress(jid: bob.device))?.currentBaseKey
+            // The first resend reuses the stale session (Bob still cannot read it); the second opens a new one.
+            XCTAssertEqual(baseKeyBefore != baseKeyAfter, expectedCount == 2)
+            XCTAssertEqual(resend.child("enc")?.string("type"), "pkmsg")
+            XCTAssertEqual(resend.child("enc")?.string("count"), String(expectedCount))
+            resend["to"] = nil
+            resend["from"] = .jid(alice.device)
+            stanza = try wire(resend)
+        }
+        let recovered = try expectMessage(try await bobReceiver.receive(stanza)).0
+        XCTAssertEqual(recovered.content, .text("lost?", context: nil))
+    }
+
+    func fetchFresh(_ device: JID, server: FakeServer) async throws -> PreKeyBundle {
+        let query = try wire(try PreKeyNodes.bundleQueryIQ(id: "r", devices: [device], reason: "identity"))
+        XCTAssertEqual(query.child("key")?.child("user")?.string("reason"), "identity")
+        return try XCTUnwrap(try PreKeyNodes.parseBundles(try wire(try server.bundleAnswer(query)))[device]).get()
     }
 
     func testRetryCounterIsBounded() {
