@@ -19,9 +19,12 @@ extension MessageSender {
     /// ```
     /// phash covers all participant devices (ours included). Record
     /// `encryptedFor` as now holding the key so later sends skip them.
+    /// `rotateSenderKey` (after a member left) replaces our sender key first
+    /// and distributes the new one to every device, so the one who left cannot
+    /// read what follows; the caller then forgets who held the old key.
     public func groupMessage(
         id: String, group: JID, message: WAE2E_Message, participantDevices: [JID],
-        devicesWithSenderKey: Set<JID> = [], bundles: [JID: PreKeyBundle] = [:]
+        devicesWithSenderKey: Set<JID> = [], bundles: [JID: PreKeyBundle] = [:], rotateSenderKey: Bool = false
     ) async throws -> OutgoingMessage {
         guard group.server == JID.groupServer else { throw WAClientError(.invalidRecipient, "group send to a \(group.server) JID") }
         guard MessageID.isAcceptable(id) else { throw WAClientError(.invalidRecipient, "message id not acceptable") }
@@ -32,7 +35,8 @@ extension MessageSender {
         let skdm: SenderKeyDistributionMessage
         let skmsg: Data
         do {
-            skdm = try await GroupSessionBuilder(store: store).create(for: name)
+            let builder = GroupSessionBuilder(store: store)
+            skdm = rotateSenderKey ? try await builder.rotate(for: name) : try await builder.create(for: name)
             skmsg = try await GroupCipher(store: store, name: name).encrypt(MessagePadding.pad(try Self.serialize(message)))
         } catch {
             throw WAClientError.signal(.messageEncryptFailed, "sender key encrypt", error)
@@ -44,7 +48,8 @@ extension MessageSender {
         let distributionPlaintext = try Self.serialize(distribution)
 
         var fanout = FanOut()  // the SKDM carries no media
-        for device in participantDevices where device != ownDevice && !devicesWithSenderKey.contains(device) {
+        let holders = rotateSenderKey ? [] : devicesWithSenderKey
+        for device in participantDevices where device != ownDevice && !holders.contains(device) {
             await fanout.encrypt(MessagePadding.pad(distributionPlaintext), for: device, sender: self, bundles: bundles)
         }
         let phash = ParticipantHash.v2(Set(participantDevices + [ownDevice]))

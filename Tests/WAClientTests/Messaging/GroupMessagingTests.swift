@@ -87,6 +87,24 @@ final class GroupMessagingTests: XCTestCase {
             XCTAssertFalse(received.isFromMe)
         }
 
+        // Carol leaves: Alice rotates her sender key; the rest read on, Carol cannot.
+        server.groupMembers = [alice1.user, bob.user]
+        let remaining = all.filter { $0.user != carol.user.user }
+        let rotated = try await alice1.sender.groupMessage(
+            id: "3EB0G4", group: group, message: text("after carol"), participantDevices: remaining,
+            devicesWithSenderKey: Set(out.encryptedFor), rotateSenderKey: true)
+        XCTAssertEqual(Set(rotated.encryptedFor), [alice2.device, bob.device], "new key to everyone who stays")
+        let delivered4 = try server.deliver(try wire(rotated.node), from: alice1.device)
+        for device in [alice2.device, bob.device] {
+            let received = try expectMessage(try await receivers[device]!.receive(delivered4[device]!)).0
+            XCTAssertEqual(received.content, .text("after carol", context: nil))
+        }
+        var carolStanza = try XCTUnwrap(delivered4[bob.device])
+        carolStanza.content = .nodes(carolStanza.children("enc").filter { $0.string("type") == "skmsg" })
+        guard case .undecryptable = try await receivers[carol.device]!.receive(try wire(carolStanza)) else {
+            return XCTFail("a member who left must not read the rotated key's messages")
+        }
+
         // An skmsg from a sender whose key we never got is undecryptable and asks for a retry.
         var stranger = try await Party.make("15550004444", device: 0).receiver()
         guard case .undecryptable(let failure, let retry) = try await stranger.receive(delivered2[carol.device]!) else {
