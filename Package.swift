@@ -102,7 +102,10 @@ let package = Package(
         ),
         .target(
             name: "WAClient",
-            dependencies: ["WACrypto", "WAProto", "CZlib"],
+            dependencies: [
+                "WACrypto", "WAProto", "CZlib", "WABinary", "WASignal",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             swiftSettings: strict
         ),
 
@@ -178,7 +181,10 @@ let package = Package(
         ),
         .testTarget(
             name: "WAClientTests",
-            dependencies: ["WAClient", "WACrypto", "WAProto", "WATestSupport"],
+            dependencies: [
+                "WAClient", "WACrypto", "WAProto", "WABinary", "WASignal", "WATestSupport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,0 +1,144 @@
+import Foundation
+import SwiftProtobuf
+import WABinary
+import WAProto
+import WASignal
+
+/// The receive path for one `<message>` stanza: decrypt every `<enc>`
+/// (pkmsg / msg first, then skmsg), install a sender key distribution found
+/// in a 1:1 payload before the skmsg that needs it, unpad, parse, unwrap a
+/// DeviceSentMessage from our own devices, and hand back a typed message
+/// with its delivery receipt, or a failure with its retry receipt.
+///
+/// Signal state changes only when a decryption succeeds (WASignal commits at
+/// the end of a successful operation), so a failed stanza leaves sessions as
+/// they were. Retry counts per message id are kept here, bounded
+/// (`RetryCounter`). A value type: the device's actor owns one.
+public struct MessageReceiver: Sendable {
+    /// Most `<enc>` children read from one stanza.
+    public static let maxEncPerMessage = 4
+    /// Largest decrypted payload accepted (bytes).
+    public static let maxPayloadBytes = 4 << 20
+
+    public let store: any SignalProtocolStore
+    /// Our own device JID.
+    public let ownDevice: JID
+    /// Our LID, when known: messages from our own devices may come LID-addressed.
+    public var ownLID: JID?
+    /// Our keys for retry receipts from the second retry on (nil: never attach them).
+    public var retryKeys: (@Sendable () async throws -> RetryReceipt.Keys)?
+    public private(set) var retries = RetryCounter()
+
+    public init(
+        store: any SignalProtocolStore, ownDevice: JID, ownLID: JID? = nil,
+        retryKeys: (@Sendable () async throws -> RetryReceipt.Keys)? = nil
+    ) {
+        self.store = store
+        self.ownDevice = ownDevice
+        self.ownLID = ownLID
+        self.retryKeys = retryKeys
+    }
+
+    public mutating func receive(_ stanza: Node) async throws -> ReceiveOutcome {
+        let ctx = "message"
+        guard stanza.tag == "message" else { throw WAClientError(.stanzaMalformed, "\(ctx): not a message stanza") }
+        let id = try stanza.requiredString("id", in: ctx)
+        let from = try stanza.requiredJID("from", in: ctx)
+        let isGroup = from.server == JID.groupServer || from.server == JID.broadcastServer
+        let sender = isGroup ? try stanza.requiredJID("participant", in: ctx) : from
+        let isFromMe = [ownDevice, ownLID].contains { own in own.map { sender.user == $0.user && sender.server == $0.server } ?? false }
+        var chat = isGroup ? from : (isFromMe ? (stanza.jid("recipient") ?? from).nonAD : from.nonAD)
+
+        let encs = stanza.children("enc")
+        guard encs.count <= Self.maxEncPerMessage else {
+            throw WAClientError(.limitExceeded, "\(ctx): \(encs.count) <enc>, bound \(Self.maxEncPerMessage)")
+        }
+        guard !encs.isEmpty else {
+            return .ignored(id: id, reason: "no <enc> in stanza", receipt: ReceiptNodes.delivery(answering: stanza))
+        }
+
+        var content: WAE2E_Message?
+        var identityChange: IdentityChange?
+        let ordered = encs.filter { $0.string("type") != "skmsg" } + encs.filter { $0.string("type") == "skmsg" }
+        for enc in ordered {
+            do {
+                let decrypted: WAE2E_Message?
+                do { decrypted = try await decrypt(enc, sender: sender, chat: chat) } catch let error as SignalError
+                    where error.code == .untrustedIdentity && enc.string("type") == "pkmsg" && error.identityChange != nil {
+                    // The peer reinstalled: a new session under a new identity. Accept it
+                    // (as WhatsApp clients do) and report the change with the message.
+                    identityChange = error.identityChange
+                    try await store.saveIdentity(error.identityChange!.newKey, for: error.identityChange!.address)
+                    decrypted = try await decrypt(enc, sender: sender, chat: chat)
+                }
+                guard var message = decrypted else { continue }
+                if message.hasDeviceSentMessage, isFromMe {
+                    let dsm = message.deviceSentMessage
+                    if let destination = JID(dsm.destinationJid) { chat = destination.nonAD }
+                    message = dsm.message
+                }
+                if message.hasSenderKeyDistributionMessage {
+                    try await installSenderKey(message.senderKeyDistributionMessage, sender: sender, chat: chat)
+                    message.clearSenderKeyDistributionMessage()
+                }
+                if message != WAE2E_Message() { content = message }
+            } catch let error as SignalError where error.code == .duplicateMessage {
+                return .ignored(id: id, reason: "duplicate", receipt: ReceiptNodes.delivery(answering: stanza))
+            } catch {
+                let clientError = WAClientError.signal(.messageDecryptFailed, "enc \(enc.string("type") ?? "?") from \(sender)", error)
+                let countInMessage = encs.compactMap { $0.int("count") }.max() ?? 0
+                let count = retries.next(for: id, countInMessage: countInMessage)
+                var receipt: Node?
+                if let count {
+                    let keys = count > 1 ? try? await retryKeys?() : nil
+                    receipt = RetryReceipt.build(
+                        for: stanza, count: count, registrationID: try await store.localRegistrationID(), keys: keys)
+                }
+                return .undecryptable(
+                    UndecryptableMessage(id: id, chat: chat, sender: sender, error: clientError, retryCount: receipt == nil ? nil : count),
+                    retryReceipt: receipt)
+            }
+        }
+        let message = content ?? WAE2E_Message()
+        let received = ReceivedMessage(
+            id: id, chat: chat, sender: sender, isFromMe: isFromMe, isGroup: isGroup,
+            timestamp: Date(timeIntervalSince1970: TimeInterval(stanza.int("t") ?? 0)),
+            pushName: stanza.string("notify"), content: MessageContent(message), message: message,
+            identityChange: identityChange)
+        return .message(received, receipt: ReceiptNodes.delivery(for: received))
+    }
+
+    /// One `<enc>` to a parsed `Message` (nil for an unknown enc type, skipped).
+    func decrypt(_ enc: Node, sender: JID, chat: JID) async throws -> WAE2E_Message? {
+        guard let bytes = enc.bytes else { throw WAClientError(.stanzaMalformed, "<enc> without content") }
+        let ciphertext = Data(bytes)
+        let padded: Data
+        switch enc.string("type") {
+        case "pkmsg":
+            padded = try await SessionCipher(store: store, address: SignalAddress(jid: sender)).decrypt(preKeySignalMessage: ciphertext)
+        case "msg":
+            padded = try await SessionCipher(store: store, address: SignalAddress(jid: sender)).decrypt(signalMessage: ciphertext)
+        case "skmsg":
+            let name = SenderKeyName(groupID: chat.description, sender: SignalAddress(jid: sender))
+            padded = try await GroupCipher(store: store, name: name).decrypt(ciphertext)
+        default:
+            return nil
+        }
+        guard padded.count <= Self.maxPayloadBytes else {
+            throw WAClientError(.payloadInvalid, "decrypted payload of \(padded.count) bytes")
+        }
+        let plaintext: Data
+        do { plaintext = try MessagePadding.unpad(padded) } catch {
+            throw WAClientError(.payloadInvalid, "payload padding invalid")
+        }
+        do { return try WAE2E_Message(serializedBytes: plaintext) } catch {
+            throw WAClientError(.payloadInvalid, "payload is not a Message")
+        }
+    }
+
+    func installSenderKey(_ skdm: WAE2E_SenderKeyDistributionMessage, sender: JID, chat: JID) async throws {
+        let groupID = skdm.hasGroupID ? skdm.groupID : chat.description
+        let message = try SenderKeyDistributionMessage(serialized: skdm.axolotlSenderKeyDistributionMessage)
+        try await GroupSessionBuilder(store: store).process(message, from: SenderKeyName(groupID: groupID, sender: SignalAddress(jid: sender)))
+    }
+}

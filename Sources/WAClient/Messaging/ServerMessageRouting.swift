@@ -1,0 +1,94 @@
+import Foundation
+import WABinary
+
+/// The server's side of messages and receipts, for the simulator: how a
+/// client's `<message>` is fanned out per device, how the sender is acked,
+/// and how a receipt reaches the original sender. Shapes follow
+/// `shared/docs/simulator-facts.md`; kept next to the client builders so the
+/// two cannot drift.
+public enum ServerMessageRouting {
+    /// One delivery of a sent message.
+    public struct Delivery: Sendable {
+        public var device: JID
+        public var node: Node
+    }
+
+    /// Splits a client's `<message>` into one stanza per device.
+    /// - 1:1: each `<participants><to jid=D>` becomes
+    ///   `<message from=sender id t type [notify] [recipient=chat for the sender's own devices]><enc/></message>`.
+    /// - group (`to` is `@g.us`): each device in `memberDevices` except the
+    ///   sender gets `<message from=G participant=sender id t type [notify]>`
+    ///   with its own `<enc>` (the SKDM) when it has one, then the skmsg.
+    public static func deliveries(
+        of sent: Node, from sender: JID, memberDevices: [JID] = [], timestamp: Int, pushName: String? = nil
+    ) throws -> [Delivery] {
+        let ctx = "routing"
+        let to = try sent.requiredJID("to", in: ctx)
+        let id = try sent.requiredString("id", in: ctx)
+        let targets = sent.child("participants")?.children("to") ?? []
+        guard targets.count <= MessageSender.maxDevices, memberDevices.count <= MessageSender.maxDevices else {
+            throw WAClientError(.limitExceeded, "\(ctx): too many devices")
+        }
+        var perDevice: [JID: Node] = [:]
+        var order: [JID] = []
+        for target in targets {
+            let device = try target.requiredJID("jid", in: ctx)
+            perDevice[device] = try target.required("enc", in: ctx)
+            order.append(device)
+        }
+        func header(_ base: [Attribute]) -> [Attribute] {
+            var attrs = base + [Attribute("id", .string(id)), Attribute("t", .string(String(timestamp))),
+                                Attribute("type", .string(sent.string("type") ?? "text"))]
+            if let edit = sent["edit"] { attrs.append(Attribute("edit", edit)) }
+            if let pushName { attrs.append(Attribute("notify", .string(pushName))) }
+            return attrs
+        }
+        if to.server == JID.groupServer {
+            let skmsg = sent.children("enc").first { $0.string("type") == "skmsg" }
+            var out: [Delivery] = []
+            for device in memberDevices where device != sender {
+                var children: [Node] = []
+                if let enc = perDevice[device] { children.append(enc) }
+                if let skmsg { children.append(skmsg) }
+                guard !children.isEmpty else { continue }
+                out.append(Delivery(device: device, node: Node(
+                    "message", header([Attribute("from", .jid(to)), Attribute("participant", .jid(sender))]),
+                    content: .nodes(children))))
+            }
+            return out
+        }
+        return order.map { device in
+            var attrs = header([Attribute("from", .jid(sender))])
+            if device.user == sender.user && device.server == sender.server { attrs.append(Attribute("recipient", .jid(to.nonAD))) }
+            return Delivery(device: device, node: Node("message", attrs, content: .nodes([perDevice[device]!])))
+        }
+    }
+
+    /// The server's ack to the sender: `<ack class=message id from=<to> t [phash] [error]>`.
+    public static func ack(for sent: Node, timestamp: Int, phash: String? = nil, error: Int? = nil) -> Node {
+        var node = Node("ack", attributes: ["class": "message", "id": .string(sent.string("id") ?? "")])
+        if let to = sent["to"] { node["from"] = to }
+        node["t"] = .string(String(timestamp))
+        if let phash { node["phash"] = .string(phash) }
+        if let error { node["error"] = .string(String(error)) }
+        return node
+    }
+
+    /// Who a client's receipt is for: the group message's author
+    /// (`participant`), else the 1:1 peer in `to`.
+    public static func originalSender(of receipt: Node) -> JID? {
+        receipt.jid("participant") ?? receipt.jid("to")
+    }
+
+    /// A client's receipt as delivered to the original sender: `from` is the
+    /// receipting device (1:1) or the group with `participant` = that device.
+    public static func forward(receipt: Node, from device: JID, timestamp: Int) throws -> Node {
+        let to = try receipt.requiredJID("to", in: "receipt routing")
+        var attrs = to.server == JID.groupServer
+            ? [Attribute("from", .jid(to)), Attribute("participant", .jid(device))]
+            : [Attribute("from", .jid(device))]
+        attrs += receipt.attributes.filter { !["to", "participant", "from"].contains($0.key) }
+        if receipt["t"] == nil { attrs.append(Attribute("t", .string(String(timestamp)))) }
+        return Node("receipt", attrs, content: receipt.content)
+    }
+}
