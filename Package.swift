@@ -17,11 +17,15 @@ let package = Package(
     products: [
         .executable(name: "wabridge", targets: ["wabridge"]),
         .library(name: "AMQP", targets: ["AMQP"]),
+        .library(name: "WABinary", targets: ["WABinary"]),
+        .library(name: "WAProto", targets: ["WAProto"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // MARK: AMQP (rabbitmq-c)
@@ -36,6 +40,56 @@ let package = Package(
                 "CRabbitMQ",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict
+        ),
+
+        // MARK: WhatsApp crypto (swift-crypto + libsodium's Edwards primitives)
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
+        .target(
+            name: "WACrypto",
+            dependencies: [
+                "CSodium",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // MARK: Test support (peers for interop tests)
+        .target(
+            name: "WATestSupport",
+            swiftSettings: strict
+        ),
+
+        // MARK: WhatsApp wire: binary XML nodes and JIDs (no dependencies)
+        .target(
+            name: "WABinary",
+            swiftSettings: strict
+        ),
+
+        // MARK: WhatsApp wire (protobufs; generated code committed, see scripts/gen-protos.sh)
+        .target(
+            name: "WAProto",
+            dependencies: [
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            exclude: ["Protos"],
+            swiftSettings: strict
+        ),
+
+        // MARK: WhatsApp client (transport: frames + Noise; hands out bytes, never nodes)
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .target(
+            name: "WAClient",
+            dependencies: ["WACrypto", "WAProto", "CZlib"],
             swiftSettings: strict
         ),
 
@@ -71,6 +125,21 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "noise-bench",
+            dependencies: [
+                "WAClient",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Benchmarks/NoiseBench",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "codec-bench",
+            dependencies: ["WABinary"],
+            path: "Benchmarks/CodecBench",
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "amqp-bench-c",
             dependencies: ["CRabbitMQ"],
             path: "Benchmarks/AMQPBaselineC"
@@ -80,6 +149,26 @@ let package = Package(
         .testTarget(
             name: "AMQPTests",
             dependencies: ["AMQP"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "WACryptoTests",
+            dependencies: ["WACrypto", "WATestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "WAClientTests",
+            dependencies: ["WAClient", "WACrypto", "WAProto", "WATestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "WABinaryTests",
+            dependencies: ["WABinary"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "WAProtoTests",
+            dependencies: ["WAProto"],
             swiftSettings: strict
         ),
         .testTarget(
