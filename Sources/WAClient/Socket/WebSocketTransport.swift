@@ -52,12 +52,15 @@ public final class WebSocketTransport: Sendable {
                         try sync.addHandler(try NIOSSLClientHandler(context: sslContext, serverHostname: isIPAddress(host) ? nil : host))
                     }
                     let requestKey = Data((0..<16).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
-                    let inboundHandler = WebSocketInboundHandler(continuation: continuation)
                     let upgrader = NIOWebSocketClientUpgrader(
                         requestKey: requestKey, maxFrameSize: maxFrameSize, automaticErrorHandling: true,
                         upgradePipelineHandler: { channel, _ in
                             channel.eventLoop.makeCompletedFuture {
-                                try channel.pipeline.syncOperations.addHandler(inboundHandler)
+                                let sync = channel.pipeline.syncOperations
+                                if let request = try? sync.handler(type: UpgradeRequestHandler.self) {
+                                    sync.removeHandler(request, promise: nil)
+                                }
+                                try sync.addHandler(WebSocketInboundHandler(continuation: continuation))
                                 upgraded.succeed()
                             }
                         })
