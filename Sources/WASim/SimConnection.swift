@@ -248,7 +248,7 @@ actor SimConnection {
                   let noise = reg.child("companion_server_auth_key_pub")?.bytes,
                   Data(noise) == peerStatic?.rawRepresentation
             else { throw SimError.pairingFailed("bad companion_hello") }
-            let ref = try await sim.codeRequested(phone: phone, wrapped: Data(wrapped), connection: self)
+            let ref = await sim.codeRequested(phone: phone, wrapped: Data(wrapped), connection: self)
             return [Node("link_code_companion_reg", content: .nodes([
                 Node("link_code_pairing_ref", content: .bytes([UInt8](ref))),
             ]))]

@@ -135,7 +135,10 @@ public actor WASim {
                     try sync.configureHTTPServerPipeline(withServerUpgrade: (
                         upgraders: [upgrader],
                         completionHandler: { context in
-                            context.pipeline.syncOperations.removeHandler(notFound, promise: nil)
+                            let sync = context.pipeline.syncOperations
+                            if let handler = try? sync.handler(type: NotFoundHandler.self) {
+                                sync.removeHandler(handler, promise: nil)
+                            }
                         }))
                     try sync.addHandler(notFound)
                 }
@@ -265,7 +268,7 @@ public actor WASim {
             Task {
                 await connection.sendPrimaryHello(ref: pairing.ref, wrappedPrimaryEphemeral: wrapped, primaryIdentity: phone.accountKey.publicKey)
                 try? await Task.sleep(for: timeout)
-                await self.expireCodePairing(number)
+                self.expireCodePairing(number)
             }
         }
         // Open the key bundle as the phone would.

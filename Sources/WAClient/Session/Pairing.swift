@@ -58,6 +58,10 @@ public enum Pairing {
     public struct PairError: Error, Sendable, Equatable {
         public let code: Int
         public let text: String
+        public init(code: Int, text: String) {
+            self.code = code
+            self.text = text
+        }
     }
 
     /// Checks the phone's ADV identity (HMAC with our adv secret, account

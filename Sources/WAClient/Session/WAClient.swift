@@ -342,13 +342,15 @@ public actor WAClient {
             try? send(Node("iq", [Attribute("to", .jid(.serverJID)), Attribute("id", .string(id)), Attribute("type", "result")]))
             return
         }
-        if let pairDevice = node.child("pair-device") {
+        // Pairing stanzas count only from the server itself (as whatsmeow checks).
+        let fromServer = node.jid("from") == .serverJID
+        if fromServer, let pairDevice = node.child("pair-device") {
             try? send(Node("iq", [Attribute("to", .jid(.serverJID)), Attribute("id", .string(id)), Attribute("type", "result")]))
             let refs = pairDevice.children("ref").compactMap(\.text)
             startPairing(refs: refs, gen: gen)
             return
         }
-        if let success = node.child("pair-success") {
+        if fromServer, let success = node.child("pair-success") {
             await handlePairSuccess(success, id: id)
             return
         }
@@ -392,7 +394,8 @@ public actor WAClient {
 
     private func handleNotification(_ node: Node) {
         sendAck(for: node)
-        if node.string("type") == "link_code_companion_reg", let reg = node.child("link_code_companion_reg") {
+        if node.string("type") == "link_code_companion_reg", node.jid("from") == .serverJID,
+           let reg = node.child("link_code_companion_reg") {
             Task { await self.handleCodePairing(reg) }
         }
     }

@@ -54,6 +54,13 @@ public struct StateTransition: Sendable, Hashable, CustomStringConvertible {
     public let reason: StateReason
     public let retryIn: Duration?
 
+    public init(from: ConnectionState, to: ConnectionState, reason: StateReason, retryIn: Duration? = nil) {
+        self.from = from
+        self.to = to
+        self.reason = reason
+        self.retryIn = retryIn
+    }
+
     public var description: String {
         "\(from.rawValue) → \(to.rawValue) (\(reason))" + (retryIn.map { " retry in \($0)" } ?? "")
     }

@@ -33,13 +33,15 @@ public final class WebSocketTransport: Sendable {
         let secure = scheme == "wss"
         let port = url.port ?? (secure ? 443 : 80)
         let path = url.path.isEmpty ? "/" : url.path
-        var sslContext: NIOSSLContext?
+        let sslContext: NIOSSLContext?
         if secure {
             var tls = TLSConfiguration.makeClientConfiguration()
             if let roots = tlsTrustRoots { tls.trustRoots = .certificates(roots) }
             do { sslContext = try NIOSSLContext(configuration: tls) } catch {
                 throw WAClientError(.connectFailed, "TLS setup failed: \(error)")
             }
+        } else {
+            sslContext = nil
         }
         let (stream, continuation) = AsyncStream<Data>.makeStream(bufferingPolicy: .bufferingOldest(max(1, backlog)))
         let upgraded = group.next().makePromise(of: Void.self)
@@ -182,8 +184,7 @@ public final class WebSocketInboundHandler: ChannelInboundHandler {
         let frame = unwrapInboundIn(data)
         switch frame.opcode {
         case .binary, .continuation, .text:
-            var payload = frame.unmaskedData
-            let bytes = Data(payload.readableBytesView)
+            let bytes = Data(frame.unmaskedData.readableBytesView)
             if case .dropped = continuation.yield(bytes) {
                 // The consumer is too slow (or the peer floods): drop the link, never buffer without bound.
                 context.close(promise: nil)
