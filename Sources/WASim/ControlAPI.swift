@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOCore
 import WABinary
 
 /// The simulator's loopback HTTP control API (for `wabridge-sim`, the demo and benchmarks):
@@ -109,8 +110,12 @@ public enum ControlAPI {
         return jid
     }
 
-    /// The control application on `127.0.0.1:port`.
-    public static func application(for sim: WASim, port: Int) -> some ApplicationProtocol {
-        Application(router: router(for: sim), configuration: .init(address: .hostname("127.0.0.1", port: port)))
+    /// The control application on `127.0.0.1:port` (0 = any free port; `onServerRunning` sees the bound channel).
+    public static func application(
+        for sim: WASim, port: Int, onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        Application(
+            router: router(for: sim), configuration: .init(address: .hostname("127.0.0.1", port: port)),
+            onServerRunning: onServerRunning)
     }
 }
