@@ -214,8 +214,8 @@ actor SimConnection {
                 var count = 0
                 if let device { count = await sim.preKeyCount(device) }
                 children = [Node("count", [Attribute("value", .string(String(count)))])]
-            } else if type == "set", let list = node.child("list") {
-                if let device { await sim.addPreKeys(list.children("key").count, to: device) }
+            } else if type == "set", let device {
+                await sim.storeUpload(Self.parseUpload(node), for: device)
             }
         case "abt":
             children = [Node("props", [Attribute("protocol", "1"), Attribute("hash", "sim"), Attribute("refresh", "86400")])]
@@ -312,7 +312,8 @@ actor SimConnection {
         let regID = registration.eRegid.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
         let device = SimDevice(
             jid: deviceJID, lid: lid, noiseKey: peerStatic, identityKey: companionIdentity,
-            registrationID: regID, keyIndex: keyIndex)
+            registrationID: regID, keyIndex: keyIndex,
+            signedPreKey: (Self.uint(registration.eSkeyID), registration.eSkeyVal, registration.eSkeySig))
         // The real server restarts the stream after pairing; the client logs in again.
         sendAndClose(Node("stream:error", [Attribute("code", "515")]))
         return device
@@ -331,4 +332,25 @@ actor SimConnection {
     }
 
     var companionIdentity: Data? { registration?.eIdent }
+
+    /// A prekey upload: `<list><key><id/><value/></key>…</list>` and `<skey><id/><value/><signature/></skey>`.
+    struct PreKeyUpload: Sendable {
+        var preKeys: [(UInt32, Data)] = []
+        var signedPreKey: (id: UInt32, key: Data, signature: Data)?
+    }
+
+    static func parseUpload(_ iq: Node) -> PreKeyUpload {
+        var upload = PreKeyUpload()
+        for key in iq.child("list")?.children("key") ?? [] {
+            guard let id = key.child("id")?.bytes, id.count == 3, let value = key.child("value")?.bytes, value.count == 32 else { continue }
+            upload.preKeys.append((uint(Data(id)), Data(value)))
+        }
+        if let skey = iq.child("skey"), let id = skey.child("id")?.bytes, let value = skey.child("value")?.bytes,
+           let signature = skey.child("signature")?.bytes, value.count == 32, signature.count == 64 {
+            upload.signedPreKey = (uint(Data(id)), Data(value), Data(signature))
+        }
+        return upload
+    }
+
+    static func uint(_ bytes: Data) -> UInt32 { bytes.prefix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) } }
 }

@@ -25,8 +25,12 @@ public struct SimDevice: Sendable {
     public let identityKey: Curve25519PublicKey
     public let registrationID: UInt32
     public let keyIndex: UInt32
-    /// Prekeys the device uploaded (count only in phase 1).
-    public var uploadedPreKeys = 0
+    /// The signed prekey: id (24-bit), public key, signature (from registration, replaced by uploads).
+    public var signedPreKey: (id: UInt32, key: Data, signature: Data)
+    /// One-time prekeys the device uploaded and no one fetched yet, by id (bounded by `maxPreKeys`).
+    public var preKeys: [UInt32: Data] = [:]
+    public static let maxPreKeys = 5000
+    public var uploadedPreKeys: Int { preKeys.count }
 }
 
 /// A fault the simulator can inject.

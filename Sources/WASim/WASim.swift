@@ -200,7 +200,13 @@ public actor WASim {
     }
 
     func preKeyCount(_ jid: JID) -> Int { devices[jid]?.uploadedPreKeys ?? 0 }
-    func addPreKeys(_ count: Int, to jid: JID) { devices[jid]?.uploadedPreKeys += count }
+
+    func storeUpload(_ upload: SimConnection.PreKeyUpload, for jid: JID) {
+        guard var device = devices[jid] else { return }
+        for (id, key) in upload.preKeys where device.preKeys.count < SimDevice.maxPreKeys { device.preKeys[id] = key }
+        if let signed = upload.signedPreKey { device.signedPreKey = signed }
+        devices[jid] = device
+    }
 
     func codeRequested(phone: String, wrapped: Data, connection: SimConnection) -> Data {
         let ref = Data("2@".utf8) + Data(Symmetric.randomBytes(18).base64EncodedString().utf8)
