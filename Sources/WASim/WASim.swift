@@ -27,6 +27,10 @@ public actor WASim {
         public var inboundBacklog = 256
         /// Concurrent connections accepted; more are closed at once.
         public var maxConnections = 20_000
+        /// How long pair-device refs stay scannable: the first, then each later one on top
+        /// (60 s + 5 × 20 s = 160 s in all, as a real client shows them).
+        public var firstRefLifetime: Duration = .seconds(60)
+        public var laterRefLifetime: Duration = .seconds(20)
         public init() {}
     }
 
@@ -60,7 +64,7 @@ public actor WASim {
     private var live: [JID: SimConnection] = [:]
     private var connections: [Int: SimConnection] = [:]
     private var nextConnectionID = 0
-    private var refs: [String: SimConnection] = [:]
+    private var refs: [String: (connection: SimConnection, expires: ContinuousClock.Instant)] = [:]
     private var loginFaults: [JID: SimFault] = [:]
     private var slow: [JID: Duration] = [:]
     private var nextLID: UInt64 = 100_000_000_000_000
@@ -162,7 +166,7 @@ public actor WASim {
 
     func connectionEnded(_ connection: SimConnection) async {
         connections.removeValue(forKey: connection.id)
-        refs = refs.filter { $0.value !== connection }
+        refs = refs.filter { $0.value.connection !== connection }
         codePairings = codePairings.filter { $0.value.connection !== connection }
         if let device = await connection.device, live[device] === connection { live.removeValue(forKey: device) }
     }
@@ -175,7 +179,11 @@ public actor WASim {
 
     func issueRefs(for connection: SimConnection) -> [String] {
         let issued = (0..<6).map { _ in "2@" + Symmetric.randomBytes(24).base64EncodedString() }
-        for ref in issued { refs[ref] = connection }
+        let limits = configuration.limits
+        let now = ContinuousClock.now
+        for (index, ref) in issued.enumerated() {
+            refs[ref] = (connection, now + limits.firstRefLifetime + limits.laterRefLifetime * index)
+        }
         return issued
     }
 
@@ -249,7 +257,9 @@ public actor WASim {
         guard phones[number] != nil else { throw SimError.unknownPhone(number) }
         let contents: Pairing.QRContents
         do { contents = try Pairing.parseQR(qr) } catch { throw SimError.badQR("not a WhatsApp QR string") }
-        guard let connection = refs[contents.ref] else { throw SimError.unknownRef() }
+        guard let entry = refs[contents.ref] else { throw SimError.unknownRef() }
+        guard entry.expires > .now else { throw SimError("sim.ref_expired", "the QR ref has expired") }
+        let connection = entry.connection
         guard await connection.peerStatic == contents.noiseKey,
               await connection.companionIdentity == contents.identityKey.rawRepresentation
         else { throw SimError.badQR("QR keys do not match the connection that holds the ref") }
@@ -316,7 +326,7 @@ public actor WASim {
         phone.nextDeviceID += 1
         phone.nextKeyIndex += 1
         phones[number] = phone
-        refs = refs.filter { $0.value !== connection }
+        refs = refs.filter { $0.value.connection !== connection }
         let jid = JID(user: number, device: deviceID, server: JID.userServer)
         let lid = JID(user: phone.lidUser, device: deviceID, server: JID.lidServer)
         let device = try await connection.pair(phone: phone, deviceJID: jid, lid: lid, keyIndex: keyIndex, advSecret: advSecret)

@@ -16,11 +16,14 @@ struct SimCommand: AsyncParsableCommand {
     @Option(help: "Noise root private key, 64 hex digits, so clients in other processes can trust a fixed root.")
     var rootKey: String?
     @Option(help: "Create these phones at start (comma-separated numbers).") var phones: String?
+    @Option(help: "Extra DNS names for the minted TLS certificate (e.g. web.whatsapp.com); repeatable.")
+    var tlsName: [String] = []
 
     func run() async throws {
         var configuration = WASim.Configuration()
         configuration.port = port
         configuration.tlsPort = tlsPort
+        if tlsPort != nil { configuration.tls = try SimTLS.mint(extraNames: tlsName) }
         if let rootKey {
             guard let bytes = Self.hex(rootKey), bytes.count == 32 else {
                 throw ValidationError("--root-key must be 64 hex digits")
@@ -34,6 +37,7 @@ struct SimCommand: AsyncParsableCommand {
         print("wabridge-sim: ws://127.0.0.1:\(await sim.port)/ws/chat" + (await sim.tlsPort.map { "  wss://localhost:\($0)/ws/chat" } ?? ""))
         print("wabridge-sim: noise root public key \(root)")
         print("wabridge-sim: control API http://127.0.0.1:\(controlPort)")
+        fflush(nil)
         try await ControlAPI.application(for: sim, port: controlPort).runService()
         await sim.shutdown()
     }

@@ -154,4 +154,27 @@ final class HostileClientTests: XCTestCase {
         await client.stop()
         await sim.shutdown()
     }
+
+    func testExpiredRefIsRefused() async throws {
+        var configuration = WASim.Configuration()
+        configuration.limits.firstRefLifetime = .milliseconds(100)
+        configuration.limits.laterRefLifetime = .zero
+        let sim = try WASim(configuration: configuration)
+        try await sim.start()
+        await sim.createPhone(number: "15557770004")
+        let client = WAClient(store: InMemoryDeviceStore(), configuration: .local(endpoint: await sim.endpoint, noiseRoot: sim.rootPublicKey))
+        var qr: String?
+        for try await event in await client.loginWithQR() {
+            if case .code(let code) = event { qr = code.text; break }
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        do {
+            _ = try await sim.scanQR(phone: "15557770004", qr: try XCTUnwrap(qr))
+            XCTFail("expired ref accepted")
+        } catch let error as SimError {
+            XCTAssertEqual(error.code, "sim.ref_expired")
+        }
+        await client.stop()
+        await sim.shutdown()
+    }
 }

@@ -55,6 +55,7 @@ public actor WAClient {
     private var awaitingPairing = false
     private var qrTask: Task<Void, Never>?
     private var qrSinks: [AsyncThrowingStream<QRLoginEvent, any Error>.Continuation] = []
+    private var currentQR: QRCode?
     private var codeSession: Pairing.CodeSession?
     private var waiters: [UUID: Waiter] = [:]
     private var history: [StateTransition] = []
@@ -107,7 +108,13 @@ public actor WAClient {
             sink.finish(throwing: WAClientError(.alreadyLoggedIn, "device is already paired"))
             return stream
         }
+        guard qrSinks.count < 8 else {
+            sink.finish(throwing: WAClientError(.overloaded, "too many QR login streams"))
+            return stream
+        }
         qrSinks.append(sink)
+        // A consumer that arrives while a code is showing gets it at once.
+        if let current = currentQR { sink.yield(.code(current)) }
         Task { do { try await self.start() } catch { sink.finish(throwing: error) } }
         return stream
     }
@@ -289,6 +296,7 @@ public actor WAClient {
         keepaliveTask = nil
         qrTask?.cancel()
         qrTask = nil
+        currentQR = nil
         awaitingPairing = false
         loggedIn = nil
         for id in Array(pendingIQs.keys) {
@@ -430,6 +438,7 @@ public actor WAClient {
     }
 
     private func publishQR(_ code: QRCode) {
+        currentQR = code
         emit(.qr(code))
         for sink in qrSinks { sink.yield(.code(code)) }
     }
@@ -471,6 +480,7 @@ public actor WAClient {
         codeSession = nil
         qrTask?.cancel()
         qrTask = nil
+        currentQR = nil
         try? send(Node("iq", [
             Attribute("to", .jid(.serverJID)), Attribute("type", "result"), Attribute("id", .string(id)),
         ], content: .nodes([Node("pair-device-sign", content: .nodes([
