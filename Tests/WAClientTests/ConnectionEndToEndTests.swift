@@ -91,8 +91,7 @@ final class ConnectionEndToEndTests: XCTestCase {
         let first = await harness.client(store: store)
         let info = try await within(20) { try await harness.qrLogin(first, phone: "15550003333") }
         await first.stop()
-        let offline = await harness.sim.isOnline(info.jid)
-        XCTAssertFalse(offline)
+        try await eventually(5, "device offline") { await !harness.sim.isOnline(info.jid) }
 
         let second = await harness.client(store: store)
         try await second.start()
