@@ -17,6 +17,10 @@ final class StanzaAndPairingTests: XCTestCase {
         ])), .deviceRemoved)
         XCTAssertEqual(StreamOutcome.streamError(Node("stream:error", [Attribute("code", "503")])), .streamError(code: "503"))
         XCTAssertEqual(StreamOutcome.streamError(Node("stream:error")), .streamError(code: "unknown"))
+        XCTAssertEqual(StreamOutcome.streamError(Node("stream:error", [Attribute("code", "401")])), .streamError(code: "401"),
+                       "a 401 without device_removed does not wipe the device")
+        XCTAssertEqual(StreamOutcome.streamError(Node("stream:error", children: [Node("xml-not-well-formed")])),
+                       .streamError(code: "xml-not-well-formed"))
         let ban = StreamOutcome.failure(Node("failure", [Attribute("reason", "402"), Attribute("code", "101"), Attribute("expire", "3600")]))
         XCTAssertEqual(ban, .failure(LoginFailure(reason: 402, banCode: 101, expiresIn: 3600)))
         if case .failure(let f) = ban { XCTAssertEqual(f.kind, .temporaryBan) }

@@ -3,7 +3,8 @@ import WABinary
 /// Reads `<stream:error>` and `<failure>` stanzas into a `CloseReason`.
 public enum StreamOutcome {
     /// `<stream:error code=515/>`, `<stream:error><conflict type=replaced/>`,
-    /// `<stream:error code=401><conflict type=device_removed/>`, others by code.
+    /// `<stream:error code=401><conflict type=device_removed/>`; anything else is a
+    /// retryable stream error named by its code (or its first child's tag).
     public static func streamError(_ node: Node) -> CloseReason {
         let code = node.string("code") ?? ""
         if let conflict = node.child("conflict") {
@@ -13,15 +14,11 @@ public enum StreamOutcome {
             default: break
             }
         }
-        switch code {
-        case "515": return .restartRequired
-        case "401": return .deviceRemoved
-        default:
-            if node.child("ack") != nil || node.child("xml-not-well-formed") != nil {
-                return .streamError(code: code.isEmpty ? node.children.first?.tag ?? "unknown" : code)
-            }
-            return .streamError(code: code.isEmpty ? "unknown" : code)
-        }
+        if code == "515" { return .restartRequired }
+        // A bare 401 (no device_removed conflict) is not a logout: wiping keys on it would be
+        // irreversible, so it is retried like any other unknown stream error.
+        if code.isEmpty, let first = node.children.first?.tag { return .streamError(code: first) }
+        return .streamError(code: code.isEmpty ? "unknown" : code)
     }
 
     /// `<failure reason=402 code=… expire=…/>`.
