@@ -238,7 +238,8 @@ public actor WAClient {
         if stopRequested { transport.close(); return .ownerStopped }
 
         let verifier = configuration.noiseTrustRoot.map { CertChainVerifier(trustRoot: $0) } ?? .whatsApp
-        var initiator = NoiseInitiator(staticKey: device.noiseKey, clientPayload: payload, verifier: verifier)
+        var initiator = NoiseInitiator(
+            staticKey: device.noiseKey, clientPayload: payload, verifier: verifier, maxFrameSize: configuration.maxFrameSize)
         let watchdog = Task { [configuration] in
             try? await Task.sleep(for: configuration.connectTimeout)
             if !Task.isCancelled { transport.close() }
