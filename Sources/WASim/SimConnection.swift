@@ -101,6 +101,9 @@ actor SimConnection {
 
     func setIgnorePings(_ value: Bool) { ignorePings = value }
 
+    /// Writes bytes outside the Noise session (fault injection).
+    func writeRaw(_ bytes: Data) { write(bytes) }
+
     /// Sends an IQ to the client and waits for its answer.
     func request(_ iq: Node, timeout: Duration = .seconds(10)) async throws -> Node {
         idCounter += 1

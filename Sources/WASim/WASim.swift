@@ -362,6 +362,8 @@ public actor WASim {
             await live.removeValue(forKey: jid)?.sendAndClose(Self.failureNode(reason: reason, code: code, expire: expire))
         case .ignorePings(let ignore):
             await live[jid]?.setIgnorePings(ignore)
+        case .rawBytes(let bytes):
+            await live[jid]?.writeRaw(bytes)
         }
     }
 

@@ -344,4 +344,28 @@ final class ConnectionEndToEndTests: XCTestCase {
         XCTAssertFalse(connectedEver)
         await harness.shutdown(client, untrusting)
     }
+
+    func testBrokenOrHostileServerBytesDropTheLinkAndReconnect() async throws {
+        let harness = try await SimHarness.start()
+        let client = await harness.client()
+        let info = try await within(20) { try await harness.qrLogin(client, phone: "15550001234") }
+        for (bytes, code) in [
+            (Data([0, 0, 20]) + Data(repeating: 0xAB, count: 20), "client.noise_decrypt_failed"),
+            (Data([0xFF, 0xFF, 0xFF]), "client.frame_too_large"),
+        ] {
+            let before = await client.recentTransitions.count
+            await harness.sim.inject(.rawBytes(bytes), device: info.jid)
+            try await eventually(10, "reconnected after \(code)") {
+                let transitions = await client.recentTransitions.dropFirst(before)
+                return transitions.first?.to == .reconnecting && transitions.last?.to == .connected
+            }
+            let first = await client.recentTransitions.dropFirst(before).first
+            if case .transportLost(let why) = first?.reason {
+                XCTAssertTrue(why.contains(code), why)
+            } else {
+                XCTFail("expected transport_lost(\(code)), got \(String(describing: first?.reason))")
+            }
+        }
+        await harness.shutdown(client)
+    }
 }
