@@ -368,4 +368,60 @@ final class ConnectionEndToEndTests: XCTestCase {
         }
         await harness.shutdown(client)
     }
+
+    /// A feature sees login (and can send IQs from there) and the stanzas it claims; the events stream tells the story in order.
+    func testFeaturesAndEventStream() async throws {
+        actor Recorder {
+            var counts: [String] = []
+            var notifications: [String] = []
+            func add(count: String) { counts.append(count) }
+            func add(notification: String) { notifications.append(notification) }
+        }
+        struct PreKeyCountFeature: WAClientFeature {
+            let recorder: Recorder
+            var stanzaTags: Set<String> { ["notification"] }
+            func didLogin(_ info: LoginInfo, client: WAClient) async {
+                let answer = try? await client.sendIQ(Node("iq", [
+                    Attribute("to", .jid(.serverJID)), Attribute("type", "get"), Attribute("xmlns", "encrypt"),
+                ], content: .nodes([Node("count")])))
+                await recorder.add(count: answer?.child("count")?.string("value") ?? "none")
+            }
+            func handle(_ node: Node, client: WAClient) async {
+                await recorder.add(notification: node.string("type") ?? "")
+                await client.ack(node)
+            }
+        }
+        let recorder = Recorder()
+        let harness = try await SimHarness.start()
+        let client = WAClient(store: InMemoryDeviceStore(), configuration: await harness.configuration(),
+                              features: [PreKeyCountFeature(recorder: recorder)])
+        let info = try await within(20) { try await harness.qrLogin(client, phone: "15550004321") }
+        try await eventually(5, "didLogin ran") { await recorder.counts == ["0"] }
+
+        var seen: [String] = []
+        for await event in client.events {
+            switch event {
+            case .qr: if seen.last != "qr" { seen.append("qr") }
+            case .paired(let jid, _, let platform, _):
+                XCTAssertEqual(jid, info.jid)
+                XCTAssertEqual(platform, "android")
+                seen.append("paired")
+            case .state(let t): seen.append(t.to.rawValue)
+            case .loggedIn: seen.append("loggedIn")
+            case .offlineSyncCompleted(let count):
+                XCTAssertEqual(count, 0)
+                seen.append("offline")
+            default: break
+            }
+            if seen.last == "offline" { break }
+        }
+        XCTAssertEqual(seen, ["connecting", "qr", "paired", "reconnecting", "connected", "loggedIn", "offline"])
+        var transitions: [ConnectionState] = []
+        for await transition in client.stateChanges {
+            transitions.append(transition.to)
+            if transitions.count == 3 { break }
+        }
+        XCTAssertEqual(transitions, [.connecting, .reconnecting, .connected])
+        await harness.shutdown(client)
+    }
 }

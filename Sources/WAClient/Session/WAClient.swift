@@ -24,6 +24,7 @@ public actor WAClient {
 
     public nonisolated let configuration: WAClientConfiguration
     private let store: any DeviceStore
+    private let features: [any WAClientFeature]
     private let logger: Logger
     private var machine: ConnectionMachine
     private var device: DeviceRecord?
@@ -65,8 +66,14 @@ public actor WAClient {
         case pairingReady(CheckedContinuation<Void, any Error>)
     }
 
-    public init(store: any DeviceStore, configuration: WAClientConfiguration = WAClientConfiguration(), logger: Logger = Logger(label: "wabridge.waclient")) {
+    /// - Parameters:
+    ///   - features: phase-2 features (messages, receipts, prekeys…) the router hands stanzas to.
+    public init(
+        store: any DeviceStore, configuration: WAClientConfiguration = WAClientConfiguration(),
+        features: [any WAClientFeature] = [], logger: Logger = Logger(label: "wabridge.waclient")
+    ) {
         self.store = store
+        self.features = features
         self.configuration = configuration
         self.logger = logger
         self.machine = ConnectionMachine(policy: configuration.reconnect)
@@ -327,10 +334,18 @@ public actor WAClient {
         case "stream:error": closeReason = StreamOutcome.streamError(node)
         case "xmlstreamend": closeReason = .transportLost("stream ended by server")
         case "ib": handleIB(node)
-        case "notification": handleNotification(node)
-        case "receipt", "call": sendAck(for: node)
+        case "notification" where node.string("type") == "link_code_companion_reg":
+            handleNotification(node) // pairing stays in the core, whatever features claim
         default:
-            logger.debug("unhandled stanza", metadata: ["tag": "\(node.tag)"])
+            if let feature = features.first(where: { $0.stanzaTags.contains(node.tag) }) {
+                await feature.handle(node, client: self)
+                return
+            }
+            switch node.tag {
+            case "notification": handleNotification(node)
+            case "receipt", "call": sendAck(for: node)
+            default: logger.debug("unhandled stanza", metadata: ["tag": "\(node.tag)"])
+            }
         }
     }
 
@@ -363,6 +378,9 @@ public actor WAClient {
             await handlePairSuccess(success, id: id)
             return
         }
+        if let xmlns = node.string("xmlns"), let feature = features.first(where: { $0.iqNamespaces.contains(xmlns) }) {
+            await feature.handle(node, client: self)
+        }
     }
 
     private func handleSuccess(_ node: Node, gen: Int) async {
@@ -385,9 +403,12 @@ public actor WAClient {
         qrSinks = []
         startKeepalive(gen: gen)
         Task { await self.afterLogin(gen: gen) }
+        for feature in features {
+            Task { await feature.didLogin(info, client: self) }
+        }
     }
 
-    /// What a client does once logged in (phase 2 adds the prekey count check and upload here).
+    /// What every client does once logged in; features add theirs in `didLogin` (prekeys, …).
     private func afterLogin(gen: Int) async {
         guard link?.generation == gen else { return }
         _ = try? await sendIQ(Node("iq", [
@@ -400,6 +421,9 @@ public actor WAClient {
             emit(.offlineSyncCompleted(count: offline.int("count") ?? 0))
         }
     }
+
+    /// Acks a notification, receipt or call (`<ack id class to [type] [participant]>`); for features.
+    public func ack(_ node: Node) { sendAck(for: node) }
 
     private func handleNotification(_ node: Node) {
         sendAck(for: node)
