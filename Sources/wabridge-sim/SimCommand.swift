@@ -18,12 +18,29 @@ struct SimCommand: AsyncParsableCommand {
     @Option(help: "Create these phones at start (comma-separated numbers).") var phones: String?
     @Option(help: "Extra DNS names for the minted TLS certificate (e.g. web.whatsapp.com); repeatable.")
     var tlsName: [String] = []
+    @Option(help: "Serve this PEM certificate on the TLS listener instead of a minted one (needs --tls-key).")
+    var tlsCert: String?
+    @Option(help: "The PEM private key for --tls-cert.") var tlsKey: String?
+    @Option(help: "Write the TLS certificate (PEM) the listener serves to this file, for clients to trust.")
+    var tlsCertOut: String?
 
     func run() async throws {
         var configuration = WASim.Configuration()
         configuration.port = port
         configuration.tlsPort = tlsPort
-        if tlsPort != nil { configuration.tls = try SimTLS.mint(extraNames: tlsName) }
+        if tlsPort != nil {
+            if let tlsCert {
+                guard let tlsKey else { throw ValidationError("--tls-cert needs --tls-key") }
+                configuration.tls = SimTLS(
+                    certificatePEM: try String(contentsOfFile: tlsCert, encoding: .utf8),
+                    privateKeyPEM: try String(contentsOfFile: tlsKey, encoding: .utf8))
+            } else {
+                configuration.tls = try SimTLS.mint(extraNames: tlsName)
+            }
+            if let tlsCertOut, let pem = configuration.tls?.certificatePEM {
+                try pem.write(toFile: tlsCertOut, atomically: true, encoding: .utf8)
+            }
+        }
         if let rootKey {
             guard let bytes = Self.hex(rootKey), bytes.count == 32 else {
                 throw ValidationError("--root-key must be 64 hex digits")
