@@ -10,6 +10,7 @@ import WABinary
 ///     GET    /phones/{number}/devices                        → linked device JIDs
 ///     POST   /phones/{number}/scan  {"qr"}                   → linked device JID
 ///     POST   /phones/{number}/code  {"code"}                 → linked device JID
+///     GET    /devices/{jid}                                  lid, online, uploaded prekeys
 ///     DELETE /devices/{jid}                                  unlink (device_removed)
 ///     POST   /devices/{jid}/faults  {"kind", …}              inject a fault
 public enum ControlAPI {
@@ -28,6 +29,13 @@ public enum ControlAPI {
     struct PhoneResponse: ResponseEncodable { let number: String; let lid: String; let accountKey: String }
     struct DeviceResponse: ResponseEncodable { let jid: String }
     struct DevicesResponse: ResponseEncodable { let devices: [String] }
+    struct DeviceInfoResponse: ResponseEncodable {
+        let jid: String
+        let lid: String
+        let online: Bool
+        let uploadedPreKeys: Int
+        let keyIndex: UInt32
+    }
     struct InfoResponse: ResponseEncodable {
         let port: Int
         let tlsPort: Int?
@@ -77,6 +85,13 @@ public enum ControlAPI {
             } catch let error as SimError {
                 throw HTTPError(.unprocessableContent, message: error.description)
             }
+        }
+        router.get("/devices/:jid") { _, context -> DeviceInfoResponse in
+            let jid = try parseJID(try context.parameters.require("jid"))
+            guard let device = await sim.device(jid) else { throw HTTPError(.notFound, message: "no such device") }
+            return DeviceInfoResponse(
+                jid: device.jid.description, lid: device.lid.description, online: await sim.isOnline(jid),
+                uploadedPreKeys: device.uploadedPreKeys, keyIndex: device.keyIndex)
         }
         router.delete("/devices/:jid") { _, context -> HTTPResponse.Status in
             let jid = try parseJID(try context.parameters.require("jid"))
