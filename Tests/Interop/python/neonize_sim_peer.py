@@ -145,7 +145,7 @@ client.connect()
 '''
 
 
-def run_client(python, pkg, mode, phone, db, workdir, timeout=90):
+def run_client(python, pkg, mode, phone, db, workdir, timeout=40):
     env = dict(os.environ)
     env.update({
         "HTTPS_PROXY": f"http://127.0.0.1:{PROXY_PORT}", "https_proxy": f"http://127.0.0.1:{PROXY_PORT}",
@@ -217,6 +217,8 @@ def main():
         emit(step="qr", ok=any(e["event"] == "connected" for e in events), events=events, devices=devices,
              prekeys=device.get("uploadedPreKeys"), proxied=list(proxy_log))
 
+        if not any(e["event"] == "connected" for e in events):
+            return  # no stored session to resume; the code step would only repeat the failure's wait
         events = run_client(python, pkg, "resume", QR_PHONE, qr_db, workdir)
         emit(step="resume", ok=any(e["event"] == "connected" for e in events), events=events,
              devices=control("GET", f"/phones/{QR_PHONE}/devices")["devices"])
