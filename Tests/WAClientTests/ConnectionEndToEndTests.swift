@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOPosix
 import WABinary
 import WAClient
 import WACrypto
@@ -423,5 +425,28 @@ final class ConnectionEndToEndTests: XCTestCase {
         }
         XCTAssertEqual(transitions, [.connecting, .reconnecting, .connected])
         await harness.shutdown(client)
+    }
+
+    /// A server that accepts TCP and then says nothing: the connect bound fires and the client backs off.
+    func testSilentServerHitsTheConnectTimeout() async throws {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { $0.eventLoop.makeSucceededVoidFuture() }
+            .bind(host: "127.0.0.1", port: 0).get()
+        var configuration = WAClientConfiguration.local(
+            endpoint: URL(string: "ws://127.0.0.1:\(server.localAddress!.port!)/ws/chat")!, noiseRoot: Curve25519KeyPair.generate().publicKey)
+        configuration.connectTimeout = .milliseconds(300)
+        configuration.reconnect.maxAttempts = 1
+        let client = WAClient(store: InMemoryDeviceStore(), configuration: configuration)
+        let started = ContinuousClock.now
+        try await client.start()
+        try await eventually(10, "gave up") { await client.isStopped }
+        XCTAssertLessThan(ContinuousClock.now - started, .seconds(3))
+        let reasons = await client.recentTransitions.map(\.reason)
+        XCTAssertEqual(reasons.count, 3, "\(reasons)")
+        for reason in reasons.dropFirst().prefix(1) {
+            if case .transportLost(let why) = reason { XCTAssertTrue(why.contains("client.timeout"), why) } else { XCTFail("\(reason)") }
+        }
+        XCTAssertEqual(reasons.last, .gaveUp(attempts: 1))
+        try await server.close()
     }
 }

@@ -85,7 +85,13 @@ public final class WebSocketTransport: Sendable {
             throw WAClientError(.connectFailed, "could not reach \(host):\(port): \(error)")
         }
         do {
-            try await upgraded.futureResult.get()
+            // Cancellation (a connect timeout) closes the channel, which fails the upgrade: nothing leaks.
+            try await withTaskCancellationHandler {
+                try await upgraded.futureResult.get()
+            } onCancel: {
+                channel.close(promise: nil)
+            }
+            if Task.isCancelled { throw CancellationError() }
         } catch {
             channel.close(promise: nil)
             continuation.finish()
