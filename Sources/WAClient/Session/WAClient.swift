@@ -81,6 +81,12 @@ public actor WAClient {
         (stateChanges, stateSink) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(max(1, configuration.eventBufferSize)))
     }
 
+    deinit {
+        // Consumers of the streams see them end instead of waiting forever.
+        eventSink.finish()
+        stateSink.finish()
+    }
+
     // MARK: Public API
 
     public var state: ConnectionState { machine.state }
