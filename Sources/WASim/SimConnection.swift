@@ -21,6 +21,7 @@ actor SimConnection {
     private var closed = false
     private var ignorePings = false
     var answerDelay: Duration?
+    private var closeGrace: TimeAmount = .seconds(1)
     private var pending: [String: CheckedContinuation<Node, any Error>] = [:]
     private var idCounter = 0
 
@@ -33,6 +34,8 @@ actor SimConnection {
     // MARK: Life
 
     func run(inbound: AsyncStream<Data>, staticKey: Curve25519KeyPair, chain: Data, limits: WASim.Limits) async {
+        closeGrace = .nanoseconds(Int64(limits.closeGrace.components.seconds) * 1_000_000_000
+            + limits.closeGrace.components.attoseconds / 1_000_000_000)
         var responder = NoiseResponder(staticKey: staticKey, certificateChain: chain, maxFrameSize: limits.maxFrameSize)
         let watchdog = Task { [channel] in
             try? await Task.sleep(for: limits.handshakeTimeout)
@@ -90,13 +93,15 @@ actor SimConnection {
         write(frame)
     }
 
-    /// Sends a stanza, then closes (stream errors, failures).
+    /// Sends a stanza (stream error, failure), stops reading, and closes the link after a grace
+    /// period unless the client closes first. A client must see the stanza before the EOF:
+    /// whatsmeow, for one, treats a bare EOF right after pairing as the end and never acts on the
+    /// 515 that preceded it.
     func sendAndClose(_ node: Node) {
         send(node)
-        let channel = self.channel
         closed = true
-        // Let the write leave before the close.
-        channel.eventLoop.execute { channel.close(promise: nil) }
+        let channel = self.channel
+        channel.eventLoop.scheduleTask(in: closeGrace) { channel.close(promise: nil) }
     }
 
     func setIgnorePings(_ value: Bool) { ignorePings = value }

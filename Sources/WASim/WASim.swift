@@ -25,6 +25,9 @@ public actor WASim {
         public var handshakeTimeout: Duration = .seconds(10)
         /// Inbound chunks buffered per connection before it is dropped.
         public var inboundBacklog = 256
+        /// After a stream error or failure the server stops reading and closes the link this much
+        /// later, unless the client closes first (as it should on 515, replaced, …).
+        public var closeGrace: Duration = .seconds(1)
         /// Concurrent connections accepted; more are closed at once.
         public var maxConnections = 20_000
         /// How long pair-device refs stay scannable: the first, then each later one on top

@@ -152,11 +152,12 @@ def run_client(python, pkg, mode, phone, db, workdir, timeout=40):
         "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1",
         "SSL_CERT_FILE": os.path.join(workdir, "sim-cert.pem"), "PYTHONPATH": pkg,
     })
-    try:
-        out = subprocess.run([python, "-c", CLIENT, mode, phone, f"http://127.0.0.1:{CONTROL_PORT}", db],
-                             env=env, capture_output=True, text=True, timeout=timeout).stdout
-    except subprocess.TimeoutExpired as e:
-        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+    with open(os.path.join(workdir, f"client-{mode}.log"), "w") as log:
+        try:
+            out = subprocess.run([python, "-c", CLIENT, mode, phone, f"http://127.0.0.1:{CONTROL_PORT}", db],
+                                 env=env, stdout=subprocess.PIPE, stderr=log, text=True, timeout=timeout).stdout
+        except subprocess.TimeoutExpired as e:
+            out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
     return [json.loads(line[2:]) for line in out.splitlines() if line.startswith("@@")]
 
 
