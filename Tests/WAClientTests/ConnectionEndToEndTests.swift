@@ -247,7 +247,7 @@ final class ConnectionEndToEndTests: XCTestCase {
 
     func testSilentServerIsDetectedWithinKeepaliveBound() async throws {
         let harness = try await SimHarness.start()
-        let policy = KeepalivePolicy(minInterval: .milliseconds(200), maxInterval: .milliseconds(300), timeout: .milliseconds(400))
+        let policy = KeepalivePolicy(minInterval: .milliseconds(300), maxInterval: .milliseconds(500), timeout: .milliseconds(500))
         let client = await harness.client { $0.keepalive = policy }
         let info = try await within(20) { try await harness.qrLogin(client, phone: "15550008888") }
         let before = await client.recentTransitions.count
@@ -257,7 +257,8 @@ final class ConnectionEndToEndTests: XCTestCase {
             await client.recentTransitions.dropFirst(before).contains { $0.reason == .keepaliveTimeout }
         }
         let elapsed = ContinuousClock.now - started
-        XCTAssertLessThanOrEqual(elapsed, policy.detectionBound + .milliseconds(300), "detected in \(elapsed)")
+        // The bound plus scheduling slack for a loaded 2-core CI machine.
+        XCTAssertLessThanOrEqual(elapsed, policy.detectionBound + .milliseconds(500), "detected in \(elapsed)")
         // The new connection answers pings again: back to connected.
         try await eventually(5, "reconnected") { await client.recentTransitions.last?.to == .connected }
         await harness.shutdown(client)
