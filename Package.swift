@@ -27,6 +27,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // MARK: AMQP (rabbitmq-c)
@@ -103,8 +107,32 @@ let package = Package(
         .target(
             name: "WAClient",
             dependencies: [
-                "WACrypto", "WAProto", "CZlib", "WABinary", "WASignal",
+                "WACrypto", "WAProto", "WABinary", "WASignal", "CZlib",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // MARK: WhatsApp server simulator (the real wire protocol, on loopback)
+        .target(
+            name: "WASim",
+            dependencies: [
+                "WAClient", "WACrypto", "WAProto", "WABinary",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -129,6 +157,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .executableTarget(
+            name: "wabridge-sim",
+            dependencies: [
+                "WASim",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -182,7 +220,7 @@ let package = Package(
         .testTarget(
             name: "WAClientTests",
             dependencies: [
-                "WAClient", "WACrypto", "WAProto", "WABinary", "WASignal", "WATestSupport",
+                "WAClient", "WACrypto", "WAProto", "WABinary", "WASignal", "WATestSupport", "WASim",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strict
@@ -190,6 +228,11 @@ let package = Package(
         .testTarget(
             name: "WASignalTests",
             dependencies: ["WASignal", "WACrypto", "WAProto", "WABinary", "WATestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "WASimTests",
+            dependencies: ["WASim", "WAClient", "WACrypto", "WAProto", "WABinary"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -24,6 +24,7 @@ public struct NoiseInitiator: Sendable {
     private let ephemeral: Curve25519KeyPair
     private let clientPayload: Data
     private let verifier: CertChainVerifier
+    private let maxFrameSize: Int
     private var state: State = .idle
 
     /// - Parameters:
@@ -31,10 +32,12 @@ public struct NoiseInitiator: Sendable {
     ///   - clientPayload: the serialized ClientPayload sent in ClientFinish.
     ///   - verifier: checks the server's certificate chain; WhatsApp's root by default.
     ///   - ephemeral: a fresh key per connection (injectable for tests).
+    ///   - maxFrameSize: the largest frame accepted from the server, during and after the handshake.
     public init(
         staticKey: Curve25519KeyPair, clientPayload: Data, verifier: CertChainVerifier = .whatsApp,
-        ephemeral: Curve25519KeyPair = .generate()
+        ephemeral: Curve25519KeyPair = .generate(), maxFrameSize: Int = FrameCodec.maxFrameSize
     ) {
+        self.maxFrameSize = maxFrameSize
         self.staticKey = staticKey
         self.clientPayload = clientPayload
         self.verifier = verifier
@@ -49,7 +52,7 @@ public struct NoiseInitiator: Sendable {
         var hello = WAWa6_HandshakeMessage()
         hello.clientHello.ephemeral = ephemeral.publicKey.rawRepresentation
         let frame = try FrameCodec.frame(try hello.serializedBytes() as Data)
-        state = .awaitingServerHello(symmetric, FrameDecoder())
+        state = .awaitingServerHello(symmetric, FrameDecoder(maxFrameSize: maxFrameSize))
         return .send(FrameCodec.header + frame)
     }
 

@@ -20,12 +20,17 @@ public struct NoiseResponder: Sendable {
     private let staticKey: Curve25519KeyPair
     private let ephemeral: Curve25519KeyPair
     private let certificateChain: Data
-    private var state: State = .awaitingClientHello(FrameDecoder(expectsHeader: true))
+    private var state: State
 
     /// - Parameters:
     ///   - staticKey: the server's Noise static key, certified by `certificateChain`'s leaf.
     ///   - certificateChain: the serialized CertChain sent as the ServerHello payload.
-    public init(staticKey: Curve25519KeyPair, certificateChain: Data, ephemeral: Curve25519KeyPair = .generate()) {
+    ///   - maxFrameSize: the largest frame accepted from the client, during and after the handshake.
+    public init(
+        staticKey: Curve25519KeyPair, certificateChain: Data, ephemeral: Curve25519KeyPair = .generate(),
+        maxFrameSize: Int = FrameCodec.maxFrameSize
+    ) {
+        self.state = .awaitingClientHello(FrameDecoder(expectsHeader: true, maxFrameSize: maxFrameSize))
         self.staticKey = staticKey
         self.certificateChain = certificateChain
         self.ephemeral = ephemeral

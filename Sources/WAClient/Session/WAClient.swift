@@ -1,0 +1,708 @@
+import Foundation
+import Logging
+import NIOSSL
+import WABinary
+import WACrypto
+import WAProto
+
+/// The connection engine of one WhatsApp device.
+///
+/// One actor owns everything mutable about the device's link: the socket,
+/// the Noise session, pending IQs, pairing and keepalive. Protocol decisions
+/// live in value types (`ConnectionMachine`, `Pairing`, `StreamOutcome`,
+/// `ClientPayloadBuilder`); this actor performs their actions.
+///
+/// `start()` connects and keeps the device connected (reconnecting with
+/// backoff) until `stop()`, or until a permanent outcome: replaced, logged
+/// out (keys wiped), banned, outdated. `events` and `stateChanges` report
+/// everything in order.
+public actor WAClient {
+    public nonisolated let events: AsyncStream<WAEvent>
+    public nonisolated let stateChanges: AsyncStream<StateTransition>
+    private let eventSink: AsyncStream<WAEvent>.Continuation
+    private let stateSink: AsyncStream<StateTransition>.Continuation
+
+    public nonisolated let configuration: WAClientConfiguration
+    private let store: any DeviceStore
+    private let features: [any WAClientFeature]
+    private let logger: Logger
+    private var machine: ConnectionMachine
+    private var device: DeviceRecord?
+    private var runTask: Task<Void, Never>?
+    private var stopRequested = false
+
+    // The current link (nil between connections).
+    private struct Link {
+        let transport: WebSocketTransport
+        var session: NoiseSession
+        let generation: Int
+    }
+    private var link: Link?
+    private var generation = 0
+    private var closeReason: CloseReason?
+    private var keepaliveTask: Task<Void, Never>?
+
+    // IQs.
+    private struct PendingIQ {
+        let continuation: CheckedContinuation<Node, any Error>
+        let timer: Task<Void, Never>
+    }
+    private var pendingIQs: [String: PendingIQ] = [:]
+    private let iqPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+    private var iqCounter: UInt64 = 0
+
+    // Login and pairing.
+    private var loggedIn: LoginInfo?
+    private var awaitingPairing = false
+    private var qrTask: Task<Void, Never>?
+    private var qrSinks: [AsyncThrowingStream<QRLoginEvent, any Error>.Continuation] = []
+    private var currentQR: QRCode?
+    private var codeSession: Pairing.CodeSession?
+    private var waiters: [UUID: Waiter] = [:]
+    private var history: [StateTransition] = []
+
+    private enum Waiter {
+        case state(ConnectionState, CheckedContinuation<Void, any Error>)
+        case pairingReady(CheckedContinuation<Void, any Error>)
+    }
+
+    /// - Parameters:
+    ///   - features: phase-2 features (messages, receipts, prekeys…) the router hands stanzas to.
+    public init(
+        store: any DeviceStore, configuration: WAClientConfiguration = WAClientConfiguration(),
+        features: [any WAClientFeature] = [], logger: Logger = Logger(label: "wabridge.waclient")
+    ) {
+        self.store = store
+        self.features = features
+        self.configuration = configuration
+        self.logger = logger
+        self.machine = ConnectionMachine(policy: configuration.reconnect)
+        (events, eventSink) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(max(1, configuration.eventBufferSize)))
+        (stateChanges, stateSink) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(max(1, configuration.eventBufferSize)))
+    }
+
+    deinit {
+        // Consumers of the streams see them end instead of waiting forever.
+        eventSink.finish()
+        stateSink.finish()
+    }
+
+    // MARK: Public API
+
+    public var state: ConnectionState { machine.state }
+    /// The last transitions (at most 64), oldest first.
+    public var recentTransitions: [StateTransition] { history }
+    /// Who we are, once logged in on the current link.
+    public var loginInfo: LoginInfo? { loggedIn }
+    public var isStopped: Bool { machine.isStopped }
+
+    /// Connects and keeps connected. A device with no record gets fresh keys and registers.
+    public func start() async throws {
+        guard machine.isStopped, runTask == nil else { return }
+        if device == nil { device = try await loadDevice() }
+        stopRequested = false
+        runTask = Task { await self.runLoop() }
+    }
+
+    /// Disconnects for good (until `start()` again).
+    public func stop() async {
+        stopRequested = true
+        link?.transport.close()
+        let task = runTask
+        task?.cancel()
+        await task?.value
+    }
+
+    /// Starts (if needed) and yields QR codes until the phone scans one and login succeeds.
+    /// Throws `client.qr_timeout` when every ref expired, `client.already_logged_in` for a paired device.
+    public func loginWithQR() -> AsyncThrowingStream<QRLoginEvent, any Error> {
+        let (stream, sink) = AsyncThrowingStream<QRLoginEvent, any Error>.makeStream(bufferingPolicy: .bufferingNewest(16))
+        if device?.isRegistered == true {
+            sink.finish(throwing: WAClientError(.alreadyLoggedIn, "device is already paired"))
+            return stream
+        }
+        guard qrSinks.count < 8 else {
+            sink.finish(throwing: WAClientError(.overloaded, "too many QR login streams"))
+            return stream
+        }
+        qrSinks.append(sink)
+        // A consumer that arrives while a code is showing gets it at once.
+        if let current = currentQR { sink.yield(.code(current)) }
+        Task { do { try await self.start() } catch { sink.finish(throwing: error) } }
+        return stream
+    }
+
+    /// Asks for a pairing code for `phoneNumber` (international format). Returns `XXXX-XXXX`
+    /// to type on the phone; login then completes by itself (watch `events` or `waitForState`).
+    public func pairWithCode(phoneNumber: String) async throws -> String {
+        let phone = try Pairing.normalizePhoneNumber(phoneNumber)
+        if device == nil { device = try await loadDevice() }
+        guard device?.isRegistered != true else { throw WAClientError(.alreadyLoggedIn, "device is already paired") }
+        try await start()
+        try await waitForPairingReady(timeout: configuration.connectTimeout * 2)
+        guard let device else { throw WAClientError(.notConnected, "no device") }
+        var session = Pairing.CodeSession(phone: phone)
+        let hello = try session.helloNode(device: device, platformName: "Chrome (Linux)")
+        let answer = try await sendIQ(Node("iq", [
+            Attribute("to", .jid(.serverJID)), Attribute("type", "set"), Attribute("xmlns", "md"),
+        ], content: .nodes([hello])))
+        guard let ref = answer.child(path: "link_code_companion_reg", "link_code_pairing_ref")?.bytes else {
+            throw WAClientError(.pairingFailed, "companion_hello answer has no pairing ref")
+        }
+        session.ref = Data(ref)
+        codeSession = session
+        emit(.pairingCode(session.code.displayed))
+        return session.code.displayed
+    }
+
+    /// Waits until the state is `state` (returns at once if it already is).
+    public func waitForState(_ state: ConnectionState, timeout: Duration) async throws {
+        if machine.state == state { return }
+        try await wait(timeout: timeout) { .state(state, $0) }
+    }
+
+    /// Sends an IQ and waits for its `result` (an `error` answer throws `client.iq_error`).
+    public func sendIQ(_ iq: Node, timeout: Duration? = nil) async throws -> Node {
+        guard link != nil else { throw WAClientError(.notConnected, "no live connection") }
+        guard pendingIQs.count < configuration.maxPendingIQs else {
+            throw WAClientError(.overloaded, "\(pendingIQs.count) IQs already wait for answers")
+        }
+        var node = iq
+        let id = node.string("id") ?? nextID()
+        node["id"] = .string(id)
+        let bound = timeout ?? configuration.iqTimeout
+        return try await withCheckedThrowingContinuation { continuation in
+            let timer = Task { [weak self] in
+                try? await Task.sleep(for: bound)
+                guard !Task.isCancelled else { return }
+                await self?.resolveIQ(id, .failure(WAClientError(.timeout, "no answer to IQ \(id) within \(bound)")))
+            }
+            pendingIQs[id] = PendingIQ(continuation: continuation, timer: timer)
+            do { try send(node) } catch { resolveIQ(id, .failure(error)) }
+        }
+    }
+
+    /// Sends one stanza on the live link.
+    public func send(_ node: Node) throws {
+        guard link != nil else { throw WAClientError(.notConnected, "no live connection") }
+        let bytes: [UInt8]
+        do { bytes = try BinaryEncoder.encode(node) } catch {
+            throw WAClientError(.badStanza, "could not encode <\(node.tag)>: \(error)")
+        }
+        let frame = try link!.session.seal(TransportPayload.encode(bytes))
+        link!.transport.send(frame)
+    }
+
+    // MARK: Run loop
+
+    private func runLoop() async {
+        var actions = machine.handle(.start)
+        while true {
+            var delay: Duration?
+            for action in actions {
+                switch action {
+                case .emit(let transition): publish(transition)
+                case .connect(let after): delay = after
+                case .wipeStore: await wipeStore()
+                case .stop(let reason): finishStopped(reason)
+                }
+            }
+            guard let delay, !machine.isStopped else { break }
+            if delay > .zero { try? await Task.sleep(for: delay) }
+            let reason: CloseReason
+            if stopRequested || Task.isCancelled {
+                reason = .ownerStopped
+            } else {
+                let ended = await runConnection()
+                reason = stopRequested ? .ownerStopped : ended
+            }
+            actions = machine.handle(.closed(reason), jitterUnit: Double.random(in: 0...1))
+        }
+        runTask = nil
+    }
+
+    /// One connection: open, handshake, read until it ends; returns why it ended.
+    private func runConnection() async -> CloseReason {
+        generation += 1
+        let gen = generation
+        closeReason = nil
+        loggedIn = nil
+        guard let device else { return .transportLost("no device record") }
+        let payload: Data
+        do {
+            payload = device.isRegistered
+                ? try ClientPayloadBuilder.login(device, configuration: configuration)
+                : try ClientPayloadBuilder.registration(device, configuration: configuration)
+        } catch {
+            return .transportLost("payload: \(error)")
+        }
+        let transport: WebSocketTransport
+        do {
+            let configuration = self.configuration
+            transport = try await withTimeout(configuration.connectTimeout) {
+                try await WebSocketTransport.connect(
+                    url: configuration.endpoint, origin: configuration.origin,
+                    tlsTrustRoots: configuration.tlsTrustRoots, maxFrameSize: configuration.maxFrameSize,
+                    backlog: configuration.maxInboundBacklog)
+            }
+        } catch {
+            return .transportLost(Self.describe(error))
+        }
+        if stopRequested { transport.close(); return .ownerStopped }
+
+        let verifier = configuration.noiseTrustRoot.map { CertChainVerifier(trustRoot: $0) } ?? .whatsApp
+        var initiator = NoiseInitiator(
+            staticKey: device.noiseKey, clientPayload: payload, verifier: verifier, maxFrameSize: configuration.maxFrameSize)
+        let watchdog = Task { [configuration] in
+            try? await Task.sleep(for: configuration.connectTimeout)
+            if !Task.isCancelled { transport.close() }
+        }
+        defer { watchdog.cancel() }
+        do {
+            guard case .send(let hello) = try initiator.start() else { return .transportLost("handshake") }
+            transport.send(hello)
+        } catch {
+            transport.close()
+            return .transportLost(Self.describe(error))
+        }
+
+        var handshaking = true
+        for await chunk in transport.inbound {
+            if handshaking {
+                do {
+                    for action in try initiator.receive(chunk) {
+                        switch action {
+                        case .send(let bytes): transport.send(bytes)
+                        case .established(let result):
+                            handshaking = false
+                            watchdog.cancel()
+                            link = Link(transport: transport, session: result.session, generation: gen)
+                            for plaintext in result.earlyPlaintexts { await process(plaintext, gen: gen) }
+                        }
+                    }
+                } catch {
+                    closeReason = .transportLost(Self.describe(error))
+                }
+            } else {
+                do {
+                    guard link?.generation == gen else { break }
+                    let plaintexts = try link!.session.receive(chunk)
+                    for plaintext in plaintexts {
+                        await process(plaintext, gen: gen)
+                        if closeReason != nil { break }
+                    }
+                } catch {
+                    closeReason = .transportLost(Self.describe(error))
+                }
+            }
+            if closeReason != nil || stopRequested { break }
+        }
+        transport.close()
+        teardownLink(gen)
+        if handshaking && closeReason == nil { return .transportLost("closed during handshake") }
+        return closeReason ?? .transportLost("connection closed")
+    }
+
+    private func teardownLink(_ gen: Int) {
+        guard link == nil || link?.generation == gen else { return }
+        link = nil
+        keepaliveTask?.cancel()
+        keepaliveTask = nil
+        qrTask?.cancel()
+        qrTask = nil
+        currentQR = nil
+        awaitingPairing = false
+        loggedIn = nil
+        for id in Array(pendingIQs.keys) {
+            resolveIQ(id, .failure(WAClientError(.connectionClosed, "connection closed before the answer")))
+        }
+    }
+
+    private func process(_ plaintext: Data, gen: Int) async {
+        let node: Node
+        do {
+            let bytes = try TransportPayload.decode(plaintext, maxInflatedSize: configuration.maxFrameSize * 4)
+            node = try BinaryDecoder.decode([UInt8](bytes))
+        } catch {
+            closeReason = .transportLost("undecodable stanza: \(Self.describe(error))")
+            return
+        }
+        await handle(node, gen: gen)
+    }
+
+    // MARK: Stanza router (phase 2 adds message, receipt, call handlers here)
+
+    private func handle(_ node: Node, gen: Int) async {
+        switch node.tag {
+        case "iq": await handleIQ(node, gen: gen)
+        case "success": await handleSuccess(node, gen: gen)
+        case "failure": closeReason = StreamOutcome.failure(node)
+        case "stream:error": closeReason = StreamOutcome.streamError(node)
+        case "xmlstreamend": closeReason = .transportLost("stream ended by server")
+        case "ib": handleIB(node)
+        case "notification" where node.string("type") == "link_code_companion_reg":
+            handleNotification(node) // pairing stays in the core, whatever features claim
+        default:
+            if let feature = features.first(where: { $0.stanzaTags.contains(node.tag) }) {
+                await feature.handle(node, client: self)
+                return
+            }
+            switch node.tag {
+            case "notification": handleNotification(node)
+            case "receipt", "call": sendAck(for: node)
+            default: logger.debug("unhandled stanza", metadata: ["tag": "\(node.tag)"])
+            }
+        }
+    }
+
+    private func handleIQ(_ node: Node, gen: Int) async {
+        let type = node.string("type")
+        if type == "result" || type == "error", let id = node.string("id"), pendingIQs[id] != nil {
+            if type == "result" {
+                resolveIQ(id, .success(node))
+            } else {
+                let error = node.child("error")
+                let text = "IQ error \(error?.string("code") ?? "?") \(error?.string("text") ?? "")"
+                resolveIQ(id, .failure(WAClientError(.iqError, text)))
+            }
+            return
+        }
+        guard let id = node.string("id") else { return }
+        if type == "get", node.string("xmlns") == "urn:xmpp:ping" {
+            try? send(Node("iq", [Attribute("to", .jid(.serverJID)), Attribute("id", .string(id)), Attribute("type", "result")]))
+            return
+        }
+        // Pairing stanzas count only from the server itself (as whatsmeow checks).
+        let fromServer = node.jid("from") == .serverJID
+        if fromServer, let pairDevice = node.child("pair-device") {
+            try? send(Node("iq", [Attribute("to", .jid(.serverJID)), Attribute("id", .string(id)), Attribute("type", "result")]))
+            let refs = pairDevice.children("ref").compactMap(\.text)
+            startPairing(refs: refs, gen: gen)
+            return
+        }
+        if fromServer, let success = node.child("pair-success") {
+            await handlePairSuccess(success, id: id)
+            return
+        }
+        if let xmlns = node.string("xmlns"), let feature = features.first(where: { $0.iqNamespaces.contains(xmlns) }) {
+            await feature.handle(node, client: self)
+        }
+    }
+
+    private func handleSuccess(_ node: Node, gen: Int) async {
+        guard var device, let jid = device.jid else { return }
+        if let lid = node.jid("lid"), lid != device.lid {
+            device.lid = lid
+            self.device = device
+            try? await store.saveDevice(device)
+        }
+        let info = LoginInfo(jid: jid, lid: device.lid, pushName: device.pushName, platform: device.platform)
+        loggedIn = info
+        for action in machine.handle(.loggedIn) {
+            if case .emit(let transition) = action { publish(transition) }
+        }
+        emit(.loggedIn(info))
+        for sink in qrSinks {
+            sink.yield(.success(info))
+            sink.finish()
+        }
+        qrSinks = []
+        startKeepalive(gen: gen)
+        Task { await self.afterLogin(gen: gen) }
+        for feature in features {
+            Task { await feature.didLogin(info, client: self) }
+        }
+    }
+
+    /// What every client does once logged in; features add theirs in `didLogin` (prekeys, …).
+    private func afterLogin(gen: Int) async {
+        guard link?.generation == gen else { return }
+        _ = try? await sendIQ(Node("iq", [
+            Attribute("to", .jid(.serverJID)), Attribute("type", "set"), Attribute("xmlns", "passive"),
+        ], content: .nodes([Node("active")])))
+    }
+
+    private func handleIB(_ node: Node) {
+        if let offline = node.child("offline") {
+            emit(.offlineSyncCompleted(count: offline.int("count") ?? 0))
+        }
+    }
+
+    /// Acks a notification, receipt or call (`<ack id class to [type] [participant]>`); for features.
+    public func ack(_ node: Node) { sendAck(for: node) }
+
+    private func handleNotification(_ node: Node) {
+        sendAck(for: node)
+        if node.string("type") == "link_code_companion_reg", node.jid("from") == .serverJID,
+           let reg = node.child("link_code_companion_reg") {
+            Task { await self.handleCodePairing(reg) }
+        }
+    }
+
+    private func sendAck(for node: Node) {
+        guard let id = node.string("id"), let from = node["from"] else { return }
+        var ack = Node("ack", [Attribute("id", .string(id)), Attribute("class", .string(node.tag)), Attribute("to", from)])
+        if node.tag != "message", let type = node.string("type") { ack["type"] = .string(type) }
+        if let participant = node["participant"] { ack["participant"] = participant }
+        try? send(ack)
+    }
+
+    // MARK: Pairing
+
+    private func startPairing(refs: [String], gen: Int) {
+        awaitingPairing = true
+        resumeWaiters { if case .pairingReady = $0 { return true } else { return false } }
+        emitTransitionless(.awaitingPairing)
+        guard let device, !refs.isEmpty else { return }
+        let configuration = self.configuration
+        qrTask?.cancel()
+        qrTask = Task { [weak self] in
+            for (index, ref) in refs.enumerated() {
+                let validFor = index == 0 ? configuration.qrFirstTimeout : configuration.qrLaterTimeout
+                let text = Pairing.qrString(ref: ref, device: device, linkFormat: configuration.qrLinkFormat)
+                await self?.publishQR(QRCode(text: text, validFor: validFor, index: index))
+                try? await Task.sleep(for: validFor)
+                if Task.isCancelled { return }
+            }
+            await self?.qrExhausted(gen: gen)
+        }
+    }
+
+    private func publishQR(_ code: QRCode) {
+        currentQR = code
+        emit(.qr(code))
+        for sink in qrSinks { sink.yield(.code(code)) }
+    }
+
+    private func qrExhausted(gen: Int) {
+        guard link?.generation == gen, codeSession == nil, !qrSinks.isEmpty else { return }
+        for sink in qrSinks { sink.finish(throwing: WAClientError(.qrTimeout, "no QR code was scanned in time")) }
+        qrSinks = []
+        closeReason = .qrTimeout
+        link?.transport.close()
+    }
+
+    private func handlePairSuccess(_ success: Node, id: String) async {
+        guard let device else { return }
+        let deviceNode = success.child("device")
+        guard let identity = success.child("device-identity")?.bytes, let jid = deviceNode?.jid("jid") else {
+            sendPairError(id: id, code: 500, text: "internal-error")
+            return
+        }
+        let platform = success.child("platform")?.string("name") ?? ""
+        let business = success.child("biz")?.string("name") ?? ""
+        let result: Pairing.PairResult
+        do {
+            result = try Pairing.handlePairSuccess(
+                deviceIdentity: Data(identity), device: device, jid: jid, lid: deviceNode?.jid("lid"),
+                platform: platform, businessName: business)
+        } catch {
+            logger.warning("pair-success refused", metadata: ["code": "\(error.code)", "reason": "\(error.text)"])
+            sendPairError(id: id, code: error.code, text: error.text)
+            return
+        }
+        do {
+            try await store.saveDevice(result.device)
+        } catch {
+            sendPairError(id: id, code: 500, text: "internal-error")
+            return
+        }
+        self.device = result.device
+        codeSession = nil
+        qrTask?.cancel()
+        qrTask = nil
+        currentQR = nil
+        try? send(Node("iq", [
+            Attribute("to", .jid(.serverJID)), Attribute("type", "result"), Attribute("id", .string(id)),
+        ], content: .nodes([Node("pair-device-sign", content: .nodes([
+            Node("device-identity", [Attribute("key-index", .string(String(result.keyIndex)))],
+                 content: .bytes([UInt8](result.signedIdentity))),
+        ]))])))
+        emit(.paired(jid: jid, lid: result.device.lid, platform: platform, businessName: business))
+    }
+
+    private func sendPairError(id: String, code: Int, text: String) {
+        try? send(Node("iq", [
+            Attribute("to", .jid(.serverJID)), Attribute("type", "error"), Attribute("id", .string(id)),
+        ], content: .nodes([Node("error", [Attribute("code", .string(String(code))), Attribute("text", .string(text))])])))
+    }
+
+    private func handleCodePairing(_ reg: Node) async {
+        guard reg.string("stage") == "primary_hello", let session = codeSession, var device,
+              let ref = reg.child("link_code_pairing_ref")?.bytes, Data(ref) == session.ref,
+              let wrapped = reg.child("link_code_pairing_wrapped_primary_ephemeral_pub")?.bytes,
+              let primaryIdentity = reg.child("primary_identity_pub")?.bytes
+        else { return }
+        do {
+            let (finish, advSecret) = try session.finish(
+                wrappedPrimaryEphemeral: Data(wrapped), primaryIdentity: Data(primaryIdentity), device: device)
+            device.advSecret = advSecret
+            self.device = device
+            try await store.saveDevice(device)
+            _ = try await sendIQ(Node("iq", [
+                Attribute("to", .jid(.serverJID)), Attribute("type", "set"), Attribute("xmlns", "md"),
+            ], content: .nodes([finish])))
+        } catch {
+            logger.warning("pairing-code finish failed", metadata: ["error": "\(Self.describe(error))"])
+        }
+    }
+
+    // MARK: Keepalive
+
+    private func startKeepalive(gen: Int) {
+        keepaliveTask?.cancel()
+        let policy = configuration.keepalive
+        keepaliveTask = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: policy.interval(unit: Double.random(in: 0...1)))
+                if Task.isCancelled { return }
+                guard let self else { return }
+                if await !self.ping(gen: gen, timeout: policy.timeout) { return }
+            }
+        }
+    }
+
+    /// One keepalive ping; false when the link is gone or declared dead.
+    private func ping(gen: Int, timeout: Duration) async -> Bool {
+        guard link?.generation == gen else { return false }
+        do {
+            _ = try await sendIQ(Node("iq", [
+                Attribute("to", .jid(.serverJID)), Attribute("type", "get"), Attribute("xmlns", "w:p"),
+            ], content: .nodes([Node("ping")])), timeout: timeout)
+            return true
+        } catch let error as WAClientError where error.code == .iqError {
+            return true // an error answer still proves the link is alive
+        } catch let error as WAClientError where error.code == .timeout {
+            guard link?.generation == gen else { return false }
+            logger.info("keepalive timed out; closing the link")
+            closeReason = .keepaliveTimeout
+            link?.transport.close()
+            return false
+        } catch {
+            return false
+        }
+    }
+
+    // MARK: Helpers
+
+    private func loadDevice() async throws -> DeviceRecord {
+        do {
+            if let record = try await store.loadDevice() { return record }
+            let record = DeviceRecord.generate()
+            try await store.saveDevice(record)
+            return record
+        } catch let error as WAClientError {
+            throw error
+        } catch {
+            throw WAClientError(.store, "device store: \(error)")
+        }
+    }
+
+    private func wipeStore() async {
+        do { try await store.wipe() } catch {
+            logger.error("could not wipe the device store", metadata: ["error": "\(error)"])
+        }
+        device = nil
+    }
+
+    private func finishStopped(_ reason: StopReason) {
+        if case .loggedOut(let why) = reason { emit(.loggedOut(why)) }
+        if case .banned(let failure) = reason, failure.kind == .locked || failure.kind == .banned {
+            emit(.loggedOut(.failure(failure)))
+        }
+        emit(.stopped(reason))
+        let error: WAClientError
+        switch reason {
+        case .qrTimeout: error = WAClientError(.qrTimeout, "no QR code was scanned in time")
+        case .replaced: error = WAClientError(.replaced, "another connection took over this device")
+        case .loggedOut: error = WAClientError(.loggedOut, "device logged out")
+        case .banned: error = WAClientError(.banned, "account banned or locked")
+        case .clientOutdated: error = WAClientError(.outdated, "client version refused")
+        case .ownerRequested, .gaveUp: error = WAClientError(.stopped, "client stopped")
+        }
+        for sink in qrSinks { sink.finish(throwing: error) }
+        qrSinks = []
+        resumeWaiters(throwing: error) { if case .pairingReady = $0 { return true } else { return false } }
+    }
+
+    private func publish(_ transition: StateTransition) {
+        logger.info("state", metadata: ["from": "\(transition.from.rawValue)", "to": "\(transition.to.rawValue)", "reason": "\(transition.reason)"])
+        history.append(transition)
+        if history.count > 64 { history.removeFirst(history.count - 64) }
+        stateSink.yield(transition)
+        emit(.state(transition))
+        let now = transition.to
+        resumeWaiters { if case .state(let wanted, _) = $0 { return wanted == now } else { return false } }
+    }
+
+    private func emitTransitionless(_ reason: StateReason) {
+        logger.debug("pairing", metadata: ["reason": "\(reason)"])
+    }
+
+    private func emit(_ event: WAEvent) { eventSink.yield(event) }
+
+    private func nextID() -> String {
+        iqCounter += 1
+        return "\(iqPrefix).\(iqCounter)"
+    }
+
+    private func resolveIQ(_ id: String, _ result: Result<Node, any Error>) {
+        guard let pending = pendingIQs.removeValue(forKey: id) else { return }
+        pending.timer.cancel()
+        pending.continuation.resume(with: result)
+    }
+
+    private func waitForPairingReady(timeout: Duration) async throws {
+        if awaitingPairing { return }
+        try await wait(timeout: timeout) { .pairingReady($0) }
+    }
+
+    private func wait(timeout: Duration, _ make: (CheckedContinuation<Void, any Error>) -> Waiter) async throws {
+        guard waiters.count < 1024 else { throw WAClientError(.overloaded, "too many waiters") }
+        let key = UUID()
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            waiters[key] = make(continuation)
+            Task { [weak self] in
+                try? await Task.sleep(for: timeout)
+                await self?.expireWaiter(key)
+            }
+        }
+    }
+
+    private func expireWaiter(_ key: UUID) {
+        guard let waiter = waiters.removeValue(forKey: key) else { return }
+        let error = WAClientError(.timeout, "condition not reached in time")
+        switch waiter {
+        case .state(_, let c), .pairingReady(let c): c.resume(throwing: error)
+        }
+    }
+
+    private func resumeWaiters(throwing error: (any Error)? = nil, where matches: (Waiter) -> Bool) {
+        for (key, waiter) in waiters where matches(waiter) {
+            waiters.removeValue(forKey: key)
+            switch waiter {
+            case .state(_, let c), .pairingReady(let c):
+                if let error { c.resume(throwing: error) } else { c.resume() }
+            }
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let e = error as? WAClientError { return e.description }
+        return String(describing: error)
+    }
+}
+
+/// Runs `operation`, failing with `client.timeout` after `timeout`.
+func withTimeout<T: Sendable>(_ timeout: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await operation() }
+        group.addTask {
+            try await Task.sleep(for: timeout)
+            throw WAClientError(.timeout, "no result within \(timeout)")
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next() else { throw WAClientError(.timeout, "cancelled") }
+        return first
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import NIOSSL
+import WACrypto
+
+/// How a `WAClient` connects and how it keeps its link alive.
+public struct WAClientConfiguration: Sendable {
+    /// WhatsApp's chat endpoint. `ws://` is allowed (tests, local simulator).
+    public var endpoint: URL = URL(string: "wss://web.whatsapp.com/ws/chat")!
+    /// Sent as the WebSocket `Origin` header.
+    public var origin = "https://web.whatsapp.com"
+    /// The Noise certificate root to trust; nil means WhatsApp's real root.
+    public var noiseTrustRoot: Curve25519PublicKey?
+    /// Extra TLS roots (PEM/DER certificates) to trust for `wss://`; nil means the system's.
+    public var tlsTrustRoots: [NIOSSLCertificate]?
+    /// The WhatsApp Web version we claim (UserAgent.appVersion); 2.3000.x.
+    public var appVersion: [UInt32] = [2, 3000, 1_027_868_496]
+    /// DeviceProps.os: the name a phone shows for this linked device.
+    public var deviceName = "wabridge"
+    /// When true QR strings are wrapped as `https://wa.me/settings/linked_devices#…` with a platform suffix.
+    public var qrLinkFormat = false
+
+    public var keepalive = KeepalivePolicy()
+    public var reconnect = ReconnectPolicy()
+    /// How long an IQ waits for its answer (WhatsApp clients use 75 s).
+    public var iqTimeout: Duration = .seconds(75)
+    /// Bound on opening the WebSocket plus the Noise handshake.
+    public var connectTimeout: Duration = .seconds(20)
+    /// How long each QR ref is shown: the first, then each later one.
+    public var qrFirstTimeout: Duration = .seconds(60)
+    public var qrLaterTimeout: Duration = .seconds(20)
+    /// At most this many IQs wait for answers at once.
+    public var maxPendingIQs = 256
+    /// Largest WebSocket message and Noise frame accepted from the server.
+    public var maxFrameSize = 4 << 20
+    /// Buffered inbound chunks before the link counts as overloaded and is closed.
+    public var maxInboundBacklog = 1024
+    /// Buffered events for a slow consumer of `events` (oldest dropped beyond it).
+    public var eventBufferSize = 1024
+
+    public init() {}
+
+    /// A configuration for a local simulator: plain or TLS endpoint, its Noise root trusted,
+    /// short timers (keepalive and backoff) so tests run fast.
+    public static func local(endpoint: URL, noiseRoot: Curve25519PublicKey) -> WAClientConfiguration {
+        var c = WAClientConfiguration()
+        c.endpoint = endpoint
+        c.noiseTrustRoot = noiseRoot
+        c.reconnect = ReconnectPolicy(base: .milliseconds(50), cap: .milliseconds(500), jitter: 0.2)
+        c.connectTimeout = .seconds(5)
+        c.iqTimeout = .seconds(5)
+        return c
+    }
+
+    var appVersionString: String { appVersion.map(String.init).joined(separator: ".") }
+}
+
+/// Keepalive: a `w:p` ping every `minInterval…maxInterval` (random), each
+/// answered within `timeout`, or the link counts as dead and is closed.
+public struct KeepalivePolicy: Sendable, Equatable {
+    public var minInterval: Duration
+    public var maxInterval: Duration
+    public var timeout: Duration
+
+    public init(minInterval: Duration = .seconds(20), maxInterval: Duration = .seconds(30), timeout: Duration = .seconds(10)) {
+        self.minInterval = minInterval
+        self.maxInterval = max(minInterval, maxInterval)
+        self.timeout = timeout
+    }
+
+    /// The longest a dead link can go unnoticed: one interval plus the reply timeout.
+    public var detectionBound: Duration { maxInterval + timeout }
+
+    /// The wait before the next ping, for a uniform sample `unit` in 0...1.
+    public func interval(unit: Double) -> Duration {
+        minInterval + (maxInterval - minInterval) * min(max(unit, 0), 1)
+    }
+}
+
+/// Reconnect delays: exponential from `base`, capped at `cap`, each reduced
+/// by up to `jitter` (a fraction, 0…1) at random so that many devices do not
+/// reconnect in step. `maxAttempts` nil means keep trying.
+public struct ReconnectPolicy: Sendable, Equatable {
+    public var base: Duration
+    public var cap: Duration
+    public var jitter: Double
+    public var maxAttempts: Int?
+
+    public init(base: Duration = .seconds(1), cap: Duration = .seconds(60), jitter: Double = 0.25, maxAttempts: Int? = nil) {
+        self.base = base
+        self.cap = max(base, cap)
+        self.jitter = min(max(jitter, 0), 1)
+        self.maxAttempts = maxAttempts
+    }
+
+    /// The delay before attempt `attempt` (1 = the first retry), for a uniform sample `unit` in 0...1.
+    public func delay(attempt: Int, unit: Double) -> Duration {
+        let exponent = min(max(attempt - 1, 0), 30)
+        let raw = base * Double(1 << exponent)
+        let capped = raw > cap ? cap : raw
+        return capped * (1 - jitter * min(max(unit, 0), 1))
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+import WABinary
+
+/// The connection states a bridge shows for a device.
+public enum ConnectionState: String, Sendable, Hashable {
+    case disconnected
+    case connecting
+    case connected
+    case reconnecting
+    case loggedOut = "logged_out"
+}
+
+/// Why the state changed.
+public enum StateReason: Sendable, Hashable, CustomStringConvertible {
+    case started
+    case transportOpened
+    case awaitingPairing
+    case loggedIn
+    case restartRequired
+    case transportLost(String)
+    case keepaliveTimeout
+    case streamError(code: String)
+    case replaced
+    case deviceRemoved
+    case failure(LoginFailure)
+    case stoppedByOwner
+    case qrTimeout
+    case gaveUp(attempts: Int)
+
+    public var description: String {
+        switch self {
+        case .started: return "started"
+        case .transportOpened: return "transport_opened"
+        case .awaitingPairing: return "awaiting_pairing"
+        case .loggedIn: return "logged_in"
+        case .restartRequired: return "restart_required"
+        case .transportLost(let why): return "transport_lost(\(why))"
+        case .keepaliveTimeout: return "keepalive_timeout"
+        case .streamError(let code): return "stream_error(\(code))"
+        case .replaced: return "replaced"
+        case .deviceRemoved: return "device_removed"
+        case .failure(let f): return "failure(\(f.reason))"
+        case .stoppedByOwner: return "stopped_by_owner"
+        case .qrTimeout: return "qr_timeout"
+        case .gaveUp(let n): return "gave_up(\(n))"
+        }
+    }
+}
+
+/// One state change: from, to, why, and (for reconnecting) the coming delay.
+public struct StateTransition: Sendable, Hashable, CustomStringConvertible {
+    public let from: ConnectionState
+    public let to: ConnectionState
+    public let reason: StateReason
+    public let retryIn: Duration?
+
+    public init(from: ConnectionState, to: ConnectionState, reason: StateReason, retryIn: Duration? = nil) {
+        self.from = from
+        self.to = to
+        self.reason = reason
+        self.retryIn = retryIn
+    }
+
+    public var description: String {
+        "\(from.rawValue) → \(to.rawValue) (\(reason))" + (retryIn.map { " retry in \($0)" } ?? "")
+    }
+}
+
+/// A `<failure reason=…>` the server sent instead of `<success>`.
+public struct LoginFailure: Sendable, Hashable {
+    public enum Kind: Sendable, Hashable {
+        /// 401: the server no longer knows this device.
+        case loggedOut
+        /// 402: temporary ban; `banCode` and `expiresIn` tell more.
+        case temporaryBan
+        /// 403: account locked.
+        case locked
+        /// 405: this client version is too old.
+        case clientOutdated
+        /// 406: banned.
+        case banned
+        /// 500, 503 and others: retry later.
+        case other
+    }
+
+    public let reason: Int
+    public let kind: Kind
+    /// Temporary-ban reason code (`code` attribute), when given.
+    public let banCode: Int?
+    /// Seconds until a temporary ban ends (`expire` attribute), when given.
+    public let expiresIn: Int?
+
+    public init(reason: Int, banCode: Int? = nil, expiresIn: Int? = nil) {
+        self.reason = reason
+        self.banCode = banCode
+        self.expiresIn = expiresIn
+        switch reason {
+        case 401: kind = .loggedOut
+        case 402: kind = .temporaryBan
+        case 403: kind = .locked
+        case 405: kind = .clientOutdated
+        case 406: kind = .banned
+        default: kind = .other
+        }
+    }
+
+    /// Whether the client should stop instead of reconnecting.
+    public var isPermanent: Bool { kind != .other }
+}
+
+/// Who we are once logged in.
+public struct LoginInfo: Sendable, Hashable {
+    public let jid: JID
+    public let lid: JID?
+    public let pushName: String
+    public let platform: String
+}
+
+/// One QR code to show, and how long it is valid.
+public struct QRCode: Sendable, Hashable {
+    public let text: String
+    public let validFor: Duration
+    /// 0 for the first code of a connection, then 1, 2, …
+    public let index: Int
+}
+
+/// What the QR login stream yields.
+public enum QRLoginEvent: Sendable, Hashable {
+    case code(QRCode)
+    case success(LoginInfo)
+}
+
+/// Why the client stopped for good (it will not reconnect by itself).
+public enum StopReason: Sendable, Hashable {
+    case ownerRequested
+    case replaced
+    case loggedOut(StateReason)
+    case banned(LoginFailure)
+    case clientOutdated
+    case gaveUp(attempts: Int)
+    case qrTimeout
+}
+
+/// Everything a bridge publishes about a device, in order.
+public enum WAEvent: Sendable, Hashable {
+    case state(StateTransition)
+    case qr(QRCode)
+    case pairingCode(String)
+    /// The phone accepted this device; a restart and login follow.
+    case paired(jid: JID, lid: JID?, platform: String, businessName: String)
+    case loggedIn(LoginInfo)
+    /// The server delivered its offline queue (`<ib><offline count>`).
+    case offlineSyncCompleted(count: Int)
+    /// The device was logged out; its keys are wiped.
+    case loggedOut(StateReason)
+    /// The client stopped and will not reconnect.
+    case stopped(StopReason)
+}

@@ -1,0 +1,136 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import WABinary
+
+/// The simulator's loopback HTTP control API (for `wabridge-sim`, the demo and benchmarks):
+///
+///     GET    /info                              ports, root key (hex), endpoints
+///     POST   /phones           {"number","pushName"?}        → phone
+///     GET    /phones/{number}/devices                        → linked device JIDs
+///     POST   /phones/{number}/scan  {"qr"}                   → linked device JID
+///     POST   /phones/{number}/code  {"code"}                 → linked device JID
+///     GET    /devices/{jid}                                  lid, online, uploaded prekeys
+///     DELETE /devices/{jid}                                  unlink (device_removed)
+///     POST   /devices/{jid}/faults  {"kind", …}              inject a fault
+public enum ControlAPI {
+    struct PhoneRequest: Decodable { let number: String; let pushName: String? }
+    struct ScanRequest: Decodable { let qr: String }
+    struct CodeRequest: Decodable { let code: String }
+    struct FaultRequest: Decodable {
+        /// drop | stream_error | fail_next_login | fail_now | ignore_pings | resume_pings | slow
+        let kind: String
+        let code: Int?
+        let reason: Int?
+        let banCode: Int?
+        let expire: Int?
+        let milliseconds: Int?
+    }
+    struct PhoneResponse: ResponseEncodable { let number: String; let lid: String; let accountKey: String }
+    struct DeviceResponse: ResponseEncodable { let jid: String }
+    struct DevicesResponse: ResponseEncodable { let devices: [String] }
+    struct DeviceInfoResponse: ResponseEncodable {
+        let jid: String
+        let lid: String
+        let online: Bool
+        let uploadedPreKeys: Int
+        let keyIndex: UInt32
+    }
+    struct InfoResponse: ResponseEncodable {
+        let port: Int
+        let tlsPort: Int?
+        let rootPublicKey: String
+        let endpoint: String
+        let tlsCertificatePEM: String?
+    }
+
+    /// The router for `sim`.
+    public static func router(for sim: WASim) -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/info") { _, _ -> InfoResponse in
+            let port = await sim.port
+            return InfoResponse(
+                port: port, tlsPort: await sim.tlsPort,
+                rootPublicKey: sim.rootPublicKey.rawRepresentation.map { String(format: "%02x", $0) }.joined(),
+                endpoint: sim.endpoint(port: port).absoluteString, tlsCertificatePEM: sim.tls?.certificatePEM)
+        }
+        router.post("/phones") { request, context -> PhoneResponse in
+            let body = try await request.decode(as: PhoneRequest.self, context: context)
+            guard !body.number.isEmpty, body.number.allSatisfy(\.isNumber) else {
+                throw HTTPError(.badRequest, message: "number must be digits")
+            }
+            let phone = await sim.createPhone(number: body.number, pushName: body.pushName ?? "Sim User")
+            return PhoneResponse(
+                number: phone.number, lid: phone.lid.description,
+                accountKey: phone.accountKey.publicKey.rawRepresentation.base64EncodedString())
+        }
+        router.get("/phones/:number/devices") { _, context -> DevicesResponse in
+            let number = try context.parameters.require("number")
+            return DevicesResponse(devices: await sim.linkedDevices(of: number).map(\.description))
+        }
+        router.post("/phones/:number/scan") { request, context -> DeviceResponse in
+            let number = try context.parameters.require("number")
+            let body = try await request.decode(as: ScanRequest.self, context: context)
+            do {
+                return DeviceResponse(jid: try await sim.scanQR(phone: number, qr: body.qr).description)
+            } catch let error as SimError {
+                throw HTTPError(.unprocessableContent, message: error.description)
+            }
+        }
+        router.post("/phones/:number/code") { request, context -> DeviceResponse in
+            let number = try context.parameters.require("number")
+            let body = try await request.decode(as: CodeRequest.self, context: context)
+            do {
+                return DeviceResponse(jid: try await sim.enterPairingCode(phone: number, code: body.code).description)
+            } catch let error as SimError {
+                throw HTTPError(.unprocessableContent, message: error.description)
+            }
+        }
+        router.get("/devices/:jid") { _, context -> DeviceInfoResponse in
+            let jid = try parseJID(try context.parameters.require("jid"))
+            guard let device = await sim.device(jid) else { throw HTTPError(.notFound, message: "no such device") }
+            return DeviceInfoResponse(
+                jid: device.jid.description, lid: device.lid.description, online: await sim.isOnline(jid),
+                uploadedPreKeys: device.uploadedPreKeys, keyIndex: device.keyIndex)
+        }
+        router.delete("/devices/:jid") { _, context -> HTTPResponse.Status in
+            let jid = try parseJID(try context.parameters.require("jid"))
+            await sim.unlink(device: jid)
+            return .noContent
+        }
+        router.post("/devices/:jid/faults") { request, context -> HTTPResponse.Status in
+            let jid = try parseJID(try context.parameters.require("jid"))
+            let body = try await request.decode(as: FaultRequest.self, context: context)
+            let fault: SimFault
+            switch body.kind {
+            case "drop": fault = .dropConnection
+            case "stream_error": fault = .streamError(code: body.code ?? 515)
+            case "fail_next_login": fault = .failNextLogin(reason: body.reason ?? 401, code: body.banCode, expire: body.expire)
+            case "fail_now": fault = .failNow(reason: body.reason ?? 401, code: body.banCode, expire: body.expire)
+            case "ignore_pings": fault = .ignorePings(true)
+            case "resume_pings": fault = .ignorePings(false)
+            case "slow": fault = .slowAnswers(body.milliseconds.map { .milliseconds($0) })
+            default: throw HTTPError(.badRequest, message: "unknown fault kind")
+            }
+            await sim.inject(fault, device: jid)
+            return .noContent
+        }
+        return router
+    }
+
+    static func parseJID(_ text: String) throws -> JID {
+        guard let decoded = text.removingPercentEncoding, let jid = try? JID(parsing: decoded) else {
+            throw HTTPError(.badRequest, message: "not a JID")
+        }
+        return jid
+    }
+
+    /// The control application on `127.0.0.1:port` (0 = any free port; `onServerRunning` sees the bound channel).
+    public static func application(
+        for sim: WASim, port: Int, onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        Application(
+            router: router(for: sim), configuration: .init(address: .hostname("127.0.0.1", port: port)),
+            onServerRunning: onServerRunning)
+    }
+}

@@ -1,0 +1,364 @@
+import Foundation
+import NIOCore
+import NIOWebSocket
+import WAClient
+import WABinary
+import WACrypto
+import WAProto
+
+/// One client connection to the simulator: the Noise responder, then the
+/// stanza loop. It owns its session and pending server→client IQs; shared
+/// state (devices, phones, refs) lives in `WASim`.
+actor SimConnection {
+    nonisolated let id: Int
+    private let channel: any Channel
+    private let sim: WASim
+    private var session: NoiseSession?
+    private(set) var peerStatic: Curve25519PublicKey?
+    /// Set while a registering client waits to be paired.
+    private(set) var registration: WAWa6_ClientPayload.DevicePairingRegistrationData?
+    private(set) var device: JID?
+    private var closed = false
+    private var ignorePings = false
+    var answerDelay: Duration?
+    private var closeGrace: TimeAmount = .seconds(1)
+    private var pending: [String: CheckedContinuation<Node, any Error>] = [:]
+    private var idCounter = 0
+
+    init(id: Int, channel: any Channel, sim: WASim) {
+        self.id = id
+        self.channel = channel
+        self.sim = sim
+    }
+
+    // MARK: Life
+
+    func run(inbound: AsyncStream<Data>, staticKey: Curve25519KeyPair, chain: Data, limits: WASim.Limits) async {
+        closeGrace = .nanoseconds(Int64(limits.closeGrace.components.seconds) * 1_000_000_000
+            + limits.closeGrace.components.attoseconds / 1_000_000_000)
+        var responder = NoiseResponder(staticKey: staticKey, certificateChain: chain, maxFrameSize: limits.maxFrameSize)
+        let watchdog = Task { [channel] in
+            try? await Task.sleep(for: limits.handshakeTimeout)
+            if !Task.isCancelled { channel.close(promise: nil) }
+        }
+        defer { watchdog.cancel() }
+        for await chunk in inbound {
+            do {
+                if session == nil {
+                    for action in try responder.receive(chunk) {
+                        switch action {
+                        case .send(let bytes): write(bytes)
+                        case .established(let result):
+                            watchdog.cancel()
+                            session = result.session
+                            peerStatic = result.peerStatic
+                            await handlePayload(result.clientPayload)
+                            for plaintext in result.earlyPlaintexts { try await process(plaintext) }
+                        }
+                    }
+                } else {
+                    guard let plaintexts = try session?.receive(chunk) else { break }
+                    for plaintext in plaintexts { try await process(plaintext) }
+                }
+            } catch {
+                // Garbage, a wrong handshake, an oversized or undecodable frame: this client goes, others stay.
+                close()
+            }
+            if closed { break }
+        }
+        close()
+        for (_, continuation) in pending { continuation.resume(throwing: SimError("sim.closed", "connection closed")) }
+        pending = [:]
+        await sim.connectionEnded(self)
+    }
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        channel.close(promise: nil)
+    }
+
+    // MARK: Writing
+
+    private func write(_ bytes: Data) {
+        guard !closed else { return }
+        var buffer = channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .binary, data: buffer), promise: nil)
+    }
+
+    func send(_ node: Node) {
+        guard !closed, session != nil, let bytes = try? BinaryEncoder.encode(node),
+              let frame = try? session!.seal(TransportPayload.encode(bytes)) else { return }
+        write(frame)
+    }
+
+    /// Sends a stanza (stream error, failure), stops reading, and closes the link after a grace
+    /// period unless the client closes first. A client must see the stanza before the EOF:
+    /// whatsmeow, for one, treats a bare EOF right after pairing as the end and never acts on the
+    /// 515 that preceded it.
+    func sendAndClose(_ node: Node) {
+        send(node)
+        closed = true
+        let channel = self.channel
+        channel.eventLoop.scheduleTask(in: closeGrace) { channel.close(promise: nil) }
+    }
+
+    func setIgnorePings(_ value: Bool) { ignorePings = value }
+
+    /// Writes bytes outside the Noise session (fault injection).
+    func writeRaw(_ bytes: Data) { write(bytes) }
+
+    /// Sends an IQ to the client and waits for its answer.
+    func request(_ iq: Node, timeout: Duration = .seconds(10)) async throws -> Node {
+        idCounter += 1
+        let id = "sim.\(self.id).\(idCounter)"
+        var node = iq
+        node["id"] = .string(id)
+        return try await withCheckedThrowingContinuation { continuation in
+            pending[id] = continuation
+            send(node)
+            Task {
+                try? await Task.sleep(for: timeout)
+                self.expire(id)
+            }
+        }
+    }
+
+    private func expire(_ id: String) {
+        pending.removeValue(forKey: id)?.resume(throwing: SimError.timeout("answer to \(id)"))
+    }
+
+    // MARK: Login
+
+    private func handlePayload(_ bytes: Data) async {
+        guard let payload = try? WAWa6_ClientPayload(serializedBytes: bytes) else {
+            sendAndClose(Node("failure", [Attribute("reason", "400")]))
+            return
+        }
+        let version = payload.userAgent.appVersion
+        if !(await sim.accepts(version: [version.primary, version.secondary, version.tertiary])) {
+            sendAndClose(Node("failure", [Attribute("reason", "405"), Attribute("location", "sim")]))
+            return
+        }
+        if payload.hasDevicePairingData {
+            let data = payload.devicePairingData
+            guard data.eIdent.count == 32, data.eSkeyVal.count == 32, data.eSkeySig.count == 64, data.eRegid.count == 4 else {
+                sendAndClose(Node("failure", [Attribute("reason", "400")]))
+                return
+            }
+            registration = data
+            let refs = await sim.issueRefs(for: self)
+            send(Node("iq", [
+                Attribute("from", .jid(.serverJID)), Attribute("type", "set"), Attribute("id", .string(nextServerID())),
+                Attribute("xmlns", "md"),
+            ], content: .nodes([Node("pair-device", content: .nodes(refs.map {
+                Node("ref", content: .bytes(Array($0.utf8)))
+            }))])))
+            return
+        }
+        guard payload.hasUsername, let peerStatic else {
+            sendAndClose(Node("failure", [Attribute("reason", "400")]))
+            return
+        }
+        let jid = JID(user: String(payload.username), device: UInt16(truncatingIfNeeded: payload.device), server: JID.userServer)
+        switch await sim.login(jid, noiseKey: peerStatic, connection: self) {
+        case .failure(let node):
+            sendAndClose(node)
+        case .success(let lid, let offline):
+            device = jid
+            send(Node("success", [
+                Attribute("t", .string(String(Int(Date().timeIntervalSince1970)))),
+                Attribute("props", "1"), Attribute("abprops", "1"), Attribute("location", "sim"),
+                Attribute("creation", .string(String(Int(Date().timeIntervalSince1970)))),
+                Attribute("lid", .jid(lid)),
+            ]))
+            send(Node("ib", content: .nodes([Node("offline", [Attribute("count", .string(String(offline)))])])))
+        }
+    }
+
+    private func nextServerID() -> String {
+        idCounter += 1
+        return "sim.\(id).\(idCounter)"
+    }
+
+    // MARK: Stanzas
+
+    private func process(_ plaintext: Data) async throws {
+        let node = try BinaryDecoder.decode([UInt8](try TransportPayload.decode(plaintext, maxInflatedSize: 4 << 20)))
+        switch node.tag {
+        case "iq": await handleIQ(node)
+        case "receipt":
+            if let id = node.string("id") {
+                send(Node("ack", [Attribute("class", "receipt"), Attribute("id", .string(id)), Attribute("from", .jid(.serverJID))]))
+            }
+        default: break // ack, presence, message: phase 2
+        }
+    }
+
+    private func handleIQ(_ node: Node) async {
+        guard let id = node.string("id") else { return }
+        let type = node.string("type")
+        if type == "result" || type == "error" {
+            if let continuation = pending.removeValue(forKey: id) { continuation.resume(returning: node) }
+            return
+        }
+        let xmlns = node.string("xmlns") ?? ""
+        if xmlns == "w:p", ignorePings { return }
+        if let delay = answerDelay { try? await Task.sleep(for: delay) }
+        var children: [Node] = []
+        switch xmlns {
+        case "md":
+            if let reg = node.child("link_code_companion_reg") {
+                do {
+                    children = try await handleLinkCode(reg)
+                } catch {
+                    answerError(id: id, code: 400, text: "bad-request")
+                    return
+                }
+            }
+        case "encrypt":
+            if type == "get", node.child("count") != nil {
+                var count = 0
+                if let device { count = await sim.preKeyCount(device) }
+                children = [Node("count", [Attribute("value", .string(String(count)))])]
+            } else if type == "set", let device {
+                await sim.storeUpload(Self.parseUpload(node), for: device)
+            }
+        case "abt":
+            children = [Node("props", [Attribute("protocol", "1"), Attribute("hash", "sim"), Attribute("refresh", "86400")])]
+        case "w:m":
+            if node.child("media_conn") != nil {
+                children = [Node("media_conn", [
+                    Attribute("auth", "sim-auth"), Attribute("ttl", "3600"), Attribute("auth_ttl", "3600"),
+                    Attribute("max_buckets", "12"),
+                ], content: .nodes([Node("host", [Attribute("hostname", "127.0.0.1")])]))]
+            }
+        default:
+            break // passive, w:p and anything else: an empty result, so no client stalls
+        }
+        send(Node("iq", [
+            Attribute("from", .jid(.serverJID)), Attribute("type", "result"), Attribute("id", .string(id)),
+        ], content: children.isEmpty ? .none : .nodes(children)))
+    }
+
+    private func answerError(id: String, code: Int, text: String) {
+        send(Node("iq", [
+            Attribute("from", .jid(.serverJID)), Attribute("type", "error"), Attribute("id", .string(id)),
+        ], content: .nodes([Node("error", [Attribute("code", .string(String(code))), Attribute("text", .string(text))])])))
+    }
+
+    private func handleLinkCode(_ reg: Node) async throws -> [Node] {
+        guard let registration, let phone = reg.jid("jid")?.user else { throw SimError.pairingFailed("not registering") }
+        switch reg.string("stage") {
+        case "companion_hello":
+            guard let wrapped = reg.child("link_code_pairing_wrapped_companion_ephemeral_pub")?.bytes, wrapped.count == 80,
+                  let noise = reg.child("companion_server_auth_key_pub")?.bytes,
+                  Data(noise) == peerStatic?.rawRepresentation
+            else { throw SimError.pairingFailed("bad companion_hello") }
+            let ref = await sim.codeRequested(phone: phone, wrapped: Data(wrapped), connection: self)
+            return [Node("link_code_companion_reg", content: .nodes([
+                Node("link_code_pairing_ref", content: .bytes([UInt8](ref))),
+            ]))]
+        case "companion_finish":
+            guard let bundle = reg.child("link_code_pairing_wrapped_key_bundle")?.bytes,
+                  let identity = reg.child("companion_identity_public")?.bytes,
+                  Data(identity) == registration.eIdent,
+                  let ref = reg.child("link_code_pairing_ref")?.bytes
+            else { throw SimError.pairingFailed("bad companion_finish") }
+            try await sim.companionFinished(phone: phone, ref: Data(ref), bundle: Data(bundle))
+            return []
+        default:
+            throw SimError.pairingFailed("unknown stage")
+        }
+    }
+
+    // MARK: Pairing (the phone's side, driven by WASim)
+
+    /// Sends a genuine pair-success, checks the client's pair-device-sign, then sends 515 and closes.
+    func pair(phone: SimPhone, deviceJID: JID, lid: JID, keyIndex: UInt32, advSecret: Data) async throws -> SimDevice {
+        guard let registration, let peerStatic else { throw SimError.pairingFailed("connection is not registering") }
+        let companionIdentity = try Curve25519PublicKey(rawRepresentation: registration.eIdent)
+        var details = WAAdv_ADVDeviceIdentity()
+        details.rawID = UInt32.random(in: 1...UInt32.max)
+        details.timestamp = UInt64(Date().timeIntervalSince1970)
+        details.keyIndex = keyIndex
+        details.accountType = .e2Ee
+        details.deviceType = .e2Ee
+        let detailsBytes: Data = try details.serializedBytes()
+        var signed = WAAdv_ADVSignedDeviceIdentity()
+        signed.details = detailsBytes
+        signed.accountSignatureKey = phone.accountKey.publicKey.rawRepresentation
+        signed.accountSignature = try XEdDSA.sign(
+            Data([6, 0]) + detailsBytes + companionIdentity.rawRepresentation, privateKey: phone.accountKey.privateKey)
+        let signedBytes: Data = try signed.serializedBytes()
+        var container = WAAdv_ADVSignedDeviceIdentityHMAC()
+        container.details = signedBytes
+        container.hmac = Symmetric.hmacSHA256(key: advSecret, signedBytes)
+        let containerBytes: Data = try container.serializedBytes()
+
+        let answer = try await request(Node("iq", [
+            Attribute("from", .jid(.serverJID)), Attribute("type", "set"), Attribute("xmlns", "md"),
+            Attribute("t", .string(String(Int(Date().timeIntervalSince1970)))),
+        ], content: .nodes([Node("pair-success", content: .nodes([
+            Node("device-identity", content: .bytes([UInt8](containerBytes))),
+            Node("platform", [Attribute("name", .string(phone.platform))]),
+            Node("device", [Attribute("jid", .jid(deviceJID)), Attribute("lid", .jid(lid))]),
+        ]))])))
+        guard answer.string("type") == "result",
+              let identityBytes = answer.child(path: "pair-device-sign", "device-identity")?.bytes,
+              let returned = try? WAAdv_ADVSignedDeviceIdentity(serializedBytes: Data(identityBytes))
+        else {
+            let error = answer.child("error")
+            throw SimError.pairingFailed("client refused pair-success: \(error?.string("code") ?? "?") \(error?.string("text") ?? "")")
+        }
+        let deviceMessage = Data([6, 1]) + returned.details + companionIdentity.rawRepresentation
+            + phone.accountKey.publicKey.rawRepresentation
+        guard returned.details == detailsBytes,
+              XEdDSA.verify(returned.deviceSignature, for: deviceMessage, publicKey: companionIdentity)
+        else { throw SimError.pairingFailed("device signature does not verify") }
+        let regID = registration.eRegid.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        let device = SimDevice(
+            jid: deviceJID, lid: lid, noiseKey: peerStatic, identityKey: companionIdentity,
+            registrationID: regID, keyIndex: keyIndex,
+            signedPreKey: (Self.uint(registration.eSkeyID), registration.eSkeyVal, registration.eSkeySig))
+        // The real server restarts the stream after pairing; the client logs in again.
+        sendAndClose(Node("stream:error", [Attribute("code", "515")]))
+        return device
+    }
+
+    /// The phone's `primary_hello` for a pairing-code login.
+    func sendPrimaryHello(ref: Data, wrappedPrimaryEphemeral: Data, primaryIdentity: Curve25519PublicKey) {
+        send(Node("notification", [
+            Attribute("from", .jid(.serverJID)), Attribute("type", "link_code_companion_reg"),
+            Attribute("id", .string(nextServerID())), Attribute("t", .string(String(Int(Date().timeIntervalSince1970)))),
+        ], content: .nodes([Node("link_code_companion_reg", [Attribute("stage", "primary_hello")], content: .nodes([
+            Node("link_code_pairing_ref", content: .bytes([UInt8](ref))),
+            Node("link_code_pairing_wrapped_primary_ephemeral_pub", content: .bytes([UInt8](wrappedPrimaryEphemeral))),
+            Node("primary_identity_pub", content: .bytes([UInt8](primaryIdentity.rawRepresentation))),
+        ]))])))
+    }
+
+    var companionIdentity: Data? { registration?.eIdent }
+
+    /// A prekey upload: `<list><key><id/><value/></key>…</list>` and `<skey><id/><value/><signature/></skey>`.
+    struct PreKeyUpload: Sendable {
+        var preKeys: [(UInt32, Data)] = []
+        var signedPreKey: (id: UInt32, key: Data, signature: Data)?
+    }
+
+    static func parseUpload(_ iq: Node) -> PreKeyUpload {
+        var upload = PreKeyUpload()
+        for key in iq.child("list")?.children("key") ?? [] {
+            guard let id = key.child("id")?.bytes, id.count == 3, let value = key.child("value")?.bytes, value.count == 32 else { continue }
+            upload.preKeys.append((uint(Data(id)), Data(value)))
+        }
+        if let skey = iq.child("skey"), let id = skey.child("id")?.bytes, let value = skey.child("value")?.bytes,
+           let signature = skey.child("signature")?.bytes, value.count == 32, signature.count == 64 {
+            upload.signedPreKey = (uint(Data(id)), Data(value), Data(signature))
+        }
+        return upload
+    }
+
+    static func uint(_ bytes: Data) -> UInt32 { bytes.prefix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) } }
+}

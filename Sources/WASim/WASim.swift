@@ -1,0 +1,404 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import NIOWebSocket
+import WAClient
+import WABinary
+import WACrypto
+
+/// A WhatsApp server simulator speaking the real wire protocol on loopback:
+/// WebSocket `/ws/chat`, the WA header, Noise XX as responder with a
+/// certificate chain under its own root, ClientPayload login and
+/// registration, QR and pairing-code pairing with simulated phones, the
+/// queries a client sends on connect, and faults on demand.
+///
+/// One actor owns the shared state (phones, devices, live connections,
+/// pending refs and codes); each connection is its own actor.
+public actor WASim {
+    public struct Limits: Sendable {
+        /// Largest WebSocket message and Noise frame from a client.
+        public var maxFrameSize = 1 << 20
+        /// A client must finish the Noise handshake within this.
+        public var handshakeTimeout: Duration = .seconds(10)
+        /// Inbound chunks buffered per connection before it is dropped.
+        public var inboundBacklog = 256
+        /// After a stream error or failure the server stops reading and closes the link this much
+        /// later, unless the client closes first (as it should on 515, replaced, …).
+        public var closeGrace: Duration = .seconds(1)
+        /// Concurrent connections accepted; more are closed at once.
+        public var maxConnections = 20_000
+        /// How long pair-device refs stay scannable: the first, then each later one on top
+        /// (60 s + 5 × 20 s = 160 s in all, as a real client shows them).
+        public var firstRefLifetime: Duration = .seconds(60)
+        public var laterRefLifetime: Duration = .seconds(20)
+        public init() {}
+    }
+
+    public struct Configuration: Sendable {
+        public var host = "127.0.0.1"
+        /// Plain `ws://` port (0 = any free port).
+        public var port = 0
+        /// When set, also a `wss://` listener on this port (0 = any) with `tls` or a minted certificate.
+        public var tlsPort: Int?
+        public var tls: SimTLS?
+        /// The Noise root; a fresh one per run when nil.
+        public var root: Curve25519KeyPair?
+        /// Clients below this `appVersion` get `<failure reason=405>`.
+        public var minimumAppVersion: [UInt32] = [2, 3000, 0]
+        public var limits = Limits()
+        public init() {}
+    }
+
+    public nonisolated let rootPublicKey: Curve25519PublicKey
+    public nonisolated let tls: SimTLS?
+    private let configuration: Configuration
+    private let staticKey = Curve25519KeyPair.generate()
+    private let chain: Data
+    private let logger = Logger(label: "wabridge.sim")
+    private var channels: [any Channel] = []
+    public private(set) var port = 0
+    public private(set) var tlsPort: Int?
+
+    private var phones: [String: SimPhone] = [:]
+    private var devices: [JID: SimDevice] = [:]
+    private var live: [JID: SimConnection] = [:]
+    private var connections: [Int: SimConnection] = [:]
+    private var nextConnectionID = 0
+    private var refs: [String: (connection: SimConnection, expires: ContinuousClock.Instant)] = [:]
+    private var loginFaults: [JID: SimFault] = [:]
+    private var slow: [JID: Duration] = [:]
+    private var nextLID: UInt64 = 100_000_000_000_000
+    private struct CodePairing {
+        let connection: SimConnection
+        let wrappedCompanion: Data
+        let ref: Data
+        var primaryEphemeral: Curve25519KeyPair?
+        var code: PairingCode?
+        var finish: CheckedContinuation<Data, any Error>?
+    }
+    private var codePairings: [String: CodePairing] = [:]
+
+    public init(configuration: Configuration = Configuration()) throws {
+        self.configuration = configuration
+        let root = configuration.root ?? .generate()
+        rootPublicKey = root.publicKey
+        chain = try CertChainIssuer(root: root).chain(for: staticKey.publicKey)
+        tls = configuration.tlsPort == nil ? nil : try (configuration.tls ?? SimTLS.mint())
+    }
+
+    // MARK: Listening
+
+    /// Binds the listeners; `port` (and `tlsPort`) are set when this returns.
+    public func start() async throws {
+        port = try await bind(port: configuration.port, tls: nil)
+        if let tlsPort = configuration.tlsPort, let tls {
+            self.tlsPort = try await bind(port: tlsPort, tls: try tls.serverContext())
+        }
+        logger.info("simulator listening", metadata: ["port": "\(port)", "tls_port": "\(tlsPort.map(String.init) ?? "-")"])
+    }
+
+    public nonisolated func endpoint(port: Int, secure: Bool = false) -> URL {
+        URL(string: "\(secure ? "wss" : "ws")://127.0.0.1:\(port)/ws/chat")!
+    }
+
+    /// `ws://127.0.0.1:port/ws/chat`.
+    public var endpoint: URL { endpoint(port: port) }
+    /// `wss://localhost:tlsPort/ws/chat` (the minted certificate names localhost).
+    public var secureEndpoint: URL? { tlsPort.map { URL(string: "wss://localhost:\($0)/ws/chat")! } }
+
+    public func shutdown() async {
+        for channel in channels { try? await channel.close() }
+        channels = []
+        for connection in connections.values { await connection.close() }
+    }
+
+    private func bind(port: Int, tls: NIOSSLContext?) async throws -> Int {
+        let limits = configuration.limits
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(ChannelOptions.backlog, value: 256)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
+                    let upgrader = NIOWebSocketServerUpgrader(
+                        maxFrameSize: limits.maxFrameSize, automaticErrorHandling: true,
+                        shouldUpgrade: { channel, head in
+                            channel.eventLoop.makeSucceededFuture(head.uri.hasPrefix("/ws/chat") ? HTTPHeaders() : nil)
+                        },
+                        upgradePipelineHandler: { channel, _ in
+                            channel.eventLoop.makeCompletedFuture {
+                                let (stream, continuation) = AsyncStream<Data>.makeStream(
+                                    bufferingPolicy: .bufferingOldest(limits.inboundBacklog))
+                                try channel.pipeline.syncOperations.addHandler(
+                                    WebSocketInboundHandler(continuation: continuation, masks: false))
+                                Task { await self.accept(channel: channel, inbound: stream) }
+                            }
+                        })
+                    let notFound = NotFoundHandler()
+                    try sync.configureHTTPServerPipeline(withServerUpgrade: (
+                        upgraders: [upgrader],
+                        completionHandler: { context in
+                            let sync = context.pipeline.syncOperations
+                            if let handler = try? sync.handler(type: NotFoundHandler.self) {
+                                sync.removeHandler(handler, promise: nil)
+                            }
+                        }))
+                    try sync.addHandler(notFound)
+                }
+            }
+        let channel = try await bootstrap.bind(host: configuration.host, port: port).get()
+        channels.append(channel)
+        return channel.localAddress?.port ?? port
+    }
+
+    private func accept(channel: any Channel, inbound: AsyncStream<Data>) async {
+        guard connections.count < configuration.limits.maxConnections else {
+            try? await channel.close()
+            return
+        }
+        nextConnectionID += 1
+        let connection = SimConnection(id: nextConnectionID, channel: channel, sim: self)
+        connections[connection.id] = connection
+        let (key, chain, limits) = (staticKey, self.chain, configuration.limits)
+        Task { await connection.run(inbound: inbound, staticKey: key, chain: chain, limits: limits) }
+    }
+
+    func connectionEnded(_ connection: SimConnection) async {
+        connections.removeValue(forKey: connection.id)
+        refs = refs.filter { $0.value.connection !== connection }
+        codePairings = codePairings.filter { $0.value.connection !== connection }
+        if let device = await connection.device, live[device] === connection { live.removeValue(forKey: device) }
+    }
+
+    // MARK: Called by connections
+
+    func accepts(version: [UInt32]) -> Bool {
+        version.lexicographicallyPrecedes(configuration.minimumAppVersion) == false
+    }
+
+    func issueRefs(for connection: SimConnection) -> [String] {
+        let issued = (0..<6).map { _ in "2@" + Symmetric.randomBytes(24).base64EncodedString() }
+        let limits = configuration.limits
+        let now = ContinuousClock.now
+        for (index, ref) in issued.enumerated() {
+            refs[ref] = (connection, now + limits.firstRefLifetime + limits.laterRefLifetime * index)
+        }
+        return issued
+    }
+
+    enum LoginResult {
+        case success(lid: JID, offline: Int)
+        case failure(Node)
+    }
+
+    func login(_ jid: JID, noiseKey: Curve25519PublicKey, connection: SimConnection) async -> LoginResult {
+        if let fault = loginFaults.removeValue(forKey: jid), case .failNextLogin(let reason, let code, let expire) = fault {
+            return .failure(Self.failureNode(reason: reason, code: code, expire: expire))
+        }
+        guard let device = devices[jid], device.noiseKey == noiseKey else {
+            return .failure(Node("failure", [Attribute("reason", "401"), Attribute("location", "sim")]))
+        }
+        if let previous = live[jid], previous !== connection {
+            await previous.sendAndClose(Node("stream:error", content: .nodes([Node("conflict", [Attribute("type", "replaced")])])))
+        }
+        live[jid] = connection
+        if let delay = slow[jid] { await connection.setAnswerDelay(delay) }
+        return .success(lid: device.lid, offline: 0)
+    }
+
+    func preKeyCount(_ jid: JID) -> Int { devices[jid]?.uploadedPreKeys ?? 0 }
+
+    func storeUpload(_ upload: SimConnection.PreKeyUpload, for jid: JID) {
+        guard var device = devices[jid] else { return }
+        for (id, key) in upload.preKeys where device.preKeys.count < SimDevice.maxPreKeys { device.preKeys[id] = key }
+        if let signed = upload.signedPreKey { device.signedPreKey = signed }
+        devices[jid] = device
+    }
+
+    func codeRequested(phone: String, wrapped: Data, connection: SimConnection) -> Data {
+        let ref = Data("2@".utf8) + Data(Symmetric.randomBytes(18).base64EncodedString().utf8)
+        codePairings[phone] = CodePairing(connection: connection, wrappedCompanion: wrapped, ref: ref)
+        return ref
+    }
+
+    func companionFinished(phone: String, ref: Data, bundle: Data) throws {
+        guard var pairing = codePairings[phone], pairing.ref == ref, let finish = pairing.finish else {
+            throw SimError.noPendingCode(phone)
+        }
+        pairing.finish = nil
+        codePairings[phone] = pairing
+        finish.resume(returning: bundle)
+    }
+
+    static func failureNode(reason: Int, code: Int?, expire: Int?) -> Node {
+        var node = Node("failure", [Attribute("reason", .string(String(reason))), Attribute("location", "sim")])
+        if let code { node["code"] = .string(String(code)) }
+        if let expire { node["expire"] = .string(String(expire)) }
+        return node
+    }
+
+    // MARK: Control surface (tests, HTTP control API)
+
+    /// Creates a simulated phone (primary device) with its own account key and LID.
+    @discardableResult
+    public func createPhone(number: String, pushName: String = "Sim User", platform: String = "android") -> SimPhone {
+        if let phone = phones[number] { return phone }
+        nextLID += 1
+        let phone = SimPhone(number: number, lidUser: String(nextLID), pushName: pushName, accountKey: .generate(), platform: platform)
+        phones[number] = phone
+        return phone
+    }
+
+    public func phone(_ number: String) -> SimPhone? { phones[number] }
+
+    /// The phone scans a QR string; returns the new linked device's JID once the client countersigned.
+    public func scanQR(phone number: String, qr: String) async throws -> JID {
+        guard phones[number] != nil else { throw SimError.unknownPhone(number) }
+        let contents: Pairing.QRContents
+        do { contents = try Pairing.parseQR(qr) } catch { throw SimError.badQR("not a WhatsApp QR string") }
+        guard let entry = refs[contents.ref] else { throw SimError.unknownRef() }
+        guard entry.expires > .now else { throw SimError("sim.ref_expired", "the QR ref has expired") }
+        let connection = entry.connection
+        guard await connection.peerStatic == contents.noiseKey,
+              await connection.companionIdentity == contents.identityKey.rawRepresentation
+        else { throw SimError.badQR("QR keys do not match the connection that holds the ref") }
+        return try await link(phone: number, connection: connection, advSecret: contents.advSecret)
+    }
+
+    /// The phone's user types the pairing code shown by the client; returns the new device's JID.
+    public func enterPairingCode(phone number: String, code text: String, timeout: Duration = .seconds(15)) async throws -> JID {
+        guard let phone = phones[number] else { throw SimError.unknownPhone(number) }
+        guard var pairing = codePairings[number] else { throw SimError.noPendingCode(number) }
+        let code: PairingCode
+        do { code = try PairingCode(text) } catch { throw SimError.pairingFailed("not a pairing code") }
+        let companionEphemeral = try code.unwrap(pairing.wrappedCompanion)
+        let primaryEphemeral = Curve25519KeyPair.generate()
+        pairing.primaryEphemeral = primaryEphemeral
+        pairing.code = code
+        codePairings[number] = pairing
+        let wrapped = try code.wrap(primaryEphemeral.publicKey)
+        let connection = pairing.connection
+        let bundle: Data = try await withCheckedThrowingContinuation { continuation in
+            codePairings[number]?.finish = continuation
+            Task {
+                await connection.sendPrimaryHello(ref: pairing.ref, wrappedPrimaryEphemeral: wrapped, primaryIdentity: phone.accountKey.publicKey)
+                try? await Task.sleep(for: timeout)
+                self.expireCodePairing(number)
+            }
+        }
+        // Open the key bundle as the phone would.
+        guard bundle.count > 32 + 12 + 16, let companionIdentity = await connection.companionIdentity else {
+            throw SimError.pairingFailed("key bundle too short")
+        }
+        let ephemeralShared = try primaryEphemeral.privateKey.sharedSecret(with: companionEphemeral)
+        let salt = bundle.prefix(32)
+        let nonce = bundle.dropFirst(32).prefix(12)
+        let key = Symmetric.hkdfSHA256(
+            inputKeyMaterial: ephemeralShared, salt: salt, info: Data("link_code_pairing_key_bundle_encryption_key".utf8),
+            outputByteCount: 32)
+        let plain: Data
+        do { plain = try Symmetric.aesGCMOpen(bundle.dropFirst(44), key: key, nonce: nonce) } catch {
+            throw SimError.pairingFailed("key bundle does not open (wrong code?)")
+        }
+        guard plain.count == 96, plain.prefix(32) == companionIdentity,
+              plain.dropFirst(32).prefix(32) == phone.accountKey.publicKey.rawRepresentation
+        else { throw SimError.pairingFailed("key bundle names other keys") }
+        let identityShared = try phone.accountKey.privateKey.sharedSecret(
+            with: try Curve25519PublicKey(rawRepresentation: companionIdentity))
+        let advSecret = PairingCode.advSecret(
+            ephemeralSharedSecret: ephemeralShared, identitySharedSecret: identityShared, advRandom: plain.suffix(32))
+        codePairings.removeValue(forKey: number)
+        return try await link(phone: number, connection: connection, advSecret: advSecret)
+    }
+
+    private func expireCodePairing(_ number: String) {
+        if let finish = codePairings[number]?.finish {
+            codePairings[number]?.finish = nil
+            finish.resume(throwing: SimError.timeout("companion_finish"))
+        }
+    }
+
+    private func link(phone number: String, connection: SimConnection, advSecret: Data) async throws -> JID {
+        guard var phone = phones[number] else { throw SimError.unknownPhone(number) }
+        let deviceID = phone.nextDeviceID
+        let keyIndex = phone.nextKeyIndex
+        phone.nextDeviceID += 1
+        phone.nextKeyIndex += 1
+        phones[number] = phone
+        refs = refs.filter { $0.value.connection !== connection }
+        let jid = JID(user: number, device: deviceID, server: JID.userServer)
+        let lid = JID(user: phone.lidUser, device: deviceID, server: JID.lidServer)
+        let device = try await connection.pair(phone: phone, deviceJID: jid, lid: lid, keyIndex: keyIndex, advSecret: advSecret)
+        devices[jid] = device
+        logger.info("device linked", metadata: ["device": "\(jid)"])
+        return jid
+    }
+
+    /// The phone unlinks a device: `401` + `<conflict type=device_removed/>` on its live connection;
+    /// later logins get `<failure reason=401>`.
+    public func unlink(device jid: JID) async {
+        devices.removeValue(forKey: jid)
+        if let connection = live.removeValue(forKey: jid) {
+            await connection.sendAndClose(Node("stream:error", [Attribute("code", "401")], content: .nodes([
+                Node("conflict", [Attribute("type", "device_removed")]),
+            ])))
+        }
+    }
+
+    /// Injects a fault for one device.
+    public func inject(_ fault: SimFault, device jid: JID) async {
+        switch fault {
+        case .failNextLogin:
+            loginFaults[jid] = fault
+        case .slowAnswers(let delay):
+            slow[jid] = delay
+            await live[jid]?.setAnswerDelay(delay)
+        case .dropConnection:
+            await live.removeValue(forKey: jid)?.close()
+        case .streamError(let code):
+            await live.removeValue(forKey: jid)?.sendAndClose(Node("stream:error", [Attribute("code", .string(String(code)))]))
+        case .failNow(let reason, let code, let expire):
+            await live.removeValue(forKey: jid)?.sendAndClose(Self.failureNode(reason: reason, code: code, expire: expire))
+        case .ignorePings(let ignore):
+            await live[jid]?.setIgnorePings(ignore)
+        case .rawBytes(let bytes):
+            await live[jid]?.writeRaw(bytes)
+        }
+    }
+
+    // MARK: Inspection
+
+    public func linkedDevices(of number: String) -> [JID] {
+        devices.keys.filter { $0.user == number }.sorted { $0.device < $1.device }
+    }
+    public func isOnline(_ jid: JID) -> Bool { live[jid] != nil }
+    public func device(_ jid: JID) -> SimDevice? { devices[jid] }
+    public var connectionCount: Int { connections.count }
+    /// Refs currently offered to registering clients.
+    public var liveRefCount: Int { refs.count }
+    public func pendingCodeCount() -> Int { codePairings.count }
+}
+
+extension SimConnection {
+    func setAnswerDelay(_ delay: Duration?) { answerDelay = delay }
+}
+
+/// Answers any plain HTTP request (not a WebSocket upgrade to /ws/chat) with 404.
+private final class NotFoundHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .end = unwrapInboundIn(data) else { return }
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Length", value: "0")
+        headers.add(name: "Connection", value: "close")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .notFound, headers: headers))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        context.close(promise: nil)
+    }
+}
