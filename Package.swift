@@ -123,7 +123,7 @@ let package = Package(
         .target(
             name: "WASim",
             dependencies: [
-                "WAClient", "WACrypto", "WAProto", "WABinary",
+                "WAClient", "WACrypto", "WAProto", "WABinary", "WASignal",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

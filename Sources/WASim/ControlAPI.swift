@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import NIOCore
 import WABinary
+import WAClient
 
 /// The simulator's loopback HTTP control API (for `wabridge-sim`, the demo and benchmarks):
 ///
@@ -13,7 +14,27 @@ import WABinary
 ///     GET    /devices/{jid}                                  lid, online, uploaded prekeys
 ///     DELETE /devices/{jid}                                  unlink (device_removed)
 ///     POST   /devices/{jid}/faults  {"kind", …}              inject a fault
+///     POST   /phones/{number}/messages {"to","text","id"?}   the phone sends a text → {"id"}
+///     GET    /phones/{number}/messages                       what the phone received (id, chat, sender, text, kind, fromMe, t)
+///     POST   /phones/{number}/read  {"chat","ids"}           the phone reads messages (read receipt)
+///     GET    /phones/{number}/messages/{id}/status           sent | delivered | read | played | unknown
 public enum ControlAPI {
+    struct SendRequest: Decodable { let to: String; let text: String; let id: String? }
+    struct ReadRequest: Decodable { let chat: String; let ids: [String] }
+    struct MessageIDResponse: ResponseEncodable { let id: String }
+    struct StatusResponse: ResponseEncodable { let id: String; let status: String }
+    struct ReceivedResponse: ResponseEncodable {
+        struct Item: Encodable {
+            let id: String
+            let chat: String
+            let sender: String
+            let text: String?
+            let kind: String
+            let fromMe: Bool
+            let t: Int
+        }
+        let messages: [Item]
+    }
     struct PhoneRequest: Decodable { let number: String; let pushName: String? }
     struct ScanRequest: Decodable { let qr: String }
     struct CodeRequest: Decodable { let code: String }
@@ -85,6 +106,46 @@ public enum ControlAPI {
             } catch let error as SimError {
                 throw HTTPError(.unprocessableContent, message: error.description)
             }
+        }
+        router.post("/phones/:number/messages") { request, context -> MessageIDResponse in
+            let number = try context.parameters.require("number")
+            let body = try await request.decode(as: SendRequest.self, context: context)
+            let to = try parseJID(body.to)
+            do {
+                return MessageIDResponse(id: try await sim.sendText(from: number, to: to, text: body.text, id: body.id))
+            } catch let error as SimError {
+                throw HTTPError(.unprocessableContent, message: error.description)
+            }
+        }
+        router.get("/phones/:number/messages") { _, context -> ReceivedResponse in
+            let number = try context.parameters.require("number")
+            guard await sim.phone(number) != nil else { throw HTTPError(.notFound, message: "no such phone") }
+            return ReceivedResponse(messages: await sim.receivedMessages(phone: number).map {
+                .init(id: $0.id, chat: $0.chat.description, sender: $0.sender.description, text: $0.text, kind: $0.kind,
+                      fromMe: $0.isFromMe, t: $0.timestamp)
+            })
+        }
+        router.post("/phones/:number/read") { request, context -> HTTPResponse.Status in
+            let number = try context.parameters.require("number")
+            let body = try await request.decode(as: ReadRequest.self, context: context)
+            do { try await sim.markRead(phone: number, ids: body.ids, chat: try parseJID(body.chat)) } catch let error as SimError {
+                throw HTTPError(.unprocessableContent, message: error.description)
+            }
+            return .noContent
+        }
+        router.get("/phones/:number/messages/:id/status") { _, context -> StatusResponse in
+            let number = try context.parameters.require("number")
+            let id = try context.parameters.require("id")
+            let status: String
+            switch await sim.messageStatus(phone: number, id: id) {
+            case .sent: status = "sent"
+            case .delivered: status = "delivered"
+            case .read: status = "read"
+            case .played: status = "played"
+            case .failed: status = "failed"
+            case nil: status = "unknown"
+            }
+            return StatusResponse(id: id, status: status)
         }
         router.get("/devices/:jid") { _, context -> DeviceInfoResponse in
             let jid = try parseJID(try context.parameters.require("jid"))

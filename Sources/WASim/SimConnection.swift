@@ -24,6 +24,9 @@ actor SimConnection {
     private var closeGrace: TimeAmount = .seconds(1)
     private var pending: [String: CheckedContinuation<Node, any Error>] = [:]
     private var idCounter = 0
+    /// False until `<success>` and the outbox went out: later stanzas wait here, in order.
+    private var ready = false
+    private var held: [Node] = []
 
     init(id: Int, channel: any Channel, sim: WASim) {
         self.id = id
@@ -167,14 +170,27 @@ actor SimConnection {
             sendAndClose(node)
         case .success(let lid, let offline):
             device = jid
-            send(Node("success", [
-                Attribute("t", .string(String(Int(Date().timeIntervalSince1970)))),
-                Attribute("props", "1"), Attribute("abprops", "1"), Attribute("location", "sim"),
-                Attribute("creation", .string(String(Int(Date().timeIntervalSince1970)))),
-                Attribute("lid", .jid(lid)),
-            ]))
-            send(Node("ib", content: .nodes([Node("offline", [Attribute("count", .string(String(offline)))])])))
+            sendSuccess(lid: lid)
+            for node in offline { send(node) }
+            send(Node("ib", content: .nodes([Node("offline", [Attribute("count", .string(String(offline.count)))])])))
+            ready = true
+            for node in held { send(node) }
+            held = []
         }
+    }
+
+    /// A message or receipt routed to this device: now, or after the login's offline batch.
+    func deliver(_ node: Node) {
+        if ready { send(node) } else if held.count < 1_000 { held.append(node) }
+    }
+
+    private func sendSuccess(lid: JID) {
+        send(Node("success", [
+            Attribute("t", .string(String(Int(Date().timeIntervalSince1970)))),
+            Attribute("props", "1"), Attribute("abprops", "1"), Attribute("location", "sim"),
+            Attribute("creation", .string(String(Int(Date().timeIntervalSince1970)))),
+            Attribute("lid", .jid(lid)),
+        ]))
     }
 
     private func nextServerID() -> String {
@@ -192,7 +208,12 @@ actor SimConnection {
             if let id = node.string("id") {
                 send(Node("ack", [Attribute("class", "receipt"), Attribute("id", .string(id)), Attribute("from", .jid(.serverJID))]))
             }
-        default: break // ack, presence, message: phase 2
+            if let device { await sim.routeReceipt(node, from: device) }
+        case "message":
+            if let device { await sim.routeMessage(node, from: device, connection: self) }
+        case "ack":
+            if let device { await sim.acked(node, by: device) }
+        default: break // presence and the rest
         }
     }
 
@@ -217,6 +238,12 @@ actor SimConnection {
                     return
                 }
             }
+        case "usync":
+            do { send(try await sim.usyncAnswer(node)) } catch { answerError(id: id, code: 400, text: "bad-request") }
+            return
+        case "encrypt" where type == "get" && node.child("key") != nil:
+            do { send(try await sim.bundleAnswer(node)) } catch { answerError(id: id, code: 400, text: "bad-request") }
+            return
         case "encrypt":
             if type == "get", node.child("count") != nil {
                 var count = 0

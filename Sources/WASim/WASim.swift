@@ -8,6 +8,7 @@ import NIOWebSocket
 import WAClient
 import WABinary
 import WACrypto
+import WASignal
 
 /// A WhatsApp server simulator speaking the real wire protocol on loopback:
 /// WebSocket `/ws/chat`, the WA header, Noise XX as responder with a
@@ -30,6 +31,9 @@ public actor WASim {
         public var closeGrace: Duration = .seconds(1)
         /// Concurrent connections accepted; more are closed at once.
         public var maxConnections = 20_000
+        /// Most stanzas (messages, receipts) kept per device until it acks them; beyond it the
+        /// oldest is dropped (and counted in `droppedOfflineStanzas`).
+        public var maxOutbox = 1_000
         /// How long pair-device refs stay scannable: the first, then each later one on top
         /// (60 s + 5 × 20 s = 160 s in all, as a real client shows them).
         public var firstRefLifetime: Duration = .seconds(60)
@@ -71,6 +75,11 @@ public actor WASim {
     private var loginFaults: [JID: SimFault] = [:]
     private var slow: [JID: Duration] = [:]
     private var nextLID: UInt64 = 100_000_000_000_000
+    private var agents: [String: SimPhoneAgent] = [:]
+    /// Per device: stanzas delivered (or waiting to be) and not yet acked, oldest first.
+    private var outbox: [JID: [Node]] = [:]
+    /// Stanzas dropped because a device's outbox was full.
+    public private(set) var droppedOfflineStanzas = 0
     private struct CodePairing {
         let connection: SimConnection
         let wrappedCompanion: Data
@@ -191,7 +200,7 @@ public actor WASim {
     }
 
     enum LoginResult {
-        case success(lid: JID, offline: Int)
+        case success(lid: JID, offline: [Node])
         case failure(Node)
     }
 
@@ -207,7 +216,7 @@ public actor WASim {
         }
         live[jid] = connection
         if let delay = slow[jid] { await connection.setAnswerDelay(delay) }
-        return .success(lid: device.lid, offline: 0)
+        return .success(lid: device.lid, offline: outbox[jid] ?? [])
     }
 
     func preKeyCount(_ jid: JID) -> Int { devices[jid]?.uploadedPreKeys ?? 0 }
@@ -250,6 +259,7 @@ public actor WASim {
         nextLID += 1
         let phone = SimPhone(number: number, lidUser: String(nextLID), pushName: pushName, accountKey: .generate(), platform: platform)
         phones[number] = phone
+        agents[number] = try? SimPhoneAgent(phone: phone)
         return phone
     }
 
@@ -342,6 +352,7 @@ public actor WASim {
     /// later logins get `<failure reason=401>`.
     public func unlink(device jid: JID) async {
         devices.removeValue(forKey: jid)
+        outbox.removeValue(forKey: jid)
         if let connection = live.removeValue(forKey: jid) {
             await connection.sendAndClose(Node("stream:error", [Attribute("code", "401")], content: .nodes([
                 Node("conflict", [Attribute("type", "device_removed")]),
@@ -381,6 +392,166 @@ public actor WASim {
     /// Refs currently offered to registering clients.
     public var liveRefCount: Int { refs.count }
     public func pendingCodeCount() -> Int { codePairings.count }
+}
+
+// MARK: Messaging
+
+extension WASim {
+    var nowSeconds: Int { Int(Date().timeIntervalSince1970) }
+
+    /// Every device of a user: the phone (device 0) when it is a simulated phone, then its linked devices.
+    func allDevices(of user: String) -> [JID] {
+        (phones[user] != nil ? [JID(user: user, server: JID.userServer)] : []) + linkedDevices(of: user)
+    }
+
+    /// usync: each asked user's devices and LID; unknown users are left out.
+    func usyncAnswer(_ query: Node) throws -> Node {
+        let users = try UsyncNodes.parseDeviceQuery(query)
+        return UsyncNodes.deviceAnswer(to: query, users: users.compactMap { user in
+            let devices = allDevices(of: user.user)
+            guard !devices.isEmpty else { return nil }
+            return UsyncNodes.UserDevices(user: user.nonAD, devices: devices, lid: phones[user.user]?.lid)
+        })
+    }
+
+    /// A prekey bundle for one device; each one-time prekey is handed out once (lowest id first).
+    func bundle(for jid: JID) async -> PreKeyBundle? {
+        if jid.device == 0, let agent = agents[jid.user] { return await agent.bundle() }
+        guard var device = devices[jid],
+              let signedKey = try? Curve25519PublicKey(rawRepresentation: device.signedPreKey.key) else { return nil }
+        var preKey: (UInt32, Curve25519PublicKey)?
+        if let id = device.preKeys.keys.min(), let raw = device.preKeys.removeValue(forKey: id),
+           let key = try? Curve25519PublicKey(rawRepresentation: raw) {
+            preKey = (id, key)
+        }
+        devices[jid] = device
+        return PreKeyBundle(
+            registrationID: device.registrationID, deviceID: UInt32(jid.device), preKeyID: preKey?.0, preKey: preKey?.1,
+            signedPreKeyID: device.signedPreKey.id, signedPreKey: signedKey,
+            signedPreKeySignature: device.signedPreKey.signature, identityKey: device.identityKey)
+    }
+
+    func bundleAnswer(_ query: Node) async throws -> Node {
+        let asked = try PreKeyNodes.parseBundleQuery(query)
+        var bundles: [(JID, PreKeyBundle?)] = []
+        for jid in asked { bundles.append((jid, await bundle(for: jid))) }
+        return PreKeyNodes.bundleAnswer(to: query, bundles: bundles)
+    }
+
+    /// A `<message>` from `sender`: the sender's `<ack>` (with the server's participant hash)
+    /// goes out first, on `connection`, then the stanza is fanned out per device
+    /// (`ServerMessageRouting`). Returns the ack.
+    @discardableResult
+    func routeMessage(_ sent: Node, from sender: JID, connection: SimConnection? = nil) async -> Node {
+        let now = nowSeconds
+        var deliveries: [ServerMessageRouting.Delivery] = []
+        let ack: Node
+        if let to = sent.jid("to"), to.server == JID.userServer || to.server == JID.lidServer,
+           let fanned = try? ServerMessageRouting.deliveries(of: sent, from: sender, timestamp: now, pushName: phones[sender.user]?.pushName) {
+            let known = Set(allDevices(of: to.user) + allDevices(of: sender.user))
+            deliveries = fanned.filter { known.contains($0.device) && $0.device != sender }
+            ack = ServerMessageRouting.ack(for: sent, timestamp: now, phash: ParticipantHash.v2(known))
+        } else {
+            ack = ServerMessageRouting.ack(for: sent, timestamp: now, error: 400)
+        }
+        await connection?.send(ack)
+        for delivery in deliveries { await deliver(delivery.node, to: delivery.device) }
+        return ack
+    }
+
+    /// A receipt from `device`: to every device of the original sender's user (or the one
+    /// device named), except the one that sent the receipt. Group receipts are not routed yet.
+    func routeReceipt(_ receipt: Node, from device: JID) async {
+        guard let target = ServerMessageRouting.originalSender(of: receipt), target.server != JID.groupServer,
+              let forwarded = try? ServerMessageRouting.forward(receipt: receipt, from: device, timestamp: nowSeconds)
+        else { return }
+        let targets = target.device != 0 ? [target] : allDevices(of: target.user)
+        for jid in targets where jid != device { await deliver(forwarded, to: jid) }
+    }
+
+    /// Delivers a stanza to one device: a phone's agent handles it at once; a linked device gets
+    /// it on its live connection and keeps it in its outbox until it acks, or on its next login.
+    func deliver(_ node: Node, to jid: JID) async {
+        if jid.device == 0, let agent = agents[jid.user] {
+            if node.tag == "message" {
+                if let receipt = await agent.receive(node) { await routeReceipt(receipt, from: jid) }
+            } else if node.tag == "receipt" {
+                await agent.record(receipt: node)
+            }
+            return
+        }
+        guard devices[jid] != nil else { return }
+        var box = outbox[jid, default: []]
+        box.append(node)
+        if box.count > configuration.limits.maxOutbox {
+            box.removeFirst(box.count - configuration.limits.maxOutbox)
+            droppedOfflineStanzas += 1
+            logger.warning("outbox full, oldest stanza dropped", metadata: ["device": "\(jid)"])
+        }
+        outbox[jid] = box
+        await live[jid]?.deliver(node)
+    }
+
+    /// A device acked a message or receipt: it leaves the outbox.
+    func acked(_ ack: Node, by jid: JID) {
+        guard let id = ack.string("id"), let kind = ack.string("class"), var box = outbox[jid],
+              let index = box.firstIndex(where: { $0.tag == kind && $0.string("id") == id }) else { return }
+        box.remove(at: index)
+        outbox[jid] = box
+    }
+
+    /// Stanzas waiting for a device (not yet acked).
+    public func outboxCount(_ jid: JID) -> Int { outbox[jid]?.count ?? 0 }
+
+    /// One-time prekeys a linked device uploaded that no one fetched yet.
+    public func uploadedPreKeyCount(_ jid: JID) -> Int { devices[jid]?.uploadedPreKeys ?? 0 }
+
+    // MARK: Phones that message
+
+    /// The phone `number` sends a text to `to` (a user): encrypted for every device of that user
+    /// and, as a DeviceSentMessage, for the phone's own linked devices. Returns the message id.
+    @discardableResult
+    public func sendText(from number: String, to: JID, text: String, id: String? = nil) async throws -> String {
+        guard let phone = phones[number], let agent = agents[number] else { throw SimError.unknownPhone(number) }
+        let id = id ?? MessageID.random(ownJID: phone.jid)
+        let recipient = allDevices(of: to.user)
+        guard !recipient.isEmpty else { throw SimError("sim.unknown_user", "\(to.user) has no devices") }
+        let own = allDevices(of: number)
+        var bundles: [JID: PreKeyBundle] = [:]
+        for device in try await agent.needingBundles(recipient + own) {
+            if let bundle = await bundle(for: device) { bundles[device] = bundle }
+        }
+        let node: Node
+        do {
+            node = try await agent.directMessage(id: id, to: to.nonAD, text: text, recipient: recipient, own: own, bundles: bundles)
+        } catch {
+            throw SimError("sim.send_failed", "phone could not encrypt: \((error as? WAClientError)?.code.rawValue ?? "?")")
+        }
+        await agent.markSent(id)
+        let ack = await routeMessage(node, from: phone.jid)
+        if let error = ack.string("error") { throw SimError("sim.send_failed", "routing refused: \(error)") }
+        return id
+    }
+
+    /// The phone `number` reads messages of a chat: a read receipt to their sender.
+    public func markRead(phone number: String, ids: [String], chat: JID) async throws {
+        guard let phone = phones[number] else { throw SimError.unknownPhone(number) }
+        let receipt: Node
+        do { receipt = try ReceiptNodes.read(ids: ids, chat: chat) } catch {
+            throw SimError("sim.bad_request", "read receipt for \(ids.count) ids")
+        }
+        await routeReceipt(receipt, from: phone.jid)
+    }
+
+    /// What the phone `number` received and decrypted, oldest first (the newest 1000).
+    public func receivedMessages(phone number: String) async -> [SimReceivedMessage] {
+        await agents[number]?.received ?? []
+    }
+
+    /// Where a message the phone sent stands (`sent`, `delivered`, `read`, `played`).
+    public func messageStatus(phone number: String, id: String) async -> MessageStatus? {
+        await agents[number]?.status(of: id)
+    }
 }
 
 extension SimConnection {

@@ -53,3 +53,16 @@ public enum ReceiveOutcome: Sendable {
     /// stanza with no `<enc>`); send `receipt` so the server stops redelivering.
     case ignored(id: String, reason: String, receipt: Node)
 }
+
+extension ReceivedMessage: Hashable {
+    public static func == (a: ReceivedMessage, b: ReceivedMessage) -> Bool {
+        a.id == b.id && a.chat == b.chat && a.sender == b.sender && a.isFromMe == b.isFromMe && a.isGroup == b.isGroup
+            && a.timestamp == b.timestamp && a.pushName == b.pushName && a.message == b.message
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(id)
+        hasher.combine(chat)
+        hasher.combine(sender)
+    }
+}

@@ -35,3 +35,10 @@ extension WAClientError {
         return WAClientError(code, "\(context): \(type(of: error))")
     }
 }
+
+extension WAClientError.Code {
+    /// The client was made without a `MessagingFeature`.
+    public static let messagingDisabled = Self(rawValue: "client.messaging_disabled")
+    /// No server `<ack>` for a sent message within the send timeout.
+    public static let ackTimeout = Self(rawValue: "client.ack_timeout")
+}

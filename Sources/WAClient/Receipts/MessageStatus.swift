@@ -1,7 +1,7 @@
 import Foundation
 
 /// Where one of our sent messages stands, from the server ack and receipts.
-public enum MessageStatus: Sendable, Equatable {
+public enum MessageStatus: Sendable, Hashable {
     case sent
     case delivered
     case read

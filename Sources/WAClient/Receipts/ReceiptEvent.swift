@@ -13,7 +13,7 @@ public enum ReceiptEvent: Sendable {
     case retry(RetryReceipt)
     case other(type: String, ids: [String], from: JID)
 
-    public struct StatusUpdate: Sendable, Equatable {
+    public struct StatusUpdate: Sendable, Hashable {
         public var status: MessageStatus
         public var messageIDs: [String]
         /// The chat: the peer (1:1) or the group.

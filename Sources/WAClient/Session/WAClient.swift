@@ -24,10 +24,10 @@ public actor WAClient {
 
     public nonisolated let configuration: WAClientConfiguration
     private let store: any DeviceStore
-    private let features: [any WAClientFeature]
+    let features: [any WAClientFeature]
     private let logger: Logger
     private var machine: ConnectionMachine
-    private var device: DeviceRecord?
+    private(set) var device: DeviceRecord?
     private var runTask: Task<Void, Never>?
     private var stopRequested = false
 
@@ -639,7 +639,7 @@ public actor WAClient {
         logger.debug("pairing", metadata: ["reason": "\(reason)"])
     }
 
-    private func emit(_ event: WAEvent) { eventSink.yield(event) }
+    func emit(_ event: WAEvent) { eventSink.yield(event) }
 
     private func nextID() -> String {
         iqCounter += 1

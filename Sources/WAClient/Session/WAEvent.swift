@@ -155,4 +155,10 @@ public enum WAEvent: Sendable, Hashable {
     case loggedOut(StateReason)
     /// The client stopped and will not reconnect.
     case stopped(StopReason)
+    /// A message arrived and was decrypted (its delivery receipt is already sent).
+    case messageReceived(ReceivedMessage)
+    /// A message arrived that could not be decrypted (a retry receipt was sent when allowed).
+    case messageUndecryptable(id: String, chat: JID, sender: JID, code: String)
+    /// One of our sent messages changed status (`delivered`, `read`, `played`, also from our other devices).
+    case messageStatus(ReceiptEvent.StatusUpdate)
 }

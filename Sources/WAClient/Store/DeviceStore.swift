@@ -2,6 +2,7 @@ import Foundation
 import WABinary
 import WACrypto
 import WAProto
+import WASignal
 
 /// A Signal signed prekey: id (24 bits on the wire), key pair, and the
 /// identity key's XEdDSA signature over the 33-byte serialized public key.
@@ -100,8 +101,10 @@ public protocol DeviceStore: Sendable {
 }
 
 /// A `DeviceStore` in memory, for tests and the simulator's own clients.
-public actor InMemoryDeviceStore: DeviceStore {
+public actor InMemoryDeviceStore: DeviceStore, SignalStoreProvider {
     private var record: DeviceRecord?
+    private var signal: InMemorySignalStore?
+    private var nextPreKeyID: UInt32 = 1
     /// How many times `wipe()` ran (tests check that logout wiped).
     public private(set) var wipeCount = 0
 
@@ -111,6 +114,27 @@ public actor InMemoryDeviceStore: DeviceStore {
     public func saveDevice(_ record: DeviceRecord) async throws { self.record = record }
     public func wipe() async throws {
         record = nil
+        signal = nil
+        nextPreKeyID = 1
         wipeCount += 1
+    }
+
+    /// The device's Signal store, made from the record's identity, registration id and signed
+    /// prekey the first time it is asked for (and again after a wipe).
+    public func signalStore(for record: DeviceRecord) async throws -> any SignalProtocolStore {
+        if let signal { return signal }
+        let store = InMemorySignalStore(
+            identity: IdentityKeyPair(keyPair: record.identityKey), registrationID: record.registrationID)
+        await store.storeSignedPreKey(record.signedPreKey.signalRecord)
+        signal = store
+        return store
+    }
+
+    public func allocatePreKeyIDs(_ count: Int) async throws -> [UInt32] {
+        guard count > 0 else { return [] }
+        // 24-bit ids, as the wire carries them; wrap past the top (whatsmeow does the same).
+        let ids = (0..<UInt32(count)).map { (nextPreKeyID + $0 - 1) % 0xFF_FFFF + 1 }
+        nextPreKeyID = ids.last! % 0xFF_FFFF + 1
+        return ids
     }
 }

@@ -1,0 +1,417 @@
+import Foundation
+import Logging
+import WABinary
+import WAProto
+import WASignal
+
+/// A sent message as the server acknowledged it.
+public struct SentMessage: Sendable, Hashable {
+    public var id: String
+    public var chat: JID
+    /// The server's timestamp from its `<ack t>`.
+    public var timestamp: Date?
+    /// The participant hash the server answered (nil when it sent none).
+    public var phash: String?
+    /// How many devices the message was encrypted for (theirs and our other ones).
+    public var deviceCount: Int
+}
+
+/// The message a reply quotes.
+public struct QuotedMessage: Sendable {
+    public var id: String
+    /// Who wrote it (a user JID).
+    public var sender: JID
+    /// Its content, shown in the reply bubble (optional).
+    public var message: WAE2E_Message?
+
+    public init(id: String, sender: JID, message: WAE2E_Message? = nil) {
+        self.id = id
+        self.sender = sender
+        self.message = message
+    }
+}
+
+/// Phase 2: messages, receipts and prekeys on a `WAClient`.
+///
+/// * `didLogin`: prekey count → upload when the server holds fewer than
+///   `PreKeyNodes.minimumServerCount` (812 keys when it holds none, else 50);
+///   again on `<notification type=encrypt><count/>`.
+/// * send (`WAClient.sendText`, `sendMessage`): usync (device list cache,
+///   users in batches of `usyncBatch`), bundles for devices without a session
+///   (batches of `bundleBatch`), encrypt, send, wait for the server `<ack>`.
+/// * `<message>` → `MessageReceiver` → delivery receipt (or retry receipt) →
+///   `<ack>` → `WAEvent.messageReceived` / `.messageUndecryptable`.
+/// * `<receipt>` → `<ack>` → `WAEvent.messageStatus`; a retry receipt resends
+///   from `RecentMessageCache`.
+///
+/// All state lives in one actor (`MessagingState`); nothing here logs keys or
+/// message text.
+public final class MessagingFeature: WAClientFeature {
+    public struct Configuration: Sendable {
+        /// How long a send waits for the server's `<ack>`.
+        public var ackTimeout: Duration = .seconds(20)
+        /// Most sends waiting for their ack at once.
+        public var maxPendingSends = 256
+        /// Users per usync query.
+        public var usyncBatch = 50
+        /// Devices per prekey bundle query.
+        public var bundleBatch = 50
+        /// Sent messages kept for retry receipts.
+        public var recentMessages = 256
+        /// Device lists kept (users) and for how long.
+        public var deviceCacheCapacity = 1_000
+        public var deviceCacheTTL: TimeInterval = 3_600
+        public init() {}
+    }
+
+    public let stanzaTags: Set<String> = ["message", "receipt", "ack", "notification"]
+    let state: MessagingState
+
+    public init(store: any SignalStoreProvider, configuration: Configuration = Configuration(),
+                logger: Logger = Logger(label: "wabridge.waclient.messaging")) {
+        state = MessagingState(provider: store, configuration: configuration, logger: logger)
+    }
+
+    public func handle(_ node: Node, client: WAClient) async {
+        switch node.tag {
+        case "message": await state.receiveMessage(node, client: client)
+        case "receipt": await state.receiveReceipt(node, client: client)
+        case "ack": await state.receiveAck(node)
+        case "notification":
+            await client.ack(node)
+            if PreKeyNodes.lowPreKeyCount(in: node) != nil {
+                Task { await self.state.refillPreKeys(client: client) }
+            }
+        default: break
+        }
+    }
+
+    public func didLogin(_ info: LoginInfo, client: WAClient) async {
+        await state.refillPreKeys(client: client)
+    }
+
+    /// How many one-time prekeys this feature uploaded, per upload (for tests and metrics).
+    public var preKeyUploads: [Int] { get async { await state.uploads } }
+}
+
+extension WAClient {
+    var messaging: MessagingFeature? { features.lazy.compactMap { $0 as? MessagingFeature }.first }
+
+    private func requireMessaging() throws -> MessagingFeature {
+        guard let messaging else { throw WAClientError(.messagingDisabled, "client has no MessagingFeature") }
+        return messaging
+    }
+
+    /// Sends a text to a user (1:1), waits for the server's ack.
+    public func sendText(
+        to: JID, text: String, id: String? = nil, replyTo: QuotedMessage? = nil, mentions: [JID] = []
+    ) async throws -> SentMessage {
+        var message = WAE2E_Message()
+        if replyTo == nil && mentions.isEmpty {
+            message.conversation = text
+        } else {
+            message.extendedTextMessage.text = text
+            var context = WAE2E_ContextInfo()
+            if let replyTo {
+                context.stanzaID = replyTo.id
+                context.participant = replyTo.sender.nonAD.description
+                if let quoted = replyTo.message { context.quotedMessage = quoted }
+            }
+            context.mentionedJid = mentions.map { $0.nonAD.description }
+            message.extendedTextMessage.contextInfo = context
+        }
+        return try await sendMessage(to: to, message, id: id)
+    }
+
+    /// Reacts to a message (`emoji` empty removes the reaction).
+    public func sendReaction(to chat: JID, messageID: String, sender: JID, fromMe: Bool, emoji: String) async throws -> SentMessage {
+        var message = WAE2E_Message()
+        message.reactionMessage.key.remoteJid = chat.nonAD.description
+        message.reactionMessage.key.id = messageID
+        message.reactionMessage.key.fromMe = fromMe
+        if chat.server == JID.groupServer { message.reactionMessage.key.participant = sender.nonAD.description }
+        message.reactionMessage.text = emoji
+        message.reactionMessage.senderTimestampMs = Int64(Date().timeIntervalSince1970 * 1000)
+        return try await sendMessage(to: chat, message)
+    }
+
+    /// Revokes (deletes for everyone) one of our own messages.
+    public func revoke(chat: JID, messageID: String) async throws -> SentMessage {
+        var message = WAE2E_Message()
+        message.protocolMessage.type = .revoke
+        message.protocolMessage.key.remoteJid = chat.nonAD.description
+        message.protocolMessage.key.id = messageID
+        message.protocolMessage.key.fromMe = true
+        return try await sendMessage(to: chat, message)
+    }
+
+    /// Edits one of our own texts.
+    public func editText(chat: JID, messageID: String, newText: String) async throws -> SentMessage {
+        var message = WAE2E_Message()
+        message.protocolMessage.type = .messageEdit
+        message.protocolMessage.key.remoteJid = chat.nonAD.description
+        message.protocolMessage.key.id = messageID
+        message.protocolMessage.key.fromMe = true
+        message.protocolMessage.editedMessage.conversation = newText
+        message.protocolMessage.timestampMs = Int64(Date().timeIntervalSince1970 * 1000)
+        return try await sendMessage(to: chat, message)
+    }
+
+    /// Sends any E2E message 1:1 (usync, bundles, encrypt, send, ack).
+    public func sendMessage(to: JID, _ message: WAE2E_Message, id: String? = nil) async throws -> SentMessage {
+        try await requireMessaging().state.send(message, to: to, id: id, client: self)
+    }
+
+    /// Sends a read receipt for messages of one chat (`sender`: the author, for groups).
+    public func markRead(ids: [String], chat: JID, sender: JID? = nil, played: Bool = false) async throws {
+        try send(ReceiptNodes.read(ids: ids, chat: chat, sender: sender, played: played))
+    }
+}
+
+/// The one owner of the messaging state of a client.
+actor MessagingState {
+    let provider: any SignalStoreProvider
+    let configuration: MessagingFeature.Configuration
+    let logger: Logger
+    private var deviceCache: DeviceListCache
+    private var recent: RecentMessageCache
+    private var receiver: MessageReceiver?
+    private var receiverDevice: JID?
+    private var refilling = false
+    private(set) var uploads: [Int] = []
+
+    private enum PendingAck {
+        case registered
+        case waiting(CheckedContinuation<ServerAck, any Error>)
+        case arrived(ServerAck)
+    }
+    private var pendingAcks: [String: PendingAck] = [:]
+    private var counter: UInt64 = 0
+
+    init(provider: any SignalStoreProvider, configuration: MessagingFeature.Configuration, logger: Logger) {
+        self.provider = provider
+        self.configuration = configuration
+        self.logger = logger
+        deviceCache = DeviceListCache(capacity: configuration.deviceCacheCapacity, ttl: configuration.deviceCacheTTL)
+        recent = RecentMessageCache(capacity: configuration.recentMessages)
+    }
+
+    private func nextID(_ prefix: String) -> String {
+        counter += 1
+        return "\(prefix).\(counter).\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    struct Context {
+        var record: DeviceRecord
+        var own: JID
+        var store: any SignalProtocolStore
+        var deviceIdentity: Data
+    }
+
+    private func context(_ client: WAClient) async throws -> Context {
+        guard let record = await client.device, let own = record.jid, let account = record.account else {
+            throw WAClientError(.notConnected, "device is not paired")
+        }
+        let identity: Data
+        do { identity = try account.serializedData() } catch {
+            throw WAClientError(.payloadInvalid, "account identity does not serialize")
+        }
+        let store: any SignalProtocolStore
+        do { store = try await provider.signalStore(for: record) } catch {
+            throw WAClientError(.store, "signal store: \(type(of: error))")
+        }
+        return Context(record: record, own: own, store: store, deviceIdentity: identity)
+    }
+
+    // MARK: Prekeys
+
+    func refillPreKeys(client: WAClient) async {
+        guard !refilling else { return }
+        refilling = true
+        defer { refilling = false }
+        do {
+            let ctx = try await context(client)
+            let count = try PreKeyNodes.parseCount(try await client.sendIQ(PreKeyNodes.countIQ(id: nextID("pkc"))))
+            guard count < PreKeyNodes.minimumServerCount else { return }
+            let wanted = count == 0 ? PreKeyNodes.initialUploadCount : PreKeyNodes.refillUploadCount
+            let ids = try await provider.allocatePreKeyIDs(wanted)
+            let keys = ids.map { PreKeyRecord(id: $0, keyPair: .generate()) }
+            for key in keys { try await ctx.store.storePreKey(key) }
+            let iq = try PreKeyNodes.uploadIQ(
+                id: nextID("pku"), registrationID: ctx.record.registrationID, identity: ctx.record.identityKey.publicKey,
+                signedPreKey: ctx.record.signedPreKey.signalRecord, preKeys: keys)
+            let answer = try await client.sendIQ(iq)
+            try IQStanza.checkResult(answer, "prekey upload")
+            uploads.append(keys.count)
+            logger.info("prekeys uploaded", metadata: ["count": "\(keys.count)", "server_had": "\(count)"])
+        } catch {
+            logger.warning("prekey refill failed", metadata: ["error": "\((error as? WAClientError)?.code.rawValue ?? "\(type(of: error))")"])
+        }
+    }
+
+    // MARK: Send
+
+    func send(_ message: WAE2E_Message, to: JID, id: String?, client: WAClient) async throws -> SentMessage {
+        let ctx = try await context(client)
+        let chat = to.nonAD
+        let id = id ?? MessageID.random(ownJID: ctx.own)
+        let lists = try await devices(of: [chat, ctx.own.nonAD], client: client)
+        let recipient = lists[chat]?.devices ?? []
+        guard !recipient.isEmpty else { throw WAClientError(.invalidRecipient, "\(chat) has no devices") }
+        let ownDevices = lists[ctx.own.nonAD]?.devices ?? [ctx.own]
+        let sender = MessageSender(store: ctx.store, ownDevice: ctx.own, deviceIdentity: ctx.deviceIdentity)
+        let missing = try await sender.devicesNeedingBundles(recipient + ownDevices)
+        let bundles = try await fetchBundles(missing, client: client)
+        let out = try await sender.directMessage(
+            id: id, to: chat, message: message, recipientDevices: recipient, ownDevices: ownDevices, bundles: bundles)
+        recent.insert(message, chat: chat, id: id)
+        let ack = try await sendAwaitingAck(out.node, id: id, client: client)
+        if case .failed(let code) = ack.status {
+            throw WAClientError(.serverError, "server refused message with error \(code)")
+        }
+        return SentMessage(id: id, chat: chat, timestamp: ack.timestamp, phash: ack.phash, deviceCount: out.encryptedFor.count)
+    }
+
+    private func devices(of users: [JID], client: WAClient) async throws -> [JID: UsyncNodes.UserDevices] {
+        var out: [JID: UsyncNodes.UserDevices] = [:]
+        var ask: [JID] = []
+        for user in users {
+            if let known = deviceCache.devices(of: user) { out[user] = known } else { ask.append(user) }
+        }
+        var start = 0
+        while start < ask.count {
+            let batch = Array(ask[start..<min(ask.count, start + configuration.usyncBatch)])
+            start += batch.count
+            let answer = try await client.sendIQ(UsyncNodes.deviceQueryIQ(id: nextID("us"), sid: nextID("sid"), users: batch))
+            for user in try UsyncNodes.parseDeviceAnswer(answer) {
+                deviceCache.store(user)
+                out[user.user] = user
+            }
+        }
+        return out
+    }
+
+    private func fetchBundles(_ devices: [JID], client: WAClient, reason: String? = nil) async throws -> [JID: PreKeyBundle] {
+        var out: [JID: PreKeyBundle] = [:]
+        var start = 0
+        while start < devices.count {
+            let batch = Array(devices[start..<min(devices.count, start + configuration.bundleBatch)])
+            start += batch.count
+            let answer = try await client.sendIQ(PreKeyNodes.bundleQueryIQ(id: nextID("pk"), devices: batch, reason: reason))
+            for (device, result) in try PreKeyNodes.parseBundles(answer) {
+                if case .success(let bundle) = result { out[device] = bundle }
+            }
+        }
+        return out
+    }
+
+    private func sendAwaitingAck(_ node: Node, id: String, client: WAClient) async throws -> ServerAck {
+        guard pendingAcks.count < configuration.maxPendingSends else {
+            throw WAClientError(.limitExceeded, "\(pendingAcks.count) sends waiting for an ack")
+        }
+        guard pendingAcks[id] == nil else { throw WAClientError(.invalidRecipient, "message id already in flight") }
+        pendingAcks[id] = .registered
+        do { try await client.send(node) } catch {
+            pendingAcks[id] = nil
+            throw error
+        }
+        let timeout = configuration.ackTimeout
+        return try await withCheckedThrowingContinuation { continuation in
+            if case .arrived(let ack) = pendingAcks[id] {
+                pendingAcks[id] = nil
+                continuation.resume(returning: ack)
+                return
+            }
+            pendingAcks[id] = .waiting(continuation)
+            Task { [weak self] in
+                try? await Task.sleep(for: timeout)
+                await self?.expireAck(id)
+            }
+        }
+    }
+
+    private func expireAck(_ id: String) {
+        guard case .waiting(let continuation) = pendingAcks[id] else { return }
+        pendingAcks[id] = nil
+        continuation.resume(throwing: WAClientError(.ackTimeout, "no server ack for a message"))
+    }
+
+    func receiveAck(_ node: Node) {
+        guard let ack = try? ServerAck(parsing: node) else { return }
+        switch pendingAcks[ack.messageID] {
+        case .registered: pendingAcks[ack.messageID] = .arrived(ack)
+        case .waiting(let continuation):
+            pendingAcks[ack.messageID] = nil
+            continuation.resume(returning: ack)
+        default: break
+        }
+    }
+
+    // MARK: Receive
+
+    /// Decrypts, answers with a receipt, publishes, then acks (the server keeps an unacked
+    /// stanza and delivers it again on the next login; a second copy decrypts as a duplicate
+    /// and is not published twice).
+    func receiveMessage(_ node: Node, client: WAClient) async {
+        await decryptAndPublish(node, client: client)
+        await client.ack(node)
+    }
+
+    private func decryptAndPublish(_ node: Node, client: WAClient) async {
+        let ctx: Context
+        do { ctx = try await context(client) } catch { return }
+        if receiver == nil || receiverDevice != ctx.own {
+            receiver = MessageReceiver(store: ctx.store, ownDevice: ctx.own, ownLID: ctx.record.lid)
+            receiverDevice = ctx.own
+        }
+        var working = receiver!
+        let outcome: ReceiveOutcome
+        do { outcome = try await working.receive(node) } catch {
+            receiver = working
+            logger.warning("message dropped", metadata: ["error": "\((error as? WAClientError)?.code.rawValue ?? "?")"])
+            return
+        }
+        receiver = working
+        switch outcome {
+        case .message(let message, let receipt):
+            try? await client.send(receipt)
+            await client.emit(.messageReceived(message))
+        case .undecryptable(let failed, let retryReceipt):
+            if let retryReceipt { try? await client.send(retryReceipt) }
+            await client.emit(.messageUndecryptable(
+                id: failed.id, chat: failed.chat, sender: failed.sender, code: failed.error.code.rawValue))
+        case .ignored(_, _, let receipt):
+            try? await client.send(receipt)
+        }
+    }
+
+    func receiveReceipt(_ node: Node, client: WAClient) async {
+        await client.ack(node)
+        guard let event = try? ReceiptEvent(parsing: node) else { return }
+        switch event {
+        case .status(let update): await client.emit(.messageStatus(update))
+        case .retry(let retry): Task { await self.answerRetry(retry, client: client) }
+        case .other: break
+        }
+    }
+
+    private func answerRetry(_ retry: RetryReceipt, client: WAClient) async {
+        do {
+            let ctx = try await context(client)
+            let isGroup = retry.from.server == JID.groupServer
+            let chat = isGroup ? retry.from : (retry.recipient ?? retry.from).nonAD
+            guard let message = recent.message(chat: chat, id: retry.messageID) else {
+                logger.info("retry receipt for a message no longer cached")
+                return
+            }
+            let sender = MessageSender(store: ctx.store, ownDevice: ctx.own, deviceIdentity: ctx.deviceIdentity)
+            var fetched: PreKeyBundle?
+            if retry.wantsFreshBundle {
+                fetched = try await fetchBundles([retry.device], client: client, reason: "identity")[retry.device]
+            }
+            try await client.send(try await sender.resend(message, chat: chat, for: retry, bundle: fetched))
+        } catch {
+            logger.warning("retry resend failed", metadata: ["error": "\((error as? WAClientError)?.code.rawValue ?? "?")"])
+        }
+    }
+}

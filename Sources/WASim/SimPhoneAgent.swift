@@ -1,0 +1,124 @@
+import Foundation
+import WABinary
+import WAClient
+import WACrypto
+import WAProto
+import WASignal
+
+/// A message a simulated phone received and decrypted. Its text stays in the
+/// simulator's memory; nothing logs it.
+public struct SimReceivedMessage: Sendable, Hashable {
+    public let id: String
+    /// The conversation: the peer user (1:1), or the destination of a copy from our own device.
+    public let chat: JID
+    /// The device that sent it.
+    public let sender: JID
+    /// The text (conversation or extended text), nil for other kinds.
+    public let text: String?
+    public let kind: String
+    /// A DeviceSentMessage copy from one of the phone's own linked devices.
+    public let isFromMe: Bool
+    public let timestamp: Int
+}
+
+/// The messaging half of a simulated phone (device 0 of its user): its own
+/// Signal store, whose identity is the account key, a signed prekey, one-time
+/// prekeys made on demand (each handed out once), the messages it received
+/// (the newest `maxReceived`) and the statuses of what it sent.
+actor SimPhoneAgent {
+    static let maxReceived = 1_000
+    static let maxStatuses = 1_000
+
+    let jid: JID
+    let store: InMemorySignalStore
+    let signedPreKey: SignedPreKeyRecord
+    private var nextPreKeyID: UInt32 = 1
+    private var receiver: MessageReceiver
+    private(set) var received: [SimReceivedMessage] = []
+    private var statuses: [String: MessageStatus] = [:]
+    private var statusOrder: [String] = []
+
+    init(phone: SimPhone) throws {
+        jid = phone.jid
+        let identity = IdentityKeyPair(keyPair: phone.accountKey)
+        store = InMemorySignalStore(identity: identity)
+        signedPreKey = try SignedPreKeyRecord.generate(id: 1, identity: identity)
+        receiver = MessageReceiver(store: store, ownDevice: phone.jid, ownLID: phone.lid)
+    }
+
+    /// A bundle with a fresh one-time prekey (stored before it is handed out).
+    func bundle() async -> PreKeyBundle {
+        await store.storeSignedPreKey(signedPreKey)
+        let preKey = PreKeyRecord(id: nextPreKeyID, keyPair: .generate())
+        nextPreKeyID = nextPreKeyID % 0xFF_FFFF + 1
+        await store.storePreKey(preKey)
+        return PreKeyBundle(
+            registrationID: await store.localRegistrationID(), deviceID: 0, preKeyID: preKey.id,
+            preKey: preKey.keyPair.publicKey, signedPreKeyID: signedPreKey.id,
+            signedPreKey: signedPreKey.keyPair.publicKey, signedPreKeySignature: signedPreKey.signature,
+            identityKey: await store.identityKeyPair().publicKey)
+    }
+
+    /// Decrypts a delivered `<message>`; returns the receipt to route (delivery or retry).
+    func receive(_ node: Node) async -> Node? {
+        var working = receiver
+        let outcome = try? await working.receive(node)
+        receiver = working
+        switch outcome {
+        case .message(let message, let receipt):
+            var text: String?
+            if case .text(let body, _) = message.content { text = body }
+            received.append(SimReceivedMessage(
+                id: message.id, chat: message.chat, sender: message.sender, text: text, kind: message.content.kind,
+                isFromMe: message.isFromMe, timestamp: Int(message.timestamp.timeIntervalSince1970)))
+            if received.count > Self.maxReceived { received.removeFirst(received.count - Self.maxReceived) }
+            return receipt
+        case .undecryptable(_, let retry): return retry
+        case .ignored(_, _, let receipt): return receipt
+        case nil: return nil
+        }
+    }
+
+    func sender(deviceIdentity: Data) -> MessageSender {
+        MessageSender(store: store, ownDevice: jid, deviceIdentity: deviceIdentity)
+    }
+
+    /// Devices among `devices` with no session yet.
+    func needingBundles(_ devices: [JID]) async throws -> [JID] {
+        try await sender(deviceIdentity: Data()).devicesNeedingBundles(devices)
+    }
+
+    func directMessage(id: String, to: JID, text: String, recipient: [JID], own: [JID], bundles: [JID: PreKeyBundle]) async throws -> Node {
+        var message = WAE2E_Message()
+        message.conversation = text
+        return try await sender(deviceIdentity: Data()).directMessage(
+            id: id, to: to, message: message, recipientDevices: recipient, ownDevices: own, bundles: bundles).node
+    }
+
+    /// A receipt for one of our messages came back.
+    func record(receipt node: Node) {
+        guard case .status(let update)? = try? ReceiptEvent(parsing: node) else { return }
+        for id in update.messageIDs {
+            if let old = statuses[id], Self.rank(old) >= Self.rank(update.status) { continue }
+            if statuses.updateValue(update.status, forKey: id) == nil { statusOrder.append(id) }
+        }
+        while statusOrder.count > Self.maxStatuses { statuses[statusOrder.removeFirst()] = nil }
+    }
+
+    func markSent(_ id: String) {
+        if statuses.updateValue(.sent, forKey: id) == nil { statusOrder.append(id) }
+        while statusOrder.count > Self.maxStatuses { statuses[statusOrder.removeFirst()] = nil }
+    }
+
+    func status(of id: String) -> MessageStatus? { statuses[id] }
+
+    static func rank(_ status: MessageStatus) -> Int {
+        switch status {
+        case .failed: 0
+        case .sent: 1
+        case .delivered: 2
+        case .read: 3
+        case .played: 4
+        }
+    }
+}

@@ -1,0 +1,190 @@
+import Foundation
+import WABinary
+import WAClient
+import WASim
+import XCTest
+
+/// Records a client's events for assertions.
+actor EventLog {
+    private(set) var events: [WAEvent] = []
+    func add(_ event: WAEvent) { events.append(event) }
+
+    var received: [ReceivedMessage] {
+        events.compactMap { event -> ReceivedMessage? in
+            guard case .messageReceived(let message) = event else { return nil }
+            return message
+        }
+    }
+
+    func statuses(of id: String, by user: String) -> [MessageStatus] {
+        events.compactMap {
+            guard case .messageStatus(let update) = $0, update.messageIDs.contains(id), update.by.user == user, !update.isSelf
+            else { return nil }
+            return update.status
+        }
+    }
+
+    var offlineCounts: [Int] {
+        events.compactMap { event -> Int? in
+            guard case .offlineSyncCompleted(let count) = event else { return nil }
+            return count
+        }
+    }
+
+    static func watching(_ client: WAClient) -> EventLog {
+        let log = EventLog()
+        Task { for await event in client.events { await log.add(event) } }
+        return log
+    }
+}
+
+func user(_ number: String) -> JID { JID(user: number, server: JID.userServer) }
+
+extension SimHarness {
+    func messagingClient(store: InMemoryDeviceStore) async -> WAClient {
+        WAClient(store: store, configuration: await configuration(), features: [MessagingFeature(store: store)])
+    }
+}
+
+/// Messaging end to end: WAClient with `MessagingFeature` against WASim's routing and simulated phones.
+final class MessagingEndToEndTests: XCTestCase {
+    nonisolated func texts(_ messages: [ReceivedMessage]) -> [String] {
+        messages.compactMap { message -> String? in
+            guard case .text(let text, _) = message.content else { return nil }
+            return text
+        }
+    }
+
+    func testTextBothWaysWithStatusesAndPreKeyUpload() async throws {
+        let harness = try await SimHarness.start()
+        let sim = harness.sim
+        let store = InMemoryDeviceStore()
+        let client = await harness.messagingClient(store: store)
+        let log = EventLog.watching(client)
+        let me = "15550100001", peer = "15550100002"
+        let info = try await within(20) { try await harness.qrLogin(client, phone: me) }
+        await sim.createPhone(number: peer)
+        try await eventually(10, "812 prekeys uploaded") { await sim.uploadedPreKeyCount(info.jid) == 812 }
+
+        // Client → phone: sent (server ack), delivered, read.
+        let sent = try await within(10) { try await client.sendText(to: user(peer), text: "hello phone") }
+        XCTAssertEqual(sent.chat, user(peer))
+        XCTAssertEqual(sent.deviceCount, 2, "the peer's phone and our own phone (DeviceSentMessage)")
+        XCTAssertNotNil(sent.phash)
+        try await eventually(5, "peer phone decrypted") {
+            await sim.receivedMessages(phone: peer).contains { $0.id == sent.id && $0.text == "hello phone" && !$0.isFromMe }
+        }
+        let atPeer = await sim.receivedMessages(phone: peer).first { $0.id == sent.id }
+        XCTAssertEqual(atPeer?.sender, info.jid)
+        XCTAssertEqual(atPeer?.chat, user(me))
+        // Our own phone got the DeviceSentMessage copy, addressed to the peer's chat.
+        try await eventually(5, "own phone got the copy") {
+            await sim.receivedMessages(phone: me).contains { $0.id == sent.id && $0.isFromMe && $0.chat == user(peer) }
+        }
+        try await eventually(5, "delivered") { await log.statuses(of: sent.id, by: peer).contains(.delivered) }
+        try await sim.markRead(phone: peer, ids: [sent.id], chat: user(me))
+        try await eventually(5, "read") { await log.statuses(of: sent.id, by: peer).contains(.read) }
+
+        // Phone → client: decrypted, delivery receipt back to the phone, then read.
+        let incoming = try await sim.sendText(from: peer, to: user(me), text: "hello client")
+        try await eventually(5, "client received") { await log.received.contains { $0.id == incoming } }
+        let message = await log.received.first { $0.id == incoming }
+        XCTAssertEqual(message?.sender.user, peer)
+        XCTAssertEqual(message?.chat, user(peer))
+        XCTAssertEqual(message?.isFromMe, false)
+        XCTAssertEqual(message?.content, .text("hello client", context: nil))
+        try await eventually(5, "phone sees delivered") { await sim.messageStatus(phone: peer, id: incoming) == .delivered }
+        try await client.markRead(ids: [incoming], chat: user(peer))
+        try await eventually(5, "phone sees read") { await sim.messageStatus(phone: peer, id: incoming) == .read }
+
+        // A second message each way rides the open sessions (no new bundle needed).
+        let before = await sim.uploadedPreKeyCount(info.jid)
+        let again = try await client.sendText(to: user(peer), text: "second")
+        let reply = try await sim.sendText(from: peer, to: user(me), text: "second reply")
+        try await eventually(5, "both seconds") {
+            let phoneGot = await sim.receivedMessages(phone: peer).contains { $0.id == again.id && $0.text == "second" }
+            let clientGot = await log.received.contains { $0.id == reply }
+            return phoneGot && clientGot
+        }
+        let after = await sim.uploadedPreKeyCount(info.jid)
+        XCTAssertEqual(before, after, "an existing session takes no new prekey")
+        await harness.shutdown(client)
+    }
+
+    func testOfflineMessagesArriveInOrderOnReconnect() async throws {
+        let harness = try await SimHarness.start()
+        let sim = harness.sim
+        let store = InMemoryDeviceStore()
+        let me = "15550100011", peer = "15550100012"
+        let first = await harness.messagingClient(store: store)
+        let info = try await within(20) { try await harness.qrLogin(first, phone: me) }
+        await sim.createPhone(number: peer)
+        try await eventually(10, "prekeys uploaded") { await sim.uploadedPreKeyCount(info.jid) == 812 }
+        await first.stop()
+        try await eventually(5, "device offline") { await !sim.isOnline(info.jid) }
+
+        var ids: [String] = []
+        for index in 1...5 { ids.append(try await sim.sendText(from: peer, to: user(me), text: "offline \(index)")) }
+        let queued = await sim.outboxCount(info.jid)
+        XCTAssertEqual(queued, 5)
+
+        let second = await harness.messagingClient(store: store)
+        let log = EventLog.watching(second)
+        try await second.start()
+        try await eventually(10, "offline batch") { await log.received.count == 5 }
+        let received = await log.received
+        XCTAssertEqual(received.map(\.id), ids, "in the order sent")
+        XCTAssertEqual(texts(received), (1...5).map { "offline \($0)" })
+        let offline = await log.offlineCounts
+        XCTAssertEqual(offline, [5])
+        try await eventually(5, "outbox emptied by acks") { await sim.outboxCount(info.jid) == 0 }
+        await harness.shutdown(second)
+    }
+
+    func testDroppedLinkMidConversationLosesAndDuplicatesNothing() async throws {
+        let harness = try await SimHarness.start()
+        let sim = harness.sim
+        let store = InMemoryDeviceStore()
+        let me = "15550100021", peer = "15550100022"
+        let client = await harness.messagingClient(store: store)
+        let log = EventLog.watching(client)
+        let info = try await within(20) { try await harness.qrLogin(client, phone: me) }
+        await sim.createPhone(number: peer)
+        try await eventually(10, "prekeys uploaded") { await sim.uploadedPreKeyCount(info.jid) == 812 }
+
+        let m1 = try await client.sendText(to: user(peer), text: "m1")
+        let p1 = try await sim.sendText(from: peer, to: user(me), text: "p1")
+        try await eventually(5, "p1") { await log.received.contains { $0.id == p1 } }
+
+        await sim.inject(.dropConnection, device: info.jid)
+        let p2 = try await sim.sendText(from: peer, to: user(me), text: "p2")
+        let p3 = try await sim.sendText(from: peer, to: user(me), text: "p3")
+        try await eventually(10, "reconnected") { await sim.isOnline(info.jid) }
+        try await client.waitForState(.connected, timeout: .seconds(10))
+        let m2 = try await within(10) { try await client.sendText(to: user(peer), text: "m2") }
+        try await eventually(10, "all arrived") {
+            let phoneGot = await sim.receivedMessages(phone: peer).filter { !$0.isFromMe }.count
+            return await log.received.count >= 3 && phoneGot >= 2
+        }
+        try await Task.sleep(for: .milliseconds(300)) // room for a duplicate to show up
+        let received = await log.received.map(\.id)
+        XCTAssertEqual(received, [p1, p2, p3])
+        let receivedTexts = texts(await log.received)
+        XCTAssertEqual(receivedTexts, ["p1", "p2", "p3"])
+        let atPeer = await sim.receivedMessages(phone: peer).filter { !$0.isFromMe }.map(\.id)
+        XCTAssertEqual(atPeer, [m1.id, m2.id])
+        await harness.shutdown(client)
+    }
+
+    func testMessagingNeedsTheFeature() async throws {
+        let harness = try await SimHarness.start()
+        let client = await harness.client()
+        do {
+            _ = try await client.sendText(to: user("15550100031"), text: "x")
+            XCTFail("send without the feature")
+        } catch let error as WAClientError {
+            XCTAssertEqual(error.code, .messagingDisabled)
+        }
+        await harness.shutdown(client)
+    }
+}
