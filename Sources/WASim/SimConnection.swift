@@ -179,6 +179,9 @@ actor SimConnection {
         }
     }
 
+    /// A server notification: now, or after the login's offline batch (not kept in the outbox).
+    func deliverNotification(_ node: Node) { deliver(node) }
+
     /// A message or receipt routed to this device: now, or after the login's offline batch.
     func deliver(_ node: Node) {
         if ready { send(node) } else if held.count < 1_000 { held.append(node) }

@@ -425,11 +425,22 @@ extension WASim {
             preKey = (id, key)
         }
         devices[jid] = device
+        if preKey != nil, device.preKeys.count == PreKeyNodes.minimumServerCount - 1, let connection = live[jid] {
+            // Running low: tell the device, as the real server does (`<notification type=encrypt><count/>`).
+            await connection.deliverNotification(Node("notification", [
+                Attribute("from", .jid(.serverJID)), Attribute("type", "encrypt"), Attribute("id", .string(MessageID.random())),
+                Attribute("t", .string(String(nowSeconds))),
+            ], content: .nodes([Node("count", [Attribute("value", .string(String(device.preKeys.count)))])])))
+        }
         return PreKeyBundle(
             registrationID: device.registrationID, deviceID: UInt32(jid.device), preKeyID: preKey?.0, preKey: preKey?.1,
             signedPreKeyID: device.signedPreKey.id, signedPreKey: signedKey,
             signedPreKeySignature: device.signedPreKey.signature, identityKey: device.identityKey)
     }
+
+    /// Someone fetches a prekey bundle of `jid` (as a peer about to message it would): takes one
+    /// one-time prekey. For tests that drain a device's prekeys.
+    public func fetchBundle(for jid: JID) async -> PreKeyBundle? { await bundle(for: jid) }
 
     func bundleAnswer(_ query: Node) async throws -> Node {
         let asked = try PreKeyNodes.parseBundleQuery(query)

@@ -169,10 +169,36 @@ final class MessagingEndToEndTests: XCTestCase {
         try await Task.sleep(for: .milliseconds(300)) // room for a duplicate to show up
         let received = await log.received.map(\.id)
         XCTAssertEqual(received, [p1, p2, p3])
+        let offline = await log.offlineCounts
+        XCTAssertGreaterThanOrEqual(offline.last ?? 0, 2, "p2 and p3 came in the login's offline batch")
         let receivedTexts = texts(await log.received)
         XCTAssertEqual(receivedTexts, ["p1", "p2", "p3"])
         let atPeer = await sim.receivedMessages(phone: peer).filter { !$0.isFromMe }.map(\.id)
         XCTAssertEqual(atPeer, [m1.id, m2.id])
+        await harness.shutdown(client)
+    }
+
+    func testLowPreKeyNotificationRefills() async throws {
+        let harness = try await SimHarness.start()
+        let sim = harness.sim
+        let store = InMemoryDeviceStore()
+        let feature = MessagingFeature(store: store)
+        let client = WAClient(store: store, configuration: await harness.configuration(), features: [feature])
+        let log = EventLog.watching(client)
+        let info = try await within(20) { try await harness.qrLogin(client, phone: "15550100041") }
+        try await eventually(10, "812 uploaded") { await sim.uploadedPreKeyCount(info.jid) == 812 }
+        // Peers take all but 4 one-time prekeys: the server warns, the client uploads 50 more.
+        for _ in 0..<(812 - 4) { _ = await sim.fetchBundle(for: info.jid) }
+        try await eventually(10, "refilled") { await sim.uploadedPreKeyCount(info.jid) == 54 }
+        let uploads = await feature.preKeyUploads
+        XCTAssertEqual(uploads, [812, 50])
+        // The new keys work: with the 4 old ones taken too, a fresh peer opens a session with a new one.
+        for _ in 0..<4 { _ = await sim.fetchBundle(for: info.jid) }
+        await sim.createPhone(number: "15550100042")
+        let id = try await sim.sendText(from: "15550100042", to: user("15550100041"), text: "after refill")
+        try await eventually(5, "the client decrypted it") { await log.received.contains { $0.id == id } }
+        let left = await sim.uploadedPreKeyCount(info.jid)
+        XCTAssertEqual(left, 49)
         await harness.shutdown(client)
     }
 
