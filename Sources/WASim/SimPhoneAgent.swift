@@ -35,6 +35,7 @@ actor SimPhoneAgent {
     private var nextPreKeyID: UInt32 = 1
     private var receiver: MessageReceiver
     private(set) var received: [SimReceivedMessage] = []
+    private(set) var retryReceiptsSent = 0
     private var statuses: [String: MessageStatus] = [:]
     private var statusOrder: [String] = []
 
@@ -73,7 +74,9 @@ actor SimPhoneAgent {
                 isFromMe: message.isFromMe, timestamp: Int(message.timestamp.timeIntervalSince1970)))
             if received.count > Self.maxReceived { received.removeFirst(received.count - Self.maxReceived) }
             return receipt
-        case .undecryptable(_, let retry): return retry
+        case .undecryptable(_, let retry):
+            if retry != nil { retryReceiptsSent += 1 }
+            return retry
         case .ignored(_, _, let receipt): return receipt
         case nil: return nil
         }

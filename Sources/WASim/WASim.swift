@@ -544,6 +544,13 @@ extension WASim {
         return id
     }
 
+    /// The phone `number` loses its Signal session with `device` (a phone restored without its
+    /// keys): the device's next message fails to decrypt and the retry-receipt path must recover.
+    public func dropSession(phone number: String, with device: JID) async throws {
+        guard let agent = agents[number] else { throw SimError.unknownPhone(number) }
+        await agent.store.deleteSession(for: SignalAddress(jid: device))
+    }
+
     /// The phone `number` reads messages of a chat: a read receipt to their sender.
     public func markRead(phone number: String, ids: [String], chat: JID) async throws {
         guard let phone = phones[number] else { throw SimError.unknownPhone(number) }
@@ -558,6 +565,9 @@ extension WASim {
     public func receivedMessages(phone number: String) async -> [SimReceivedMessage] {
         await agents[number]?.received ?? []
     }
+
+    /// How many retry receipts the phone sent (messages it could not decrypt).
+    public func retryReceiptsSent(phone number: String) async -> Int { await agents[number]?.retryReceiptsSent ?? 0 }
 
     /// Where a message the phone sent stands (`sent`, `delivered`, `read`, `played`).
     public func messageStatus(phone number: String, id: String) async -> MessageStatus? {

@@ -202,6 +202,31 @@ final class MessagingEndToEndTests: XCTestCase {
         await harness.shutdown(client)
     }
 
+    func testRetryReceiptResendsUntilThePhoneDecrypts() async throws {
+        let harness = try await SimHarness.start()
+        let sim = harness.sim
+        let store = InMemoryDeviceStore()
+        let client = await harness.messagingClient(store: store)
+        let me = "15550100051", peer = "15550100052"
+        let info = try await within(20) { try await harness.qrLogin(client, phone: me) }
+        await sim.createPhone(number: peer)
+        let first = try await client.sendText(to: user(peer), text: "one")
+        try await eventually(5, "first decrypted") { await sim.receivedMessages(phone: peer).contains { $0.id == first.id } }
+
+        // The phone loses its session: "two" (a plain msg) fails there; retry #1 gets a resend on the
+        // same session (fails again), retry #2 makes the client fetch a fresh bundle and resend as pkmsg.
+        try await sim.dropSession(phone: peer, with: info.jid)
+        let second = try await client.sendText(to: user(peer), text: "two")
+        try await eventually(10, "resent and decrypted") {
+            await sim.receivedMessages(phone: peer).contains { $0.id == second.id && $0.text == "two" }
+        }
+        let copies = await sim.receivedMessages(phone: peer).filter { $0.id == second.id }.count
+        XCTAssertEqual(copies, 1)
+        let retries = await sim.retryReceiptsSent(phone: peer)
+        XCTAssertEqual(retries, 2, "retry #1: same session, still undecryptable; retry #2: fresh bundle")
+        await harness.shutdown(client)
+    }
+
     func testMessagingNeedsTheFeature() async throws {
         let harness = try await SimHarness.start()
         let client = await harness.client()

@@ -16,6 +16,7 @@ public enum ServerMessageRouting {
     /// Splits a client's `<message>` into one stanza per device.
     /// - 1:1: each `<participants><to jid=D>` becomes
     ///   `<message from=sender id t type [notify] [recipient=chat for the sender's own devices]><enc/></message>`.
+    /// - resend (no `<participants>`, an `<enc>` child): one stanza for the device in `to`.
     /// - group (`to` is `@g.us`): each device in `memberDevices` except the
     ///   sender gets `<message from=G participant=sender id t type [notify]>`
     ///   with its own `<enc>` (the SKDM) when it has one, then the skmsg.
@@ -56,6 +57,15 @@ public enum ServerMessageRouting {
                     content: .nodes(children))))
             }
             return out
+        }
+        if order.isEmpty, to.server != JID.broadcastServer {
+            // A resend after a retry receipt (`MessageSender.resend`): one `<enc count>` for the one
+            // device in `to`, no `<participants>`.
+            let encs = sent.children("enc")
+            guard !encs.isEmpty else { return [] }
+            var attrs = header([Attribute("from", .jid(sender))])
+            if let recipient = sent["recipient"] { attrs.append(Attribute("recipient", recipient)) }
+            return [Delivery(device: to, node: Node("message", attrs, content: .nodes(encs)))]
         }
         return order.map { device in
             var attrs = header([Attribute("from", .jid(sender))])
