@@ -94,8 +94,11 @@ actor SimPhoneAgent {
     func directMessage(id: String, to: JID, text: String, recipient: [JID], own: [JID], bundles: [JID: PreKeyBundle]) async throws -> Node {
         var message = WAE2E_Message()
         message.conversation = text
-        return try await sender(deviceIdentity: Data()).directMessage(
+        var node = try await sender(deviceIdentity: Data()).directMessage(
             id: id, to: to, message: message, recipientDevices: recipient, ownDevices: own, bundles: bundles).node
+        // A primary phone has no ADV device identity: no <device-identity> with its pkmsgs.
+        if case .nodes(let children) = node.content { node.content = .nodes(children.filter { $0.tag != "device-identity" }) }
+        return node
     }
 
     /// A receipt for one of our messages came back.

@@ -404,18 +404,35 @@ extension WASim {
         (phones[user] != nil ? [JID(user: user, server: JID.userServer)] : []) + linkedDevices(of: user)
     }
 
-    /// usync: each asked user's devices and LID; unknown users are left out.
+    /// usync: each asked user's devices and LID (asked by phone number or by LID); unknown users are left out.
     func usyncAnswer(_ query: Node) throws -> Node {
         let users = try UsyncNodes.parseDeviceQuery(query)
-        return UsyncNodes.deviceAnswer(to: query, users: users.compactMap { user in
+        return UsyncNodes.deviceAnswer(to: query, users: users.compactMap { asked in
+            let user = phoneNumberForm(asked)
             let devices = allDevices(of: user.user)
             guard !devices.isEmpty else { return nil }
-            return UsyncNodes.UserDevices(user: user.nonAD, devices: devices, lid: phones[user.user]?.lid)
+            // A LID-addressed question gets LID-addressed devices.
+            return UsyncNodes.UserDevices(
+                user: asked.nonAD, devices: asked.server == JID.lidServer ? devices.map(lidForm) : devices,
+                lid: phones[user.user]?.lid)
         })
     }
 
+    /// A LID-addressed JID as its phone-number twin (whatsmeow addresses users by LID once usync
+    /// told it the LID); other JIDs as they are.
+    func phoneNumberForm(_ jid: JID) -> JID {
+        guard jid.server == JID.lidServer, let phone = phones.values.first(where: { $0.lidUser == jid.user }) else { return jid }
+        return JID(user: phone.number, device: jid.device, server: JID.userServer)
+    }
+
+    func lidForm(_ jid: JID) -> JID {
+        guard jid.server == JID.userServer, let phone = phones[jid.user] else { return jid }
+        return JID(user: phone.lidUser, device: jid.device, server: JID.lidServer)
+    }
+
     /// A prekey bundle for one device; each one-time prekey is handed out once (lowest id first).
-    func bundle(for jid: JID) async -> PreKeyBundle? {
+    func bundle(for asked: JID) async -> PreKeyBundle? {
+        let jid = phoneNumberForm(asked)
         if jid.device == 0, let agent = agents[jid.user] { return await agent.bundle() }
         guard var device = devices[jid],
               let signedKey = try? Curve25519PublicKey(rawRepresentation: device.signedPreKey.key) else { return nil }
@@ -459,12 +476,22 @@ extension WASim {
         let ack: Node
         if let to = sent.jid("to"), to.server == JID.userServer || to.server == JID.lidServer,
            let fanned = try? ServerMessageRouting.deliveries(of: sent, from: sender, timestamp: now, pushName: phones[sender.user]?.pushName) {
-            let known = Set(allDevices(of: to.user) + allDevices(of: sender.user))
-            deliveries = fanned.filter { known.contains($0.device) && $0.device != sender }
-            ack = ServerMessageRouting.ack(for: sent, timestamp: now, phash: ParticipantHash.v2(known))
+            let known = Set(allDevices(of: phoneNumberForm(to).user) + allDevices(of: sender.user))
+            deliveries = fanned.compactMap { delivery in
+                let device = phoneNumberForm(delivery.device)
+                return known.contains(device) && device != sender ? ServerMessageRouting.Delivery(device: device, node: delivery.node) : nil
+            }
+            // The hash covers the devices in the addressing the sender used (LID or phone number).
+            let hashed = to.server == JID.lidServer ? Set(known.map(lidForm)) : known
+            ack = ServerMessageRouting.ack(for: sent, timestamp: now, phash: ParticipantHash.v2(hashed))
         } else {
             ack = ServerMessageRouting.ack(for: sent, timestamp: now, error: 400)
         }
+        logger.debug("message routed", metadata: [
+            "to": "\(sent["to"].map { "\($0)" } ?? "?")",
+            "participants": "\((sent.child("participants")?.children("to") ?? []).compactMap { $0.jid("jid")?.description })",
+            "delivered_to": "\(deliveries.map(\.device.description))", "error": "\(ack.string("error") ?? "")",
+        ])
         await connection?.send(ack)
         for delivery in deliveries { await deliver(delivery.node, to: delivery.device) }
         return ack

@@ -7,7 +7,9 @@ import XCTest
 /// uploads its prekeys, resumes its stored session in a second run, and a
 /// second account pairs by pairing code. Everything runs in a fresh network
 /// namespace (`unshare -n`) where only loopback exists; the peer script
-/// refuses to run otherwise. Messaging checks join this test in phase 2.
+/// refuses to run otherwise. Then a simulated phone and whatsmeow exchange texts
+/// both ways (whatsmeow's usync, bundle fetch, encrypt, send and ack; its
+/// decrypt of a phone's pkmsg).
 final class RealClientInteropTests: XCTestCase {
     func testWhatsmeowPairsByQRResumesAndPairsByCode() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -70,5 +72,16 @@ final class RealClientInteropTests: XCTestCase {
         let codeText = (code["events"] as? [[String: Any]] ?? []).first { $0["event"] as? String == "code" }?["code"] as? String
         XCTAssertNotNil(codeText.flatMap { $0.wholeMatch(of: /[1-9A-HJ-NP-TV-Z]{4}-[1-9A-HJ-NP-TV-Z]{4}/) }, "\(codeText ?? "no code")")
         XCTAssertEqual(code["devices"] as? [String], ["15551230001:1@s.whatsapp.net"])
+
+        // Messaging: a simulated phone's text reaches whatsmeow and decrypts; whatsmeow's answer
+        // reaches the phone and decrypts there.
+        let message = try XCTUnwrap(steps["message"], "no message step; simulator log:\n\(log)")
+        let messageEvents = message["events"] as? [[String: Any]] ?? []
+        XCTAssertTrue(messageEvents.contains { $0["event"] as? String == "message" && $0["text"] as? String == "from sim phone"
+            && $0["sender"] as? String == "15551230001" }, "whatsmeow did not decrypt the phone's text: \(message)")
+        XCTAssertEqual(message["ok"] as? Bool, true, "whatsmeow's send: \(message)")
+        let phoneReceived = message["phoneReceived"] as? [[String: Any]] ?? []
+        XCTAssertTrue(phoneReceived.contains { $0["text"] as? String == "from neonize" && $0["sender"] as? String == "15551230000:1@s.whatsapp.net" },
+                      "the phone did not decrypt whatsmeow's text: \(phoneReceived)")
     }
 }

@@ -11,6 +11,10 @@ public enum ServerMessageRouting {
     public struct Delivery: Sendable {
         public var device: JID
         public var node: Node
+        public init(device: JID, node: Node) {
+            self.device = device
+            self.node = node
+        }
     }
 
     /// Splits a client's `<message>` into one stanza per device.

@@ -1,6 +1,6 @@
 """Real-client check of WASim: whatsmeow (shipped in the PyPI package neonize)
-pairs with wabridge-sim by QR, resumes its stored session, and pairs a second
-account by pairing code.
+pairs with wabridge-sim by QR, resumes its stored session, pairs a second
+account by pairing code, and exchanges texts with a simulated phone.
 
 Run it only inside a fresh network namespace (the Swift test starts it with
 `unshare -n`): it refuses to run when any interface other than loopback
@@ -111,8 +111,10 @@ def control(method, path, body=None):
 CLIENT = r'''
 import json, os, sys, threading, time, urllib.request
 from neonize.client import NewClient
-from neonize.events import ConnectedEv, PairStatusEv
+from neonize.events import ConnectedEv, MessageEv, PairStatusEv
+from neonize.utils.jid import build_jid
 mode, phone, control, db = sys.argv[1:5]
+peer = sys.argv[5] if len(sys.argv) > 5 else ""
 client = NewClient(db)
 once = threading.Event()
 def say(**f): print("@@" + json.dumps(f), flush=True)
@@ -140,9 +142,28 @@ def on_qr(c, data):
 @client.event(PairStatusEv)
 def on_pair(c, ev):
     say(event="paired", user=ev.ID.User, device=ev.ID.Device, platform=ev.Platform)
+@client.event(MessageEv)
+def on_message(c, ev):
+    m = ev.Message
+    text = m.conversation or m.extendedTextMessage.text
+    say(event="message", text=text, sender=ev.Info.MessageSource.Sender.User, id=ev.Info.ID)
+    if mode == "message" and text == "from sim phone":
+        def reply():
+            try:
+                r = c.send_message(build_jid(peer), "from neonize")
+                say(event="sent", id=r.ID)
+            except Exception as e:
+                say(event="send_failed", error=str(e))
+            time.sleep(3)
+            os._exit(0)
+        threading.Thread(target=reply, daemon=True).start()
 @client.event(ConnectedEv)
 def on_connected(c, ev):
     say(event="connected")
+    if mode == "message":
+        threading.Thread(target=post, args=("/phones/%s/messages" % peer,
+                         {"to": phone + "@s.whatsapp.net", "text": "from sim phone"}), daemon=True).start()
+        return
     def stop():
         time.sleep(2)
         os._exit(0)
@@ -151,7 +172,7 @@ client.connect()
 '''
 
 
-def run_client(python, pkg, mode, phone, db, workdir, timeout=40):
+def run_client(python, pkg, mode, phone, db, workdir, timeout=40, peer=""):
     env = dict(os.environ)
     env.update({
         "HTTPS_PROXY": f"http://127.0.0.1:{PROXY_PORT}", "https_proxy": f"http://127.0.0.1:{PROXY_PORT}",
@@ -160,7 +181,7 @@ def run_client(python, pkg, mode, phone, db, workdir, timeout=40):
     })
     with open(os.path.join(workdir, f"client-{mode}.log"), "w") as log:
         try:
-            out = subprocess.run([python, "-c", CLIENT, mode, phone, f"http://127.0.0.1:{CONTROL_PORT}", db],
+            out = subprocess.run([python, "-c", CLIENT, mode, phone, f"http://127.0.0.1:{CONTROL_PORT}", db, peer],
                                  env=env, stdout=subprocess.PIPE, stderr=log, text=True, timeout=timeout).stdout
         except subprocess.TimeoutExpired as e:
             out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
@@ -233,6 +254,13 @@ def main():
         events = run_client(python, pkg, "code", CODE_PHONE, os.path.join(workdir, "code.db"), workdir)
         emit(step="code", ok=any(e["event"] == "connected" for e in events), events=events,
              devices=control("GET", f"/phones/{CODE_PHONE}/devices")["devices"])
+
+        # Messaging: CODE_PHONE's simulated phone texts the QR account; whatsmeow decrypts it and
+        # answers the phone, which decrypts that.
+        events = run_client(python, pkg, "message", QR_PHONE, qr_db, workdir, timeout=60, peer=CODE_PHONE)
+        time.sleep(1)
+        received = control("GET", f"/phones/{CODE_PHONE}/messages")["messages"]
+        emit(step="message", ok=any(e["event"] == "sent" for e in events), events=events, phoneReceived=received)
     finally:
         sim.terminate()
         try:
