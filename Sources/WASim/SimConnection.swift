@@ -241,6 +241,11 @@ actor SimConnection {
                     return
                 }
             }
+        case "w:g2":
+            if let device, let answer = await sim.groupAnswer(node, from: device) { send(answer) } else {
+                answerError(id: id, code: 404, text: "item-not-found")
+            }
+            return
         case "usync":
             do { send(try await sim.usyncAnswer(node)) } catch { answerError(id: id, code: 400, text: "bad-request") }
             return

@@ -101,6 +101,15 @@ actor SimPhoneAgent {
         return node
     }
 
+    func groupMessage(id: String, group: JID, text: String, members: [JID], bundles: [JID: PreKeyBundle]) async throws -> Node {
+        var message = WAE2E_Message()
+        message.conversation = text
+        var node = try await sender(deviceIdentity: Data()).groupMessage(
+            id: id, group: group, message: message, participantDevices: members, bundles: bundles).node
+        if case .nodes(let children) = node.content { node.content = .nodes(children.filter { $0.tag != "device-identity" }) }
+        return node
+    }
+
     /// A receipt for one of our messages came back.
     func record(receipt node: Node) {
         guard case .status(let update)? = try? ReceiptEvent(parsing: node) else { return }

@@ -76,6 +76,8 @@ public actor WASim {
     private var slow: [JID: Duration] = [:]
     private var nextLID: UInt64 = 100_000_000_000_000
     private var agents: [String: SimPhoneAgent] = [:]
+    private var groups: [String: GroupNodes.Info] = [:]
+    private var nextGroupID: UInt64 = 120_363_000_000_000_000
     /// Per device: stanzas delivered (or waiting to be) and not yet acked, oldest first.
     private var outbox: [JID: [Node]] = [:]
     /// Stanzas dropped because a device's outbox was full.
@@ -474,7 +476,18 @@ extension WASim {
         let now = nowSeconds
         var deliveries: [ServerMessageRouting.Delivery] = []
         let ack: Node
-        if let to = sent.jid("to"), to.server == JID.userServer || to.server == JID.lidServer,
+        if let to = sent.jid("to"), to.server == JID.groupServer {
+            if let info = groups[to.user], info.participants.contains(where: { $0.user == sender.user }),
+               let fanned = try? ServerMessageRouting.deliveries(
+                   of: sent, from: sender, memberDevices: info.participants.flatMap { allDevices(of: $0.user) },
+                   timestamp: now, pushName: phones[sender.user]?.pushName) {
+                deliveries = fanned
+                let members = Set(info.participants.flatMap { allDevices(of: $0.user) })
+                ack = ServerMessageRouting.ack(for: sent, timestamp: now, phash: ParticipantHash.v2(members))
+            } else {
+                ack = ServerMessageRouting.ack(for: sent, timestamp: now, error: 403)
+            }
+        } else if let to = sent.jid("to"), to.server == JID.userServer || to.server == JID.lidServer,
            let fanned = try? ServerMessageRouting.deliveries(of: sent, from: sender, timestamp: now, pushName: phones[sender.user]?.pushName) {
             let known = Set(allDevices(of: phoneNumberForm(to).user) + allDevices(of: sender.user))
             deliveries = fanned.compactMap { delivery in
@@ -500,7 +513,7 @@ extension WASim {
     /// A receipt from `device`: to every device of the original sender's user (or the one
     /// device named), except the one that sent the receipt. Group receipts are not routed yet.
     func routeReceipt(_ receipt: Node, from device: JID) async {
-        guard let target = ServerMessageRouting.originalSender(of: receipt), target.server != JID.groupServer,
+        guard let target = ServerMessageRouting.originalSender(of: receipt).map(phoneNumberForm), target.server != JID.groupServer,
               let forwarded = try? ServerMessageRouting.forward(receipt: receipt, from: device, timestamp: nowSeconds)
         else { return }
         let targets = target.device != 0 ? [target] : allDevices(of: target.user)
@@ -576,6 +589,53 @@ extension WASim {
     public func dropSession(phone number: String, with device: JID) async throws {
         guard let agent = agents[number] else { throw SimError.unknownPhone(number) }
         await agent.store.deleteSession(for: SignalAddress(jid: device))
+    }
+
+    // MARK: Groups
+
+    /// Creates a group of simulated phone users (`creator` first, an admin). Returns `ID@g.us`.
+    @discardableResult
+    public func createGroup(creator: String, participants: [String], subject: String) throws -> JID {
+        guard phones[creator] != nil else { throw SimError.unknownPhone(creator) }
+        guard participants.count < GroupNodes.maxParticipants else { throw SimError("sim.bad_request", "too many participants") }
+        nextGroupID += 1
+        let jid = JID(user: String(nextGroupID), server: JID.groupServer)
+        let creatorJID = JID(user: creator, server: JID.userServer)
+        var members = [creatorJID]
+        for number in participants where number != creator { members.append(JID(user: number, server: JID.userServer)) }
+        groups[jid.user] = GroupNodes.Info(
+            jid: jid, subject: subject, creator: creatorJID, creation: nowSeconds, participants: members, admins: [creatorJID])
+        return jid
+    }
+
+    func groupAnswer(_ query: Node, from device: JID) -> Node? {
+        guard let to = query.jid("to"), to.server == JID.groupServer, let info = groups[to.user],
+              info.participants.contains(where: { $0.user == device.user }) else { return nil }
+        return GroupNodes.metadataAnswer(to: query, info: info)
+    }
+
+    /// The phone `number` sends a text to a group it is in: the sender key distribution to every
+    /// member device, then the skmsg. Returns the message id.
+    @discardableResult
+    public func sendGroupText(from number: String, group: JID, text: String, id: String? = nil) async throws -> String {
+        guard let phone = phones[number], let agent = agents[number] else { throw SimError.unknownPhone(number) }
+        guard let info = groups[group.user], info.participants.contains(where: { $0.user == number }) else {
+            throw SimError("sim.not_in_group", "\(number) is not in \(group)")
+        }
+        let id = id ?? MessageID.random(ownJID: phone.jid)
+        let members = info.participants.flatMap { allDevices(of: $0.user) }
+        var bundles: [JID: PreKeyBundle] = [:]
+        for device in try await agent.needingBundles(members) {
+            if let bundle = await bundle(for: device) { bundles[device] = bundle }
+        }
+        let node: Node
+        do { node = try await agent.groupMessage(id: id, group: info.jid, text: text, members: members, bundles: bundles) } catch {
+            throw SimError("sim.send_failed", "phone could not encrypt: \((error as? WAClientError)?.code.rawValue ?? "?")")
+        }
+        await agent.markSent(id)
+        let ack = await routeMessage(node, from: phone.jid)
+        if let error = ack.string("error") { throw SimError("sim.send_failed", "routing refused: \(error)") }
+        return id
     }
 
     /// The phone `number` reads messages of a chat: a read receipt to their sender.

@@ -227,6 +227,55 @@ final class MessagingEndToEndTests: XCTestCase {
         await harness.shutdown(client)
     }
 
+    func testGroupTextBothWays() async throws {
+        let harness = try await SimHarness.start()
+        let sim = harness.sim
+        let store = InMemoryDeviceStore()
+        let client = await harness.messagingClient(store: store)
+        let log = EventLog.watching(client)
+        let me = "15550100061", alice = "15550100062", bob = "15550100063"
+        let info = try await within(20) { try await harness.qrLogin(client, phone: me) }
+        await sim.createPhone(number: alice)
+        await sim.createPhone(number: bob)
+        try await eventually(10, "prekeys uploaded") { await sim.uploadedPreKeyCount(info.jid) == 812 }
+        let group = try await sim.createGroup(creator: alice, participants: [me, bob], subject: "sim group")
+
+        // Client → group: metadata, usync of three users, SKDM per device, one skmsg.
+        let sent = try await within(10) { try await client.sendText(to: group, text: "hello group") }
+        XCTAssertEqual(sent.chat, group)
+        XCTAssertEqual(sent.deviceCount, 3, "alice's and bob's phones and our own phone get the SKDM")
+        for phone in [alice, bob, me] {
+            try await eventually(5, "\(phone) decrypted the group text") {
+                await sim.receivedMessages(phone: phone).contains { $0.id == sent.id && $0.text == "hello group" && $0.chat == group }
+            }
+        }
+        try await eventually(5, "delivered by alice") { await log.statuses(of: sent.id, by: alice).contains(.delivered) }
+
+        // A phone → group: the client installs alice's sender key and decrypts the skmsg.
+        let incoming = try await sim.sendGroupText(from: alice, group: group, text: "hi all")
+        try await eventually(5, "client received the group text") { await log.received.contains { $0.id == incoming } }
+        let message = await log.received.first { $0.id == incoming }
+        XCTAssertEqual(message?.chat, group)
+        XCTAssertEqual(message?.isGroup, true)
+        XCTAssertEqual(message?.sender.user, alice)
+        XCTAssertEqual(message?.content, .text("hi all", context: nil))
+        let atBob = await sim.receivedMessages(phone: bob).contains { $0.id == incoming && $0.text == "hi all" }
+        XCTAssertTrue(atBob)
+        // A second one from alice rides the installed sender key.
+        let again = try await sim.sendGroupText(from: alice, group: group, text: "again")
+        try await eventually(5, "second group text") { await log.received.contains { $0.id == again } }
+
+        // Not a member: the metadata query is refused (404), so nothing is sent.
+        let other = try await sim.createGroup(creator: alice, participants: [bob], subject: "without me")
+        do {
+            _ = try await client.sendText(to: other, text: "x")
+            XCTFail("sent to a group we are not in")
+        } catch let error as WAClientError {
+            XCTAssertEqual(error.code, .iqError)
+        }
+        await harness.shutdown(client)
+    }
+
     func testMessagingNeedsTheFeature() async throws {
         let harness = try await SimHarness.start()
         let client = await harness.client()

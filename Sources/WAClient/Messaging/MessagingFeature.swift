@@ -102,7 +102,7 @@ extension WAClient {
         return messaging
     }
 
-    /// Sends a text to a user (1:1), waits for the server's ack.
+    /// Sends a text to a user (1:1) or a group (`…@g.us`), waits for the server's ack.
     public func sendText(
         to: JID, text: String, id: String? = nil, replyTo: QuotedMessage? = nil, mentions: [JID] = []
     ) async throws -> SentMessage {
@@ -157,7 +157,7 @@ extension WAClient {
         return try await sendMessage(to: chat, message)
     }
 
-    /// Sends any E2E message 1:1 (usync, bundles, encrypt, send, ack).
+    /// Sends any E2E message to a user or a group (metadata, usync, bundles, encrypt, send, ack).
     public func sendMessage(to: JID, _ message: WAE2E_Message, id: String? = nil) async throws -> SentMessage {
         try await requireMessaging().state.send(message, to: to, id: id, client: self)
     }
@@ -255,6 +255,7 @@ actor MessagingState {
         let ctx = try await context(client)
         let chat = to.nonAD
         let id = id ?? MessageID.random(ownJID: ctx.own)
+        if chat.server == JID.groupServer { return try await sendGroup(message, group: chat, id: id, ctx: ctx, client: client) }
         let lists = try await devices(of: [chat, ctx.own.nonAD], client: client)
         let recipient = lists[chat]?.devices ?? []
         guard !recipient.isEmpty else { throw WAClientError(.invalidRecipient, "\(chat) has no devices") }
@@ -270,6 +271,27 @@ actor MessagingState {
             throw WAClientError(.serverError, "server refused message with error \(code)")
         }
         return SentMessage(id: id, chat: chat, timestamp: ack.timestamp, phash: ack.phash, deviceCount: out.encryptedFor.count)
+    }
+
+    /// A group send: metadata (`w:g2`), every participant's devices (usync), bundles for devices
+    /// without a session, the sender key distribution to every member device (we do not track
+    /// who holds our sender key yet, so each send distributes it again), the skmsg, the ack.
+    private func sendGroup(_ message: WAE2E_Message, group: JID, id: String, ctx: Context, client: WAClient) async throws -> SentMessage {
+        let info = try GroupNodes.parseMetadata(
+            try await client.sendIQ(GroupNodes.metadataQueryIQ(id: nextID("g"), group: group)), group: group)
+        var users = info.participants
+        if !users.contains(ctx.own.nonAD) { users.append(ctx.own.nonAD) }
+        let lists = try await devices(of: users, client: client)
+        let all = users.flatMap { lists[$0]?.devices ?? [] }
+        let sender = MessageSender(store: ctx.store, ownDevice: ctx.own, deviceIdentity: ctx.deviceIdentity)
+        let bundles = try await fetchBundles(try await sender.devicesNeedingBundles(all), client: client)
+        let out = try await sender.groupMessage(id: id, group: group, message: message, participantDevices: all, bundles: bundles)
+        recent.insert(message, chat: group, id: id)
+        let ack = try await sendAwaitingAck(out.node, id: id, client: client)
+        if case .failed(let code) = ack.status {
+            throw WAClientError(.serverError, "server refused message with error \(code)")
+        }
+        return SentMessage(id: id, chat: group, timestamp: ack.timestamp, phash: ack.phash, deviceCount: out.encryptedFor.count)
     }
 
     private func devices(of users: [JID], client: WAClient) async throws -> [JID: UsyncNodes.UserDevices] {
