@@ -18,7 +18,11 @@ import WAClient
 ///     GET    /phones/{number}/messages                       what the phone received (id, chat, sender, text, kind, fromMe, t)
 ///     POST   /phones/{number}/read  {"chat","ids"}           the phone reads messages (read receipt)
 ///     GET    /phones/{number}/messages/{id}/status           sent | delivered | read | played | unknown
+///     POST   /groups  {"creator","participants","subject"}   → {"jid"}
+///     POST   /groups/{jid}/messages {"from","text","id"?}    a member phone sends a group text → {"id"}
 public enum ControlAPI {
+    struct GroupRequest: Decodable { let creator: String; let participants: [String]; let subject: String }
+    struct GroupSendRequest: Decodable { let from: String; let text: String; let id: String? }
     struct SendRequest: Decodable { let to: String; let text: String; let id: String? }
     struct ReadRequest: Decodable { let chat: String; let ids: [String] }
     struct MessageIDResponse: ResponseEncodable { let id: String }
@@ -146,6 +150,24 @@ public enum ControlAPI {
             case nil: status = "unknown"
             }
             return StatusResponse(id: id, status: status)
+        }
+        router.post("/groups") { request, context -> DeviceResponse in
+            let body = try await request.decode(as: GroupRequest.self, context: context)
+            do {
+                return DeviceResponse(jid: try await sim.createGroup(
+                    creator: body.creator, participants: body.participants, subject: body.subject).description)
+            } catch let error as SimError {
+                throw HTTPError(.unprocessableContent, message: error.description)
+            }
+        }
+        router.post("/groups/:jid/messages") { request, context -> MessageIDResponse in
+            let group = try parseJID(try context.parameters.require("jid"))
+            let body = try await request.decode(as: GroupSendRequest.self, context: context)
+            do {
+                return MessageIDResponse(id: try await sim.sendGroupText(from: body.from, group: group, text: body.text, id: body.id))
+            } catch let error as SimError {
+                throw HTTPError(.unprocessableContent, message: error.description)
+            }
         }
         router.get("/devices/:jid") { _, context -> DeviceInfoResponse in
             let jid = try parseJID(try context.parameters.require("jid"))

@@ -91,4 +91,65 @@ final class ControlAPITests: XCTestCase {
         _ = await server.result
         await sim.shutdown()
     }
+
+    func testControlAPIPhonesMessageEachOther() async throws {
+        let sim = try WASim()
+        try await sim.start()
+        let (portStream, portSink) = AsyncStream<Int>.makeStream()
+        let app = ControlAPI.application(for: sim, port: 0) { channel in
+            portSink.yield(channel.localAddress?.port ?? 0)
+            portSink.finish()
+        }
+        let server = Task { try await app.run() }
+        var port = 0
+        for await p in portStream { port = p }
+        let base = URL(string: "http://127.0.0.1:\(port)")!
+        for number in ["15558880011", "15558880012"] {
+            let (status, _) = try await request("POST", base.appendingPathComponent("phones"), json: ["number": number])
+            XCTAssertEqual(status, 200)
+        }
+
+        // 1:1: phone A → phone B, B decrypts it, reads it, A sees "read".
+        let (sendStatus, sent) = try await request(
+            "POST", base.appendingPathComponent("phones/15558880011/messages"),
+            json: ["to": "15558880012@s.whatsapp.net", "text": "over http"])
+        XCTAssertEqual(sendStatus, 200)
+        let id = try XCTUnwrap(sent["id"] as? String)
+        let (listStatus, list) = try await request("GET", base.appendingPathComponent("phones/15558880012/messages"))
+        XCTAssertEqual(listStatus, 200)
+        let messages = list["messages"] as? [[String: Any]] ?? []
+        XCTAssertEqual(messages.count, 1)
+        XCTAssertEqual(messages.first?["id"] as? String, id)
+        XCTAssertEqual(messages.first?["text"] as? String, "over http")
+        XCTAssertEqual(messages.first?["sender"] as? String, "15558880011@s.whatsapp.net")
+        let (_, delivered) = try await request("GET", base.appendingPathComponent("phones/15558880011/messages/\(id)/status"))
+        XCTAssertEqual(delivered["status"] as? String, "delivered")
+        let (readStatus, _) = try await request(
+            "POST", base.appendingPathComponent("phones/15558880012/read"), json: ["chat": "15558880011@s.whatsapp.net", "ids": [id]])
+        XCTAssertEqual(readStatus, 204)
+        let (_, read) = try await request("GET", base.appendingPathComponent("phones/15558880011/messages/\(id)/status"))
+        XCTAssertEqual(read["status"] as? String, "read")
+        let (unknownStatus, _) = try await request(
+            "POST", base.appendingPathComponent("phones/15558880011/messages"), json: ["to": "19990000000@s.whatsapp.net", "text": "x"])
+        XCTAssertEqual(unknownStatus, 422)
+
+        // Group: created over HTTP, B gets A's group text.
+        let (groupStatus, group) = try await request(
+            "POST", base.appendingPathComponent("groups"),
+            json: ["creator": "15558880011", "participants": ["15558880012"], "subject": "http group"])
+        XCTAssertEqual(groupStatus, 200)
+        let groupJID = try XCTUnwrap(group["jid"] as? String)
+        XCTAssertTrue(groupJID.hasSuffix("@g.us"))
+        let (groupSendStatus, groupSent) = try await request(
+            "POST", base.appendingPathComponent("groups/\(groupJID)/messages"), json: ["from": "15558880011", "text": "to the group"])
+        XCTAssertEqual(groupSendStatus, 200)
+        let (_, after) = try await request("GET", base.appendingPathComponent("phones/15558880012/messages"))
+        let groupMessage = (after["messages"] as? [[String: Any]] ?? []).first { $0["id"] as? String == groupSent["id"] as? String }
+        XCTAssertEqual(groupMessage?["chat"] as? String, groupJID)
+        XCTAssertEqual(groupMessage?["text"] as? String, "to the group")
+
+        server.cancel()
+        _ = await server.result
+        await sim.shutdown()
+    }
 }
