@@ -15,7 +15,7 @@ import WAClient
 ///     DELETE /devices/{jid}                                  unlink (device_removed)
 ///     POST   /devices/{jid}/faults  {"kind", …}              inject a fault
 ///     POST   /phones/{number}/messages {"to","text","id"?}   the phone sends a text → {"id"}
-///     GET    /phones/{number}/messages                       what the phone received (id, chat, sender, text, kind, fromMe, t)
+///     GET    /phones/{number}/messages                       what the phone received (id, chat, sender, text, kind, fromMe, t, ref, mentions)
 ///     POST   /phones/{number}/read  {"chat","ids"}           the phone reads messages (read receipt)
 ///     GET    /phones/{number}/messages/{id}/status           sent | delivered | read | played | unknown
 ///     POST   /groups  {"creator","participants","subject"}   → {"jid"}
@@ -36,6 +36,8 @@ public enum ControlAPI {
             let kind: String
             let fromMe: Bool
             let t: Int
+            let ref: String?
+            let mentions: [String]
         }
         let messages: [Item]
     }
@@ -126,7 +128,7 @@ public enum ControlAPI {
             guard await sim.phone(number) != nil else { throw HTTPError(.notFound, message: "no such phone") }
             return ReceivedResponse(messages: await sim.receivedMessages(phone: number).map {
                 .init(id: $0.id, chat: $0.chat.description, sender: $0.sender.description, text: $0.text, kind: $0.kind,
-                      fromMe: $0.isFromMe, t: $0.timestamp)
+                      fromMe: $0.isFromMe, t: $0.timestamp, ref: $0.ref, mentions: $0.mentions)
             })
         }
         router.post("/phones/:number/read") { request, context -> HTTPResponse.Status in

@@ -19,6 +19,10 @@ public struct SimReceivedMessage: Sendable, Hashable {
     /// A DeviceSentMessage copy from one of the phone's own linked devices.
     public let isFromMe: Bool
     public let timestamp: Int
+    /// The message this one quotes (reply) or acts on (reaction, edit, revoke).
+    public let ref: String?
+    /// Mentioned JIDs (extended text).
+    public let mentions: [String]
 }
 
 /// The messaging half of a simulated phone (device 0 of its user): its own
@@ -68,10 +72,25 @@ actor SimPhoneAgent {
         switch outcome {
         case .message(let message, let receipt):
             var text: String?
-            if case .text(let body, _) = message.content { text = body }
+            var ref: String?
+            var mentions: [String] = []
+            switch message.content {
+            case .text(let body, let context):
+                text = body
+                ref = context?.quotedID
+                mentions = context?.mentions ?? []
+            case .reaction(let key, let emoji):
+                text = emoji
+                ref = key.id
+            case .revoke(let key): ref = key.id
+            case .edit(let key, let newContent):
+                text = newContent.hasConversation ? newContent.conversation : newContent.extendedTextMessage.text
+                ref = key.id
+            default: break
+            }
             received.append(SimReceivedMessage(
                 id: message.id, chat: message.chat, sender: message.sender, text: text, kind: message.content.kind,
-                isFromMe: message.isFromMe, timestamp: Int(message.timestamp.timeIntervalSince1970)))
+                isFromMe: message.isFromMe, timestamp: Int(message.timestamp.timeIntervalSince1970), ref: ref, mentions: mentions))
             if received.count > Self.maxReceived { received.removeFirst(received.count - Self.maxReceived) }
             return receipt
         case .undecryptable(_, let retry):

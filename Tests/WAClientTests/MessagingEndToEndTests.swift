@@ -276,6 +276,37 @@ final class MessagingEndToEndTests: XCTestCase {
         await harness.shutdown(client)
     }
 
+    func testReplyMentionReactionEditRevokeReachThePhone() async throws {
+        let harness = try await SimHarness.start()
+        let sim = harness.sim
+        let store = InMemoryDeviceStore()
+        let client = await harness.messagingClient(store: store)
+        let me = "15550100071", peer = "15550100072"
+        _ = try await within(20) { try await harness.qrLogin(client, phone: me) }
+        await sim.createPhone(number: peer)
+        let incoming = try await sim.sendText(from: peer, to: user(me), text: "question")
+        let reply = try await client.sendText(
+            to: user(peer), text: "answer @peer", replyTo: QuotedMessage(id: incoming, sender: user(peer)), mentions: [user(peer)])
+        let reaction = try await client.sendReaction(to: user(peer), messageID: incoming, sender: user(peer), fromMe: false, emoji: "👍")
+        let edit = try await client.editText(chat: user(peer), messageID: reply.id, newText: "better answer")
+        let revoke = try await client.revoke(chat: user(peer), messageID: reply.id)
+        try await eventually(5, "all four at the phone") {
+            await sim.receivedMessages(phone: peer).filter { !$0.isFromMe }.count == 4
+        }
+        let got = await sim.receivedMessages(phone: peer).filter { !$0.isFromMe }
+        XCTAssertEqual(got.map(\.id), [reply.id, reaction.id, edit.id, revoke.id])
+        XCTAssertEqual(got.map(\.kind), ["text", "reaction", "edit", "revoke"])
+        XCTAssertEqual(got[0].text, "answer @peer")
+        XCTAssertEqual(got[0].ref, incoming)
+        XCTAssertEqual(got[0].mentions, [user(peer).description])
+        XCTAssertEqual(got[1].text, "👍")
+        XCTAssertEqual(got[1].ref, incoming)
+        XCTAssertEqual(got[2].text, "better answer")
+        XCTAssertEqual(got[2].ref, reply.id)
+        XCTAssertEqual(got[3].ref, reply.id)
+        await harness.shutdown(client)
+    }
+
     func testMessagingNeedsTheFeature() async throws {
         let harness = try await SimHarness.start()
         let client = await harness.client()
