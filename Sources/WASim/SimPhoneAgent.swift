@@ -40,6 +40,9 @@ actor SimPhoneAgent {
     private var receiver: MessageReceiver
     private(set) var received: [SimReceivedMessage] = []
     private(set) var retryReceiptsSent = 0
+    private(set) var resends = 0
+    /// What the phone sent, for resends on a retry receipt.
+    private var sent = RecentMessageCache(capacity: 256)
     private var statuses: [String: MessageStatus] = [:]
     private var statusOrder: [String] = []
 
@@ -115,6 +118,7 @@ actor SimPhoneAgent {
         message.conversation = text
         var node = try await sender(deviceIdentity: Data()).directMessage(
             id: id, to: to, message: message, recipientDevices: recipient, ownDevices: own, bundles: bundles).node
+        sent.insert(message, chat: to, id: id)
         // A primary phone has no ADV device identity: no <device-identity> with its pkmsgs.
         if case .nodes(let children) = node.content { node.content = .nodes(children.filter { $0.tag != "device-identity" }) }
         return node
@@ -125,7 +129,20 @@ actor SimPhoneAgent {
         message.conversation = text
         var node = try await sender(deviceIdentity: Data()).groupMessage(
             id: id, group: group, message: message, participantDevices: members, bundles: bundles).node
+        sent.insert(message, chat: group, id: id)
         if case .nodes(let children) = node.content { node.content = .nodes(children.filter { $0.tag != "device-identity" }) }
+        return node
+    }
+
+    /// The resend a retry receipt asks for (nil when the message is no longer cached or the
+    /// resend fails), with `bundle` when the device's fresh bundle was fetched.
+    func resend(for retry: RetryReceipt, bundle: PreKeyBundle?) async -> Node? {
+        let chat = retry.from.server == JID.groupServer ? retry.from : (retry.recipient ?? retry.from).nonAD
+        guard let message = sent.message(chat: chat, id: retry.messageID),
+              var node = try? await sender(deviceIdentity: Data()).resend(message, chat: chat, for: retry, bundle: bundle)
+        else { return nil }
+        if case .nodes(let children) = node.content { node.content = .nodes(children.filter { $0.tag != "device-identity" }) }
+        resends += 1
         return node
     }
 

@@ -526,6 +526,11 @@ extension WASim {
         if jid.device == 0, let agent = agents[jid.user] {
             if node.tag == "message" {
                 if let receipt = await agent.receive(node) { await routeReceipt(receipt, from: jid) }
+            } else if node.tag == "receipt", node.string("type") == "retry" {
+                // The phone answers a retry receipt: resend (with a fresh bundle from the second retry).
+                guard let retry = try? RetryReceipt(parsing: node) else { return }
+                let fresh = retry.wantsFreshBundle ? await bundle(for: retry.device) : nil
+                if let resend = await agent.resend(for: retry, bundle: fresh) { await routeMessage(resend, from: jid) }
             } else if node.tag == "receipt" {
                 await agent.record(receipt: node)
             }
@@ -652,6 +657,9 @@ extension WASim {
     public func receivedMessages(phone number: String) async -> [SimReceivedMessage] {
         await agents[number]?.received ?? []
     }
+
+    /// How many resends the phone made for retry receipts.
+    public func resendsMade(phone number: String) async -> Int { await agents[number]?.resends ?? 0 }
 
     /// How many retry receipts the phone sent (messages it could not decrypt).
     public func retryReceiptsSent(phone number: String) async -> Int { await agents[number]?.retryReceiptsSent ?? 0 }

@@ -2,6 +2,7 @@ import Foundation
 import WABinary
 import WAClient
 import WASim
+import WASignal
 import XCTest
 
 /// Records a client's events for assertions.
@@ -224,6 +225,39 @@ final class MessagingEndToEndTests: XCTestCase {
         XCTAssertEqual(copies, 1)
         let retries = await sim.retryReceiptsSent(phone: peer)
         XCTAssertEqual(retries, 2, "retry #1: same session, still undecryptable; retry #2: fresh bundle")
+        await harness.shutdown(client)
+    }
+
+    func testClientRetryReceiptMakesThePhoneResend() async throws {
+        let harness = try await SimHarness.start()
+        let sim = harness.sim
+        let store = InMemoryDeviceStore()
+        let client = await harness.messagingClient(store: store)
+        let log = EventLog.watching(client)
+        let me = "15550100081", peer = "15550100082"
+        let info = try await within(20) { try await harness.qrLogin(client, phone: me) }
+        await sim.createPhone(number: peer)
+        try await eventually(10, "prekeys uploaded") { await sim.uploadedPreKeyCount(info.jid) == 812 }
+        let first = try await sim.sendText(from: peer, to: user(me), text: "one")
+        try await eventually(5, "first") { await log.received.contains { $0.id == first } }
+
+        // Our client loses its session with the phone: "two" fails here; retry #1 → resend on the
+        // phone's session (fails again), retry #2 → the phone fetches our fresh bundle → pkmsg.
+        let loaded = try await store.loadDevice()
+        let record = try XCTUnwrap(loaded)
+        let signal = try await store.signalStore(for: record)
+        try await signal.deleteSession(for: SignalAddress(jid: user(peer)))
+        let second = try await sim.sendText(from: peer, to: user(me), text: "two")
+        try await eventually(10, "decrypted after retries") { await log.received.contains { $0.id == second } }
+        let undecryptable = await log.events.filter {
+            if case .messageUndecryptable(let id, _, _, _) = $0 { return id == second }
+            return false
+        }.count
+        XCTAssertEqual(undecryptable, 2)
+        let resends = await sim.resendsMade(phone: peer)
+        XCTAssertEqual(resends, 2)
+        let copies = await log.received.filter { $0.id == second }.count
+        XCTAssertEqual(copies, 1)
         await harness.shutdown(client)
     }
 
