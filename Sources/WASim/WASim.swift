@@ -613,6 +613,14 @@ extension WASim {
         return jid
     }
 
+    /// A participant leaves the group (no notification is sent; the next metadata query shows it).
+    public func removeFromGroup(_ group: JID, number: String) throws {
+        guard var info = groups[group.user] else { throw SimError("sim.unknown_group", "no group \(group)") }
+        info.participants.removeAll { $0.user == number }
+        info.admins = info.admins.filter { $0.user != number }
+        groups[group.user] = info
+    }
+
     func groupAnswer(_ query: Node, from device: JID) -> Node? {
         guard let to = query.jid("to"), to.server == JID.groupServer, let info = groups[to.user],
               info.participants.contains(where: { $0.user == device.user }) else { return nil }

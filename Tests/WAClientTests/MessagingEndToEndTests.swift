@@ -299,6 +299,22 @@ final class MessagingEndToEndTests: XCTestCase {
         let again = try await sim.sendGroupText(from: alice, group: group, text: "again")
         try await eventually(5, "second group text") { await log.received.contains { $0.id == again } }
 
+        // A second send: everyone holds our sender key, no SKDM, only the skmsg.
+        let second = try await client.sendText(to: group, text: "second")
+        XCTAssertEqual(second.deviceCount, 0)
+        try await eventually(5, "bob decrypted the skmsg alone") {
+            await sim.receivedMessages(phone: bob).contains { $0.id == second.id && $0.text == "second" }
+        }
+        // Bob leaves: the key is rotated and distributed again to the devices left; bob gets nothing.
+        try await sim.removeFromGroup(group, number: bob)
+        let rotated = try await client.sendText(to: group, text: "after bob left")
+        XCTAssertEqual(rotated.deviceCount, 2, "alice's phone and our own phone get the new key")
+        try await eventually(5, "alice decrypted under the new key") {
+            await sim.receivedMessages(phone: alice).contains { $0.id == rotated.id && $0.text == "after bob left" }
+        }
+        let bobGot = await sim.receivedMessages(phone: bob).contains { $0.id == rotated.id }
+        XCTAssertFalse(bobGot)
+
         // Not a member: the metadata query is refused (404), so nothing is sent.
         let other = try await sim.createGroup(creator: alice, participants: [bob], subject: "without me")
         do {

@@ -178,6 +178,10 @@ actor MessagingState {
     private var receiver: MessageReceiver?
     private var receiverDevice: JID?
     private var refilling = false
+    /// Per group (newest `maxTrackedGroups`): the devices that got our current sender key.
+    private var senderKeyHolders: [JID: Set<JID>] = [:]
+    private var holderOrder: [JID] = []
+    static let maxTrackedGroups = 1_000
     private(set) var uploads: [Int] = []
 
     private enum PendingAck {
@@ -274,8 +278,9 @@ actor MessagingState {
     }
 
     /// A group send: metadata (`w:g2`), every participant's devices (usync), bundles for devices
-    /// without a session, the sender key distribution to every member device (we do not track
-    /// who holds our sender key yet, so each send distributes it again), the skmsg, the ack.
+    /// without a session, our sender key distributed to the member devices that do not hold it
+    /// yet, the skmsg, the ack. When a device that held the key is no longer a member (someone
+    /// left), the key is rotated and distributed to everyone again.
     private func sendGroup(_ message: WAE2E_Message, group: JID, id: String, ctx: Context, client: WAClient) async throws -> SentMessage {
         let info = try GroupNodes.parseMetadata(
             try await client.sendIQ(GroupNodes.metadataQueryIQ(id: nextID("g"), group: group)), group: group)
@@ -284,14 +289,27 @@ actor MessagingState {
         let lists = try await devices(of: users, client: client)
         let all = users.flatMap { lists[$0]?.devices ?? [] }
         let sender = MessageSender(store: ctx.store, ownDevice: ctx.own, deviceIdentity: ctx.deviceIdentity)
-        let bundles = try await fetchBundles(try await sender.devicesNeedingBundles(all), client: client)
-        let out = try await sender.groupMessage(id: id, group: group, message: message, participantDevices: all, bundles: bundles)
+        let holders = senderKeyHolders[group] ?? []
+        let rotate = !holders.isSubset(of: Set(all))
+        let needKey = rotate ? all : all.filter { !holders.contains($0) }
+        let bundles = try await fetchBundles(try await sender.devicesNeedingBundles(needKey), client: client)
+        let out = try await sender.groupMessage(
+            id: id, group: group, message: message, participantDevices: all,
+            devicesWithSenderKey: rotate ? [] : holders, bundles: bundles, rotateSenderKey: rotate)
         recent.insert(message, chat: group, id: id)
         let ack = try await sendAwaitingAck(out.node, id: id, client: client)
         if case .failed(let code) = ack.status {
             throw WAClientError(.serverError, "server refused message with error \(code)")
         }
+        rememberHolders((rotate ? [] : holders).union(out.encryptedFor), group: group)
         return SentMessage(id: id, chat: group, timestamp: ack.timestamp, phash: ack.phash, deviceCount: out.encryptedFor.count)
+    }
+
+    private func rememberHolders(_ devices: Set<JID>, group: JID) {
+        if senderKeyHolders.updateValue(devices, forKey: group) == nil {
+            holderOrder.append(group)
+            if holderOrder.count > Self.maxTrackedGroups { senderKeyHolders[holderOrder.removeFirst()] = nil }
+        }
     }
 
     private func devices(of users: [JID], client: WAClient) async throws -> [JID: UsyncNodes.UserDevices] {
