@@ -242,7 +242,9 @@ final class MessagingEndToEndTests: XCTestCase {
         try await eventually(5, "first") { await log.received.contains { $0.id == first } }
 
         // Our client loses its session with the phone: "two" fails here; retry #1 → resend on the
-        // phone's session (fails again), retry #2 → the phone fetches our fresh bundle → pkmsg.
+        // phone's session (fails again), retry #2 carries our keys → the phone opens a new session
+        // from them (no bundle fetched from the server) → pkmsg.
+        let serverKeys = await sim.uploadedPreKeyCount(info.jid)
         let loaded = try await store.loadDevice()
         let record = try XCTUnwrap(loaded)
         let signal = try await store.signalStore(for: record)
@@ -258,6 +260,8 @@ final class MessagingEndToEndTests: XCTestCase {
         XCTAssertEqual(resends, 2)
         let copies = await log.received.filter { $0.id == second }.count
         XCTAssertEqual(copies, 1)
+        let serverKeysAfter = await sim.uploadedPreKeyCount(info.jid)
+        XCTAssertEqual(serverKeysAfter, serverKeys, "the retry receipt's keys were used, not a server bundle")
         await harness.shutdown(client)
     }
 

@@ -401,7 +401,19 @@ actor MessagingState {
         let ctx: Context
         do { ctx = try await context(client) } catch { return }
         if receiver == nil || receiverDevice != ctx.own {
-            receiver = MessageReceiver(store: ctx.store, ownDevice: ctx.own, ownLID: ctx.record.lid)
+            // From the second retry on, our retry receipts carry keys (a new one-time prekey, the
+            // signed prekey, our identity and ADV identity) so the sender need not fetch a bundle.
+            let (provider, store, record, identity) = (self.provider, ctx.store, ctx.record, ctx.deviceIdentity)
+            receiver = MessageReceiver(store: ctx.store, ownDevice: ctx.own, ownLID: ctx.record.lid, retryKeys: {
+                guard let id = try await provider.allocatePreKeyIDs(1).first else {
+                    throw WAClientError(.store, "no prekey id")
+                }
+                let preKey = PreKeyRecord(id: id, keyPair: .generate())
+                try await store.storePreKey(preKey)
+                return RetryReceipt.Keys(
+                    identity: record.identityKey.publicKey, preKey: preKey, signedPreKey: record.signedPreKey.signalRecord,
+                    deviceIdentity: identity)
+            })
             receiverDevice = ctx.own
         }
         var working = receiver!
