@@ -265,6 +265,34 @@ final class MessagingEndToEndTests: XCTestCase {
         await harness.shutdown(client)
     }
 
+    func testParticipantHashMismatchRefreshesTheDeviceList() async throws {
+        let harness = try await SimHarness.start()
+        let sim = harness.sim
+        let store = InMemoryDeviceStore()
+        let client = await harness.messagingClient(store: store)
+        let me = "15550100091", peer = "15550100092"
+        _ = try await within(20) { try await harness.qrLogin(client, phone: me) }
+        await sim.createPhone(number: peer)
+        let first = try await client.sendText(to: user(peer), text: "to the phone only")
+        XCTAssertEqual(first.deviceCount, 2, "the peer's phone and our own phone")
+        // The peer links a device after our device list was cached.
+        let peerStore = InMemoryDeviceStore()
+        let peerClient = await harness.messagingClient(store: peerStore)
+        let peerLog = EventLog.watching(peerClient)
+        let peerInfo = try await within(20) { try await harness.qrLogin(peerClient, phone: peer) }
+        try await eventually(10, "peer device prekeys") { await sim.uploadedPreKeyCount(peerInfo.jid) == 812 }
+        // The cached list misses it: the server's phash differs, the cache is dropped...
+        let stale = try await client.sendText(to: user(peer), text: "stale list")
+        XCTAssertEqual(stale.deviceCount, 2)
+        // ...so the next send asks usync again and reaches the new device too.
+        let fresh = try await client.sendText(to: user(peer), text: "fresh list")
+        XCTAssertEqual(fresh.deviceCount, 3)
+        try await eventually(5, "the new device decrypted it") { await peerLog.received.contains { $0.id == fresh.id } }
+        let staleAtNewDevice = await peerLog.received.contains { $0.id == stale.id }
+        XCTAssertFalse(staleAtNewDevice)
+        await harness.shutdown(client, peerClient)
+    }
+
     func testGroupTextBothWays() async throws {
         let harness = try await SimHarness.start()
         let sim = harness.sim

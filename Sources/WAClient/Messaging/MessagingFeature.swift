@@ -274,6 +274,11 @@ actor MessagingState {
         if case .failed(let code) = ack.status {
             throw WAClientError(.serverError, "server refused message with error \(code)")
         }
+        if let phash = ack.phash, phash != out.phash {
+            // The server knows other devices than we used: ask usync again next time.
+            deviceCache.invalidate(chat)
+            deviceCache.invalidate(ctx.own.nonAD)
+        }
         return SentMessage(id: id, chat: chat, timestamp: ack.timestamp, phash: ack.phash, deviceCount: out.encryptedFor.count)
     }
 
