@@ -2,7 +2,7 @@ import WACrypto
 
 /// A peer's identity key changed (reinstall, new phone, or an attacker).
 /// Only public keys, so it is safe to log and to hand to the bridge as an event.
-public struct IdentityChange: Sendable, Equatable {
+public struct IdentityChange: Sendable, Hashable {
     public var address: SignalAddress
     public var previousKey: Curve25519PublicKey?
     public var newKey: Curve25519PublicKey

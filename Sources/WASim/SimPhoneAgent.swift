@@ -46,9 +46,10 @@ actor SimPhoneAgent {
     private var statuses: [String: MessageStatus] = [:]
     private var statusOrder: [String] = []
 
-    init(phone: SimPhone) throws {
+    /// `identity`: the phone's Signal identity, its account key unless a reinstall replaced it.
+    init(phone: SimPhone, identity: IdentityKeyPair? = nil) throws {
         jid = phone.jid
-        let identity = IdentityKeyPair(keyPair: phone.accountKey)
+        let identity = identity ?? IdentityKeyPair(keyPair: phone.accountKey)
         store = InMemorySignalStore(identity: identity)
         signedPreKey = try SignedPreKeyRecord.generate(id: 1, identity: identity)
         receiver = MessageReceiver(store: store, ownDevice: phone.jid, ownLID: phone.lid)

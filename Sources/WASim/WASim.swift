@@ -589,6 +589,13 @@ extension WASim {
         return id
     }
 
+    /// The phone is reinstalled: a new Signal identity and store (sessions, prekeys and what it
+    /// received are gone); its account key and linked devices stay.
+    public func reinstallPhone(_ number: String) throws {
+        guard let phone = phones[number] else { throw SimError.unknownPhone(number) }
+        agents[number] = try SimPhoneAgent(phone: phone, identity: .generate())
+    }
+
     /// The phone `number` loses its Signal session with `device` (a phone restored without its
     /// keys): the device's next message fails to decrypt and the retry-receipt path must recover.
     public func dropSession(phone number: String, with device: JID) async throws {

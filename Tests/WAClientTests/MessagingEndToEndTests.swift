@@ -293,6 +293,34 @@ final class MessagingEndToEndTests: XCTestCase {
         await harness.shutdown(client, peerClient)
     }
 
+    func testPeerReinstallIsAcceptedAndPublished() async throws {
+        let harness = try await SimHarness.start()
+        let sim = harness.sim
+        let store = InMemoryDeviceStore()
+        let client = await harness.messagingClient(store: store)
+        let log = EventLog.watching(client)
+        let me = "15550100101", peer = "15550100102"
+        _ = try await within(20) { try await harness.qrLogin(client, phone: me) }
+        await sim.createPhone(number: peer)
+        let before = try await sim.sendText(from: peer, to: user(me), text: "before")
+        try await eventually(5, "before") { await log.received.contains { $0.id == before } }
+
+        try await sim.reinstallPhone(peer)
+        let after = try await sim.sendText(from: peer, to: user(me), text: "after reinstall")
+        try await eventually(5, "after") { await log.received.contains { $0.id == after } }
+        let message = await log.received.first { $0.id == after }
+        let change = try XCTUnwrap(message?.identityChange)
+        XCTAssertEqual(change.address, SignalAddress(jid: user(peer)))
+        XCTAssertNotNil(change.previousKey)
+        XCTAssertNotEqual(change.previousKey, change.newKey)
+        let published = await log.events.contains { $0 == .identityChanged(change) }
+        XCTAssertTrue(published)
+        // Our answer goes out on the new session and decrypts on the reinstalled phone.
+        let reply = try await client.sendText(to: user(peer), text: "welcome back")
+        try await eventually(5, "reply") { await sim.receivedMessages(phone: peer).contains { $0.id == reply.id } }
+        await harness.shutdown(client)
+    }
+
     func testGroupTextBothWays() async throws {
         let harness = try await SimHarness.start()
         let sim = harness.sim

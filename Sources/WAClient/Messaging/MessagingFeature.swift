@@ -270,6 +270,7 @@ actor MessagingState {
         let out = try await sender.directMessage(
             id: id, to: chat, message: message, recipientDevices: recipient, ownDevices: ownDevices, bundles: bundles)
         recent.insert(message, chat: chat, id: id)
+        for change in out.identityChanges { await client.emit(.identityChanged(change)) }
         let ack = try await sendAwaitingAck(out.node, id: id, client: client)
         if case .failed(let code) = ack.status {
             throw WAClientError(.serverError, "server refused message with error \(code)")
@@ -432,6 +433,7 @@ actor MessagingState {
         switch outcome {
         case .message(let message, let receipt):
             try? await client.send(receipt)
+            if let change = message.identityChange { await client.emit(.identityChanged(change)) }
             await client.emit(.messageReceived(message))
         case .undecryptable(let failed, let retryReceipt):
             if let retryReceipt { try? await client.send(retryReceipt) }

@@ -1,5 +1,6 @@
 import Foundation
 import WABinary
+import WASignal
 
 /// The connection states a bridge shows for a device.
 public enum ConnectionState: String, Sendable, Hashable {
@@ -159,6 +160,9 @@ public enum WAEvent: Sendable, Hashable {
     case messageReceived(ReceivedMessage)
     /// A message arrived that could not be decrypted (a retry receipt was sent when allowed).
     case messageUndecryptable(id: String, chat: JID, sender: JID, code: String)
+    /// A peer's identity key changed (reinstall or new phone) and was accepted, on a message
+    /// from it or while sending to it. Only public keys: safe to log and to publish.
+    case identityChanged(IdentityChange)
     /// One of our sent messages changed status (`delivered`, `read`, `played`, also from our other devices).
     case messageStatus(ReceiptEvent.StatusUpdate)
 }
