@@ -20,3 +20,8 @@ extension SignedPreKey {
         SignedPreKeyRecord(id: id, keyPair: keyPair, signature: signature, timestamp: 0)
     }
 }
+
+extension SignalStoreProvider where Self: SignalProtocolStore {
+    /// A store that is itself the Signal store (the bridge's SQLite session store) hands out itself.
+    public func signalStore(for record: DeviceRecord) async throws -> any SignalProtocolStore { self }
+}
