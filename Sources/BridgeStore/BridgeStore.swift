@@ -81,7 +81,7 @@ public final class BridgeStore: Sendable {
             throw StoreError(.deviceExists, "device \(id) already has a folder")
         }
         let device = try registry.createDevice(id, settings: settings)
-        do {
+        do throws(StoreError) {
             try SQLiteFiles.makePrivateDirectory(folder)
             try SQLiteFiles.makePrivateDirectory(folder.appendingPathComponent("media", isDirectory: true))
             _ = try cache.database(for: .init(device: id, kind: .session))

@@ -46,9 +46,9 @@ public final class DeviceDataStore: Sendable {
     /// The newest `limit` messages of a chat, oldest first.
     public func messages(chat: String, limit: Int = 50) async throws(StoreError) -> [HistoryMessage] {
         try await read("messages") { db in
-            try HistoryMessage.filter(Column("chat") == chat)
+            Array(try HistoryMessage.filter(Column("chat") == chat)
                 .order(Column("timestamp").desc, Column("id").desc).limit(limit)
-                .fetchAll(db).reversed()
+                .fetchAll(db).reversed())
         }
     }
 

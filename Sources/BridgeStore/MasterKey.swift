@@ -5,13 +5,14 @@ import Foundation
 /// `WABRIDGE_MASTER_KEY_FILE` (raw 32 bytes, or base64 text) or
 /// `WABRIDGE_MASTER_KEY` (base64). Its description never shows it.
 public struct MasterKey: Sendable, CustomStringConvertible, CustomReflectable {
-    let key: SymmetricKey
+    /// The 32 key bytes (SymmetricKey is not Sendable in swift-crypto 3).
+    private let bytes: Data
 
     public init(bytes: some DataProtocol) throws(StoreError) {
         guard bytes.count == 32 else {
             throw StoreError(.invalidMasterKey, "master key must be 32 bytes, got \(bytes.count)")
         }
-        key = SymmetricKey(data: Data(bytes))
+        self.bytes = Data(bytes)
     }
 
     public init(base64 text: String) throws(StoreError) {
@@ -50,17 +51,16 @@ public struct MasterKey: Sendable, CustomStringConvertible, CustomReflectable {
 
     /// A new random key (tests, `wabridge` key generation).
     public static func generate() -> MasterKey {
-        MasterKey(key: SymmetricKey(size: .bits256))
+        try! MasterKey(bytes: SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) })
     }
-
-    private init(key: SymmetricKey) { self.key = key }
 
     /// The device's own key: HKDF-SHA256(master, salt, info = device ID), so two
     /// devices never share a key and their blobs differ.
-    func deviceKey(for id: DeviceID) -> SymmetricKey {
+    func deviceKey(for id: DeviceID) -> Data {
         HKDF<SHA256>.deriveKey(
-            inputKeyMaterial: key, salt: Data("wabridge.store.v1".utf8),
-            info: Data("device:\(id.rawValue)".utf8), outputByteCount: 32)
+            inputKeyMaterial: SymmetricKey(data: bytes), salt: Data("wabridge.store.v1".utf8),
+            info: Data("device:\(id.rawValue)".utf8), outputByteCount: 32
+        ).withUnsafeBytes { Data($0) }
     }
 
     public var description: String { "MasterKey(redacted)" }
@@ -75,9 +75,13 @@ struct KeyCipher: Sendable {
     static let plainTag: UInt8 = 0x00
     static let sealedTag: UInt8 = 0x01
 
-    let key: SymmetricKey?
+    /// The device key's bytes, or nil for plaintext storage.
+    let keyBytes: Data?
 
-    var encrypts: Bool { key != nil }
+    init(key: Data?) { keyBytes = key }
+
+    var encrypts: Bool { keyBytes != nil }
+    private var key: SymmetricKey? { keyBytes.map { SymmetricKey(data: $0) } }
 
     func seal(_ plaintext: Data, context: String) throws(StoreError) -> Data {
         guard let key else { return Data([Self.plainTag]) + plaintext }

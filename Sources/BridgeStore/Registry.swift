@@ -30,11 +30,11 @@ public final class Registry: Sendable {
         return found
     }
 
-    /// Every slot, ordered by creation time then ID.
+    /// Every slot, in creation order.
     public func listDevices() throws(StoreError) -> [RegisteredDevice] {
         try StoreError.wrapping("listDevices") {
             try queue.read { db in
-                try RegisteredDevice.order(Column("createdAt"), Column("id")).fetchAll(db)
+                try RegisteredDevice.order(Column("createdAt"), Column.rowID).fetchAll(db)
             }
         }
     }

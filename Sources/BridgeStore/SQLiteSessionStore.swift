@@ -56,20 +56,21 @@ public final class SQLiteSessionStore: DeviceStore, SignalProtocolStore, Sendabl
         do { account = try record.account?.serializedData() } catch {
             throw StoreError(.corrupt, "account identity does not serialize")
         }
-        let arguments: StatementArguments = [
-            try cipher.seal(record.noiseKey.privateKey.rawRepresentation, context: "account.noiseKey"),
-            try cipher.seal(record.identityKey.privateKey.rawRepresentation, context: "account.identityKey"),
-            Int64(record.registrationID),
-            Int64(record.signedPreKey.id),
-            try cipher.seal(record.signedPreKey.keyPair.privateKey.rawRepresentation, context: "account.signedPreKey"),
-            record.signedPreKey.signature,
-            try cipher.seal(record.advSecret, context: "account.advSecret"),
-            account,
-            record.jid?.description,
-            record.lid?.description,
-            record.pushName, record.platform, record.businessName,
-        ]
+        let noise = try cipher.seal(record.noiseKey.privateKey.rawRepresentation, context: "account.noiseKey")
+        let identity = try cipher.seal(record.identityKey.privateKey.rawRepresentation, context: "account.identityKey")
+        let signed = try cipher.seal(record.signedPreKey.keyPair.privateKey.rawRepresentation, context: "account.signedPreKey")
+        let adv = try cipher.seal(record.advSecret, context: "account.advSecret")
+        let registrationID = Int64(record.registrationID)
+        let signedID = Int64(record.signedPreKey.id)
+        let signature = record.signedPreKey.signature
+        let jid = record.jid?.description
+        let lid = record.lid?.description
+        let (pushName, platform, businessName) = (record.pushName, record.platform, record.businessName)
         try await write("saveDevice") { db in
+            let arguments: StatementArguments = [
+                noise, identity, registrationID, signedID, signed, signature, adv, account,
+                jid, lid, pushName, platform, businessName,
+            ]
             try db.execute(sql: """
                 INSERT OR REPLACE INTO account(id, noiseKeyBlob, identityKeyBlob, registrationID, signedPreKeyID,
                     signedPreKeyBlob, signedPreKeySignature, advSecretBlob, account, jid, lid, pushName, platform, businessName)

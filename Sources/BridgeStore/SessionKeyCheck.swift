@@ -11,7 +11,7 @@ enum SessionKeyCheck {
 
     static func verifyOrInstall(_ queue: DatabaseQueue, cipher: KeyCipher) throws(StoreError) {
         let mode = cipher.encrypts ? "aes-256-gcm" : "none"
-        let stored: (mode: String, check: Data)? = try StoreError.wrapping("key check") {
+        let stored: (String, Data)? = try StoreError.wrapping("key check") {
             try queue.write { db -> (String, Data)? in
                 let rows = try Row.fetchAll(db, sql: "SELECT key, value FROM meta WHERE key IN ('encryption', 'keyCheck')")
                 var values: [String: Data] = [:]
@@ -26,13 +26,13 @@ enum SessionKeyCheck {
             }
         }
         guard let stored else { return }
-        switch (stored.mode, cipher.encrypts) {
+        switch (stored.0, cipher.encrypts) {
         case ("none", true):
             throw StoreError(.encryptionMismatch, "the device's keys were stored without encryption; a master key is now configured")
         case ("aes-256-gcm", false):
             throw StoreError(.wrongMasterKey, "the device's keys are encrypted and no master key is configured")
         case ("none", false), ("aes-256-gcm", true):
-            let opened = try cipher.open(stored.check, context: context)
+            let opened = try cipher.open(stored.1, context: context)
             guard opened == checkValue else { throw StoreError(.wrongMasterKey, "key check value differs") }
         default:
             throw StoreError(.corrupt, "unknown encryption mode in session.sqlite")

@@ -40,7 +40,7 @@ final class LRUTests: XCTestCase {
         XCTAssertLessThanOrEqual(openDeviceFiles(under: dir), 16)
 
         // Every device still works, in a different order (everything reopens).
-        for (i, (id, record)) in records.sorted(by: { $0.key.rawValue.hashValue < $1.key.rawValue.hashValue }).enumerated() {
+        for (i, (id, record)) in records.sorted(by: { $0.key > $1.key }).enumerated() {
             let device = try store.device(id)
             let loaded = try await device.keys.loadDevice()
             XCTAssertEqual(loaded?.identityKey.publicKey, record.identityKey.publicKey, "\(id)")
