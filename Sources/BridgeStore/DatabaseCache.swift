@@ -89,7 +89,8 @@ final class DatabaseCache: Sendable {
     private func open(_ key: Key) throws -> OpenDatabase {
         try openLock.withLock { _ in
             if let hit = touch(key) { return hit }
-            let database = OpenDatabase(queue: try opener(key), counter: counter)
+            // Make room first, so the limit holds while the new one opens
+            // (only openers add entries, and they hold `openLock`).
             var evicted: [OpenDatabase] = []
             state.withLock { state in
                 while state.entries.count >= capacity,
@@ -97,10 +98,13 @@ final class DatabaseCache: Sendable {
                     evicted.append(oldest.value.database)
                     state.entries[oldest.key] = nil
                 }
+            }
+            evicted.removeAll()  // released outside the state lock: closes now unless in use
+            let database = OpenDatabase(queue: try opener(key), counter: counter)
+            state.withLock { state in
                 state.tick += 1
                 state.entries[key] = (database, state.tick)
             }
-            evicted.removeAll()  // released outside the state lock: closes now unless in use
             return database
         }
     }
