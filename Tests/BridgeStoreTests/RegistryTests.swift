@@ -76,7 +76,9 @@ final class RegistryTests: XCTestCase {
         let id = try DeviceID("gone")
         try store.createDevice(id: id)
         let handle = try store.device(id)
+        XCTAssertEqual(store.openDatabaseCount, 2, "session and history opened at create")
         try store.deleteDevice(id)
+        XCTAssertEqual(store.openDatabaseCount, 0, "delete closes the device's databases")
         await assertStoreError(.notFound) { try await handle.keys.loadDevice() }
         await assertStoreError(.notFound) { try await handle.data.outboxCount() }
         XCTAssertFalse(FileManager.default.fileExists(atPath: store.folder(of: id).path))

@@ -15,6 +15,9 @@ final class SessionStoreTests: XCTestCase {
         let id = try DeviceID("rt")
         try store.createDevice(id: id)
         var keys = try store.device(id).keys
+        // The client takes it as its device store and as its Signal store.
+        let _: any DeviceStore = keys
+        let _: any SignalProtocolStore = keys
         let empty = try await keys.loadDevice()
         XCTAssertNil(empty)
         await assertStoreError(.notFound) { try await keys.identityKeyPair() }
