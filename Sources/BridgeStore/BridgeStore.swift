@@ -32,6 +32,14 @@ public final class BridgeStore: Sendable {
             self.busyTimeout = busyTimeout
             self.cacheSizeKiB = cacheSizeKiB
         }
+
+        /// A configuration whose master key comes from `WABRIDGE_MASTER_KEY_FILE`
+        /// or `WABRIDGE_MASTER_KEY` (none set: keys stored unencrypted).
+        public static func fromEnvironment(
+            dataDirectory: URL, environment: [String: String] = ProcessInfo.processInfo.environment
+        ) throws(StoreError) -> Configuration {
+            Configuration(dataDirectory: dataDirectory, masterKey: try MasterKey.fromEnvironment(environment))
+        }
     }
 
     public let configuration: Configuration

@@ -108,6 +108,10 @@ final class EncryptionTests: XCTestCase {
         await assertStoreError(.invalidMasterKey) {
             try MasterKey.fromEnvironment(["WABRIDGE_MASTER_KEY_FILE": dir.appendingPathComponent("missing").path])
         }
+        let configuration = try BridgeStore.Configuration.fromEnvironment(
+            dataDirectory: dir, environment: ["WABRIDGE_MASTER_KEY": bytes.base64EncodedString()])
+        XCTAssertNotNil(configuration.masterKey)
+        XCTAssertNil(try BridgeStore.Configuration.fromEnvironment(dataDirectory: dir, environment: [:]).masterKey)
         XCTAssertEqual("\(a)", "MasterKey(redacted)")
         XCTAssertFalse(String(reflecting: a).contains(bytes.base64EncodedString()))
     }

@@ -11,6 +11,11 @@ final class RegistryTests: XCTestCase {
                         String(repeating: "x", count: 65), "../etc"] {
             await assertStoreError(.invalidDeviceID) { try DeviceID(invalid) }
         }
+        // JSON round trip; an invalid ID does not decode.
+        let encoded = try JSONEncoder().encode([try DeviceID("sales-1")])
+        XCTAssertEqual(String(decoding: encoded, as: UTF8.self), #"["sales-1"]"#)
+        XCTAssertEqual(try JSONDecoder().decode([DeviceID].self, from: encoded), [try DeviceID("sales-1")])
+        XCTAssertThrowsError(try JSONDecoder().decode([DeviceID].self, from: Data(#"["a b"]"#.utf8)))
         let generated = DeviceID.generate()
         XCTAssertTrue(DeviceID.isValid(generated.rawValue))
         XCTAssertNotNil(UUID(uuidString: generated.rawValue))
