@@ -3,7 +3,7 @@
 // Module layering (dependencies point one way):
 //   CRabbitMQ → AMQP
 //   WACrypto → WABinary / WAProto → WASignal → WAClient
-//   BridgeStore;  Bridge (device manager) → AdminHTTP
+//   WAClient → BridgeStore;  Bridge (device manager) → AdminHTTP
 //   executables: wabridge, wabridge-sim (WASim)
 import PackageDescription
 
@@ -31,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // MARK: AMQP (rabbitmq-c)
@@ -133,6 +134,18 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // MARK: BridgeStore (registry + per-device SQLite databases, GRDB over the system SQLite)
+        .target(
+            name: "BridgeStore",
+            dependencies: [
+                "WAClient", "WASignal", "WACrypto", "WAProto", "WABinary",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strict
         ),
@@ -244,6 +257,14 @@ let package = Package(
         .testTarget(
             name: "WAProtoTests",
             dependencies: ["WAProto"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "BridgeStoreTests",
+            dependencies: [
+                "BridgeStore", "WAClient", "WASignal", "WACrypto", "WAProto", "WABinary", "WASim",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

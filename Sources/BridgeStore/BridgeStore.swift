@@ -1,0 +1,170 @@
+import Foundation
+import GRDB
+
+/// Owns every database of the bridge under one data folder:
+///
+/// ```
+/// <dataDir>/registry.sqlite            the device slots
+/// <dataDir>/devices/<id>/session.sqlite  keys (DeviceStore + Signal stores)
+/// <dataDir>/devices/<id>/history.sqlite  history, outbox, idempotency
+/// <dataDir>/devices/<id>/media/          downloaded media
+/// ```
+///
+/// Folders are 0700, files 0600. Per-device databases open lazily and at most
+/// `maxOpenDatabases` stay open (least recently used closes first).
+public final class BridgeStore: Sendable {
+    public struct Configuration: Sendable {
+        public var dataDirectory: URL
+        /// Encrypts key material at rest when set (`MasterKey.fromEnvironment()`).
+        public var masterKey: MasterKey?
+        /// Per-device databases open at once (each device has two).
+        public var maxOpenDatabases: Int
+        /// How long a write waits for a locked database.
+        public var busyTimeout: TimeInterval
+        /// Page cache per connection, KiB.
+        public var cacheSizeKiB: Int
+
+        public init(dataDirectory: URL, masterKey: MasterKey? = nil, maxOpenDatabases: Int = 64,
+                    busyTimeout: TimeInterval = 5, cacheSizeKiB: Int = 512) {
+            self.dataDirectory = dataDirectory
+            self.masterKey = masterKey
+            self.maxOpenDatabases = maxOpenDatabases
+            self.busyTimeout = busyTimeout
+            self.cacheSizeKiB = cacheSizeKiB
+        }
+
+        /// A configuration whose master key comes from `WABRIDGE_MASTER_KEY_FILE`
+        /// or `WABRIDGE_MASTER_KEY` (none set: keys stored unencrypted).
+        public static func fromEnvironment(
+            dataDirectory: URL, environment: [String: String] = ProcessInfo.processInfo.environment
+        ) throws(StoreError) -> Configuration {
+            Configuration(dataDirectory: dataDirectory, masterKey: try MasterKey.fromEnvironment(environment))
+        }
+    }
+
+    public let configuration: Configuration
+    public let registry: Registry
+    private let cache: DatabaseCache
+    private let devicesDirectory: URL
+
+    public init(configuration: Configuration) throws(StoreError) {
+        self.configuration = configuration
+        let files = SQLiteFiles(busyTimeout: configuration.busyTimeout, cacheSizeKiB: configuration.cacheSizeKiB)
+        try SQLiteFiles.makePrivateDirectory(configuration.dataDirectory)
+        let devices = configuration.dataDirectory.appendingPathComponent("devices", isDirectory: true)
+        try SQLiteFiles.makePrivateDirectory(devices)
+        devicesDirectory = devices
+        registry = Registry(queue: try files.openQueue(
+            at: configuration.dataDirectory.appendingPathComponent("registry.sqlite"),
+            migrator: RegistrySchema.migrator, secureDelete: false))
+        let masterKey = configuration.masterKey
+        cache = DatabaseCache(capacity: configuration.maxOpenDatabases) { key in
+            let folder = devices.appendingPathComponent(key.device.rawValue, isDirectory: true)
+            guard FileManager.default.fileExists(atPath: folder.path) else {
+                throw StoreError(.notFound, "device \(key.device) has no folder")
+            }
+            switch key.kind {
+            case .session:
+                let queue = try files.openQueue(
+                    at: folder.appendingPathComponent("session.sqlite"), migrator: SessionSchema.migrator, secureDelete: true)
+                try SessionKeyCheck.verifyOrInstall(queue, cipher: KeyCipher(key: masterKey?.deviceKey(for: key.device)))
+                return queue
+            case .history:
+                return try files.openQueue(
+                    at: folder.appendingPathComponent("history.sqlite"), migrator: HistorySchema.migrator, secureDelete: false)
+            }
+        }
+    }
+
+    // MARK: Devices
+
+    /// Creates a slot: registry row, folder (0700) with `media/`, and both
+    /// databases (migrated; the key check records whether keys are encrypted).
+    /// A nil `id` generates a UUID.
+    @discardableResult
+    public func createDevice(id: DeviceID? = nil, settings: String = "{}") throws(StoreError) -> RegisteredDevice {
+        let id = id ?? DeviceID.generate()
+        let folder = folder(of: id)
+        if FileManager.default.fileExists(atPath: folder.path) {
+            throw StoreError(.deviceExists, "device \(id) already has a folder")
+        }
+        let device = try registry.createDevice(id, settings: settings)
+        do throws(StoreError) {
+            try SQLiteFiles.makePrivateDirectory(folder)
+            try SQLiteFiles.makePrivateDirectory(folder.appendingPathComponent("media", isDirectory: true))
+            _ = try cache.database(for: .init(device: id, kind: .session))
+            _ = try cache.database(for: .init(device: id, kind: .history))
+        } catch {
+            cache.close(device: id)
+            try? FileManager.default.removeItem(at: folder)
+            try? registry.deleteDevice(id)
+            throw error
+        }
+        return device
+    }
+
+    /// The handles of one device: its key store, its data store, its media folder.
+    /// `store.not_found` for an unknown device; `store.wrong_master_key` when its
+    /// keys do not open with the configured master key.
+    public func device(_ id: DeviceID) throws(StoreError) -> DeviceStorage {
+        _ = try registry.device(id)
+        _ = try cache.database(for: .init(device: id, kind: .session))  // checks the master key now
+        let cipher = KeyCipher(key: configuration.masterKey?.deviceKey(for: id))
+        return DeviceStorage(
+            id: id, folder: folder(of: id),
+            keys: SQLiteSessionStore(deviceID: id, cache: cache, cipher: cipher),
+            data: DeviceDataStore(deviceID: id, cache: cache))
+    }
+
+    public func listDevices() throws(StoreError) -> [RegisteredDevice] { try registry.listDevices() }
+
+    /// Deletes a device: closes its databases, removes its folder, removes its row.
+    public func deleteDevice(_ id: DeviceID) throws(StoreError) {
+        _ = try registry.device(id)
+        cache.close(device: id)
+        let folder = folder(of: id)
+        if FileManager.default.fileExists(atPath: folder.path) {
+            do { try FileManager.default.removeItem(at: folder) } catch {
+                throw StoreError(.io, "cannot remove the folder of \(id): \(error.localizedDescription)")
+            }
+        }
+        try registry.deleteDevice(id)
+    }
+
+    /// Closes every per-device database (they reopen on the next use).
+    public func closeAll() { cache.closeAll() }
+
+    func folder(of id: DeviceID) -> URL { devicesDirectory.appendingPathComponent(id.rawValue, isDirectory: true) }
+
+    // MARK: Observability
+
+    /// Per-device databases alive now (cached or still used by a running operation).
+    public var openDatabaseCount: Int { cache.counter.snapshot.now }
+    /// The most per-device databases ever alive at once (since the last reset).
+    public var peakOpenDatabaseCount: Int { cache.counter.snapshot.peak }
+    /// How many times a per-device database was opened (reopens included).
+    public var databaseOpenCount: Int { cache.counter.snapshot.opens }
+    public func resetPeakOpenDatabaseCount() { cache.counter.resetPeak() }
+}
+
+/// One device's handles. Holds only its own device's key and database keys:
+/// nothing of another device is reachable through it.
+public final class DeviceStorage: Sendable {
+    public let id: DeviceID
+    /// `<dataDir>/devices/<id>/`
+    public let folder: URL
+    /// `DeviceStore` + `SignalProtocolStore` over `session.sqlite`.
+    public let keys: SQLiteSessionStore
+    /// History, outbox and idempotency over `history.sqlite`.
+    public let data: DeviceDataStore
+
+    init(id: DeviceID, folder: URL, keys: SQLiteSessionStore, data: DeviceDataStore) {
+        self.id = id
+        self.folder = folder
+        self.keys = keys
+        self.data = data
+    }
+
+    /// `<dataDir>/devices/<id>/media/` (0700).
+    public var mediaDirectory: URL { folder.appendingPathComponent("media", isDirectory: true) }
+}

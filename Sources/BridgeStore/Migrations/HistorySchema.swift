@@ -1,0 +1,11 @@
+import GRDB
+
+/// Migrations of a device's `history.sqlite` (messages, event outbox,
+/// idempotency). Named, appended, never edited once shipped.
+enum HistorySchema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-history-outbox-idempotency", migrate: v1)
+        return migrator
+    }
+}

@@ -1,0 +1,11 @@
+import GRDB
+
+/// Migrations of `registry.sqlite`. Named, appended, never edited once shipped
+/// (and never `eraseDatabaseOnSchemaChange`).
+enum RegistrySchema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-devices", migrate: v1Devices)
+        return migrator
+    }
+}

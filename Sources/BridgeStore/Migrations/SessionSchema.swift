@@ -1,0 +1,11 @@
+import GRDB
+
+/// Migrations of a device's `session.sqlite` (key material). Named, appended,
+/// never edited once shipped: erasing this database would lose Signal keys.
+enum SessionSchema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-keys", migrate: v1Keys)
+        return migrator
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import GRDB
+
+/// One message in a device's history (the bridge fills it).
+public struct HistoryMessage: Sendable, Equatable, Codable {
+    public enum Direction: String, Sendable, Codable { case incoming = "in", outgoing = "out" }
+
+    /// WhatsApp message id.
+    public var id: String
+    public var chat: String
+    public var sender: String
+    public var direction: Direction
+    /// Seconds since 1970.
+    public var timestamp: Int64
+    /// `text`, `image`, `reaction`, ...
+    public var kind: String
+    /// `queued`, `sent`, `delivered`, `read`, `played`, `failed`, `received`...
+    public var status: String
+    /// The message body, JSON text.
+    public var body: String
+
+    public init(id: String, chat: String, sender: String, direction: Direction, timestamp: Int64,
+                kind: String, status: String, body: String = "{}") {
+        self.id = id
+        self.chat = chat
+        self.sender = sender
+        self.direction = direction
+        self.timestamp = timestamp
+        self.kind = kind
+        self.status = status
+        self.body = body
+    }
+}
+
+extension HistoryMessage: FetchableRecord, PersistableRecord {
+    public static var databaseTableName: String { "message" }
+}
+
+extension HistoryMessage.Direction: DatabaseValueConvertible {}
+
+/// An event waiting for the broker's confirm. `sequence` orders the outbox.
+public struct OutboxEvent: Sendable, Equatable, Codable {
+    public var sequence: Int64?
+    /// The CloudEvent id (the same on a re-publish of the same fact).
+    public var eventID: String
+    public var routingKey: String
+    public var payload: Data
+    public var createdAt: Date
+
+    public init(sequence: Int64? = nil, eventID: String, routingKey: String, payload: Data, createdAt: Date) {
+        self.sequence = sequence
+        self.eventID = eventID
+        self.routingKey = routingKey
+        self.payload = payload
+        self.createdAt = createdAt
+    }
+}
+
+extension OutboxEvent: FetchableRecord, MutablePersistableRecord {
+    public static var databaseTableName: String { "outbox" }
+    public mutating func didInsert(_ inserted: InsertionSuccess) { sequence = inserted.rowID }
+}
+
+/// What a command produced, kept so a redelivered command gets the same answer.
+public struct IdempotencyRecord: Sendable, Equatable, Codable {
+    public var commandID: String
+    /// The WhatsApp message id the command sent, if any.
+    public var messageID: String?
+    /// The result, JSON text.
+    public var result: String
+    public var createdAt: Date
+
+    public init(commandID: String, messageID: String?, result: String, createdAt: Date) {
+        self.commandID = commandID
+        self.messageID = messageID
+        self.result = result
+        self.createdAt = createdAt
+    }
+}
+
+extension IdempotencyRecord: FetchableRecord, PersistableRecord {
+    public static var databaseTableName: String { "idempotency" }
+}
