@@ -48,6 +48,8 @@ final class ServeProcessTests: XCTestCase {
         p.arguments = ["serve"]
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("WABRIDGE_") }
         env["WABRIDGE_DATA_DIR"] = FileManager.default.temporaryDirectory.appendingPathComponent("wabridge-serve-\(UUID().uuidString)").path
+        // The admin HTTP listens too: a port of its own per run.
+        env["WABRIDGE_ADMIN_PORT"] = String(Int.random(in: 20000...60000))
         env.merge(extra) { $1 }
         p.environment = env
         let err = Pipe()
