@@ -195,4 +195,40 @@ final class DeviceManagerTests: XCTestCase {
         await m.shutdown()
         await h.shutdown()
     }
+
+    /// A restart with several logged-in devices reconnects them spread over the window,
+    /// not all at once.
+    func testReconnectAtStartIsSpreadOverTime() async throws {
+        let h = try await DeviceHarness.start()
+        let m = try await h.manager()
+        let n = 4
+        for i in 0..<n {
+            _ = try await m.create(id: "d\(i)")
+            await h.sim.createPhone(number: "1555080808\(i)")
+            let qr = try await within(15) { try await m.startQRLogin("d\(i)") }
+            _ = try await within(15) { try await h.sim.scanQR(phone: "1555080808\(i)", qr: qr.text) }
+            try await m.waitForState("d\(i)", .connected, timeout: .seconds(15))
+        }
+        await m.shutdown()
+
+        let spread = Duration.milliseconds(1600)
+        let m2 = try await h.manager(spread: spread)
+        let events = m2.events
+        let t0 = Date()
+        let times = try await within(20) { () -> [Date] in
+            var connected: [Date] = []
+            for await e in events {
+                if case .state(_, .connected, _) = e.kind { connected.append(e.time) }
+                if connected.count == n { break }
+            }
+            return connected
+        }
+        let first = try XCTUnwrap(times.min()), last = try XCTUnwrap(times.max())
+        // Device i waits spread·i/n: the last starts 1.2 s after the first.
+        XCTAssertGreaterThan(last.timeIntervalSince(first), 0.9, "reconnects are spread")
+        XCTAssertLessThan(first.timeIntervalSince(t0), 0.8, "the first device does not wait")
+        for i in 0..<n { try await m2.waitForState("d\(i)", .connected, timeout: .seconds(5)) }
+        await m2.shutdown()
+        await h.shutdown()
+    }
 }
