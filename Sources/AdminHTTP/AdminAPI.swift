@@ -64,7 +64,7 @@ public enum AdminAPI {
     public static func router(manager: DeviceManager, options: Options = Options(),
                               metrics: AdminMetrics = AdminMetrics()) -> Router<BasicRequestContext> {
         let router = Router()
-        router.middlewares.add(ErrorMiddleware())
+        router.middlewares.add(ErrorMiddleware(metrics: metrics))
         router.middlewares.add(AuthMiddleware(token: options.token))
         let maxBody = options.maxBodySize
 

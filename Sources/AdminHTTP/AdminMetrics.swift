@@ -4,7 +4,8 @@ import Foundation
 import Prometheus
 
 /// The `/metrics` registry (swift-prometheus): `wabridge_devices{state}` (gauge, refreshed
-/// from the registry on each scrape) and `wabridge_admin_requests_total` (counter).
+/// from the registry on each scrape) and `wabridge_admin_errors_total{code}` (counter of
+/// error answers by code). Message counters come with the AMQP issue.
 public final class AdminMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     private let gauges: [DeviceState: Gauge]
@@ -16,6 +17,10 @@ public final class AdminMetrics: Sendable {
             g[s] = registry.makeGauge(name: "wabridge_devices", labels: [("state", s.rawValue)])
         }
         gauges = g
+    }
+
+    func countError(_ code: String) {
+        registry.makeCounter(name: "wabridge_admin_errors_total", labels: [("code", code)]).increment()
     }
 
     func render(manager: DeviceManager) async -> String {

@@ -1,6 +1,7 @@
 import Bridge
 import Crypto
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOCore
 
@@ -30,8 +31,21 @@ func status(for code: DeviceError.Code) -> HTTPResponse.Status {
 /// Turns every error into `{"error": {"code", "message"}}` with its status; nothing
 /// a client sends becomes a 500.
 struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    let metrics: AdminMetrics
+
     func handle(_ request: Request, context: Context,
                 next: (Request, Context) async throws -> Response) async throws -> Response {
+        let response = await answer(request, context: context, next: next)
+        if response.status.code >= 400, let code = response.headers[Self.codeHeader] {
+            metrics.countError(code)
+        }
+        return response
+    }
+
+    static var codeHeader: HTTPField.Name { HTTPField.Name("X-Error-Code")! }
+
+    private func answer(_ request: Request, context: Context,
+                        next: (Request, Context) async throws -> Response) async -> Response {
         do {
             return try await next(request, context)
         } catch let e as AdminError {
@@ -59,6 +73,7 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         let data = (try? JSONEncoder().encode(ErrorBody(error: .init(code: code, message: message)))) ?? Data("{}".utf8)
         var headers = HTTPFields()
         headers[.contentType] = "application/json; charset=utf-8"
+        headers[codeHeader] = code
         if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }

@@ -118,19 +118,19 @@ final class AdminHTTPTests: XCTestCase {
 
             let qr = try await call(client, .post, "/devices/sales-1/login/qr", route: "/devices/{id}/login/qr")
             XCTAssertEqual(qr.status, 200)
-            let text = try XCTUnwrap(qr.object["qr"] as? String)
+            let qrText = try XCTUnwrap(qr.object["qr"] as? String)
             XCTAssertNotNil(qr.object["expiresAt"] as? String)
             let png = try await call(client, .get, "/devices/sales-1/login/qr.png", route: "/devices/{id}/login/qr.png")
             XCTAssertEqual(png.status, 200)
             XCTAssertEqual(png.contentType, "image/png")
-            XCTAssertEqual(try zbarDecode(png.body), text, "the PNG decodes to the QR string")
+            XCTAssertEqual(try zbarDecode(png.body), qrText, "the PNG decodes to the QR string")
 
             let page = try await call(client, .get, "/devices/sales-1/page", route: "/devices/{id}/page")
             XCTAssertEqual(page.status, 200)
             XCTAssertTrue(String(decoding: page.body, as: UTF8.self).contains("login/qr.png"))
 
             await sim.createPhone(number: "15553030303")
-            let jid = try await sim.scanQR(phone: "15553030303", qr: text)
+            let jid = try await sim.scanQR(phone: "15553030303", qr: qrText)
             try await h.manager.waitForState("sales-1", .connected, timeout: .seconds(15))
             let got = try await call(client, .get, "/devices/sales-1", route: "/devices/{id}")
             XCTAssertEqual(got.object["state"] as? String, "connected")
@@ -140,7 +140,9 @@ final class AdminHTTPTests: XCTestCase {
             XCTAssertEqual(again.errorCode, "ALREADY_LOGGED_IN")
 
             let metrics = try await call(client, .get, "/metrics")
-            XCTAssertTrue(String(decoding: metrics.body, as: UTF8.self).contains(#"wabridge_devices{state="connected"} 1"#))
+            let text = String(decoding: metrics.body, as: UTF8.self)
+            XCTAssertTrue(text.contains(#"wabridge_devices{state="connected"} 1"#), text)
+            XCTAssertTrue(text.contains(#"wabridge_admin_errors_total{code="ALREADY_LOGGED_IN"} 1"#), text)
 
             // Restart: a new manager on the same folder reconnects from disk.
             await h.manager.shutdown()

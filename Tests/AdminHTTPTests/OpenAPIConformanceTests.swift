@@ -90,6 +90,24 @@ struct OpenAPIChecker {
 }
 
 final class OpenAPIConformanceTests: XCTestCase {
+    /// The checker itself finds wrong shapes, undocumented statuses and unknown routes.
+    func testCheckerCatchesMismatches() throws {
+        let c = try OpenAPIChecker()
+        let json = "application/json"
+        XCTAssertEqual(c.check(method: "GET", route: "/devices/{id}", status: 200, contentType: json,
+                               body: Data(#"{"id":"a","state":"connected","pushName":"","createdAt":"x","updatedAt":"y"}"#.utf8)), [])
+        XCTAssertFalse(c.check(method: "GET", route: "/devices/{id}", status: 200, contentType: json,
+                               body: Data(#"{"id":"a","state":"weird","pushName":"","createdAt":"x","updatedAt":"y"}"#.utf8)).isEmpty)
+        XCTAssertFalse(c.check(method: "GET", route: "/devices/{id}", status: 200, contentType: json,
+                               body: Data(#"{"id":"a"}"#.utf8)).isEmpty)
+        XCTAssertFalse(c.check(method: "GET", route: "/devices/{id}", status: 418, contentType: json, body: Data()).isEmpty)
+        XCTAssertFalse(c.check(method: "PUT", route: "/devices", status: 200, contentType: json, body: Data()).isEmpty)
+        XCTAssertFalse(c.check(method: "GET", route: "/devices", status: 401, contentType: json,
+                               body: Data(#"{"error":{"code":"NOPE","message":"m"}}"#.utf8)).isEmpty)
+        XCTAssertFalse(c.check(method: "POST", route: "/login/pair-code", status: 200, contentType: json,
+                               body: Data(#"{"code":"abc"}"#.utf8)).isEmpty)
+    }
+
     /// Drives every endpoint (successes and errors) and checks each answer against the spec,
     /// along with every answer the other tests of this run recorded.
     func testRealResponsesMatchTheSpec() async throws {
