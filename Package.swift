@@ -155,7 +155,7 @@ let package = Package(
         .target(
             name: "Bridge",
             dependencies: [
-                "AMQP", "BridgeStore", "WAClient", "WACrypto",
+                "AMQP", "BridgeStore", "WAClient", "WACrypto", "WABinary",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

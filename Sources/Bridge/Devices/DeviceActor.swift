@@ -1,6 +1,7 @@
 import BridgeStore
 import Foundation
 import Logging
+import WABinary
 import WAClient
 
 /// One device: owns its `WAClient`, follows its state and events, records
@@ -187,8 +188,22 @@ actor DeviceActor {
         try await connect()
     }
 
-    /// Wipes the keys and keeps the slot: state `logged_out`.
+    /// Tells WhatsApp to unlink this companion (whatsmeow's `remove-companion-device`,
+    /// reason `user_initiated`), when connected; best effort, bounded by 5 s.
+    func removeOnServer() async {
+        guard let client, await client.state == .connected, let me = await client.loginInfo?.jid else { return }
+        let iq = Node("iq", [Attribute("to", .jid(.serverJID)), Attribute("type", "set"), Attribute("xmlns", "md")],
+                      content: .nodes([Node("remove-companion-device", [
+                          Attribute("jid", .jid(me)), Attribute("reason", "user_initiated"),
+                      ])]))
+        do { _ = try await client.sendIQ(iq, timeout: .seconds(5)) } catch {
+            logger.warning("unlink on WhatsApp failed; wiping locally anyway", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Unlinks on WhatsApp when connected, wipes the keys and keeps the slot: state `logged_out`.
     func logout() async throws(DeviceError) {
+        await removeOnServer()
         await shutdown()
         do { try await storage.keys.wipe() } catch { throw DeviceError.from(error) }
         _ = try? registry.setIdentity(id, jid: nil, lid: nil, pushName: "")

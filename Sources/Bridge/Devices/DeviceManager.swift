@@ -150,10 +150,11 @@ public actor DeviceManager {
         return devices[id]!
     }
 
-    /// Stops the device (logged out on our side), then removes its folder and slot.
+    /// Unlinks the device on WhatsApp if connected, stops it, then removes its folder and slot.
     public func delete(_ text: String) async throws(DeviceError) {
         let id = try deviceID(text)
         let actor = devices.removeValue(forKey: id)!
+        await actor.removeOnServer()
         await actor.shutdown()
         do { try store.deleteDevice(id) } catch { throw DeviceError.from(error) }
         sink.yield(DeviceEvent(deviceID: id, kind: .deleted))
