@@ -325,4 +325,36 @@ final class AdminHTTPTests: XCTestCase {
         }
         await h.shutdown()
     }
+
+    /// The device page, rendered by headless Chromium, shows the QR code that is showing now:
+    /// the screenshot decodes (zbarimg) to the same string the API returned.
+    func testDevicePageRendersTheQRInHeadlessChromium() async throws {
+        let h = try await AdminHarness.start(token: "page-token")
+        try await h.app().test(.live) { client in
+            let port = try XCTUnwrap(client.port)
+            _ = try await call(client, .post, "/devices", token: "page-token", json: #"{"id":"page-1"}"#)
+            let qr = try await call(client, .post, "/devices/page-1/login/qr", token: "page-token",
+                                    route: "/devices/{id}/login/qr")
+            let text = try XCTUnwrap(qr.object["qr"] as? String)
+            let shot = FileManager.default.temporaryDirectory.appendingPathComponent("page-\(UUID().uuidString).png")
+            defer { try? FileManager.default.removeItem(at: shot) }
+            let profile = FileManager.default.temporaryDirectory.appendingPathComponent("chromium-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: profile) }
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/chromium")
+            p.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+                           "--user-data-dir=\(profile.path)", "--window-size=600,900", "--virtual-time-budget=5000",
+                           "--screenshot=\(shot.path)", "http://127.0.0.1:\(port)/devices/page-1/page?token=page-token"]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            let status: Int32 = try await withCheckedThrowingContinuation { c in
+                p.terminationHandler = { c.resume(returning: $0.terminationStatus) }
+                do { try p.run() } catch { c.resume(throwing: error) }
+            }
+            XCTAssertEqual(status, 0, "chromium ran")
+            let png = try Data(contentsOf: shot)
+            XCTAssertEqual(try zbarDecode(png), text, "the page shows the current QR")
+        }
+        await h.shutdown()
+    }
 }
