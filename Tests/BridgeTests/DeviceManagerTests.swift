@@ -11,8 +11,10 @@ struct DeviceHarness {
     let sim: WASim
     let dataDir: URL
 
-    static func start() async throws -> DeviceHarness {
-        let sim = try WASim()
+    static func start(_ tweak: (inout WASim.Configuration) -> Void = { _ in }) async throws -> DeviceHarness {
+        var configuration = WASim.Configuration()
+        tweak(&configuration)
+        let sim = try WASim(configuration: configuration)
         try await sim.start()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("wabridge-dm-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -23,9 +25,11 @@ struct DeviceHarness {
         try BridgeStore(configuration: .init(dataDirectory: dataDir))
     }
 
-    func manager(spread: Duration = .milliseconds(200)) async throws -> DeviceManager {
+    func manager(spread: Duration = .milliseconds(200),
+                 _ tweak: (inout WAClientConfiguration) -> Void = { _ in }) async throws -> DeviceManager {
         var client = WAClientConfiguration.local(endpoint: await sim.endpoint, noiseRoot: sim.rootPublicKey)
         client.keepalive = KeepalivePolicy(minInterval: .seconds(5), maxInterval: .seconds(5), timeout: .seconds(5))
+        tweak(&client)
         let m = DeviceManager(store: try store(),
                               configuration: .init(client: client, reconnectSpread: spread, qrTimeout: .seconds(10)))
         try await m.start()
@@ -229,6 +233,62 @@ final class DeviceManagerTests: XCTestCase {
         XCTAssertLessThan(first.timeIntervalSince(t0), 0.8, "the first device does not wait")
         for i in 0..<n { try await m2.waitForState("d\(i)", .connected, timeout: .seconds(5)) }
         await m2.shutdown()
+        await h.shutdown()
+    }
+
+    /// The QR rotates; the manager hands out the code showing now, and the latest one links.
+    func testQRRotatesAndTheLatestCodeLinks() async throws {
+        let h = try await DeviceHarness.start {
+            $0.limits.firstRefLifetime = .seconds(1)
+            $0.limits.laterRefLifetime = .seconds(1)
+        }
+        let m = try await h.manager {
+            $0.qrFirstTimeout = .seconds(1)
+            $0.qrLaterTimeout = .seconds(1)
+        }
+        _ = try await m.create(id: "rot")
+        let first = try await within(15) { try await m.startQRLogin("rot") }
+        try await Task.sleep(for: .milliseconds(1500))
+        let later = try await within(15) { try await m.startQRLogin("rot") }
+        XCTAssertNotEqual(later.text, first.text, "a new code after the first expired")
+        XCTAssertGreaterThan(later.index, first.index)
+        let current = try await m.currentQR("rot")
+        await h.sim.createPhone(number: "15550909090")
+        _ = try await within(15) { try await h.sim.scanQR(phone: "15550909090", qr: try XCTUnwrap(current).text) }
+        try await m.waitForState("rot", .connected, timeout: .seconds(15))
+        await m.shutdown()
+        await h.shutdown()
+    }
+
+    /// Two devices: their own keys and JIDs; unlinking or deleting one leaves the other alone.
+    func testTwoDevicesAreIsolated() async throws {
+        let h = try await DeviceHarness.start()
+        let m = try await h.manager()
+        var jids: [String: JID] = [:]
+        for (id, phone) in [("a", "15551111111"), ("b", "15552222222")] {
+            _ = try await m.create(id: id)
+            await h.sim.createPhone(number: phone)
+            let qr = try await within(15) { try await m.startQRLogin(id) }
+            jids[id] = try await within(15) { try await h.sim.scanQR(phone: phone, qr: qr.text) }
+            try await m.waitForState(id, .connected, timeout: .seconds(15))
+        }
+        let store = try h.store()
+        let ra = try await store.device(DeviceID("a")).keys.loadDevice()
+        let rb = try await store.device(DeviceID("b")).keys.loadDevice()
+        let ka = try XCTUnwrap(ra), kb = try XCTUnwrap(rb)
+        XCTAssertNotEqual(ka.jid, kb.jid)
+        XCTAssertNotEqual(ka.noiseKey.publicKey, kb.noiseKey.publicKey)
+        await h.sim.unlink(device: try XCTUnwrap(jids["a"]))
+        try await m.waitForState("a", .loggedOut, timeout: .seconds(15))
+        let stillB = try await m.get("b")
+        XCTAssertEqual(stillB.state, .connected)
+        let kb2 = try await store.device(DeviceID("b")).keys.loadDevice()
+        XCTAssertEqual(kb2?.jid, kb.jid, "b's keys untouched")
+        try await m.delete("a")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: h.dataDir.appendingPathComponent("devices/b/session.sqlite").path))
+        let onlineB = await h.sim.isOnline(try XCTUnwrap(jids["b"]))
+        XCTAssertTrue(onlineB)
+        await m.shutdown()
         await h.shutdown()
     }
 }
