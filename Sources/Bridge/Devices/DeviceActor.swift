@@ -217,6 +217,13 @@ actor DeviceActor {
         qrTask = nil
         failQRWaiters(DeviceError(.unavailable, "device stopped"))
         latestQR = nil
+        // A client that just reported logged_out is still wiping its store: let it finish
+        // (it reports `stopped` afterwards, which drops it) rather than cancel the wipe.
+        if client != nil, (try? registry.device(id).state) == .loggedOut {
+            for _ in 0..<40 where client != nil {
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+        }
         generation += 1
         if let client { await client.stop() }
         client = nil
