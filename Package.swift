@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // MARK: AMQP (rabbitmq-c)
@@ -154,7 +155,26 @@ let package = Package(
         .target(
             name: "Bridge",
             dependencies: [
-                "AMQP",
+                "AMQP", "BridgeStore", "WAClient", "WACrypto", "WABinary",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // MARK: Admin HTTP (Hummingbird; QR PNGs from Debian's libqrencode)
+        .systemLibrary(
+            name: "CQRencode",
+            pkgConfig: "libqrencode",
+            providers: [.apt(["libqrencode-dev"])]
+        ),
+        .target(
+            name: "AdminHTTP",
+            dependencies: [
+                "Bridge", "BridgeStore", "CQRencode", "CZlib",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -165,7 +185,7 @@ let package = Package(
         .executableTarget(
             name: "wabridge",
             dependencies: [
-                "Bridge",
+                "Bridge", "AdminHTTP", "BridgeStore", "WAClient", "WACrypto",
                 "AMQP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -268,8 +288,17 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "AdminHTTPTests",
+            dependencies: [
+                "AdminHTTP", "Bridge", "BridgeStore", "WAClient", "WASim",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "BridgeTests",
-            dependencies: ["Bridge", "AMQP"],
+            dependencies: ["Bridge", "AMQP", "BridgeStore", "WAClient", "WASim", "WACrypto", "WABinary"],
             swiftSettings: strict
         ),
     ]

@@ -1,6 +1,8 @@
+import AdminHTTP
 import AMQP
 import ArgumentParser
 import Bridge
+import BridgeStore
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -82,14 +84,31 @@ struct ServeCommand: AsyncParsableCommand {
             configuration: amqp, topology: BridgeTopology(prefix: cfg.topologyPrefix),
             logger: Logger(label: "wabridge.amqp"))
 
+        let store: BridgeStore
+        let devices: DeviceManager
+        let admin: AdminHTTPService
+        do {
+            store = try BridgeStore(configuration: .fromEnvironment(
+                dataDirectory: URL(fileURLWithPath: cfg.dataDir), environment: ProcessInfo.processInfo.environment))
+            devices = DeviceManager(store: store, configuration: try cfg.deviceManagerConfiguration(),
+                                    logger: Logger(label: "wabridge.devices"))
+            admin = try AdminHTTPService(
+                manager: devices, host: cfg.adminHost, port: cfg.adminPort,
+                options: .init(token: cfg.adminToken), logger: Logger(label: "wabridge.admin"))
+        } catch {
+            throw ValidationError("\(error)")
+        }
+
         logger.info("wabridge starting", metadata: [
             "amqp.endpoint": "\(amqp.endpoint.redacted)", "data_dir": "\(cfg.dataDir)",
             "admin": "\(cfg.adminHost):\(cfg.adminPort)",
         ])
-        // Services start in this order and stop in reverse: broker first up, last down.
+        // Services start in this order and stop in reverse: broker first up, last down;
+        // the admin HTTP stops first, then the devices, then the store.
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: broker)],
+                services: [.init(service: broker), .init(service: StoreService(store: store)),
+                           .init(service: DeviceService(manager: devices)), .init(service: admin)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()

@@ -1,5 +1,9 @@
 import AMQP
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import WASim
 import Synchronization
 import XCTest
 
@@ -42,12 +46,14 @@ final class ServeProcessTests: XCTestCase {
         }
     }
 
-    private func start(env extra: [String: String]) throws -> (Process, Output) {
+    private func start(env extra: [String: String], dataDir: String? = nil) throws -> (Process, Output) {
         let p = Process()
         p.executableURL = try binary()
         p.arguments = ["serve"]
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("WABRIDGE_") }
-        env["WABRIDGE_DATA_DIR"] = FileManager.default.temporaryDirectory.appendingPathComponent("wabridge-serve-\(UUID().uuidString)").path
+        env["WABRIDGE_DATA_DIR"] = dataDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("wabridge-serve-\(UUID().uuidString)").path
+        // The admin HTTP listens too: a port of its own per run.
+        env["WABRIDGE_ADMIN_PORT"] = String(Int.random(in: 20000...60000))
         env.merge(extra) { $1 }
         p.environment = env
         let err = Pipe()
@@ -103,5 +109,75 @@ final class ServeProcessTests: XCTestCase {
         p.waitUntilExit()
         XCTAssertNotEqual(p.terminationStatus, 0)
         XCTAssertTrue(out.wait(for: "config.admin_token_required", timeout: 5), out.value)
+    }
+
+    /// The newcomer's path: `wabridge serve` against the simulator (broker down), a device
+    /// created and QR-linked over the admin HTTP, then the process restarted: the device
+    /// reconnects from disk.
+    func testServeLinksADeviceOverAdminHTTPAndReconnectsAfterARestart() async throws {
+        let sim = try WASim()
+        try await sim.start()
+        let port = Int.random(in: 20000...60000)
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("wabridge-serve-\(UUID().uuidString)").path
+        let root = sim.rootPublicKey.rawRepresentation.map { String(format: "%02x", $0) }.joined()
+        let env = [
+            "WABRIDGE_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/",
+            "WABRIDGE_WA_URL": await sim.endpoint.absoluteString,
+            "WABRIDGE_WA_ROOT_KEY": root,
+            "WABRIDGE_ADMIN_PORT": String(port),
+            "WABRIDGE_ADMIN_TOKEN": "t0ken",
+            "WABRIDGE_RECONNECT_SPREAD": "0",
+        ]
+        func http(_ method: String, _ path: String, token: String? = "t0ken") async throws -> (Int, [String: Any]) {
+            var r = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+            r.httpMethod = method
+            if let token { r.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+            let (data, response) = try await URLSession.shared.data(for: r)
+            let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+            return ((response as? HTTPURLResponse)?.statusCode ?? 0, object)
+        }
+        func waitHealthy() async throws {
+            for _ in 0..<200 {
+                if let (status, _) = try? await http("GET", "/readyz", token: nil), status == 200 { return }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            XCTFail("admin HTTP never became ready")
+        }
+        func waitState(_ state: String) async throws {
+            for _ in 0..<200 {
+                if let (_, d) = try? await http("GET", "/devices/sales-1"), d["state"] as? String == state { return }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            XCTFail("device never reached \(state)")
+        }
+
+        let (p, out) = try start(env: env, dataDir: dataDir)
+        try await waitHealthy()
+        let (unauthorized, _) = try await http("GET", "/devices", token: nil)
+        XCTAssertEqual(unauthorized, 401)
+        let (created, _) = try await http("POST", "/devices?id=ignored")
+        XCTAssertEqual(created, 201, "an empty body creates a device with a generated ID")
+        var r = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/devices")!)
+        r.httpMethod = "POST"
+        r.setValue("Bearer t0ken", forHTTPHeaderField: "Authorization")
+        r.httpBody = Data(#"{"id":"sales-1"}"#.utf8)
+        let (_, createResponse) = try await URLSession.shared.data(for: r)
+        XCTAssertEqual((createResponse as? HTTPURLResponse)?.statusCode, 201)
+        let (qrStatus, qr) = try await http("POST", "/devices/sales-1/login/qr")
+        XCTAssertEqual(qrStatus, 200)
+        await sim.createPhone(number: "15557070707")
+        let jid = try await sim.scanQR(phone: "15557070707", qr: try XCTUnwrap(qr["qr"] as? String))
+        try await waitState("connected")
+        XCTAssertEqual(stop(p), 0, out.value)
+
+        // Restart the process on the same data folder: the device reconnects from disk.
+        let (p2, out2) = try start(env: env, dataDir: dataDir)
+        try await waitHealthy()
+        try await waitState("connected")
+        let online = await sim.isOnline(jid)
+        XCTAssertTrue(online)
+        XCTAssertEqual(stop(p2), 0, out2.value)
+        await sim.shutdown()
+        try? FileManager.default.removeItem(atPath: dataDir)
     }
 }

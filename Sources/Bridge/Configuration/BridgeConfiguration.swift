@@ -35,6 +35,12 @@ public struct BridgeConfiguration: Sendable, Equatable {
     public var logFormat: String = "json"
     /// Name this worker gives its broker connection (shown in the management UI).
     public var workerName: String = "wabridge"
+    /// WhatsApp's chat endpoint (`ws://` or `wss://`); point it at `wabridge-sim` for tests and demos.
+    public var waURL: String = "wss://web.whatsapp.com/ws/chat"
+    /// The Noise certificate root as 64 hex digits (a Curve25519 public key); unset = WhatsApp's real root.
+    public var waRootKey: String?
+    /// Seconds over which logged-in devices reconnect at start (no thundering herd).
+    public var reconnectSpread: Double = 10
 
     public init() {}
 
@@ -54,6 +60,9 @@ public struct BridgeConfiguration: Sendable, Equatable {
         case logLevel = "WABRIDGE_LOG_LEVEL"
         case logFormat = "WABRIDGE_LOG_FORMAT"
         case workerName = "WABRIDGE_WORKER_NAME"
+        case waURL = "WABRIDGE_WA_URL"
+        case waRootKey = "WABRIDGE_WA_ROOT_KEY"
+        case reconnectSpread = "WABRIDGE_RECONNECT_SPREAD"
     }
 
     /// Resolves the configuration. `flags` holds only the settings given on
@@ -132,6 +141,13 @@ public struct BridgeConfiguration: Sendable, Equatable {
         case .logLevel: logLevel = value.lowercased()
         case .logFormat: logFormat = value.lowercased()
         case .workerName: workerName = value
+        case .waURL: waURL = value
+        case .waRootKey: waRootKey = optional?.lowercased()
+        case .reconnectSpread:
+            guard let d = Double(value), d >= 0, d <= 3600 else {
+                throw ConfigurationError(code: .invalidValue, message: "\(key.rawValue): seconds 0...3600: \(value)")
+            }
+            reconnectSpread = d
         }
     }
 
@@ -157,6 +173,12 @@ public struct BridgeConfiguration: Sendable, Equatable {
         guard !topologyPrefix.isEmpty, topologyPrefix.allSatisfy({ $0.isLetter || $0.isNumber || "._-".contains($0) }) else {
             throw ConfigurationError(
                 code: .invalidValue, message: "WABRIDGE_TOPOLOGY_PREFIX must be letters, digits, '.', '_' or '-'")
+        }
+        guard waURL.hasPrefix("ws://") || waURL.hasPrefix("wss://"), URL(string: waURL)?.host != nil else {
+            throw ConfigurationError(code: .invalidValue, message: "WABRIDGE_WA_URL must be a ws:// or wss:// URL")
+        }
+        if let waRootKey, waRootKey.count != 64 || !waRootKey.allSatisfy(\.isHexDigit) {
+            throw ConfigurationError(code: .invalidValue, message: "WABRIDGE_WA_ROOT_KEY must be 64 hex digits")
         }
         if adminToken == nil && !Self.isLoopback(adminHost) {
             throw ConfigurationError(

@@ -1,0 +1,245 @@
+import BridgeStore
+import Foundation
+import Logging
+import WABinary
+import WAClient
+
+/// One device: owns its `WAClient`, follows its state and events, records
+/// every state change in the registry and forwards it to the manager's stream.
+/// Nothing here is shared with another device.
+actor DeviceActor {
+    let id: DeviceID
+    private let storage: DeviceStorage
+    private let registry: Registry
+    private let configuration: WAClientConfiguration
+    private let emit: @Sendable (DeviceEvent) -> Void
+    private let logger: Logger
+
+    private var client: WAClient?
+    private var watchers: [Task<Void, Never>] = []
+    private var qrTask: Task<Void, Never>?
+    private var latestQR: QRLogin?
+    private var qrWaiters: [UUID: CheckedContinuation<QRLogin, any Error>] = [:]
+    /// Bumped when the client is dropped on purpose: late transitions of an old client are ignored.
+    private var generation = 0
+
+    init(id: DeviceID, storage: DeviceStorage, registry: Registry, configuration: WAClientConfiguration,
+         logger: Logger, emit: @escaping @Sendable (DeviceEvent) -> Void) {
+        self.id = id
+        self.storage = storage
+        self.registry = registry
+        self.configuration = configuration
+        self.emit = emit
+        var l = logger
+        l[metadataKey: "device"] = .string(id.rawValue)
+        self.logger = l
+    }
+
+    /// True when the store holds a paired device (a JID and an account).
+    func isLoggedIn() async -> Bool {
+        (try? await storage.keys.loadDevice())?.isRegistered == true
+    }
+
+    var currentQR: QRLogin? {
+        guard let q = latestQR, q.expiresAt > Date() else { return nil }
+        return q
+    }
+
+    private func ensureClient() -> WAClient {
+        if let client { return client }
+        let c = WAClient(store: storage.keys, configuration: configuration, logger: logger)
+        client = c
+        // The tasks hold the streams, not the client: when the client goes away
+        // its deinit finishes the streams and the tasks end.
+        let states = c.stateChanges, events = c.events, gen = generation
+        watchers.append(Task { [weak self] in
+            for await t in states { await self?.record(t, generation: gen) }
+        })
+        watchers.append(Task { [weak self] in
+            for await e in events { await self?.handle(e, generation: gen) }
+        })
+        return c
+    }
+
+    private func record(_ t: StateTransition, generation gen: Int) {
+        guard gen == generation else { return }
+        let to = DeviceState(rawValue: t.to.rawValue) ?? .disconnected
+        let from = DeviceState(rawValue: t.from.rawValue) ?? .disconnected
+        do { _ = try registry.updateState(id, to: to) } catch {
+            logger.warning("state not recorded", metadata: ["code": "\(error.code)"])
+        }
+        emit(DeviceEvent(deviceID: id, kind: .state(from: from, to: to, reason: t.reason.description)))
+    }
+
+    private func setState(_ to: DeviceState, reason: String) {
+        let from = (try? registry.device(id).state) ?? .disconnected
+        guard from != to else { return }
+        _ = try? registry.updateState(id, to: to)
+        emit(DeviceEvent(deviceID: id, kind: .state(from: from, to: to, reason: reason)))
+    }
+
+    private func handle(_ e: WAEvent, generation gen: Int) {
+        guard gen == generation else { return }
+        switch e {
+        case .qr(let code):
+            let q = QRLogin(text: code.text, expiresAt: Date().addingTimeInterval(code.validFor.timeInterval), index: code.index)
+            latestQR = q
+            let waiters = qrWaiters
+            qrWaiters = [:]
+            for w in waiters.values { w.resume(returning: q) }
+            emit(DeviceEvent(deviceID: id, kind: .qr(text: q.text, expiresAt: q.expiresAt)))
+        case .pairingCode(let code):
+            emit(DeviceEvent(deviceID: id, kind: .pairingCode(code)))
+        case .loggedIn(let info):
+            latestQR = nil
+            _ = try? registry.setIdentity(id, jid: info.jid.description, lid: info.lid?.description,
+                                          pushName: info.pushName)
+            emit(DeviceEvent(deviceID: id, kind: .loggedIn(jid: info.jid.description, lid: info.lid?.description,
+                                                           pushName: info.pushName)))
+        case .loggedOut(let reason):
+            latestQR = nil
+            _ = try? registry.setIdentity(id, jid: nil, lid: nil, pushName: "")
+            emit(DeviceEvent(deviceID: id, kind: .loggedOut(reason: reason.description)))
+        case .stopped:
+            latestQR = nil
+            // A stopped client is not reused: the next login or connect makes a fresh one
+            // (after a logout its cached record would be stale).
+            client = nil
+            failQRWaiters(DeviceError(.loginFailed, "the client stopped"))
+        default:
+            break
+        }
+    }
+
+    private func failQRWaiters(_ error: DeviceError) {
+        let waiters = qrWaiters
+        qrWaiters = [:]
+        for w in waiters.values { w.resume(throwing: error) }
+    }
+
+    /// Connects (a logged-in device resumes its session).
+    func connect() async throws(DeviceError) {
+        do { try await ensureClient().start() } catch { throw DeviceError.from(error) }
+    }
+
+    /// Starts (or joins) a QR login and returns the code showing now.
+    func startQRLogin(timeout: Duration) async throws(DeviceError) -> QRLogin {
+        if await isLoggedIn() { throw DeviceError(.alreadyLoggedIn, "device \(id) is already logged in") }
+        if let q = currentQR { return q }
+        let c = ensureClient()
+        if qrTask == nil {
+            let stream = await c.loginWithQR()
+            qrTask = Task { [weak self] in
+                do {
+                    for try await _ in stream {}
+                } catch {
+                    await self?.qrEnded(DeviceError.from(error))
+                    return
+                }
+                await self?.qrEnded(nil)
+            }
+        }
+        do {
+            return try await withThrowingTaskGroup(of: QRLogin.self) { group in
+                group.addTask { try await self.nextQR() }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    throw DeviceError(.unavailable, "no QR code from WhatsApp within \(timeout)")
+                }
+                let q = try await group.next()!
+                group.cancelAll()
+                return q
+            }
+        } catch {
+            throw DeviceError.from(error)
+        }
+    }
+
+    private func nextQR() async throws -> QRLogin {
+        if let q = currentQR { return q }
+        let key = UUID()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<QRLogin, any Error>) in
+                if Task.isCancelled { c.resume(throwing: CancellationError()) } else { qrWaiters[key] = c }
+            }
+        } onCancel: {
+            Task { await self.cancelWaiter(key) }
+        }
+    }
+
+    private func cancelWaiter(_ key: UUID) {
+        qrWaiters.removeValue(forKey: key)?.resume(throwing: CancellationError())
+    }
+
+    private func qrEnded(_ error: DeviceError?) {
+        qrTask = nil
+        if let error { failQRWaiters(error) }
+    }
+
+    /// Asks for a pairing code for `phone`; login completes by itself once it is typed on the phone.
+    func pairWithCode(phone: String) async throws(DeviceError) -> String {
+        if await isLoggedIn() { throw DeviceError(.alreadyLoggedIn, "device \(id) is already logged in") }
+        do { return try await ensureClient().pairWithCode(phoneNumber: phone) } catch { throw DeviceError.from(error) }
+    }
+
+    /// Stops the client and starts it again.
+    func reconnect() async throws(DeviceError) {
+        await shutdown()
+        try await connect()
+    }
+
+    /// Tells WhatsApp to unlink this companion (whatsmeow's `remove-companion-device`,
+    /// reason `user_initiated`), when connected; best effort, bounded by 5 s.
+    func removeOnServer() async {
+        guard let client, await client.state == .connected, let me = await client.loginInfo?.jid else { return }
+        let iq = Node("iq", [Attribute("to", .jid(.serverJID)), Attribute("type", "set"), Attribute("xmlns", "md")],
+                      content: .nodes([Node("remove-companion-device", [
+                          Attribute("jid", .jid(me)), Attribute("reason", "user_initiated"),
+                      ])]))
+        do { _ = try await client.sendIQ(iq, timeout: .seconds(5)) } catch {
+            logger.warning("unlink on WhatsApp failed; wiping locally anyway", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Unlinks on WhatsApp when connected, wipes the keys and keeps the slot: state `logged_out`.
+    func logout() async throws(DeviceError) {
+        await removeOnServer()
+        await shutdown()
+        do { try await storage.keys.wipe() } catch { throw DeviceError.from(error) }
+        _ = try? registry.setIdentity(id, jid: nil, lid: nil, pushName: "")
+        setState(.loggedOut, reason: "logout_requested")
+        emit(DeviceEvent(deviceID: id, kind: .loggedOut(reason: "logout_requested")))
+    }
+
+    /// Stops the client for good and forgets it (a later call makes a fresh one).
+    func shutdown() async {
+        qrTask?.cancel()
+        qrTask = nil
+        failQRWaiters(DeviceError(.unavailable, "device stopped"))
+        latestQR = nil
+        // A client that just reported logged_out is still wiping its store: let it finish
+        // (it reports `stopped` afterwards, which drops it) rather than cancel the wipe.
+        if client != nil, (try? registry.device(id).state) == .loggedOut {
+            for _ in 0..<40 where client != nil {
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        generation += 1
+        if let client { await client.stop() }
+        client = nil
+        let now = (try? registry.device(id).state) ?? .disconnected
+        if now == .connecting || now == .connected || now == .reconnecting {
+            setState(.disconnected, reason: "stopped")
+        }
+        // The watchers end with the client's streams; do not wait for them.
+        for w in watchers { w.cancel() }
+        watchers = []
+    }
+}
+
+extension Duration {
+    var timeInterval: TimeInterval {
+        let (s, a) = components
+        return TimeInterval(s) + TimeInterval(a) / 1e18
+    }
+}

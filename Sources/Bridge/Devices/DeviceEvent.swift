@@ -1,0 +1,56 @@
+import BridgeStore
+import Foundation
+
+/// What the device manager publishes, in order per device (the AMQP issue
+/// turns these into CloudEvents on `wa.events`).
+public struct DeviceEvent: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        case created
+        case deleted
+        /// A state change, already recorded in the registry.
+        case state(from: DeviceState, to: DeviceState, reason: String)
+        /// A QR code to show (rotates); `expiresAt` is when the phone stops accepting it.
+        case qr(text: String, expiresAt: Date)
+        case pairingCode(String)
+        case loggedIn(jid: String, lid: String?, pushName: String)
+        case loggedOut(reason: String)
+    }
+
+    public let deviceID: DeviceID
+    public let kind: Kind
+    public let time: Date
+
+    public init(deviceID: DeviceID, kind: Kind, time: Date = Date()) {
+        self.deviceID = deviceID
+        self.kind = kind
+        self.time = time
+    }
+}
+
+/// A device as the admin API shows it.
+public struct DeviceInfo: Sendable, Equatable, Codable {
+    public var id: String
+    public var state: DeviceState
+    public var jid: String?
+    public var lid: String?
+    public var pushName: String
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    init(_ r: RegisteredDevice) {
+        id = r.id.rawValue
+        state = r.state
+        jid = r.jid
+        lid = r.lid
+        pushName = r.pushName
+        createdAt = r.createdAt
+        updatedAt = r.updatedAt
+    }
+}
+
+/// The QR code currently showing for a device.
+public struct QRLogin: Sendable, Equatable {
+    public var text: String
+    public var expiresAt: Date
+    public var index: Int
+}

@@ -1,0 +1,205 @@
+import BridgeStore
+import Foundation
+import Logging
+import WAClient
+
+/// Owns the map of devices; each device is its own `DeviceActor` owning its
+/// `WAClient`. Every state change is recorded in the registry and published on
+/// `events`.
+public actor DeviceManager {
+    public struct Configuration: Sendable {
+        /// The WhatsApp client settings (endpoint, Noise trust root…). The default is
+        /// WhatsApp itself (`wss://web.whatsapp.com/ws/chat`, WhatsApp's root).
+        public var client: WAClientConfiguration
+        /// Logged-in devices reconnect at start spread evenly over this window.
+        public var reconnectSpread: Duration
+        /// How long `startQRLogin` waits for the first code.
+        public var qrTimeout: Duration
+        public init(client: WAClientConfiguration = WAClientConfiguration(),
+                    reconnectSpread: Duration = .seconds(10), qrTimeout: Duration = .seconds(25)) {
+            self.client = client
+            self.reconnectSpread = reconnectSpread
+            self.qrTimeout = qrTimeout
+        }
+    }
+
+    public nonisolated let events: AsyncStream<DeviceEvent>
+    private let sink: AsyncStream<DeviceEvent>.Continuation
+    public let store: BridgeStore
+    public let configuration: Configuration
+    private let logger: Logger
+    private var devices: [DeviceID: DeviceActor] = [:]
+    private var startTask: Task<Void, Never>?
+    /// True once `start()` has loaded the registry.
+    public private(set) var isReady = false
+
+    public init(store: BridgeStore, configuration: Configuration = Configuration(),
+                logger: Logger = Logger(label: "wabridge.devices")) {
+        self.store = store
+        self.configuration = configuration
+        self.logger = logger
+        (events, sink) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(4096))
+    }
+
+    deinit { sink.finish() }
+
+    // MARK: Lifecycle
+
+    /// Loads every registered device and reconnects the logged-in ones, spread over
+    /// `reconnectSpread` (device i of n waits spread·i/n), so a restart with many
+    /// devices is no thundering herd. Returns once the map is loaded.
+    public func start() async throws(DeviceError) {
+        let registered: [RegisteredDevice]
+        do { registered = try store.listDevices() } catch { throw DeviceError.from(error) }
+        var toConnect: [DeviceActor] = []
+        for r in registered {
+            let actor = try makeActor(r.id)
+            devices[r.id] = actor
+            if await actor.isLoggedIn() {
+                toConnect.append(actor)
+            } else if r.state != .disconnected && r.state != .loggedOut {
+                // A device left mid-login by a crash: it is not connected now.
+                _ = try? store.registry.updateState(r.id, to: .disconnected)
+            }
+        }
+        isReady = true
+        let spread = configuration.reconnectSpread
+        let logger = logger
+        startTask = Task {
+            let n = toConnect.count
+            let clock = ContinuousClock()
+            let t0 = clock.now
+            for (i, actor) in toConnect.enumerated() {
+                let at = t0 + (n > 1 ? spread * (Double(i) / Double(n)) : .zero)
+                try? await clock.sleep(until: at)
+                if Task.isCancelled { return }
+                do { try await actor.connect() } catch {
+                    logger.warning("reconnect at start failed", metadata: ["device": "\(actor.id)", "error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    /// Stops every client (the stored state stays what it was, so the next start resumes).
+    public func shutdown() async {
+        startTask?.cancel()
+        await startTask?.value
+        startTask = nil
+        for actor in devices.values { await actor.shutdown() }
+        isReady = false
+    }
+
+    private func makeActor(_ id: DeviceID) throws(DeviceError) -> DeviceActor {
+        let storage: DeviceStorage
+        do { storage = try store.device(id) } catch { throw DeviceError.from(error) }
+        let sink = self.sink
+        return DeviceActor(id: id, storage: storage, registry: store.registry,
+                           configuration: configuration.client, logger: logger,
+                           emit: { sink.yield($0) })
+    }
+
+    // MARK: Registry
+
+    /// Creates a device slot with the given ID or a generated UUID.
+    public func create(id text: String? = nil) async throws(DeviceError) -> DeviceInfo {
+        var id: DeviceID? = nil
+        if let text {
+            guard DeviceID.isValid(text) else {
+                throw DeviceError(.idInvalid, "device IDs are 1–64 characters of A-Z a-z 0-9 _ -, starting with a letter or digit")
+            }
+            id = try? DeviceID(text)
+            if let id, devices[id] != nil { throw DeviceError(.exists, "device \(text) exists") }
+        }
+        let r: RegisteredDevice
+        do { r = try store.createDevice(id: id) } catch { throw DeviceError.from(error) }
+        devices[r.id] = try makeActor(r.id)
+        sink.yield(DeviceEvent(deviceID: r.id, kind: .created))
+        return DeviceInfo(r)
+    }
+
+    public func list() throws(DeviceError) -> [DeviceInfo] {
+        do { return try store.listDevices().map(DeviceInfo.init) } catch { throw DeviceError.from(error) }
+    }
+
+    public func get(_ id: String) throws(DeviceError) -> DeviceInfo {
+        let did = try deviceID(id)
+        do { return DeviceInfo(try store.registry.device(did)) } catch { throw DeviceError.from(error) }
+    }
+
+    /// The default-device rule: a named device must exist; none named → the only
+    /// device, `DEVICE_ID_REQUIRED` with several, `DEVICE_NOT_FOUND` with none.
+    public func resolve(deviceID text: String?) throws(DeviceError) -> DeviceID {
+        if let text, !text.isEmpty { return try deviceID(text) }
+        switch devices.count {
+        case 0: throw DeviceError(.notFound, "no device exists")
+        case 1: return devices.keys.first!
+        default: throw DeviceError(.idRequired, "\(devices.count) devices exist: name one (X-Device-Id)")
+        }
+    }
+
+    private func deviceID(_ text: String) throws(DeviceError) -> DeviceID {
+        guard DeviceID.isValid(text), let id = try? DeviceID(text) else {
+            throw DeviceError(.idInvalid, "invalid device ID")
+        }
+        guard devices[id] != nil else { throw DeviceError(.notFound, "device \(text) not found") }
+        return id
+    }
+
+    private func actor(_ text: String) throws(DeviceError) -> DeviceActor {
+        let id = try deviceID(text)
+        return devices[id]!
+    }
+
+    /// Unlinks the device on WhatsApp if connected, stops it, then removes its folder and slot.
+    public func delete(_ text: String) async throws(DeviceError) {
+        let id = try deviceID(text)
+        let actor = devices.removeValue(forKey: id)!
+        await actor.removeOnServer()
+        await actor.shutdown()
+        do { try store.deleteDevice(id) } catch { throw DeviceError.from(error) }
+        sink.yield(DeviceEvent(deviceID: id, kind: .deleted))
+    }
+
+    // MARK: Device operations
+
+    public func logout(_ text: String) async throws(DeviceError) { try await actor(text).logout() }
+
+    public func reconnect(_ text: String) async throws(DeviceError) {
+        let a = try actor(text)
+        guard await a.isLoggedIn() else { throw DeviceError(.notLoggedIn, "device \(text) is not logged in") }
+        try await a.reconnect()
+    }
+
+    public func startQRLogin(_ text: String) async throws(DeviceError) -> QRLogin {
+        try await actor(text).startQRLogin(timeout: configuration.qrTimeout)
+    }
+
+    /// The QR code showing now, if a QR login is running.
+    public func currentQR(_ text: String) async throws(DeviceError) -> QRLogin? {
+        try await actor(text).currentQR
+    }
+
+    public func pairWithCode(_ text: String, phone: String) async throws(DeviceError) -> String {
+        try await actor(text).pairWithCode(phone: phone)
+    }
+
+    /// Waits until the device's recorded state is `state` (polls the registry; tests, tooling).
+    public func waitForState(_ text: String, _ state: DeviceState, timeout: Duration) async throws {
+        let id = try deviceID(text)
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while clock.now < deadline {
+            if (try? store.registry.device(id).state) == state { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let now = (try? store.registry.device(id).state.rawValue) ?? "?"
+        throw DeviceError(.unavailable, "device \(text) did not reach \(state.rawValue) within \(timeout) (is \(now))")
+    }
+
+    /// Device counts by state (metrics).
+    public func countsByState() throws(DeviceError) -> [DeviceState: Int] {
+        var counts = Dictionary(uniqueKeysWithValues: DeviceState.allCases.map { ($0, 0) })
+        for d in try list() { counts[d.state, default: 0] += 1 }
+        return counts
+    }
+}
