@@ -47,7 +47,8 @@ actor DeviceActor {
 
     private func ensureClient() -> WAClient {
         if let client { return client }
-        let c = WAClient(store: storage.keys, configuration: configuration, logger: logger)
+        let c = WAClient(
+            store: storage.keys, configuration: configuration, features: [MessagingFeature(store: storage.keys)], logger: logger)
         client = c
         // The tasks hold the streams, not the client: when the client goes away
         // its deinit finishes the streams and the tasks end.
