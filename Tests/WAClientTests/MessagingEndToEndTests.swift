@@ -39,6 +39,19 @@ actor EventLog {
     }
 }
 
+/// What a message handler was given, failing the first `failFirst` attempts.
+actor HandledLog {
+    private(set) var attempts = 0
+    private(set) var taken: [String] = []
+    struct Refused: Error {}
+
+    func take(_ id: String, failFirst: Int) throws {
+        attempts += 1
+        if attempts <= failFirst { throw Refused() }
+        taken.append(id)
+    }
+}
+
 func user(_ number: String) -> JID { JID(user: number, server: JID.userServer) }
 
 extension SimHarness {
@@ -140,6 +153,42 @@ final class MessagingEndToEndTests: XCTestCase {
         XCTAssertEqual(offline, [5])
         try await eventually(5, "outbox emptied by acks") { await sim.outboxCount(info.jid) == 0 }
         await harness.shutdown(second)
+    }
+
+    func testAFailingMessageHandlerWithholdsTheReceiptUntilTheRedeliveryIsHandled() async throws {
+        let harness = try await SimHarness.start()
+        let sim = harness.sim
+        let store = InMemoryDeviceStore()
+        let me = "15550100031", peer = "15550100032"
+        let handled = HandledLog()
+        // The first hand-over fails (say, the outbox disk is full); later ones succeed.
+        let feature = MessagingFeature(store: store, onMessage: { message in
+            try await handled.take(message.id, failFirst: 1)
+        })
+        let client = WAClient(store: store, configuration: await harness.configuration(), features: [feature])
+        let log = EventLog.watching(client)
+        let info = try await within(20) { try await harness.qrLogin(client, phone: me) }
+        await sim.createPhone(number: peer)
+        try await eventually(10, "prekeys uploaded") { await sim.uploadedPreKeyCount(info.jid) == 812 }
+
+        let p1 = try await sim.sendText(from: peer, to: user(me), text: "p1")
+        try await eventually(5, "handler tried once") { await handled.attempts == 1 }
+        try await Task.sleep(for: .milliseconds(300))
+        let published = await log.received.count
+        XCTAssertEqual(published, 0, "nothing is published while the handler fails")
+        // (The peer's receipts also come from our own phone, so the stanza's
+        // ack, not the sender's status, shows what this device withheld.)
+        let kept = await sim.outboxCount(info.jid)
+        XCTAssertEqual(kept, 1, "the server keeps the unacknowledged stanza")
+
+        // The server delivers it again after a reconnect; it decrypts as a
+        // duplicate, and the kept message goes to the handler again.
+        await sim.inject(.dropConnection, device: info.jid)
+        try await client.waitForState(.connected, timeout: .seconds(15))
+        try await eventually(10, "handed over") { await handled.taken == [p1] }
+        try await eventually(5, "published once") { await log.received.map(\.id) == [p1] }
+        try await eventually(5, "acked") { await sim.outboxCount(info.jid) == 0 }
+        await harness.shutdown(client)
     }
 
     func testDroppedLinkMidConversationLosesAndDuplicatesNothing() async throws {

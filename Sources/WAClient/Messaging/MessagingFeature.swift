@@ -39,8 +39,13 @@ public struct QuotedMessage: Sendable {
 /// * send (`WAClient.sendText`, `sendMessage`): usync (device list cache,
 ///   users in batches of `usyncBatch`), bundles for devices without a session
 ///   (batches of `bundleBatch`), encrypt, send, wait for the server `<ack>`.
-/// * `<message>` → `MessageReceiver` → delivery receipt (or retry receipt) →
-///   `<ack>` → `WAEvent.messageReceived` / `.messageUndecryptable`.
+/// * `<message>` → `MessageReceiver` → `onMessage` (when given) → delivery
+///   receipt (or retry receipt) → `<ack>` → `WAEvent.messageReceived` /
+///   `.messageUndecryptable`. With `onMessage`, a message is acknowledged to
+///   WhatsApp only after the handler returned: if it throws, neither receipt
+///   nor ack is sent, the server delivers the stanza again, and the decrypted
+///   message (kept in a bounded cache, since its copy decrypts as a
+///   duplicate) is handed to the handler again.
 /// * `<receipt>` → `<ack>` → `WAEvent.messageStatus`; a retry receipt resends
 ///   from `RecentMessageCache`.
 ///
@@ -58,6 +63,8 @@ public final class MessagingFeature: WAClientFeature {
         public var bundleBatch = 50
         /// Sent messages kept for retry receipts.
         public var recentMessages = 256
+        /// Decrypted messages whose `onMessage` failed, kept for the server's redelivery.
+        public var unhandledMessages = 256
         /// Device lists kept (users) and for how long.
         public var deviceCacheCapacity = 1_000
         public var deviceCacheTTL: TimeInterval = 3_600
@@ -67,9 +74,13 @@ public final class MessagingFeature: WAClientFeature {
     public let stanzaTags: Set<String> = ["message", "receipt", "ack", "notification"]
     let state: MessagingState
 
+    /// Called with each decrypted message before WhatsApp gets its receipt;
+    /// the bridge writes its outbox here. Throwing withholds the receipt.
+    public typealias MessageHandler = @Sendable (ReceivedMessage) async throws -> Void
+
     public init(store: any SignalStoreProvider, configuration: Configuration = Configuration(),
-                logger: Logger = Logger(label: "wabridge.waclient.messaging")) {
-        state = MessagingState(provider: store, configuration: configuration, logger: logger)
+                logger: Logger = Logger(label: "wabridge.waclient.messaging"), onMessage: MessageHandler? = nil) {
+        state = MessagingState(provider: store, configuration: configuration, logger: logger, onMessage: onMessage)
     }
 
     public func handle(_ node: Node, client: WAClient) async {
@@ -191,11 +202,16 @@ actor MessagingState {
     }
     private var pendingAcks: [String: PendingAck] = [:]
     private var counter: UInt64 = 0
+    let onMessage: MessagingFeature.MessageHandler?
+    /// Decrypted messages the handler has not taken yet, oldest first (bounded).
+    private var unhandled: [(key: String, message: ReceivedMessage)] = []
 
-    init(provider: any SignalStoreProvider, configuration: MessagingFeature.Configuration, logger: Logger) {
+    init(provider: any SignalStoreProvider, configuration: MessagingFeature.Configuration, logger: Logger,
+         onMessage: MessagingFeature.MessageHandler? = nil) {
         self.provider = provider
         self.configuration = configuration
         self.logger = logger
+        self.onMessage = onMessage
         deviceCache = DeviceListCache(capacity: configuration.deviceCacheCapacity, ttl: configuration.deviceCacheTTL)
         recent = RecentMessageCache(capacity: configuration.recentMessages)
     }
@@ -399,13 +415,33 @@ actor MessagingState {
     /// stanza and delivers it again on the next login; a second copy decrypts as a duplicate
     /// and is not published twice).
     func receiveMessage(_ node: Node, client: WAClient) async {
-        await decryptAndPublish(node, client: client)
-        await client.ack(node)
+        if await decryptAndPublish(node, client: client) {
+            await client.ack(node)
+        }
     }
 
-    private func decryptAndPublish(_ node: Node, client: WAClient) async {
+    /// Hands a decrypted message to `onMessage`; false (and the message kept
+    /// for the redelivery) when the handler failed.
+    private func handOver(_ message: ReceivedMessage, key: String) async -> Bool {
+        guard let onMessage else { return true }
+        do {
+            try await onMessage(message)
+            unhandled.removeAll { $0.key == key }
+            return true
+        } catch {
+            logger.warning("message handler failed; receipt withheld", metadata: ["id": "\(message.id)"])
+            if !unhandled.contains(where: { $0.key == key }) {
+                unhandled.append((key, message))
+                if unhandled.count > configuration.unhandledMessages { unhandled.removeFirst() }
+            }
+            return false
+        }
+    }
+
+    /// Returns whether the stanza may be acknowledged to the server.
+    private func decryptAndPublish(_ node: Node, client: WAClient) async -> Bool {
         let ctx: Context
-        do { ctx = try await context(client) } catch { return }
+        do { ctx = try await context(client) } catch { return true }
         if receiver == nil || receiverDevice != ctx.own {
             // From the second retry on, our retry receipts carry keys (a new one-time prekey, the
             // signed prekey, our identity and ADV identity) so the sender need not fetch a bundle.
@@ -427,11 +463,13 @@ actor MessagingState {
         do { outcome = try await working.receive(node) } catch {
             receiver = working
             logger.warning("message dropped", metadata: ["error": "\((error as? WAClientError)?.code.rawValue ?? "?")"])
-            return
+            return true
         }
         receiver = working
+        let key = "\(node.string("from") ?? "")|\(node.string("participant") ?? "")|\(node.string("id") ?? "")"
         switch outcome {
         case .message(let message, let receipt):
+            guard await handOver(message, key: key) else { return false }
             try? await client.send(receipt)
             if let change = message.identityChange { await client.emit(.identityChanged(change)) }
             await client.emit(.messageReceived(message))
@@ -440,8 +478,17 @@ actor MessagingState {
             await client.emit(.messageUndecryptable(
                 id: failed.id, chat: failed.chat, sender: failed.sender, code: failed.error.code.rawValue))
         case .ignored(_, _, let receipt):
-            try? await client.send(receipt)
+            // A redelivered copy of a message whose handler failed decrypts as
+            // a duplicate: hand the kept message over again.
+            if let kept = unhandled.first(where: { $0.key == key })?.message {
+                guard await handOver(kept, key: key) else { return false }
+                try? await client.send(receipt)
+                await client.emit(.messageReceived(kept))
+            } else {
+                try? await client.send(receipt)
+            }
         }
+        return true
     }
 
     func receiveReceipt(_ node: Node, client: WAClient) async {
