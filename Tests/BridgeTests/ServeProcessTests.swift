@@ -53,7 +53,7 @@ final class ServeProcessTests: XCTestCase {
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("WABRIDGE_") }
         env["WABRIDGE_DATA_DIR"] = dataDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("wabridge-serve-\(UUID().uuidString)").path
         // The admin HTTP listens too: a port of its own per run.
-        env["WABRIDGE_ADMIN_PORT"] = String(Int.random(in: 20000...60000))
+        env["WABRIDGE_ADMIN_PORT"] = String((try? Self.freeLoopbackPort()) ?? Int.random(in: 20000...30000))
         env.merge(extra) { $1 }
         p.environment = env
         let err = Pipe()
@@ -117,7 +117,7 @@ final class ServeProcessTests: XCTestCase {
     func testServeLinksADeviceOverAdminHTTPAndReconnectsAfterARestart() async throws {
         let sim = try WASim()
         try await sim.start()
-        let port = Int.random(in: 20000...60000)
+        let port = try Self.freeLoopbackPort()
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("wabridge-serve-\(UUID().uuidString)").path
         let root = sim.rootPublicKey.rawRepresentation.map { String(format: "%02x", $0) }.joined()
         let env = [
@@ -136,12 +136,14 @@ final class ServeProcessTests: XCTestCase {
             let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
             return ((response as? HTTPURLResponse)?.statusCode ?? 0, object)
         }
-        func waitHealthy() async throws {
+        func waitHealthy(_ p: Process, _ out: Output) async throws {
             for _ in 0..<200 {
                 if let (status, _) = try? await http("GET", "/readyz", token: nil), status == 200 { return }
+                if !p.isRunning { break }
                 try await Task.sleep(for: .milliseconds(100))
             }
-            XCTFail("admin HTTP never became ready")
+            XCTFail("admin HTTP never became ready (running: \(p.isRunning)); worker output:\n\(out.value)")
+            throw XCTestError(.timeoutWhileWaiting)
         }
         func waitState(_ state: String) async throws {
             for _ in 0..<200 {
@@ -152,7 +154,7 @@ final class ServeProcessTests: XCTestCase {
         }
 
         let (p, out) = try start(env: env, dataDir: dataDir)
-        try await waitHealthy()
+        try await waitHealthy(p, out)
         let (unauthorized, _) = try await http("GET", "/devices", token: nil)
         XCTAssertEqual(unauthorized, 401)
         let (created, _) = try await http("POST", "/devices?id=ignored")
@@ -172,12 +174,30 @@ final class ServeProcessTests: XCTestCase {
 
         // Restart the process on the same data folder: the device reconnects from disk.
         let (p2, out2) = try start(env: env, dataDir: dataDir)
-        try await waitHealthy()
+        try await waitHealthy(p2, out2)
         try await waitState("connected")
         let online = await sim.isOnline(jid)
         XCTAssertTrue(online)
         XCTAssertEqual(stop(p2), 0, out2.value)
         await sim.shutdown()
         try? FileManager.default.removeItem(atPath: dataDir)
+    }
+
+    /// A loopback port nobody listens on now (the kernel picks it), so the
+    /// worker's admin port cannot collide with another socket of the suite.
+    static func freeLoopbackPort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw XCTestError(.failureWhileWaiting) }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard bound else { throw XCTestError(.failureWhileWaiting) }
+        return Int(UInt16(bigEndian: addr.sin_port))
     }
 }
