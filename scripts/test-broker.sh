@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # The test suite's private RabbitMQ: AMQP on 127.0.0.1:5673, AMQPS on 5674
 # (self-signed CA under .rabbitmq/test/tls), steered by .rabbitmq/test/ctl.
+# WABRIDGE_TEST_BROKER_PORT moves it (AMQPS on PORT+1, its own node and
+# folder), so two checkouts on one machine can each run their own.
 #   scripts/test-broker.sh start   start it (idempotent) and print its env
 #   scripts/test-broker.sh stop    stop it
 #   scripts/test-broker.sh env     print the env the tests read
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-broker_env test 5673
+PORT="${WABRIDGE_TEST_BROKER_PORT:-5673}"
+TLS_PORT=$((PORT + 1))
+if [ "$PORT" = 5673 ]; then broker_env test "$PORT"; else broker_env "test-$PORT" "$PORT"; fi
 
 print_env() {
   cat <<ENV
-export WABRIDGE_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:5673/"
-export WABRIDGE_TEST_AMQPS_URL="amqps://guest:guest@localhost:5674/"
+export WABRIDGE_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:$PORT/"
+export WABRIDGE_TEST_AMQPS_URL="amqps://guest:guest@localhost:$TLS_PORT/"
 export WABRIDGE_TEST_TLS_DIR="$BROKER_DIR/tls"
 export WABRIDGE_TEST_RABBITMQCTL="$BROKER_DIR/ctl"
 export WABRIDGE_TEST_BROKER_PID_FILE="$RABBITMQ_PID_FILE"
@@ -22,8 +26,8 @@ case "${1:-start}" in
   start)
     make_test_tls
     cat > "$RABBITMQ_CONFIG_FILE" <<CONF
-listeners.tcp.default = 127.0.0.1:5673
-listeners.ssl.default = 127.0.0.1:5674
+listeners.tcp.default = 127.0.0.1:$PORT
+listeners.ssl.default = 127.0.0.1:$TLS_PORT
 ssl_options.cacertfile = $BROKER_DIR/tls/ca.pem
 ssl_options.certfile = $BROKER_DIR/tls/server.pem
 ssl_options.keyfile = $BROKER_DIR/tls/server.key
