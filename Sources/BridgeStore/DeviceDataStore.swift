@@ -88,16 +88,24 @@ public final class DeviceDataStore: Sendable {
     /// Records a command's result unless one is already recorded. Returns the
     /// stored record (the first one on a repeat) and whether this call inserted it.
     public func recordCommandResult(
-        commandID: String, messageID: String?, result: String, now: Date = Date()
+        commandID: String, messageID: String?, result: String, correlationID: String? = nil, now: Date = Date()
     ) async throws(StoreError) -> (record: IdempotencyRecord, inserted: Bool) {
         try await write("recordCommandResult") { db in
-            let fresh = IdempotencyRecord(commandID: commandID, messageID: messageID, result: result, createdAt: now)
+            let fresh = IdempotencyRecord(commandID: commandID, messageID: messageID, result: result, createdAt: now,
+                                          correlationID: correlationID)
             try fresh.insert(db, onConflict: .ignore)
             let inserted = db.changesCount > 0
             guard let stored = try IdempotencyRecord.fetchOne(db, key: commandID) else {
                 throw StoreError(.corrupt, "idempotency row vanished")
             }
             return (stored, inserted)
+        }
+    }
+
+    /// The command that sent WhatsApp message `messageID`, if one did.
+    public func command(forMessageID messageID: String) async throws(StoreError) -> IdempotencyRecord? {
+        try await read("commandForMessage") { db in
+            try IdempotencyRecord.filter(Column("messageID") == messageID).fetchOne(db)
         }
     }
 

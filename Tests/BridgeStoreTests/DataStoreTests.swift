@@ -56,6 +56,14 @@ final class DataStoreTests: XCTestCase {
         let other = try await data.recordCommandResult(commandID: "cmd-2", messageID: nil, result: "{}")
         XCTAssertTrue(other.inserted)
         XCTAssertNil(other.record.messageID)
+
+        // A receipt names the message; the lookup finds the command and its correlation id.
+        _ = try await data.recordCommandResult(commandID: "cmd-3", messageID: "3EB0CCC", result: "{}", correlationID: "corr-3")
+        let byMessage = try await data.command(forMessageID: "3EB0CCC")
+        XCTAssertEqual(byMessage?.commandID, "cmd-3")
+        XCTAssertEqual(byMessage?.correlationID, "corr-3")
+        let unknown = try await data.command(forMessageID: "3EB0DDD")
+        XCTAssertNil(unknown)
     }
 
     func testHistory() async throws {

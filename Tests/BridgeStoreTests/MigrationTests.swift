@@ -33,7 +33,7 @@ final class MigrationTests: XCTestCase {
         let history = folder.appendingPathComponent("history.sqlite")
         XCTAssertEqual(try migrations(registry), ["v1-devices"])
         XCTAssertEqual(try migrations(session), ["v1-keys"])
-        XCTAssertEqual(try migrations(history), ["v1-history-outbox-idempotency"])
+        XCTAssertEqual(try migrations(history), ["v1-history-outbox-idempotency", "v2-idempotency-correlation"])
         XCTAssertTrue(try tables(session).isSuperset(of: ["meta", "account", "identity", "preKey", "signedPreKey", "session", "senderKey"]))
         XCTAssertTrue(try tables(history).isSuperset(of: ["message", "outbox", "idempotency"]))
         XCTAssertTrue(try tables(registry).contains("device"))
@@ -46,7 +46,7 @@ final class MigrationTests: XCTestCase {
             store.closeAll()
         }
         XCTAssertEqual(try migrations(session), ["v1-keys"])
-        XCTAssertEqual(try migrations(history), ["v1-history-outbox-idempotency"])
+        XCTAssertEqual(try migrations(history), ["v1-history-outbox-idempotency", "v2-idempotency-correlation"])
         store = try openStore(dir)
         let count = try await store.device(id).data.outboxCount()
         XCTAssertEqual(count, 2)

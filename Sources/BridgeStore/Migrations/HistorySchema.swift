@@ -6,6 +6,7 @@ enum HistorySchema {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1-history-outbox-idempotency", migrate: v1)
+        migrator.registerMigration("v2-idempotency-correlation", migrate: v2)
         return migrator
     }
 }

@@ -69,12 +69,15 @@ public struct IdempotencyRecord: Sendable, Equatable, Codable {
     /// The result, JSON text.
     public var result: String
     public var createdAt: Date
+    /// The AMQP correlation id of the command, echoed on its results and status events.
+    public var correlationID: String?
 
-    public init(commandID: String, messageID: String?, result: String, createdAt: Date) {
+    public init(commandID: String, messageID: String?, result: String, createdAt: Date, correlationID: String? = nil) {
         self.commandID = commandID
         self.messageID = messageID
         self.result = result
         self.createdAt = createdAt
+        self.correlationID = correlationID
     }
 }
 
