@@ -80,9 +80,8 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError(error.description)
         }
-        let broker = BrokerService(
-            configuration: amqp, topology: BridgeTopology(prefix: cfg.topologyPrefix),
-            logger: Logger(label: "wabridge.amqp"))
+        let topology = BridgeTopology(prefix: cfg.topologyPrefix)
+        let broker = BrokerService(configuration: amqp, topology: topology, logger: Logger(label: "wabridge.amqp"))
 
         let store: BridgeStore
         let devices: DeviceManager
@@ -103,12 +102,17 @@ struct ServeCommand: AsyncParsableCommand {
             "amqp.endpoint": "\(amqp.endpoint.redacted)", "data_dir": "\(cfg.dataDir)",
             "admin": "\(cfg.adminHost):\(cfg.adminPort)",
         ])
+        // TODO(events): the outbox's EventRecording replaces this when the events half lands.
+        let commands = CommandService(
+            connection: { await broker.connection() }, manager: devices, events: UnwiredEventRecorder(),
+            topology: topology, settings: cfg.commandSettings(), logger: Logger(label: "wabridge.commands"))
         // Services start in this order and stop in reverse: broker first up, last down;
-        // the admin HTTP stops first, then the devices, then the store.
+        // the admin HTTP stops first, then the commands, the devices, then the store.
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [.init(service: broker), .init(service: StoreService(store: store)),
-                           .init(service: DeviceService(manager: devices)), .init(service: admin)],
+                           .init(service: DeviceService(manager: devices)), .init(service: commands),
+                           .init(service: admin)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()

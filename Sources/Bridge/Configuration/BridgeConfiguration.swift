@@ -41,6 +41,11 @@ public struct BridgeConfiguration: Sendable, Equatable {
     public var waRootKey: String?
     /// Seconds over which logged-in devices reconnect at start (no thundering herd).
     public var reconnectSpread: Double = 10
+    /// Seconds a command waits for a `disconnected`/`logged_out` device before `DEVICE_NOT_CONNECTED`.
+    public var commandWait: Double = 30
+    /// WhatsApp sends per second per device (token bucket rate) and the burst after a pause.
+    public var sendRate: Double = 1
+    public var sendBurst: Int = 5
 
     public init() {}
 
@@ -63,6 +68,9 @@ public struct BridgeConfiguration: Sendable, Equatable {
         case waURL = "WABRIDGE_WA_URL"
         case waRootKey = "WABRIDGE_WA_ROOT_KEY"
         case reconnectSpread = "WABRIDGE_RECONNECT_SPREAD"
+        case commandWait = "WABRIDGE_COMMAND_WAIT"
+        case sendRate = "WABRIDGE_SEND_RATE"
+        case sendBurst = "WABRIDGE_SEND_BURST"
     }
 
     /// Resolves the configuration. `flags` holds only the settings given on
@@ -148,6 +156,22 @@ public struct BridgeConfiguration: Sendable, Equatable {
                 throw ConfigurationError(code: .invalidValue, message: "\(key.rawValue): seconds 0...3600: \(value)")
             }
             reconnectSpread = d
+        case .commandWait:
+            guard let d = Double(value), d >= 0, d <= 86_400 else {
+                throw ConfigurationError(code: .invalidValue, message: "\(key.rawValue): seconds 0...86400: \(value)")
+            }
+            commandWait = d
+        case .sendRate:
+            guard let d = Double(value), d > 0, d <= 1_000 else {
+                throw ConfigurationError(code: .invalidValue, message: "\(key.rawValue): sends per second, over 0 and at most 1000: \(value)")
+            }
+            sendRate = d
+        case .sendBurst:
+            let n = try int(value)
+            guard (1...10_000).contains(n) else {
+                throw ConfigurationError(code: .invalidValue, message: "\(key.rawValue): 1...10000: \(value)")
+            }
+            sendBurst = n
         }
     }
 

@@ -15,7 +15,7 @@ actor DeviceActor {
     private let emit: @Sendable (DeviceEvent) -> Void
     private let logger: Logger
 
-    private var client: WAClient?
+    private(set) var client: WAClient?
     private var watchers: [Task<Void, Never>] = []
     private var qrTask: Task<Void, Never>?
     private var latestQR: QRLogin?

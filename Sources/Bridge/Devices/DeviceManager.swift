@@ -28,7 +28,9 @@ public actor DeviceManager {
     public let store: BridgeStore
     public let configuration: Configuration
     private let logger: Logger
-    private var devices: [DeviceID: DeviceActor] = [:]
+    private(set) var devices: [DeviceID: DeviceActor] = [:]
+    /// Told (and awaited) when a device is created or deleted at run time (DeviceManager+Commands).
+    var lifecycleObservers: [DeviceLifecycleObserver] = []
     private var startTask: Task<Void, Never>?
     /// True once `start()` has loaded the registry.
     public private(set) var isReady = false
@@ -113,6 +115,7 @@ public actor DeviceManager {
         let r: RegisteredDevice
         do { r = try store.createDevice(id: id) } catch { throw DeviceError.from(error) }
         devices[r.id] = try makeActor(r.id)
+        for o in lifecycleObservers { await o(r.id, .created) }
         sink.yield(DeviceEvent(deviceID: r.id, kind: .created))
         return DeviceInfo(r)
     }
@@ -157,6 +160,7 @@ public actor DeviceManager {
         await actor.removeOnServer()
         await actor.shutdown()
         do { try store.deleteDevice(id) } catch { throw DeviceError.from(error) }
+        for o in lifecycleObservers { await o(id, .deleted) }
         sink.yield(DeviceEvent(deviceID: id, kind: .deleted))
     }
 

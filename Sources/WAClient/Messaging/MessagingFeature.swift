@@ -135,7 +135,9 @@ extension WAClient {
     }
 
     /// Reacts to a message (`emoji` empty removes the reaction).
-    public func sendReaction(to chat: JID, messageID: String, sender: JID, fromMe: Bool, emoji: String) async throws -> SentMessage {
+    public func sendReaction(
+        to chat: JID, messageID: String, sender: JID, fromMe: Bool, emoji: String, id: String? = nil
+    ) async throws -> SentMessage {
         var message = WAE2E_Message()
         message.reactionMessage.key.remoteJid = chat.nonAD.description
         message.reactionMessage.key.id = messageID
@@ -143,21 +145,21 @@ extension WAClient {
         if chat.server == JID.groupServer { message.reactionMessage.key.participant = sender.nonAD.description }
         message.reactionMessage.text = emoji
         message.reactionMessage.senderTimestampMs = Int64(Date().timeIntervalSince1970 * 1000)
-        return try await sendMessage(to: chat, message)
+        return try await sendMessage(to: chat, message, id: id)
     }
 
     /// Revokes (deletes for everyone) one of our own messages.
-    public func revoke(chat: JID, messageID: String) async throws -> SentMessage {
+    public func revoke(chat: JID, messageID: String, id: String? = nil) async throws -> SentMessage {
         var message = WAE2E_Message()
         message.protocolMessage.type = .revoke
         message.protocolMessage.key.remoteJid = chat.nonAD.description
         message.protocolMessage.key.id = messageID
         message.protocolMessage.key.fromMe = true
-        return try await sendMessage(to: chat, message)
+        return try await sendMessage(to: chat, message, id: id)
     }
 
     /// Edits one of our own texts.
-    public func editText(chat: JID, messageID: String, newText: String) async throws -> SentMessage {
+    public func editText(chat: JID, messageID: String, newText: String, id: String? = nil) async throws -> SentMessage {
         var message = WAE2E_Message()
         message.protocolMessage.type = .messageEdit
         message.protocolMessage.key.remoteJid = chat.nonAD.description
@@ -165,7 +167,7 @@ extension WAClient {
         message.protocolMessage.key.fromMe = true
         message.protocolMessage.editedMessage.conversation = newText
         message.protocolMessage.timestampMs = Int64(Date().timeIntervalSince1970 * 1000)
-        return try await sendMessage(to: chat, message)
+        return try await sendMessage(to: chat, message, id: id)
     }
 
     /// Sends any E2E message to a user or a group (metadata, usync, bundles, encrypt, send, ack).

@@ -1,0 +1,447 @@
+import AMQP
+import BridgeStore
+import Foundation
+import Logging
+import WABinary
+import WAClient
+import WACrypto
+
+/// Settings of the command path (`WABRIDGE_COMMAND_WAIT`, `WABRIDGE_SEND_RATE`, `WABRIDGE_SEND_BURST`).
+public struct CommandSettings: Sendable, Equatable {
+    /// How long a command waits for a `disconnected`/`logged_out` device before `DEVICE_NOT_CONNECTED`.
+    public var commandWait: Duration
+    /// Sends per second per device, and how many may go at once after a pause.
+    public var sendRate: Double
+    public var sendBurst: Int
+    /// Unacknowledged commands the broker hands a device's consumer ahead (handled one at a time).
+    public var prefetch: UInt16
+    /// Wait before a delivery is handed back to the broker after a broker or store failure.
+    public var retryBackoff: Duration
+    /// How often a waiting command looks at the device's state again.
+    public var pollInterval: Duration
+
+    public init(commandWait: Duration = .seconds(30), sendRate: Double = 1, sendBurst: Int = 5, prefetch: UInt16 = 8,
+                retryBackoff: Duration = .seconds(1), pollInterval: Duration = .milliseconds(100)) {
+        self.commandWait = commandWait
+        self.sendRate = sendRate
+        self.sendBurst = sendBurst
+        self.prefetch = prefetch
+        self.retryBackoff = retryBackoff
+        self.pollInterval = pollInterval
+    }
+}
+
+/// Handles one delivery at a time for one device (or for the unrouted queue):
+/// parse → validate → recipients → idempotency → device state → pacing →
+/// send → record → reply → `message.status` → ack. Refusals are
+/// dead-lettered (confirmed), recorded as `command.rejected`, answered, then
+/// acknowledged. A broker or store failure hands the delivery back (nack with
+/// requeue after `retryBackoff`) rather than lose it.
+struct CommandProcessor: Sendable {
+    let connection: AMQPConnection
+    let manager: DeviceManager
+    let events: any EventRecording
+    let topology: BridgeTopology
+    let settings: CommandSettings
+    let logger: Logger
+
+    /// What became of a delivery.
+    enum Outcome: Sendable, Equatable {
+        case acked
+        case requeued
+    }
+
+    /// Thrown inside the pipeline when the broker or the store failed: hand the delivery back.
+    private struct Retry: Error {
+        var reason: String
+    }
+
+    // MARK: Device queue
+
+    /// Processes one delivery from `device`'s queue; throws only `CancellationError`
+    /// (the worker stops; the unacknowledged delivery returns to the queue).
+    @discardableResult
+    func handle(_ d: AMQPDelivery, device: DeviceID, pacer: Pacer) async throws(CancellationError) -> Outcome {
+        let routingKey = Self.originalRoutingKey(d)
+        do {
+            let command: ParsedCommand
+            switch CommandParser.parse(body: d.body, properties: d.properties) {
+            case .failure(let refusal):
+                return try await refuse(d, refusal, device: device, routingKey: routingKey)
+            case .success(let c): command = c
+            }
+            return try await run(command, d, device: device, routingKey: routingKey, pacer: pacer)
+        } catch let retry as Retry {
+            return try await requeue(d, reason: retry.reason)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            return try await requeue(d, reason: "\(error)")
+        }
+    }
+
+    private func run(_ c: ParsedCommand, _ d: AMQPDelivery, device: DeviceID, routingKey: String,
+                     pacer: Pacer) async throws -> Outcome {
+        let data: DeviceDataStore
+        do { data = try await manager.dataStore(device) } catch {
+            if error.code == .notFound {
+                return try await refuse(d, CommandRefusal(.deviceNotFound, "device \(device) no longer exists",
+                                                          commandID: c.id, kind: c.kind.rawValue), device: device, routingKey: routingKey)
+            }
+            throw Retry(reason: "data store: \(error.code)")
+        }
+        // Idempotency: a recorded command answers its first result again, sends nothing.
+        let stored: IdempotencyRecord?
+        do { stored = try await data.commandResult(c.id) } catch { throw Retry(reason: "idempotency lookup: \(error.code)") }
+        if let stored {
+            logger.debug("command repeated; replying its recorded result", metadata: meta(c, device))
+            try await reply(c, body: Array(stored.result.utf8))
+            if c.kind.sendsMessage, let mid = stored.messageID, let chat = c.action.chat {
+                try await recordStatus(device: device, c, messageID: mid, chat: chat, status: "sent", error: nil)
+            }
+            return ack(d)
+        }
+
+        var client: WAClient?
+        var messageID: String?
+        if c.kind.needsConnection {
+            switch try await awaitConnected(device) {
+            case .failure(let refusal):
+                var r = refusal
+                r.commandID = c.id
+                r.kind = c.kind.rawValue
+                return try await refuse(d, r, device: device, routingKey: routingKey, replyTo: c.replyTo,
+                                        correlationID: c.correlationID)
+            case .success(let (live, own)):
+                client = live
+                messageID = c.kind.sendsMessage ? MessageID.derived(idempotencyKey: c.id, device: own) : nil
+            }
+            if let messageID, let chat = c.action.chat {
+                try await recordStatus(device: device, c, messageID: messageID, chat: chat, status: "queued", error: nil)
+            }
+            let wait = await pacer.reserve()
+            if wait > .zero { try await Task.sleep(for: wait) }
+        }
+
+        // Send, going back to waiting while the link is down (same message id: no duplicate).
+        var transient = 0
+        var outcome: Result<JSONValue, CommandRefusal>
+        sending: while true {
+            do {
+                outcome = .success(try await execute(c, client: client, messageID: messageID, device: device))
+                break sending
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                if Self.isTransient(error), transient < 5 {
+                    transient += 1
+                    logger.info("send interrupted; waiting for the device", metadata: meta(c, device, ["error": "\(Self.code(error))"]))
+                    try await Task.sleep(for: settings.pollInterval)
+                    switch try await awaitConnected(device) {
+                    case .failure(let refusal):
+                        outcome = .failure(refusal)
+                    case .success(let (live, _)):
+                        client = live
+                        continue sending
+                    }
+                    break sending
+                }
+                if let refusal = error as? CommandRefusal {
+                    outcome = .failure(refusal)
+                } else {
+                    outcome = .failure(CommandRefusal(.sendFailed, "WhatsApp refused the command: \(Self.code(error))"))
+                }
+                break sending
+            }
+        }
+
+        switch outcome {
+        case .failure(var refusal):
+            refusal.commandID = c.id
+            refusal.kind = c.kind.rawValue
+            if refusal.code == .sendFailed, let messageID, let chat = c.action.chat {
+                try await recordStatus(device: device, c, messageID: messageID, chat: chat, status: "failed",
+                                       error: ["code": .string(refusal.code.rawValue), "message": .string(refusal.message)])
+            }
+            return try await refuse(d, refusal, device: device, routingKey: routingKey, replyTo: c.replyTo,
+                                    correlationID: c.correlationID)
+        case .success(let result):
+            let text = String(decoding: result.encoded(), as: UTF8.self)
+            let record: IdempotencyRecord
+            do {
+                record = try await data.recordCommandResult(commandID: c.id, messageID: messageID, result: text,
+                                                            correlationID: c.correlationID).record
+            } catch {
+                throw Retry(reason: "recording the result: \(error.code)")
+            }
+            try await reply(c, body: Array(record.result.utf8))
+            if let messageID, let chat = c.action.chat {
+                try await recordStatus(device: device, c, messageID: messageID, chat: chat, status: "sent", error: nil)
+            }
+            logger.info("command done", metadata: meta(c, device))
+            return ack(d)
+        }
+    }
+
+    /// Waits until the device has a live, logged-in link. `connecting`/`reconnecting` wait
+    /// as long as it takes; `disconnected`/`logged_out` for `commandWait`, then refuse.
+    private func awaitConnected(_ device: DeviceID) async throws(CancellationError) -> Result<(WAClient, JID), CommandRefusal> {
+        let clock = ContinuousClock()
+        var deadline: ContinuousClock.Instant?
+        while true {
+            guard let recorded = await manager.recordedState(device) else {
+                return .failure(CommandRefusal(.deviceNotFound, "device \(device) no longer exists"))
+            }
+            let client = await manager.commandClient(device)
+            var state = recorded
+            if let client {
+                let live = await client.state
+                if live == .connected, let me = await client.loginInfo?.jid { return .success((client, me)) }
+                state = DeviceState(rawValue: live.rawValue) ?? recorded
+                // A running client that is not connected yet is on its way there.
+                if state == .connected { state = .connecting }
+            }
+            switch state {
+            case .connecting, .reconnecting, .connected:
+                deadline = nil
+            case .disconnected, .loggedOut:
+                let d = deadline ?? clock.now + settings.commandWait
+                deadline = d
+                if clock.now >= d {
+                    return .failure(CommandRefusal(
+                        .deviceNotConnected, "device \(device) stayed \(state.rawValue) for \(settings.commandWait)"))
+                }
+            }
+            do { try await Task.sleep(for: settings.pollInterval) } catch { throw CancellationError() }
+        }
+    }
+
+    /// Carries out the command; returns the result document.
+    private func execute(_ c: ParsedCommand, client: WAClient?, messageID: String?, device: DeviceID) async throws -> JSONValue {
+        var result: [String: JSONValue] = ["command_id": .string(c.id), "kind": .string(c.kind.rawValue)]
+        func sent(_ s: SentMessage) {
+            result["status"] = "sent"
+            result["message_id"] = .string(s.id)
+            result["timestamp"] = .string(CloudEvent.timeString(s.timestamp ?? Date()))
+        }
+        switch c.action {
+        case .logout:
+            try await manager.logout(device.rawValue)
+            result["status"] = "done"
+        case .reconnect:
+            do { try await manager.reconnect(device.rawValue) } catch {
+                if error.code == .notLoggedIn { throw CommandRefusal(.deviceNotConnected, "device \(device) is not logged in") }
+                throw error
+            }
+            result["status"] = "done"
+        default:
+            guard let client else { throw WAClientError(.notConnected, "no client") }
+            switch c.action {
+            case .sendText(let to, let text, let quoted, let mentions):
+                sent(try await client.sendText(
+                    to: to, text: text, id: messageID, replyTo: quoted.map { QuotedMessage(id: $0.id, sender: $0.sender) },
+                    mentions: mentions))
+            case .react(let chat, let target, let sender, let fromMe, let emoji):
+                let own = await client.loginInfo?.jid.nonAD ?? chat
+                sent(try await client.sendReaction(
+                    to: chat, messageID: target, sender: sender ?? (fromMe ? own : chat), fromMe: fromMe, emoji: emoji, id: messageID))
+            case .revoke(let chat, let target):
+                sent(try await client.revoke(chat: chat, messageID: target, id: messageID))
+            case .edit(let chat, let target, let text):
+                sent(try await client.editText(chat: chat, messageID: target, newText: text, id: messageID))
+            case .read(let chat, let ids, let sender):
+                try await client.markRead(ids: ids, chat: chat, sender: sender)
+                result["status"] = "sent"
+                result["timestamp"] = .string(CloudEvent.timeString(Date()))
+            case .logout, .reconnect:
+                break
+            }
+        }
+        return .object(result)
+    }
+
+    // MARK: Unrouted queue
+
+    /// A command nobody's queue took: `default` goes to the only device (forwarded to its
+    /// queue, so it keeps its place among `default` commands); otherwise refused.
+    @discardableResult
+    func handleUnrouted(_ d: AMQPDelivery) async throws(CancellationError) -> Outcome {
+        let key = d.routingKey
+        let devices = await manager.deviceIDs
+        var target: DeviceID?
+        var refusal: CommandRefusal?
+        if key == "default" {
+            switch devices.count {
+            case 0: refusal = CommandRefusal(.deviceNotFound, "routing key default and no device exists")
+            case 1: target = devices[0]
+            default: refusal = CommandRefusal(.deviceIDRequired, "routing key default and \(devices.count) devices exist: name one")
+            }
+        } else if let id = try? DeviceID(key), devices.contains(id) {
+            target = id  // created after the command was published: its queue exists now
+        } else {
+            refusal = CommandRefusal(.deviceNotFound, "no device \(key)")
+        }
+        do {
+            if let target {
+                var props = d.properties
+                var headers = props.headers ?? [:]
+                headers["x-wabridge-routing-key"] = .string(key)
+                props.headers = headers
+                let out = AMQPOutgoingMessage(exchange: "", routingKey: topology.commandQueue(deviceID: target.rawValue),
+                                              body: d.body, properties: props, mandatory: true)
+                do { try await connection.publish(out) } catch { throw Retry(reason: "forward: \(error.code)") }
+                return ack(d)
+            }
+            var r = refusal!
+            if case .success(let c) = CommandParser.parse(body: d.body, properties: d.properties) {
+                r.commandID = c.id
+                r.kind = c.kind.rawValue
+            } else if let o = JSONValue.parse(Data(d.body)) {
+                r.commandID = o["id"]?.stringValue ?? d.properties.messageID
+                r.kind = o["kind"]?.stringValue
+            }
+            return try await refuse(d, r, device: nil, routingKey: key)
+        } catch let retry as Retry {
+            return try await requeue(d, reason: retry.reason)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            return try await requeue(d, reason: "\(error)")
+        }
+    }
+
+    // MARK: Refusal, reply, events
+
+    /// Dead-letters (confirmed), records `command.rejected`, replies, acknowledges.
+    private func refuse(_ d: AMQPDelivery, _ r: CommandRefusal, device: DeviceID?, routingKey: String,
+                        replyTo: String? = nil, correlationID: String? = nil) async throws -> Outcome {
+        var props = d.properties
+        var headers = props.headers ?? [:]
+        headers["x-wabridge-error-code"] = .string(r.code.rawValue)
+        headers["x-wabridge-error"] = .string(r.message)
+        headers["x-wabridge-routing-key"] = .string(routingKey)
+        if let device { headers["x-wabridge-device"] = .string(device.rawValue) }
+        props.headers = headers
+        if props.deliveryMode == nil { props.deliveryMode = .persistent }
+        do {
+            try await connection.publish(AMQPOutgoingMessage(exchange: topology.deadExchange, routingKey: routingKey,
+                                                             body: d.body, properties: props))
+        } catch {
+            throw Retry(reason: "dead-letter publish: \(error.code)")
+        }
+        logger.notice("command refused", metadata: [
+            "device": "\(device?.rawValue ?? "-")", "command.id": "\(r.commandID ?? "-")", "command.kind": "\(r.kind ?? "-")",
+            "error.code": "\(r.code.rawValue)",
+        ])
+
+        var data: [String: JSONValue] = [
+            "routing_key": .string(routingKey),
+            "error": ["code": .string(r.code.rawValue), "message": .string(r.message)],
+        ]
+        if let id = r.commandID { data["command_id"] = .string(id) }
+        if let kind = r.kind { data["kind"] = .string(kind) }
+        let correlation = correlationID ?? d.properties.correlationID ?? r.commandID
+        let eventDevice = device ?? (try? DeviceID(routingKey))
+        if let eventDevice {
+            let event = CloudEvent(
+                id: Self.eventID(eventDevice.rawValue, r.commandID ?? Self.hex(Symmetric.sha256(Data(d.body))), "rejected",
+                                 routingKey, r.code.rawValue),
+                type: .commandRejected, deviceID: eventDevice, correlationID: correlation, data: .object(data))
+            do { try await events.record(event) } catch {
+                // An unknown device has no outbox to hold its event: the dead-letter copy is the record.
+                guard device == nil else { throw Retry(reason: "command.rejected not recorded: \(error)") }
+                logger.warning("command.rejected not recorded for an unknown device", metadata: ["routing_key": "\(routingKey)"])
+            }
+        }
+
+        if let to = replyTo ?? d.properties.replyTo, !to.isEmpty {
+            var result: [String: JSONValue] = [
+                "status": r.code == .sendFailed ? "failed" : "rejected",
+                "error": ["code": .string(r.code.rawValue), "message": .string(r.message)],
+            ]
+            if let id = r.commandID { result["command_id"] = .string(id) }
+            if let kind = r.kind { result["kind"] = .string(kind) }
+            try await publishReply(to: to, correlationID: correlation, body: Array(JSONValue.object(result).encoded()))
+        }
+        return ack(d)
+    }
+
+    private func reply(_ c: ParsedCommand, body: [UInt8]) async throws {
+        guard let to = c.replyTo else { return }
+        try await publishReply(to: to, correlationID: c.correlationID, body: body)
+    }
+
+    private func publishReply(to: String, correlationID: String?, body: [UInt8]) async throws {
+        let props = AMQPProperties(contentType: "application/json", deliveryMode: .persistent, correlationID: correlationID,
+                                   timestamp: UInt64(Date().timeIntervalSince1970), appID: "wabridge")
+        do {
+            try await connection.publish(AMQPOutgoingMessage(exchange: "", routingKey: to, body: body, properties: props))
+        } catch {
+            throw Retry(reason: "reply publish: \(error.code)")
+        }
+    }
+
+    private func recordStatus(device: DeviceID, _ c: ParsedCommand, messageID: String, chat: JID, status: String,
+                              error: JSONValue?) async throws {
+        var data: [String: JSONValue] = [
+            "message_id": .string(messageID), "chat": .string(chat.description), "status": .string(status),
+            "command_id": .string(c.id),
+        ]
+        if let error { data["error"] = error }
+        let event = CloudEvent(id: Self.eventID(device.rawValue, c.id, "status", status), type: .messageStatus,
+                               deviceID: device, correlationID: c.correlationID, data: .object(data))
+        do { try await events.record(event) } catch { throw Retry(reason: "message.status not recorded: \(error)") }
+    }
+
+    // MARK: Settling
+
+    private func ack(_ d: AMQPDelivery) -> Outcome {
+        do { try d.ack() } catch {
+            // The channel is gone: the broker redelivers, and the idempotency record answers it.
+            logger.info("ack on a dead channel; the broker will redeliver", metadata: ["amqp.error": "\(error.code)"])
+        }
+        return .acked
+    }
+
+    private func requeue(_ d: AMQPDelivery, reason: String) async throws(CancellationError) -> Outcome {
+        logger.warning("command handed back to the broker", metadata: ["reason": "\(reason)"])
+        do { try await Task.sleep(for: settings.retryBackoff) } catch { throw CancellationError() }
+        do { try d.nack(requeue: true) } catch {
+            logger.info("nack on a dead channel; the broker will redeliver", metadata: ["amqp.error": "\(error.code)"])
+        }
+        return .requeued
+    }
+
+    // MARK: Helpers
+
+    /// The routing key the command was published with (kept in a header when the
+    /// unrouted queue forwarded it).
+    static func originalRoutingKey(_ d: AMQPDelivery) -> String {
+        d.properties.headers?["x-wabridge-routing-key"]?.stringValue ?? d.routingKey
+    }
+
+    /// A stable event id: the same fact recorded twice (a redelivery) gets the same id.
+    static func eventID(_ parts: String...) -> String {
+        "cmd-" + hex(Symmetric.sha256(Data(parts.joined(separator: "\u{0}").utf8)).prefix(16))
+    }
+
+    static func hex(_ d: Data) -> String { d.map { String(format: "%02x", $0) }.joined() }
+
+    /// Link trouble (worth waiting for the device again) rather than a refusal by WhatsApp.
+    static func isTransient(_ error: any Error) -> Bool {
+        guard let e = error as? WAClientError else { return !(error is CommandRefusal) && !(error is DeviceError) }
+        return [.notConnected, .connectionClosed, .ackTimeout].contains(e.code)
+    }
+
+    static func code(_ error: any Error) -> String {
+        if let e = error as? WAClientError { return e.code.rawValue }
+        if let e = error as? DeviceError { return e.code.rawValue }
+        return String(describing: type(of: error))
+    }
+
+    private func meta(_ c: ParsedCommand, _ device: DeviceID, _ extra: Logger.Metadata = [:]) -> Logger.Metadata {
+        var m: Logger.Metadata = ["device": "\(device.rawValue)", "command.id": "\(c.id)", "command.kind": "\(c.kind.rawValue)"]
+        m.merge(extra) { $1 }
+        return m
+    }
+}

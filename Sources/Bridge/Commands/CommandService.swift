@@ -1,0 +1,152 @@
+import AMQP
+import BridgeStore
+import Logging
+import ServiceLifecycle
+
+/// Runs the command path on the worker's broker connection: one consumer per
+/// device queue (declared for every device at start, and when a device is
+/// created at run time; deleted with the device), plus one on
+/// `<p>.commands.unrouted`. Each consumer handles its deliveries one at a
+/// time, in queue order (`CommandProcessor`).
+///
+/// The AMQP client reconnects and resubscribes by itself; a consumer the
+/// broker cancels (its queue deleted under it) is declared and started again
+/// after a pause.
+public final class CommandService: Service, Sendable {
+    private let connection: @Sendable () async -> AMQPConnection?
+    private let manager: DeviceManager
+    private let events: any EventRecording
+    private let topology: BridgeTopology
+    private let settings: CommandSettings
+    private let logger: Logger
+
+    /// `connection`: `BrokerService.connection` (waits for the first connect; nil once stopped).
+    public init(connection: @escaping @Sendable () async -> AMQPConnection?, manager: DeviceManager,
+                events: any EventRecording, topology: BridgeTopology, settings: CommandSettings = CommandSettings(),
+                logger: Logger = Logger(label: "wabridge.commands")) {
+        self.connection = connection
+        self.manager = manager
+        self.events = events
+        self.topology = topology
+        self.settings = settings
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        guard let conn = await connection() else { return }
+        try await topology.declare(on: conn)
+        // The device map is loaded by DeviceService, which starts before us.
+        while !(await manager.isReady) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let processor = CommandProcessor(connection: conn, manager: manager, events: events, topology: topology,
+                                         settings: settings, logger: logger)
+        let workers = CommandWorkers(processor: processor, logger: logger)
+        await manager.addLifecycleObserver { id, change in
+            switch change {
+            case .created: await workers.start(id)
+            case .deleted: await workers.remove(id)
+            }
+        }
+        for id in await manager.deviceIDs { await workers.start(id) }
+        await workers.startUnrouted()
+        let running = await workers.count
+        logger.info("command consumers running", metadata: ["devices": "\(running)"])
+        try? await gracefulShutdown()
+        await workers.stopAll()
+        logger.info("command consumers stopped")
+    }
+}
+
+/// The one owner of the running consumers, by device.
+actor CommandWorkers {
+    private let processor: CommandProcessor
+    private let logger: Logger
+    private var tasks: [DeviceID: Task<Void, Never>] = [:]
+    private var unrouted: Task<Void, Never>?
+    private var stopped = false
+
+    init(processor: CommandProcessor, logger: Logger) {
+        self.processor = processor
+        self.logger = logger
+    }
+
+    var count: Int { tasks.count }
+
+    /// Declares the device's queue (so commands published from now on are kept)
+    /// and starts its consumer. A declaration that fails here is retried by the consumer loop.
+    func start(_ id: DeviceID) async {
+        guard !stopped, tasks[id] == nil else { return }
+        let p = processor
+        do { try await p.topology.declareDeviceQueue(deviceID: id.rawValue, on: p.connection) } catch {
+            logger.warning("device queue not declared yet; retrying", metadata: ["device": "\(id)", "amqp.error": "\(error.code)"])
+        }
+        let logger = logger
+        tasks[id] = Task {
+            let pacer = Pacer(rate: p.settings.sendRate, burst: p.settings.sendBurst)
+            await Self.consume(queue: p.topology.commandQueue(deviceID: id.rawValue), processor: p, logger: logger,
+                               declare: { try await p.topology.declareDeviceQueue(deviceID: id.rawValue, on: p.connection) },
+                               handle: { d throws(CancellationError) in try await p.handle(d, device: id, pacer: pacer) })
+        }
+    }
+
+    /// Stops the device's consumer and deletes its queue.
+    func remove(_ id: DeviceID) async {
+        if let t = tasks.removeValue(forKey: id) {
+            t.cancel()
+            await t.value
+        }
+        guard !stopped else { return }
+        do { try await processor.topology.deleteDeviceQueue(deviceID: id.rawValue, on: processor.connection) } catch {
+            logger.warning("device queue not deleted", metadata: ["device": "\(id)", "amqp.error": "\(error.code)"])
+        }
+    }
+
+    func startUnrouted() {
+        guard !stopped, unrouted == nil else { return }
+        let p = processor, logger = logger
+        unrouted = Task {
+            await Self.consume(queue: p.topology.unroutedQueue, processor: p, logger: logger, prefetch: 1,
+                               declare: { try await p.topology.declare(on: p.connection) },
+                               handle: { d throws(CancellationError) in try await p.handleUnrouted(d) })
+        }
+    }
+
+    func stopAll() async {
+        stopped = true
+        let all = Array(tasks.values) + [unrouted].compactMap { $0 }
+        tasks = [:]
+        unrouted = nil
+        for t in all { t.cancel() }
+        for t in all { await t.value }
+    }
+
+    /// Consumes `queue` until cancelled, one delivery at a time; starts over
+    /// (declare, consume) when the consumer ends under it.
+    private static func consume(
+        queue: String, processor p: CommandProcessor, logger: Logger, prefetch: UInt16? = nil,
+        declare: @Sendable () async throws -> Void,
+        handle: (AMQPDelivery) async throws(CancellationError) -> CommandProcessor.Outcome
+    ) async {
+        var attempt = 0
+        while !Task.isCancelled {
+            var consumer: AMQPConsumer?
+            do {
+                try await declare()
+                let c = try await p.connection.consume(queue: queue, prefetch: prefetch ?? p.settings.prefetch)
+                consumer = c
+                attempt = 0
+                for try await d in c {
+                    _ = try await handle(d)
+                }
+            } catch is CancellationError {
+            } catch {
+                logger.warning("command consumer ended; starting again", metadata: ["queue": "\(queue)", "error": "\(error)"])
+            }
+            try? await consumer?.cancel()
+            if Task.isCancelled { return }
+            attempt += 1
+            try? await Task.sleep(for: min(p.settings.retryBackoff * attempt, .seconds(30)))
+        }
+    }
+}

@@ -1,0 +1,43 @@
+import BridgeStore
+import WAClient
+
+/// A device appeared or went away at run time.
+public enum DeviceLifecycleChange: Sendable, Equatable {
+    case created
+    case deleted
+}
+
+/// Called with the device and the change, in order, and awaited before
+/// `create`/`delete` return: the command path declares (or deletes) the
+/// device's queue here, so a created device can take commands at once.
+public typealias DeviceLifecycleObserver = @Sendable (DeviceID, DeviceLifecycleChange) async -> Void
+
+/// What the command path needs from the device manager. A hook instead of
+/// `events`: that stream has a single consumer, which is someone else's.
+extension DeviceManager {
+    public func addLifecycleObserver(_ observer: @escaping DeviceLifecycleObserver) {
+        lifecycleObservers.append(observer)
+    }
+
+    /// The devices in the map now, sorted.
+    public var deviceIDs: [DeviceID] { devices.keys.sorted() }
+
+    public func contains(_ id: DeviceID) -> Bool { devices[id] != nil }
+
+    /// The device's recorded state; nil for a device that is gone.
+    func recordedState(_ id: DeviceID) -> DeviceState? {
+        guard devices[id] != nil else { return nil }
+        return try? store.registry.device(id).state
+    }
+
+    /// The device's running client, if one runs now.
+    func commandClient(_ id: DeviceID) async -> WAClient? {
+        guard let actor = devices[id] else { return nil }
+        return await actor.client
+    }
+
+    /// The device's data store (idempotency records).
+    func dataStore(_ id: DeviceID) throws(DeviceError) -> DeviceDataStore {
+        do { return try store.device(id).data } catch { throw DeviceError.from(error) }
+    }
+}
