@@ -2,6 +2,7 @@ import AMQP
 import BridgeStore
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Runs the command path on the worker's broker connection: one consumer per
 /// device queue (declared for every device at start, and when a device is
@@ -33,10 +34,12 @@ public final class CommandService: Service, Sendable {
     }
 
     public func run() async throws {
-        guard let conn = await connection() else { return }
+        // The broker may never come (it stops last, after us): a shutdown must not wait for it.
+        guard let conn = await connectionUnlessShutdown() else { return }
         try await topology.declare(on: conn)
         // The device map is loaded by DeviceService, which starts before us.
         while !(await manager.isReady) {
+            if Task.isShuttingDownGracefully { return }
             try await Task.sleep(for: .milliseconds(20))
         }
         let processor = CommandProcessor(connection: conn, manager: manager, events: events, topology: topology,
@@ -55,6 +58,60 @@ public final class CommandService: Service, Sendable {
         try? await gracefulShutdown()
         await workers.stopAll()
         logger.info("command consumers stopped")
+    }
+}
+
+extension CommandService {
+    /// The broker connection, or nil when graceful shutdown (or cancellation) comes first.
+    private func connectionUnlessShutdown() async -> AMQPConnection? {
+        let first = FirstAnswer()
+        let connection = self.connection
+        // Unstructured tasks inherit the service's graceful-shutdown context.
+        let fromBroker = Task { @Sendable in first.answer(await connection()) }
+        let onShutdown = Task { @Sendable in
+            try? await gracefulShutdown()
+            first.answer(nil)
+        }
+        let c = await withTaskCancellationHandler {
+            await first.value()
+        } onCancel: {
+            first.answer(nil)
+        }
+        if c == nil { fromBroker.cancel() }
+        onShutdown.cancel()
+        return c
+    }
+}
+
+/// The first of several answers; later ones are dropped.
+private final class FirstAnswer: Sendable {
+    private struct State {
+        var waiter: CheckedContinuation<AMQPConnection?, Never>?
+        var answered = false
+        var value: AMQPConnection?
+    }
+    private let state = Mutex(State())
+
+    func answer(_ c: AMQPConnection?) {
+        let waiter = state.withLock { s -> CheckedContinuation<AMQPConnection?, Never>? in
+            guard !s.answered else { return nil }
+            s.answered = true
+            s.value = c
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume(returning: c)
+    }
+
+    func value() async -> AMQPConnection? {
+        await withCheckedContinuation { cont in
+            let ready = state.withLock { s -> (Bool, AMQPConnection?) in
+                if s.answered { return (true, s.value) }
+                s.waiter = cont
+                return (false, nil)
+            }
+            if ready.0 { cont.resume(returning: ready.1) }
+        }
     }
 }
 
