@@ -248,6 +248,19 @@ final class CommandServiceTests: XCTestCase {
         let rd = try await rig.reply(for: "rd1")
         XCTAssertEqual(rd["status"], "sent")
         try await eventually(10, "phone sees read") { await rig.h.sim.messageStatus(phone: peer, id: incoming) == .read }
+
+        // device.reconnect, then a send on the new link; device.logout unlinks.
+        try await rig.send(["id": "rc1", "kind": "device.reconnect"], to: "d1")
+        let rc = try await rig.reply(for: "rc1")
+        XCTAssertEqual(rc["status"], "done")
+        try await rig.send(text("t3", to: "+\(peer)", "after reconnect"), to: "d1")
+        let r3 = try await rig.reply(for: "t3")
+        XCTAssertEqual(r3["status"], "sent")
+        try await rig.send(["id": "lo1", "kind": "device.logout"], to: "d1")
+        let lo = try await rig.reply(for: "lo1")
+        XCTAssertEqual(lo["status"], "done")
+        let after = try await rig.manager.get("d1")
+        XCTAssertEqual(after.state, .loggedOut)
         XCTAssertTrue(rig.dead.all.isEmpty, "nothing refused")
         await rig.stop()
     }
@@ -318,8 +331,16 @@ final class CommandServiceTests: XCTestCase {
         let jid = try await rig.link("d3", phone: me)
         await rig.h.sim.createPhone(number: peer)
 
+        // Slow answers keep the device reconnecting for a while after the drop, so the
+        // commands below arrive while it is down (they must wait, not fail).
+        await rig.h.sim.inject(.slowAnswers(.milliseconds(700)), device: jid)
         await rig.h.sim.inject(.dropConnection, device: jid)
+        try await eventually(10, "the device noticed the drop") {
+            let state = try await rig.manager.get("d3").state
+            return state == .reconnecting || state == .connecting
+        }
         for i in 1...3 { try await rig.send(text("w\(i)", to: "+\(peer)", "waiting \(i)"), to: "d3") }
+        await rig.h.sim.inject(.slowAnswers(nil), device: jid)
         var ids: [String] = []
         for i in 1...3 {
             let r = try await rig.reply(for: "w\(i)", within: 40)

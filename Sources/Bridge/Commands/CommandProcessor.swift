@@ -178,7 +178,7 @@ struct CommandProcessor: Sendable {
             if let messageID, let chat = c.action.chat {
                 try await recordStatus(device: device, c, messageID: messageID, chat: chat, status: "sent", error: nil)
             }
-            logger.info("command done", metadata: meta(c, device))
+            logger.debug("command done", metadata: meta(c, device))
             return ack(d)
         }
     }

@@ -120,6 +120,8 @@ actor CommandWorkers {
     private let processor: CommandProcessor
     private let logger: Logger
     private var tasks: [DeviceID: Task<Void, Never>] = [:]
+    private var starting: Set<DeviceID> = []
+    private var removedWhileStarting: Set<DeviceID> = []
     private var unrouted: Task<Void, Never>?
     private var stopped = false
 
@@ -133,10 +135,21 @@ actor CommandWorkers {
     /// Declares the device's queue (so commands published from now on are kept)
     /// and starts its consumer. A declaration that fails here is retried by the consumer loop.
     func start(_ id: DeviceID) async {
-        guard !stopped, tasks[id] == nil else { return }
+        guard !stopped, tasks[id] == nil, !starting.contains(id) else { return }
+        // Marked before the first await: a second start (observer and start-up listing
+        // racing) must not make a second consumer.
+        starting.insert(id)
         let p = processor
         do { try await p.topology.declareDeviceQueue(deviceID: id.rawValue, on: p.connection) } catch {
             logger.warning("device queue not declared yet; retrying", metadata: ["device": "\(id)", "amqp.error": "\(error.code)"])
+        }
+        starting.remove(id)
+        guard !stopped, !removedWhileStarting.contains(id) else {
+            // Deleted meanwhile: our declaration may have landed after its queue was deleted.
+            if removedWhileStarting.remove(id) != nil {
+                try? await p.topology.deleteDeviceQueue(deviceID: id.rawValue, on: p.connection)
+            }
+            return
         }
         let logger = logger
         tasks[id] = Task {
@@ -149,6 +162,7 @@ actor CommandWorkers {
 
     /// Stops the device's consumer and deletes its queue.
     func remove(_ id: DeviceID) async {
+        if starting.contains(id) { removedWhileStarting.insert(id) }
         if let t = tasks.removeValue(forKey: id) {
             t.cancel()
             await t.value
