@@ -2,6 +2,7 @@ import AMQP
 @testable import Bridge
 import BridgeStore
 import Foundation
+import Logging
 import Synchronization
 import WABinary
 import WAClient
@@ -17,6 +18,26 @@ final class RecordingEvents: EventRecording {
         }
     }
     var all: [CloudEvent] { events.withLock { $0 } }
+}
+
+/// Counts log messages (the service's own view of what it did).
+final class LogCapture: Sendable {
+    private let messages = Mutex<[String]>([])
+    func add(_ m: String) { messages.withLock { $0.append(m) } }
+    func count(of m: String) -> Int { messages.withLock { $0.filter { $0 == m }.count } }
+
+    struct Handler: LogHandler {
+        let capture: LogCapture
+        var logLevel: Logger.Level = .debug
+        var metadata: Logger.Metadata = [:]
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) { capture.add(event.message.description) }
+    }
+
+    var logger: Logger { Logger(label: "wabridge.commands.test") { _ in Handler(capture: self) } }
 }
 
 /// Collects every delivery of a queue (acknowledged) in the background.
@@ -70,6 +91,7 @@ struct CommandRig {
     let replyQueue: String
     let replies: QueueCollector
     let dead: QueueCollector
+    let log: LogCapture
 
     static func start(_ settings: CommandSettings = CommandSettings(commandWait: .seconds(1), sendRate: 50, sendBurst: 50,
                                                                  retryBackoff: .milliseconds(200))) async throws -> CommandRig {
@@ -82,8 +104,9 @@ struct CommandRig {
         let serviceConnection = try await AMQPConnection.connect(config)
         let client = try await AMQPConnection.connect(config)
         let events = RecordingEvents()
+        let log = LogCapture()
         let svc = CommandService(connection: { serviceConnection }, manager: manager, events: events, topology: topology,
-                                 settings: settings)
+                                 settings: settings, logger: log.logger)
         let service = Task { try await svc.run() }
         // The service declares the topology; wait for it to consume the unrouted queue.
         try await eventually(20, "unrouted consumer") {
@@ -94,7 +117,7 @@ struct CommandRig {
         let replies = QueueCollector(try await client.consume(queue: replyQueue, prefetch: 100))
         let dead = QueueCollector(try await client.consume(queue: topology.deadQueue, prefetch: 100))
         return CommandRig(h: h, manager: manager, topology: topology, events: events, serviceConnection: serviceConnection,
-                          client: client, service: service, replyQueue: replyQueue, replies: replies, dead: dead)
+                          client: client, service: service, replyQueue: replyQueue, replies: replies, dead: dead, log: log)
     }
 
     /// Creates and links a device by QR; returns its JID once connected and its queue consumed.
@@ -420,6 +443,30 @@ final class CommandServiceTests: XCTestCase {
         let rejected = rig.events.all.filter { $0.type == .commandRejected }.compactMap { $0.data["error"]?["code"]?.stringValue }
         XCTAssertEqual(rejected.filter { $0 == "DEVICE_ID_REQUIRED" }.count, 1)
         XCTAssertEqual(rejected.filter { $0 == "DEVICE_NOT_FOUND" }.count, 2)
+        await rig.stop()
+    }
+}
+
+extension CommandServiceTests {
+    /// The dead-letter exchange is missing (broker trouble): the refused command is handed
+    /// back, not lost, and dead-lettered once the exchange is there again.
+    func testARefusalWhoseDeadLetterFailsIsRetriedNotLost() async throws {
+        let rig = try await CommandRig.start()
+        _ = try await rig.manager.create(id: "x")
+        try await rig.waitForConsumer("x")
+        try await rig.client.deleteExchange(rig.topology.deadExchange)
+        try await rig.send(Array("poison".utf8), to: "x", messageID: "p1")
+        // Handed back at least twice (each attempt fails the publish), still not answered.
+        try await eventually(20, "handed back twice") { rig.log.count(of: "command handed back to the broker") >= 2 }
+        XCTAssertTrue(rig.events.all.isEmpty, "no event before the dead-letter copy is confirmed")
+        XCTAssertTrue(rig.replies.all.isEmpty, "no answer before the dead-letter copy is confirmed")
+        try await rig.client.declareExchange(AMQPExchangeDeclaration(name: rig.topology.deadExchange, type: .fanout))
+        try await rig.client.bind(AMQPBinding(queue: rig.topology.deadQueue, exchange: rig.topology.deadExchange, routingKey: ""))
+        try await eventually(20, "dead-lettered") { rig.dead.all.count == 1 }
+        try await eventually(20, "answered") { rig.replies.all.count == 1 }
+        XCTAssertEqual(rig.dead.all.first?.body, Array("poison".utf8))
+        XCTAssertEqual(rig.dead.all.first?.properties.headers?["x-wabridge-error-code"]?.stringValue, "INVALID_JSON")
+        XCTAssertEqual(rig.events.all.filter { $0.type == .commandRejected }.count, 1)
         await rig.stop()
     }
 }
