@@ -166,21 +166,32 @@ struct CommandProcessor: Sendable {
             return try await refuse(d, refusal, device: device, routingKey: routingKey, replyTo: c.replyTo,
                                     correlationID: c.correlationID)
         case .success(let result):
-            let text = String(decoding: result.encoded(), as: UTF8.self)
-            let record: IdempotencyRecord
-            do {
-                record = try await data.recordCommandResult(commandID: c.id, messageID: messageID, result: text,
-                                                            correlationID: c.correlationID).record
-            } catch {
-                throw Retry(reason: "recording the result: \(error.code)")
+            // Sent: finish even when the worker is being stopped (a detached task does not
+            // inherit the cancellation), so a shutdown right after a send still records it.
+            let finishing = Task { [self, messageID] in
+                try await finish(c, d, device: device, data: data, result: result, messageID: messageID)
             }
-            try await reply(c, body: Array(record.result.utf8))
-            if let messageID, let chat = c.action.chat {
-                try await recordStatus(device: device, c, messageID: messageID, chat: chat, status: "sent", error: nil)
-            }
-            logger.debug("command done", metadata: meta(c, device))
-            return ack(d)
+            return try await finishing.value
         }
+    }
+
+    /// Records the result, answers, records `message.status` `sent`, then acks.
+    private func finish(_ c: ParsedCommand, _ d: AMQPDelivery, device: DeviceID, data: DeviceDataStore, result: JSONValue,
+                        messageID: String?) async throws -> Outcome {
+        let text = String(decoding: result.encoded(), as: UTF8.self)
+        let record: IdempotencyRecord
+        do {
+            record = try await data.recordCommandResult(commandID: c.id, messageID: messageID, result: text,
+                                                        correlationID: c.correlationID).record
+        } catch {
+            throw Retry(reason: "recording the result: \(error.code)")
+        }
+        try await reply(c, body: Array(record.result.utf8))
+        if let messageID, let chat = c.action.chat {
+            try await recordStatus(device: device, c, messageID: messageID, chat: chat, status: "sent", error: nil)
+        }
+        logger.debug("command done", metadata: meta(c, device))
+        return ack(d)
     }
 
     /// Waits until the device has a live, logged-in link. `connecting`/`reconnecting` wait
