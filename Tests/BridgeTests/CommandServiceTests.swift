@@ -470,3 +470,38 @@ extension CommandServiceTests {
         await rig.stop()
     }
 }
+
+extension CommandServiceTests {
+    /// Two workers on one device queue: both subscribe, the broker lets one consume
+    /// (single active consumer), so a device's commands are never worked in parallel.
+    func testTwoWorkersShareADeviceQueueWithOneActiveConsumer() async throws {
+        let rig = try await CommandRig.start()
+        let config = try AMQPConfiguration(url: try env("WABRIDGE_TEST_AMQP_URL"), connectionName: "cmd-tests-2")
+        let second = try await AMQPConnection.connect(config)
+        let other = CommandService(connection: { second }, manager: rig.manager, events: rig.events, topology: rig.topology,
+                                   settings: CommandSettings(commandWait: .seconds(1)))
+        let otherTask = Task { try await other.run() }
+        _ = try await rig.manager.create(id: "shared")
+        let queue = rig.topology.commandQueue(deviceID: "shared")
+        try await eventually(15, "two consumers on \(queue)") {
+            (try? await rig.client.declareQueue(AMQPQueueDeclaration(name: queue), passive: true).consumerCount) == 2
+        }
+        let ctl = Process()
+        ctl.executableURL = URL(fileURLWithPath: try env("WABRIDGE_TEST_RABBITMQCTL"))
+        ctl.arguments = ["list_consumers", "--no-table-headers", "--silent", "queue_name", "active"]
+        let out = Pipe()
+        ctl.standardOutput = out
+        ctl.standardError = FileHandle.nullDevice
+        try ctl.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        ctl.waitUntilExit()
+        let rows = text.split(separator: "\n").map { $0.split(whereSeparator: { $0 == "\t" || $0 == " " }).map(String.init) }
+            .filter { $0.first == queue }
+        XCTAssertEqual(rows.count, 2, text)
+        XCTAssertEqual(rows.filter { $0.last == "true" }.count, 1, "one active consumer: \(text)")
+        otherTask.cancel()
+        _ = await otherTask.result
+        await second.close()
+        await rig.stop()
+    }
+}
