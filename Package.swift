@@ -234,6 +234,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "bridge-bench",
+            dependencies: ["AMQP", "WASim", "WABinary", "WATestSupport"],
+            path: "Benchmarks/BridgeBench",
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "amqp-bench-c",
             dependencies: ["CRabbitMQ"],
             path: "Benchmarks/AMQPBaselineC"
@@ -294,6 +300,11 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "BridgeE2ETests",
+            dependencies: ["AMQP", "WASim", "WABinary", "WATestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
