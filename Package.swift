@@ -309,7 +309,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BridgeTests",
-            dependencies: ["Bridge", "AMQP", "BridgeStore", "WAClient", "WASim", "WACrypto", "WABinary"],
+            dependencies: ["Bridge", "AMQP", "BridgeStore", "WAClient", "WASim", "WACrypto", "WABinary", "WATestSupport"],
             swiftSettings: strict
         ),
     ]

@@ -82,6 +82,12 @@ public final class WorkerProcess: Sendable {
         return process.terminationStatus
     }
 
+    /// Waits for the process to exit by itself; its exit status.
+    public func waitForExit() -> Int32 {
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
     /// `kill -9`: no cleanup, no flushing, as a crash or an OOM kill.
     public func crash() {
         guard process.isRunning else { return }
