@@ -234,6 +234,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "bridge-bench",
+            dependencies: ["AMQP", "WASim", "WABinary", "WATestSupport"],
+            path: "Benchmarks/BridgeBench",
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "amqp-bench-c",
             dependencies: ["CRabbitMQ"],
             path: "Benchmarks/AMQPBaselineC"
@@ -297,8 +303,13 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "BridgeE2ETests",
+            dependencies: ["AMQP", "WASim", "WABinary", "WATestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "BridgeTests",
-            dependencies: ["Bridge", "AMQP", "BridgeStore", "WAClient", "WASim", "WACrypto", "WABinary"],
+            dependencies: ["Bridge", "AMQP", "BridgeStore", "WAClient", "WASim", "WACrypto", "WABinary", "WATestSupport"],
             swiftSettings: strict
         ),
     ]

@@ -30,8 +30,10 @@ public struct SimReceivedMessage: Sendable, Hashable {
 /// prekeys made on demand (each handed out once), the messages it received
 /// (the newest `maxReceived`) and the statuses of what it sent.
 actor SimPhoneAgent {
-    static let maxReceived = 1_000
+    static let maxReceived = 5_000
     static let maxStatuses = 1_000
+    /// How many message keys the phone remembers to drop a second copy of the same message.
+    static let maxSeenKeys = 50_000
 
     let jid: JID
     let store: InMemorySignalStore
@@ -39,6 +41,11 @@ actor SimPhoneAgent {
     private var nextPreKeyID: UInt32 = 1
     private var receiver: MessageReceiver
     private(set) var received: [SimReceivedMessage] = []
+    /// A phone app shows a message once per (chat, sender user, id): a second copy with the
+    /// same key (a sender resending after a crash) is counted here and not shown again.
+    private(set) var duplicatesDropped = 0
+    private var seenKeys: Set<String> = []
+    private var seenOrder: [String] = []
     private(set) var retryReceiptsSent = 0
     private(set) var resends = 0
     /// What the phone sent, for resends on a retry receipt.
@@ -92,6 +99,13 @@ actor SimPhoneAgent {
                 ref = key.id
             default: break
             }
+            let key = "\(message.chat.nonAD)|\(message.sender.user)|\(message.id)"
+            guard seenKeys.insert(key).inserted else {
+                duplicatesDropped += 1
+                return receipt
+            }
+            seenOrder.append(key)
+            if seenOrder.count > Self.maxSeenKeys { seenKeys.remove(seenOrder.removeFirst()) }
             received.append(SimReceivedMessage(
                 id: message.id, chat: message.chat, sender: message.sender, text: text, kind: message.content.kind,
                 isFromMe: message.isFromMe, timestamp: Int(message.timestamp.timeIntervalSince1970), ref: ref, mentions: mentions))

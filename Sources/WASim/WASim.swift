@@ -668,7 +668,11 @@ extension WASim {
         await routeReceipt(receipt, from: phone.jid)
     }
 
-    /// What the phone `number` received and decrypted, oldest first (the newest 1000).
+    /// How many second copies of an already-received message (same chat, sender and id) the
+    /// phone got and did not show again.
+    public func duplicatesDropped(phone number: String) async -> Int { await agents[number]?.duplicatesDropped ?? 0 }
+
+    /// What the phone `number` received and decrypted, oldest first (the newest 5000).
     public func receivedMessages(phone number: String) async -> [SimReceivedMessage] {
         await agents[number]?.received ?? []
     }

@@ -13,6 +13,7 @@ public final class PythonPeer: @unchecked Sendable {
     // calls Process.terminate(), which is safe from any thread.
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
+        public init(description: String) { self.description = description }
     }
 
     /// The repository root, from this file's own path (Sources/WATestSupport/…).

@@ -4,77 +4,26 @@ import Foundation
 import FoundationNetworking
 #endif
 import WASim
-import Synchronization
+import WATestSupport
 import XCTest
 
 /// Runs the real `wabridge serve` binary against the test broker and stops
 /// it by PID, as an operator's supervisor would.
 final class ServeProcessTests: XCTestCase {
-    private func binary() throws -> URL {
-        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for candidate in [dir, dir.deletingLastPathComponent()] {
-            let url = candidate.appendingPathComponent("wabridge")
-            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-        }
-        // `swift test` runs from the package root with the build folder beside it.
-        let fallback = URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(".build/debug/wabridge")
-        guard FileManager.default.isExecutableFile(atPath: fallback.path) else {
-            throw XCTestError(.failureWhileWaiting, userInfo: [NSLocalizedDescriptionKey: "wabridge binary not found; run swift build first"])
-        }
-        return fallback
-    }
+    private func testBrokerURL() throws -> String { try TestBroker.url() }
 
-    private func testBrokerURL() throws -> String {
-        guard let v = ProcessInfo.processInfo.environment["WABRIDGE_TEST_AMQP_URL"] else {
-            throw XCTestError(.failureWhileWaiting, userInfo: [NSLocalizedDescriptionKey: "WABRIDGE_TEST_AMQP_URL unset: run scripts/test.sh"])
-        }
-        return v
-    }
-
-    final class Output: Sendable {
-        private let text = Mutex<String>("")
-        func append(_ d: Data) { text.withLock { $0 += String(decoding: d, as: UTF8.self) } }
-        var value: String { text.withLock { $0 } }
-
-        func wait(for needle: String, timeout: TimeInterval) -> Bool {
-            let end = Date().addingTimeInterval(timeout)
-            while Date() < end {
-                if value.contains(needle) { return true }
-                Thread.sleep(forTimeInterval: 0.05)
-            }
-            return value.contains(needle)
-        }
-    }
-
-    private func start(env extra: [String: String], dataDir: String? = nil) throws -> (Process, Output) {
-        let p = Process()
-        p.executableURL = try binary()
-        p.arguments = ["serve"]
-        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("WABRIDGE_") }
-        env["WABRIDGE_DATA_DIR"] = dataDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("wabridge-serve-\(UUID().uuidString)").path
-        // The admin HTTP listens too: a port of its own per run.
-        env["WABRIDGE_ADMIN_PORT"] = String((try? Self.freeLoopbackPort()) ?? Int.random(in: 20000...30000))
+    /// `wabridge serve` with a data folder and an admin port of its own unless given.
+    private func start(env extra: [String: String], dataDir: String? = nil) throws -> (WorkerProcess, WorkerProcess.Output) {
+        var env = [
+            "WABRIDGE_DATA_DIR": dataDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("wabridge-serve-\(UUID().uuidString)").path,
+            "WABRIDGE_ADMIN_PORT": String(try WorkerProcess.freeLoopbackPort()),
+        ]
         env.merge(extra) { $1 }
-        p.environment = env
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        let out = Output()
-        err.fileHandleForReading.readabilityHandler = { h in out.append(h.availableData) }
-        try p.run()
-        return (p, out)
+        let p = try WorkerProcess(environment: env)
+        return (p, p.output)
     }
 
-    private func stop(_ p: Process, timeout: TimeInterval = 20) -> Int32? {
-        kill(p.processIdentifier, SIGTERM)
-        let end = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < end { Thread.sleep(forTimeInterval: 0.05) }
-        if p.isRunning {
-            kill(p.processIdentifier, SIGKILL)
-            return nil
-        }
-        return p.terminationStatus
-    }
+    private func stop(_ p: WorkerProcess) -> Int32? { p.stop() }
 
     func testServeDeclaresTopologyLogsJSONAndStopsOnSIGTERM() async throws {
         let prefix = "serve\(UUID().uuidString.prefix(6).lowercased())"
@@ -106,8 +55,7 @@ final class ServeProcessTests: XCTestCase {
 
     func testServeRefusesBadConfigurationWithTheCode() throws {
         let (p, out) = try start(env: ["WABRIDGE_ADMIN_HOST": "0.0.0.0"])
-        p.waitUntilExit()
-        XCTAssertNotEqual(p.terminationStatus, 0)
+        XCTAssertNotEqual(p.waitForExit(), 0)
         XCTAssertTrue(out.wait(for: "config.admin_token_required", timeout: 5), out.value)
     }
 
@@ -117,7 +65,7 @@ final class ServeProcessTests: XCTestCase {
     func testServeLinksADeviceOverAdminHTTPAndReconnectsAfterARestart() async throws {
         let sim = try WASim()
         try await sim.start()
-        let port = try Self.freeLoopbackPort()
+        let port = try WorkerProcess.freeLoopbackPort()
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("wabridge-serve-\(UUID().uuidString)").path
         let root = sim.rootPublicKey.rawRepresentation.map { String(format: "%02x", $0) }.joined()
         let env = [
@@ -136,7 +84,7 @@ final class ServeProcessTests: XCTestCase {
             let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
             return ((response as? HTTPURLResponse)?.statusCode ?? 0, object)
         }
-        func waitHealthy(_ p: Process, _ out: Output) async throws {
+        func waitHealthy(_ p: WorkerProcess, _ out: WorkerProcess.Output) async throws {
             for _ in 0..<200 {
                 if let (status, _) = try? await http("GET", "/readyz", token: nil), status == 200 { return }
                 if !p.isRunning { break }
@@ -182,22 +130,13 @@ final class ServeProcessTests: XCTestCase {
         await sim.shutdown()
         try? FileManager.default.removeItem(atPath: dataDir)
     }
+}
 
-    /// A loopback port nobody listens on now (the kernel picks it), so the
-    /// worker's admin port cannot collide with another socket of the suite.
-    static func freeLoopbackPort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw XCTestError(.failureWhileWaiting) }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+enum TestBroker {
+    static func url() throws -> String {
+        guard let v = ProcessInfo.processInfo.environment["WABRIDGE_TEST_AMQP_URL"] else {
+            throw WorkerProcess.Failure(description: "WABRIDGE_TEST_AMQP_URL unset: run scripts/test.sh")
         }
-        guard bound else { throw XCTestError(.failureWhileWaiting) }
-        return Int(UInt16(bigEndian: addr.sin_port))
+        return v
     }
 }
