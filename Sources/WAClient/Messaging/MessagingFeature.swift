@@ -42,10 +42,13 @@ public struct QuotedMessage: Sendable {
 /// * `<message>` → `MessageReceiver` → `onMessage` (when given) → delivery
 ///   receipt (or retry receipt) → `<ack>` → `WAEvent.messageReceived` /
 ///   `.messageUndecryptable`. With `onMessage`, a message is acknowledged to
-///   WhatsApp only after the handler returned: if it throws, neither receipt
-///   nor ack is sent, the server delivers the stanza again, and the decrypted
-///   message (kept in a bounded cache, since its copy decrypts as a
-///   duplicate) is handed to the handler again.
+///   WhatsApp only after the handler returned: if it throws (or the process
+///   dies first), neither receipt nor ack is sent and the server delivers the
+///   stanza again. Its ciphertext no longer decrypts (the ratchet moved on),
+///   so the plaintext was stored in the same store commit as the ratchet step
+///   (`PendingPlaintextStore`), is served from there to the handler, and is
+///   deleted once the handler returned (bounded: `unhandledMessages`,
+///   `unhandledMaxAge`).
 /// * `<receipt>` → `<ack>` → `WAEvent.messageStatus`; a retry receipt resends
 ///   from `RecentMessageCache`.
 ///
@@ -63,8 +66,11 @@ public final class MessagingFeature: WAClientFeature {
         public var bundleBatch = 50
         /// Sent messages kept for retry receipts.
         public var recentMessages = 256
-        /// Decrypted messages whose `onMessage` failed, kept for the server's redelivery.
-        public var unhandledMessages = 256
+        /// Decrypted payloads not yet taken by `onMessage`, kept in the store for the
+        /// server's redelivery: at most this many (oldest dropped first) ...
+        public var unhandledMessages = 5_000
+        /// ... and none older than this (WhatsApp keeps an undelivered stanza about 30 days).
+        public var unhandledMaxAge: TimeInterval = 30 * 86_400
         /// Device lists kept (users) and for how long.
         public var deviceCacheCapacity = 1_000
         public var deviceCacheTTL: TimeInterval = 3_600
@@ -98,6 +104,7 @@ public final class MessagingFeature: WAClientFeature {
     }
 
     public func didLogin(_ info: LoginInfo, client: WAClient) async {
+        await state.pruneKeptPlaintexts(client: client)
         await state.refillPreKeys(client: client)
     }
 
@@ -203,8 +210,6 @@ actor MessagingState {
     private var pendingAcks: [String: PendingAck] = [:]
     private var counter: UInt64 = 0
     let onMessage: MessagingFeature.MessageHandler?
-    /// Decrypted messages the handler has not taken yet, oldest first (bounded).
-    private var unhandled: [(key: String, message: ReceivedMessage)] = []
 
     init(provider: any SignalStoreProvider, configuration: MessagingFeature.Configuration, logger: Logger,
          onMessage: MessagingFeature.MessageHandler? = nil) {
@@ -420,21 +425,38 @@ actor MessagingState {
         }
     }
 
-    /// Hands a decrypted message to `onMessage`; false (and the message kept
-    /// for the redelivery) when the handler failed.
-    private func handOver(_ message: ReceivedMessage, key: String) async -> Bool {
+    /// Hands a decrypted message to `onMessage`; false when the handler failed
+    /// (its plaintext stays in the store for the redelivery, within the bounds).
+    private func handOver(_ message: ReceivedMessage, key: String, store: any SignalProtocolStore) async -> Bool {
         guard let onMessage else { return true }
         do {
             try await onMessage(message)
-            unhandled.removeAll { $0.key == key }
-            return true
         } catch {
             logger.warning("message handler failed; receipt withheld", metadata: ["id": "\(message.id)"])
-            if !unhandled.contains(where: { $0.key == key }) {
-                unhandled.append((key, message))
-                if unhandled.count > configuration.unhandledMessages { unhandled.removeFirst() }
-            }
+            await prunePending(store)
             return false
+        }
+        do { try await store.removePendingPlaintexts(stanza: key) } catch {
+            // Harmless: the stanza is acknowledged next, and pruning drops the row later.
+            logger.warning("kept plaintext not removed", metadata: ["error": "\(type(of: error))"])
+        }
+        return true
+    }
+
+    func pruneKeptPlaintexts(client: WAClient) async {
+        guard onMessage != nil, let ctx = try? await context(client) else { return }
+        await prunePending(ctx.store)
+    }
+
+    /// Applies the bounds to the plaintexts kept for redelivery.
+    func prunePending(_ store: any SignalProtocolStore) async {
+        do {
+            let dropped = try await store.prunePendingPlaintexts(
+                keepingNewest: configuration.unhandledMessages,
+                storedBefore: Date().addingTimeInterval(-configuration.unhandledMaxAge))
+            if dropped > 0 { logger.warning("unhandled messages dropped by the bounds", metadata: ["count": "\(dropped)"]) }
+        } catch {
+            logger.warning("pruning kept plaintexts failed", metadata: ["error": "\(type(of: error))"])
         }
     }
 
@@ -456,6 +478,7 @@ actor MessagingState {
                     identity: record.identityKey.publicKey, preKey: preKey, signedPreKey: record.signedPreKey.signalRecord,
                     deviceIdentity: identity)
             })
+            receiver?.keepPlaintexts = onMessage != nil
             receiverDevice = ctx.own
         }
         var working = receiver!
@@ -466,10 +489,10 @@ actor MessagingState {
             return true
         }
         receiver = working
-        let key = "\(node.string("from") ?? "")|\(node.string("participant") ?? "")|\(node.string("id") ?? "")"
+        let key = MessageReceiver.stanzaKey(node)
         switch outcome {
         case .message(let message, let receipt):
-            guard await handOver(message, key: key) else { return false }
+            guard await handOver(message, key: key, store: ctx.store) else { return false }
             try? await client.send(receipt)
             if let change = message.identityChange { await client.emit(.identityChanged(change)) }
             await client.emit(.messageReceived(message))
@@ -478,15 +501,8 @@ actor MessagingState {
             await client.emit(.messageUndecryptable(
                 id: failed.id, chat: failed.chat, sender: failed.sender, code: failed.error.code.rawValue))
         case .ignored(_, _, let receipt):
-            // A redelivered copy of a message whose handler failed decrypts as
-            // a duplicate: hand the kept message over again.
-            if let kept = unhandled.first(where: { $0.key == key })?.message {
-                guard await handOver(kept, key: key) else { return false }
-                try? await client.send(receipt)
-                await client.emit(.messageReceived(kept))
-            } else {
-                try? await client.send(receipt)
-            }
+            // A duplicate: handed over before (a kept plaintext would have been served instead).
+            try? await client.send(receipt)
         }
         return true
     }
