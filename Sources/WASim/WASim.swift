@@ -378,6 +378,8 @@ public actor WASim {
             await live.removeValue(forKey: jid)?.sendAndClose(Self.failureNode(reason: reason, code: code, expire: expire))
         case .ignorePings(let ignore):
             await live[jid]?.setIgnorePings(ignore)
+        case .withholdAcks(let withhold):
+            await live[jid]?.setWithholdAcks(withhold)
         case .rawBytes(let bytes):
             await live[jid]?.writeRaw(bytes)
         }
@@ -505,7 +507,7 @@ extension WASim {
             "participants": "\((sent.child("participants")?.children("to") ?? []).compactMap { $0.jid("jid")?.description })",
             "delivered_to": "\(deliveries.map(\.device.description))", "error": "\(ack.string("error") ?? "")",
         ])
-        await connection?.send(ack)
+        await connection?.sendMessageAck(ack)
         for delivery in deliveries { await deliver(delivery.node, to: delivery.device) }
         return ack
     }

@@ -292,10 +292,7 @@ actor MessagingState {
             id: id, to: chat, message: message, recipientDevices: recipient, ownDevices: ownDevices, bundles: bundles)
         recent.insert(message, chat: chat, id: id)
         for change in out.identityChanges { await client.emit(.identityChanged(change)) }
-        let ack = try await sendAwaitingAck(out.node, id: id, client: client)
-        if case .failed(let code) = ack.status {
-            throw WAClientError(.serverError, "server refused message with error \(code)")
-        }
+        let ack = try await sendAccepted(out.node, id: id, chat: chat, ctx: ctx, client: client)
         if let phash = ack.phash, phash != out.phash {
             // The server knows other devices than we used: ask usync again next time.
             deviceCache.invalidate(chat)
@@ -324,10 +321,7 @@ actor MessagingState {
             id: id, group: group, message: message, participantDevices: all,
             devicesWithSenderKey: rotate ? [] : holders, bundles: bundles, rotateSenderKey: rotate)
         recent.insert(message, chat: group, id: id)
-        let ack = try await sendAwaitingAck(out.node, id: id, client: client)
-        if case .failed(let code) = ack.status {
-            throw WAClientError(.serverError, "server refused message with error \(code)")
-        }
+        let ack = try await sendAccepted(out.node, id: id, chat: group, ctx: ctx, client: client)
         rememberHolders((rotate ? [] : holders).union(out.encryptedFor), group: group)
         return SentMessage(id: id, chat: group, timestamp: ack.timestamp, phash: ack.phash, deviceCount: out.encryptedFor.count)
     }
@@ -372,6 +366,24 @@ actor MessagingState {
         return out
     }
 
+    /// Sends and waits for the server's ack; a refusal (`<ack error>`) or no ack within
+    /// `ackTimeout` is published as status `failed` for the message and thrown.
+    private func sendAccepted(_ node: Node, id: String, chat: JID, ctx: Context, client: WAClient) async throws -> ServerAck {
+        let ack: ServerAck
+        do { ack = try await sendAwaitingAck(node, id: id, client: client) } catch let error as WAClientError where error.code == .ackTimeout {
+            await client.emit(.messageStatus(.init(
+                status: .failed(code: MessageStatus.noServerAck), messageIDs: [id], chat: chat, by: ctx.own, isSelf: true,
+                timestamp: Date())))
+            throw error
+        }
+        if case .failed(let code) = ack.status {
+            await client.emit(.messageStatus(.init(
+                status: ack.status, messageIDs: [id], chat: chat, by: ctx.own, isSelf: true, timestamp: ack.timestamp)))
+            throw WAClientError(.serverError, "server refused message with error \(code)")
+        }
+        return ack
+    }
+
     private func sendAwaitingAck(_ node: Node, id: String, client: WAClient) async throws -> ServerAck {
         guard pendingAcks.count < configuration.maxPendingSends else {
             throw WAClientError(.limitExceeded, "\(pendingAcks.count) sends waiting for an ack")
@@ -397,9 +409,11 @@ actor MessagingState {
         }
     }
 
+    /// Frees the slot and fails the send; an ack that comes later finds no entry and is dropped.
     private func expireAck(_ id: String) {
         guard case .waiting(let continuation) = pendingAcks[id] else { return }
         pendingAcks[id] = nil
+        logger.warning("no server ack for a message", metadata: ["id": "\(id)"])
         continuation.resume(throwing: WAClientError(.ackTimeout, "no server ack for a message"))
     }
 
