@@ -96,7 +96,9 @@ public final class MessagingFeature: WAClientFeature {
         case "ack": await state.receiveAck(node)
         case "notification":
             await client.ack(node)
-            if PreKeyNodes.lowPreKeyCount(in: node) != nil {
+            if node.string("type") == "devices" {
+                await state.applyDeviceNotification(node)
+            } else if PreKeyNodes.lowPreKeyCount(in: node) != nil {
                 Task { await self.state.refillPreKeys(client: client) }
             }
         default: break
@@ -107,6 +109,9 @@ public final class MessagingFeature: WAClientFeature {
         await state.pruneKeptPlaintexts(client: client)
         await state.refillPreKeys(client: client)
     }
+
+    /// The cached device list of `user`, nil when not cached (for tests and diagnostics).
+    public func cachedDevices(of user: JID) async -> [JID]? { await state.cachedDevices(of: user) }
 
     /// How many one-time prekeys this feature uploaded, per upload (for tests and metrics).
     public var preKeyUploads: [Int] { get async { await state.uploads } }
@@ -325,6 +330,19 @@ actor MessagingState {
         rememberHolders((rotate ? [] : holders).union(out.encryptedFor), group: group)
         return SentMessage(id: id, chat: group, timestamp: ack.timestamp, phash: ack.phash, deviceCount: out.encryptedFor.count)
     }
+
+    /// A user linked or unlinked a device: update (or drop) the cached list.
+    func applyDeviceNotification(_ node: Node) {
+        guard let notification = try? DeviceListNotification(parsing: node) else {
+            logger.info("devices notification ignored (malformed)")
+            return
+        }
+        let outcome = deviceCache.apply(notification)
+        logger.debug("device list notification", metadata: ["outcome": "\(outcome)"])
+    }
+
+    /// The cached devices of `user` (tests, diagnostics).
+    func cachedDevices(of user: JID) -> [JID]? { deviceCache.devices(of: user)?.devices }
 
     private func rememberHolders(_ devices: Set<JID>, group: JID) {
         if senderKeyHolders.updateValue(devices, forKey: group) == nil {
