@@ -67,6 +67,22 @@ public struct MessageReceiver: Sendable {
             return .ignored(id: id, reason: "no <enc> in stanza", receipt: ReceiptNodes.delivery(answering: stanza))
         }
 
+        // A companion opening a session proves it belongs to the account (ADV signatures).
+        if sender.device != 0, let pkmsg = encs.first(where: { $0.string("type") == "pkmsg" })?.bytes,
+           let identity = stanza.child("device-identity")?.bytes, !identity.isEmpty {
+            do {
+                guard let senderIdentity = DeviceIdentityCheck.senderIdentity(ofPreKeyMessage: Data(pkmsg)) else {
+                    throw WAClientError(.deviceIdentityInvalid, "pkmsg carries no identity key")
+                }
+                let primary = try await store.identity(for: SignalAddress(jid: JID(user: sender.user, device: 0, server: sender.server)))
+                try DeviceIdentityCheck.verify(Data(identity), senderIdentity: senderIdentity, primaryIdentity: primary)
+            } catch {
+                let refused = error as? WAClientError ?? WAClientError(.store, "identity lookup: \(type(of: error))")
+                return .undecryptable(
+                    UndecryptableMessage(id: id, chat: chat, sender: sender, error: refused, retryCount: nil), retryReceipt: nil)
+            }
+        }
+
         var content: WAE2E_Message?
         var identityChange: IdentityChange?
         let ordered = encs.filter { $0.string("type") != "skmsg" } + encs.filter { $0.string("type") == "skmsg" }
