@@ -129,12 +129,30 @@ public struct MessageReceiver: Sendable {
             }
         }
         let message = content ?? WAE2E_Message()
-        let received = ReceivedMessage(
+        var received = ReceivedMessage(
             id: id, chat: chat, sender: sender, isFromMe: isFromMe, isGroup: isGroup,
             timestamp: Date(timeIntervalSince1970: TimeInterval(stanza.int("t") ?? 0)),
             pushName: stanza.string("notify"), content: MessageContent(message), message: message,
             identityChange: identityChange)
+        (received.addressingMode, received.senderAlt) = Self.addressing(of: stanza, sender: sender, isGroup: isGroup)
         return .message(received, receipt: ReceiptNodes.delivery(for: received))
+    }
+
+    /// The addressing of a stanza: `addressing_mode` (groups) or the sender's server, and the
+    /// sender's other JID from `sender_pn`/`participant_pn` (LID-addressed) or
+    /// `sender_lid`/`participant_lid` (phone-number-addressed). Facts: whatsmeow's message info parsing.
+    static func addressing(of stanza: Node, sender: JID, isGroup: Bool) -> (ReceivedMessage.AddressingMode, JID?) {
+        let mode: ReceivedMessage.AddressingMode
+        if let stated = stanza.string("addressing_mode") {
+            mode = stated == "lid" ? .lid : .phoneNumber
+        } else {
+            mode = sender.server == JID.lidServer ? .lid : .phoneNumber
+        }
+        let prefix = isGroup ? "participant" : "sender"
+        let alt = mode == .lid ? stanza.jid("\(prefix)_pn") : stanza.jid("\(prefix)_lid")
+        // Only a JID of the other kind is an alternative address.
+        guard let alt, (alt.server == JID.lidServer) != (sender.server == JID.lidServer) else { return (mode, nil) }
+        return (mode, alt)
     }
 
     /// One `<enc>` to a parsed `Message` (nil for an unknown enc type, skipped).
