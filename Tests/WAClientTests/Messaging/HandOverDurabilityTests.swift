@@ -84,6 +84,46 @@ final class HandOverDurabilityTests: XCTestCase {
         await harness.shutdown(second)
     }
 
+    func testAGroupMessageDecryptedBeforeACrashReachesTheNextClientOnce() async throws {
+        let harness = try await SimHarness.start()
+        let sim = harness.sim
+        let store = InMemoryDeviceStore()
+        let me = "15550100081", peer = "15550100082"
+        let refusing = TakenMessages(failing: true)
+        let first = WAClient(store: store, configuration: await harness.configuration(), features: [
+            MessagingFeature(store: store, onMessage: { try await refusing.take($0) }),
+        ])
+        let info = try await within(20) { try await harness.qrLogin(first, phone: me) }
+        await sim.createPhone(number: peer)
+        try await eventually(10, "prekeys uploaded") { await sim.uploadedPreKeyCount(info.jid) == 812 }
+        let group = try await sim.createGroup(creator: peer, participants: [peer, me], subject: "kept")
+        // The first group message carries the sender key (pkmsg) and the skmsg: two kept parts.
+        let g1 = try await sim.sendGroupText(from: peer, group: group, text: "group kept")
+        try await eventually(5, "handler tried") { await refusing.attempts == 1 }
+        let keptBefore = try await keptCount(store)
+        XCTAssertEqual(keptBefore, 2, "the sender key message and the group message")
+        await first.stop()
+        try await eventually(5, "device offline") { await !sim.isOnline(info.jid) }
+
+        let taking = TakenMessages(failing: false)
+        let second = WAClient(store: store, configuration: await harness.configuration(), features: [
+            MessagingFeature(store: store, onMessage: { try await taking.take($0) }),
+        ])
+        try await second.start()
+        try await eventually(10, "handed over") { await taking.ids == [g1] }
+        let texts = await taking.texts
+        XCTAssertEqual(texts, ["group kept"])
+        try await eventually(5, "acked") { await sim.outboxCount(info.jid) == 0 }
+        let keptAfter = try await keptCount(store)
+        XCTAssertEqual(keptAfter, 0)
+        // The installed sender key still works, and g1 came exactly once before g2.
+        let g2 = try await sim.sendGroupText(from: peer, group: group, text: "group next")
+        try await eventually(5, "g2") { await taking.ids.count == 2 }
+        let ids = await taking.ids
+        XCTAssertEqual(ids, [g1, g2])
+        await harness.shutdown(second)
+    }
+
     func testKeptPlaintextsAreBoundedByCountAndAge() async throws {
         let store = InMemorySignalStore()
         for index in 0..<3 {
