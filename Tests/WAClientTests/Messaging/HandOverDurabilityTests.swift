@@ -84,6 +84,41 @@ final class HandOverDurabilityTests: XCTestCase {
         await harness.shutdown(second)
     }
 
+    func testAClientStoppedWhileItsHandlerRunsLosesNothing() async throws {
+        let harness = try await SimHarness.start()
+        let sim = harness.sim
+        let store = InMemoryDeviceStore()
+        let me = "15550100091", peer = "15550100092"
+        // The handler is stuck (say, the outbox write hangs) when the process is told to stop.
+        let stuck = TakenMessages(failing: false)
+        let first = WAClient(store: store, configuration: await harness.configuration(), features: [
+            MessagingFeature(store: store, onMessage: { message in
+                try await stuck.take(message)
+                try await Task.sleep(for: .seconds(3_600))
+            }),
+        ])
+        let info = try await within(20) { try await harness.qrLogin(first, phone: me) }
+        await sim.createPhone(number: peer)
+        try await eventually(10, "prekeys uploaded") { await sim.uploadedPreKeyCount(info.jid) == 812 }
+        let p1 = try await sim.sendText(from: peer, to: user(me), text: "in flight at stop")
+        try await eventually(5, "handler running") { await stuck.attempts == 1 }
+        // stop() cancels the run loop; the cancelled handler throws, so the ack is withheld.
+        try await within(10) { await first.stop() }
+        let queued = await sim.outboxCount(info.jid)
+        XCTAssertEqual(queued, 1)
+
+        let taking = TakenMessages(failing: false)
+        let second = WAClient(store: store, configuration: await harness.configuration(), features: [
+            MessagingFeature(store: store, onMessage: { try await taking.take($0) }),
+        ])
+        try await second.start()
+        try await eventually(10, "handed over") { await taking.ids == [p1] }
+        let texts = await taking.texts
+        XCTAssertEqual(texts, ["in flight at stop"])
+        try await eventually(5, "acked") { await sim.outboxCount(info.jid) == 0 }
+        await harness.shutdown(second)
+    }
+
     func testAGroupMessageDecryptedBeforeACrashReachesTheNextClientOnce() async throws {
         let harness = try await SimHarness.start()
         let sim = harness.sim
