@@ -371,7 +371,8 @@ public actor WASim {
     public enum DeviceChange: String, Sendable { case add, remove }
 
     /// Sends `<notification type=devices from=user [lid]><add|remove device_hash><device jid [lid]/>`
-    /// to every linked device of the other users (kept in their outbox until acked). `device_hash`
+    /// to every linked device of the other users (kept in their outbox until acked), and
+    /// `<notification type=account_sync><devices dhash><device jid/>…` to the user's own other devices. `device_hash`
     /// is the participant hash (v2) of the user's device list after the change.
     public func announceDeviceChange(_ change: DeviceChange, device jid: JID) async {
         let user = jid.nonAD
@@ -388,6 +389,16 @@ public actor WASim {
                  content: .nodes([Node("device", deviceAttributes)])),
         ]))
         for other in devices.keys where other.user != user.user { await deliver(node, to: other) }
+        // The user's own other devices get the whole new list (`account_sync`).
+        let own = allDevices(of: user.user)
+        let sync = Node("notification", [
+            Attribute("from", .jid(.serverJID)), Attribute("type", "account_sync"), Attribute("id", .string(MessageID.random())),
+            Attribute("t", .string(String(nowSeconds))),
+        ], content: .nodes([
+            Node("devices", [Attribute("dhash", .string(ParticipantHash.v2(own)))],
+                 content: .nodes(own.map { Node("device", [Attribute("jid", .jid($0))]) })),
+        ]))
+        for mine in devices.keys where mine.user == user.user && mine != jid { await deliver(sync, to: mine) }
     }
 
     /// Injects a fault for one device.

@@ -98,6 +98,8 @@ public final class MessagingFeature: WAClientFeature {
             await client.ack(node)
             if node.string("type") == "devices" {
                 await state.applyDeviceNotification(node)
+            } else if let own = OwnDevicesNotification(parsing: node) {
+                await state.applyOwnDevices(own, client: client)
             } else if PreKeyNodes.lowPreKeyCount(in: node) != nil {
                 Task { await self.state.refillPreKeys(client: client) }
             }
@@ -339,6 +341,13 @@ actor MessagingState {
         }
         let outcome = deviceCache.apply(notification)
         logger.debug("device list notification", metadata: ["outcome": "\(outcome)"])
+    }
+
+    /// Our own user linked or unlinked a device (`account_sync`): replace (or drop) our list.
+    func applyOwnDevices(_ notification: OwnDevicesNotification, client: WAClient) async {
+        guard let own = await client.device?.jid else { return }
+        let outcome = deviceCache.apply(own: notification, user: own)
+        logger.debug("own device list notification", metadata: ["outcome": "\(outcome)"])
     }
 
     /// The cached devices of `user` (tests, diagnostics).

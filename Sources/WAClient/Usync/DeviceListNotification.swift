@@ -35,7 +35,45 @@ public struct DeviceListNotification: Sendable, Equatable {
     }
 }
 
+/// `<notification type=account_sync><devices dhash><device jid/>…</devices>`: the full,
+/// new list of our own user's devices; `dhash` is its participant hash (v2)
+/// (facts: whatsmeow's handleOwnDevicesNotification).
+public struct OwnDevicesNotification: Sendable, Equatable {
+    public var devices: [JID]
+    public var hash: String?
+
+    /// Most devices read (WhatsApp allows a phone and a handful of companions).
+    public static let maxDevices = 64
+
+    /// Nil when the notification carries no `<devices>` (other account_sync items).
+    public init?(parsing node: Node) {
+        guard node.tag == "notification", node.string("type") == "account_sync", let list = node.child("devices") else {
+            return nil
+        }
+        devices = list.children("device").prefix(Self.maxDevices).compactMap { $0.jid("jid") }
+        hash = list.string("dhash")
+    }
+}
+
 extension DeviceListCache {
+    /// Replaces our own user's list when the notification's hash matches its devices, else drops it.
+    @discardableResult
+    public mutating func apply(own notification: OwnDevicesNotification, user: JID, now: Date = Date()) -> NotificationOutcome {
+        let user = user.nonAD
+        guard entries[user] != nil else { return .notCached }
+        let devices = notification.devices.filter { $0.user == user.user && $0.server == user.server }
+        guard let hash = notification.hash, devices.count == notification.devices.count, ParticipantHash.v2(devices) == hash else {
+            entries[user] = nil
+            return .dropped
+        }
+        var entry = entries[user]!
+        clock += 1
+        entry.value.devices = devices
+        entry.lastUse = clock
+        entries[user] = entry
+        return .updated
+    }
+
     public enum NotificationOutcome: Sendable, Equatable {
         /// The cached list now matches the server's hash.
         case updated

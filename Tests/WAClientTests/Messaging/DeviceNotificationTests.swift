@@ -48,6 +48,54 @@ final class DeviceNotificationTests: XCTestCase {
         XCTAssertNil(cache.devices(of: peer))
     }
 
+    func testOwnListIsReplacedOnlyWhenItsHashMatches() throws {
+        let me = JID(user: "15550300002", server: JID.userServer)
+        let list = [me, JID(user: me.user, device: 4, server: JID.userServer)]
+        func sync(_ devices: [JID], hash: String) throws -> OwnDevicesNotification {
+            try XCTUnwrap(OwnDevicesNotification(parsing: try wire(Node("notification", [Attribute("type", "account_sync")], content: .nodes([
+                Node("devices", [Attribute("dhash", .string(hash))], content: .nodes(devices.map { Node("device", [Attribute("jid", .jid($0))]) })),
+            ])))))
+        }
+        var cache = DeviceListCache()
+        XCTAssertEqual(cache.apply(own: try sync(list, hash: ParticipantHash.v2(list)), user: me), .notCached)
+        cache.store(UsyncNodes.UserDevices(user: me, devices: [me]))
+        XCTAssertEqual(cache.apply(own: try sync(list, hash: ParticipantHash.v2(list)), user: me), .updated)
+        XCTAssertEqual(cache.devices(of: me)?.devices, list)
+        XCTAssertEqual(cache.apply(own: try sync(list, hash: ParticipantHash.v2([me])), user: me), .dropped)
+        XCTAssertNil(cache.devices(of: me))
+        XCTAssertNil(OwnDevicesNotification(parsing: Node("notification", [Attribute("type", "account_sync")])), "no <devices>: another item")
+    }
+
+    func testOurOwnNewDeviceArrivesAsAccountSync() async throws {
+        let harness = try await SimHarness.start { $0.announceDeviceChanges = true }
+        let sim = harness.sim
+        let store = InMemoryDeviceStore()
+        let feature = MessagingFeature(store: store)
+        let client = WAClient(store: store, configuration: await harness.configuration(), features: [feature])
+        let me = "15550100111", peer = "15550100112"
+        let info = try await within(20) { try await harness.qrLogin(client, phone: me) }
+        await sim.createPhone(number: peer)
+        let first = try await client.sendText(to: user(peer), text: "before")
+        XCTAssertEqual(first.deviceCount, 2, "the peer's phone and our own phone")
+
+        // We link a second companion: our first one learns it from account_sync.
+        let otherStore = InMemoryDeviceStore()
+        let other = await harness.messagingClient(store: otherStore)
+        let otherLog = EventLog.watching(other)
+        let otherInfo = try await within(20) { try await harness.qrLogin(other, phone: me) }
+        try await eventually(10, "own list updated") {
+            await feature.cachedDevices(of: user(me)).map(Set.init) == [user(me), info.jid, otherInfo.jid]
+        }
+        try await eventually(5, "notification acked") { await sim.outboxCount(info.jid) == 0 }
+        try await eventually(10, "other device prekeys") { await sim.uploadedPreKeyCount(otherInfo.jid) == 812 }
+        let copy = try await client.sendText(to: user(peer), text: "copied to our new device")
+        XCTAssertEqual(copy.deviceCount, 3, "the peer's phone, our phone, our new companion")
+        try await eventually(5, "our new device got the copy") {
+            await otherLog.received.contains { $0.id == copy.id && $0.isFromMe }
+        }
+        await harness.shutdown(client, other)
+    }
+
     func testALinkedAndAnUnlinkedPeerDeviceUpdateTheCacheAndAreAcked() async throws {
         let harness = try await SimHarness.start { $0.announceDeviceChanges = true }
         let sim = harness.sim
