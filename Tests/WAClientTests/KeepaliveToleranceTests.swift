@@ -16,7 +16,7 @@ final class KeepaliveToleranceTests: XCTestCase {
             while await !done() {
                 n += 1
                 _ = try? await client.sendIQ(PreKeyNodes.countIQ(id: "busy.\(n)"), timeout: .seconds(2))
-                try await Task.sleep(for: .milliseconds(50))
+                try await Task.sleep(for: .milliseconds(20))
             }
         }
     }
@@ -24,7 +24,7 @@ final class KeepaliveToleranceTests: XCTestCase {
     func testUnansweredPingsOnALinkThatShowsLifeAreTolerated() async throws {
         let harness = try await SimHarness.start()
         let policy = KeepalivePolicy(
-            minInterval: .milliseconds(200), maxInterval: .milliseconds(200), timeout: .milliseconds(300), maxFailTime: .seconds(60))
+            minInterval: .milliseconds(200), maxInterval: .milliseconds(200), timeout: .seconds(1), maxFailTime: .seconds(60))
         let client = await harness.client { $0.keepalive = policy }
         let info = try await within(20) { try await harness.qrLogin(client, phone: "15550008891") }
         let before = await client.recentTransitions.count
@@ -44,7 +44,7 @@ final class KeepaliveToleranceTests: XCTestCase {
     func testPingsUnansweredForMaxFailTimeCloseTheLinkEvenWithTraffic() async throws {
         let harness = try await SimHarness.start()
         let policy = KeepalivePolicy(
-            minInterval: .milliseconds(200), maxInterval: .milliseconds(200), timeout: .milliseconds(300), maxFailTime: .seconds(1))
+            minInterval: .milliseconds(200), maxInterval: .milliseconds(200), timeout: .milliseconds(500), maxFailTime: .seconds(2))
         let client = await harness.client { $0.keepalive = policy }
         let info = try await within(20) { try await harness.qrLogin(client, phone: "15550008892") }
         let before = await client.recentTransitions.count
