@@ -84,7 +84,7 @@ public final class SQLiteSessionStore: DeviceStore, SignalProtocolStore, Sendabl
     /// (`secure_delete`) and the WAL is truncated, so no key stays on disk.
     public func wipe() async throws {
         try await write("wipe") { db in
-            for table in ["account", "identity", "preKey", "signedPreKey", "session", "senderKey"] {
+            for table in ["account", "identity", "preKey", "signedPreKey", "session", "senderKey", "pendingPlaintext"] {
                 try db.execute(sql: "DELETE FROM \(table)")
             }
         }
@@ -219,6 +219,23 @@ public final class SQLiteSessionStore: DeviceStore, SignalProtocolStore, Sendabl
         }
     }
 
+    /// Reserves `count` one-time prekey ids from the persistent counter, in one
+    /// transaction (24-bit ids, 1…2^24-1, wrapping to 1 as whatsmeow does): an id
+    /// is never handed out twice before the counter wraps, even after the keys
+    /// holding it were consumed and the process restarted. The counter survives
+    /// `wipe()`: reusing no number is harmless, and it costs nothing.
+    func reservePreKeyIDs(_ count: Int) async throws -> [UInt32] {
+        guard count > 0 else { return [] }
+        return try await write("reservePreKeyIDs") { db in
+            let stored = try Int64.fetchOne(db, sql: "SELECT nextID FROM preKeyCounter WHERE id = 1")
+            let start = UInt32(truncatingIfNeeded: stored ?? 1)
+            let ids = (0..<UInt32(count)).map { (start &+ $0 &- 1) % 0xFF_FFFF + 1 }
+            let next = Int64(ids.last! % 0xFF_FFFF + 1)
+            try db.execute(sql: "INSERT OR REPLACE INTO preKeyCounter(id, nextID) VALUES (1, ?)", arguments: [next])
+            return ids
+        }
+    }
+
     // MARK: SignedPreKeyStore
 
     /// A stored signed prekey, or the device record's own one when the id matches.
@@ -318,6 +335,10 @@ public final class SQLiteSessionStore: DeviceStore, SignalProtocolStore, Sendabl
             let (group, sender, context) = Self.senderKeyColumns(name)
             return (group, sender, try cipher.seal(record.serialized(), context: context))
         }
+        let pending = try changes.pendingPlaintexts.map { key, plaintext in
+            (key.stanza, key.part, try cipher.seal(plaintext, context: Self.pendingContext(key)))
+        }
+        let now = Date().timeIntervalSince1970
         try await write("commit") { db in
             for (address, key) in identities {
                 try db.execute(sql: "INSERT OR REPLACE INTO identity(address, publicKey) VALUES (?, ?)", arguments: [address, key])
@@ -332,7 +353,66 @@ public final class SQLiteSessionStore: DeviceStore, SignalProtocolStore, Sendabl
                 try db.execute(sql: "INSERT OR REPLACE INTO senderKey(groupID, sender, recordBlob) VALUES (?, ?, ?)",
                                arguments: [group, sender, blob])
             }
+            for (stanza, part, blob) in pending {
+                try Self.insertPending(db, stanza: stanza, part: part, blob: blob, storedAt: now)
+            }
         }
+    }
+
+    // MARK: PendingPlaintextStore
+
+    private static func pendingContext(_ key: PendingPlaintextKey) -> String {
+        "pendingPlaintext.\(key.stanza).\(key.part)"
+    }
+
+    private static func insertPending(_ db: Database, stanza: String, part: String, blob: Data, storedAt: Double) throws {
+        try db.execute(sql: "INSERT OR REPLACE INTO pendingPlaintext(stanza, part, plaintextBlob, storedAt) VALUES (?, ?, ?, ?)",
+                       arguments: [stanza, part, blob, storedAt])
+    }
+
+    public func loadPendingPlaintext(_ key: PendingPlaintextKey) async throws -> Data? {
+        let cipher = self.cipher
+        let context = Self.pendingContext(key)
+        return try await read("loadPendingPlaintext") { db in
+            guard let blob = try Data.fetchOne(db, sql: "SELECT plaintextBlob FROM pendingPlaintext WHERE stanza = ? AND part = ?",
+                                               arguments: [key.stanza, key.part]) else { return nil }
+            return try cipher.open(blob, context: context)
+        }
+    }
+
+    public func storePendingPlaintext(_ plaintext: Data, for key: PendingPlaintextKey) async throws {
+        let blob = try cipher.seal(plaintext, context: Self.pendingContext(key))
+        let now = Date().timeIntervalSince1970
+        try await write("storePendingPlaintext") { db in
+            try Self.insertPending(db, stanza: key.stanza, part: key.part, blob: blob, storedAt: now)
+        }
+    }
+
+    public func removePendingPlaintexts(stanza: String) async throws {
+        try await write("removePendingPlaintexts") { db in
+            try db.execute(sql: "DELETE FROM pendingPlaintext WHERE stanza = ?", arguments: [stanza])
+        }
+    }
+
+    @discardableResult
+    public func prunePendingPlaintexts(keepingNewest: Int, storedBefore: Date) async throws -> Int {
+        let cutoff = storedBefore.timeIntervalSince1970
+        let keep = Int64(max(0, keepingNewest))
+        return try await write("prunePendingPlaintexts") { db in
+            try db.execute(sql: "DELETE FROM pendingPlaintext WHERE storedAt < ?", arguments: [cutoff])
+            var deleted = db.changesCount
+            try db.execute(sql: """
+                DELETE FROM pendingPlaintext WHERE rowid NOT IN
+                    (SELECT rowid FROM pendingPlaintext ORDER BY storedAt DESC, rowid DESC LIMIT ?)
+                """, arguments: [keep])
+            deleted += db.changesCount
+            return deleted
+        }
+    }
+
+    /// How many plaintexts are kept (tests, metrics).
+    public func pendingPlaintextCount() async throws -> Int {
+        try await read("pendingPlaintextCount") { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM pendingPlaintext") ?? 0 }
     }
 
     private static func parse<T>(_ what: String, _ body: () throws -> T) throws -> T {

@@ -194,6 +194,8 @@ public enum ControlAPI {
             case "fail_now": fault = .failNow(reason: body.reason ?? 401, code: body.banCode, expire: body.expire)
             case "ignore_pings": fault = .ignorePings(true)
             case "resume_pings": fault = .ignorePings(false)
+            case "withhold_acks": fault = .withholdAcks(true)
+            case "resume_acks": fault = .withholdAcks(false)
             case "slow": fault = .slowAnswers(body.milliseconds.map { .milliseconds($0) })
             default: throw HTTPError(.badRequest, message: "unknown fault kind")
             }

@@ -20,6 +20,8 @@ actor SimConnection {
     private(set) var device: JID?
     private var closed = false
     private var ignorePings = false
+    /// Set by `SimFault.withholdAcks`: message acks held back (bounded, oldest dropped).
+    private var heldAcks: [Node]?
     var answerDelay: Duration?
     private var closeGrace: TimeAmount = .seconds(1)
     private var pending: [String: CheckedContinuation<Node, any Error>] = [:]
@@ -108,6 +110,23 @@ actor SimConnection {
     }
 
     func setIgnorePings(_ value: Bool) { ignorePings = value }
+
+    func setWithholdAcks(_ value: Bool) {
+        if value {
+            if heldAcks == nil { heldAcks = [] }
+        } else {
+            let late = heldAcks ?? []
+            heldAcks = nil
+            for ack in late { send(ack) }
+        }
+    }
+
+    /// The ack for a message this device sent, unless `withholdAcks` holds it back.
+    func sendMessageAck(_ ack: Node) {
+        guard heldAcks != nil else { return send(ack) }
+        heldAcks!.append(ack)
+        if heldAcks!.count > 256 { heldAcks!.removeFirst() }
+    }
 
     /// Writes bytes outside the Noise session (fault injection).
     func writeRaw(_ bytes: Data) { write(bytes) }

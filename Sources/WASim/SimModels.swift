@@ -47,6 +47,9 @@ public enum SimFault: Sendable, Hashable {
     case ignorePings(Bool)
     /// Delay every answer to this device by this long (nil to clear).
     case slowAnswers(Duration?)
+    /// Missing answers: hold back (true) the `<ack>` for each message the device sends
+    /// (the message is still routed); false sends the held acks, late, and answers again.
+    case withholdAcks(Bool)
     /// Write these bytes raw into the live connection's stream (a hostile or broken server):
     /// e.g. garbage that fails Noise decryption, or `FF FF FF` announcing a 16 MiB frame.
     case rawBytes(Data)

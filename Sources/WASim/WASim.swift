@@ -52,6 +52,10 @@ public actor WASim {
         public var root: Curve25519KeyPair?
         /// Clients below this `appVersion` get `<failure reason=405>`.
         public var minimumAppVersion: [UInt32] = [2, 3000, 0]
+        /// Tell other users' devices when a phone links or unlinks a device
+        /// (`<notification type=devices>`), as the real server does. Off by default so a
+        /// test can also leave a peer's device list stale (the phash path).
+        public var announceDeviceChanges = false
         public var limits = Limits()
         public init() {}
     }
@@ -347,6 +351,7 @@ public actor WASim {
         let device = try await connection.pair(phone: phone, deviceJID: jid, lid: lid, keyIndex: keyIndex, advSecret: advSecret)
         devices[jid] = device
         logger.info("device linked", metadata: ["device": "\(jid)"])
+        if configuration.announceDeviceChanges { await announceDeviceChange(.add, device: jid) }
         return jid
     }
 
@@ -355,11 +360,45 @@ public actor WASim {
     public func unlink(device jid: JID) async {
         devices.removeValue(forKey: jid)
         outbox.removeValue(forKey: jid)
+        if configuration.announceDeviceChanges { await announceDeviceChange(.remove, device: jid) }
         if let connection = live.removeValue(forKey: jid) {
             await connection.sendAndClose(Node("stream:error", [Attribute("code", "401")], content: .nodes([
                 Node("conflict", [Attribute("type", "device_removed")]),
             ])))
         }
+    }
+
+    public enum DeviceChange: String, Sendable { case add, remove }
+
+    /// Sends `<notification type=devices from=user [lid]><add|remove device_hash><device jid [lid]/>`
+    /// to every linked device of the other users (kept in their outbox until acked), and
+    /// `<notification type=account_sync><devices dhash><device jid/>…` to the user's own other devices. `device_hash`
+    /// is the participant hash (v2) of the user's device list after the change.
+    public func announceDeviceChange(_ change: DeviceChange, device jid: JID) async {
+        let user = jid.nonAD
+        let lidUser = phones[user.user].map { JID(user: $0.lidUser, server: JID.lidServer) }
+        var deviceAttributes = [Attribute("jid", .jid(jid))]
+        if let lidUser { deviceAttributes.append(Attribute("lid", .jid(JID(user: lidUser.user, device: jid.device, server: JID.lidServer)))) }
+        var attributes = [
+            Attribute("from", .jid(user)), Attribute("type", "devices"), Attribute("id", .string(MessageID.random())),
+            Attribute("t", .string(String(nowSeconds))),
+        ]
+        if let lidUser { attributes.append(Attribute("lid", .jid(lidUser))) }
+        let node = Node("notification", attributes, content: .nodes([
+            Node(change.rawValue, [Attribute("device_hash", .string(ParticipantHash.v2(allDevices(of: user.user))))],
+                 content: .nodes([Node("device", deviceAttributes)])),
+        ]))
+        for other in devices.keys where other.user != user.user { await deliver(node, to: other) }
+        // The user's own other devices get the whole new list (`account_sync`).
+        let own = allDevices(of: user.user)
+        let sync = Node("notification", [
+            Attribute("from", .jid(.serverJID)), Attribute("type", "account_sync"), Attribute("id", .string(MessageID.random())),
+            Attribute("t", .string(String(nowSeconds))),
+        ], content: .nodes([
+            Node("devices", [Attribute("dhash", .string(ParticipantHash.v2(own)))],
+                 content: .nodes(own.map { Node("device", [Attribute("jid", .jid($0))]) })),
+        ]))
+        for mine in devices.keys where mine.user == user.user && mine != jid { await deliver(sync, to: mine) }
     }
 
     /// Injects a fault for one device.
@@ -378,6 +417,8 @@ public actor WASim {
             await live.removeValue(forKey: jid)?.sendAndClose(Self.failureNode(reason: reason, code: code, expire: expire))
         case .ignorePings(let ignore):
             await live[jid]?.setIgnorePings(ignore)
+        case .withholdAcks(let withhold):
+            await live[jid]?.setWithholdAcks(withhold)
         case .rawBytes(let bytes):
             await live[jid]?.writeRaw(bytes)
         }
@@ -505,7 +546,7 @@ extension WASim {
             "participants": "\((sent.child("participants")?.children("to") ?? []).compactMap { $0.jid("jid")?.description })",
             "delivered_to": "\(deliveries.map(\.device.description))", "error": "\(ack.string("error") ?? "")",
         ])
-        await connection?.send(ack)
+        await connection?.sendMessageAck(ack)
         for delivery in deliveries { await deliver(delivery.node, to: delivery.device) }
         return ack
     }

@@ -32,9 +32,9 @@ final class MigrationTests: XCTestCase {
         let session = folder.appendingPathComponent("session.sqlite")
         let history = folder.appendingPathComponent("history.sqlite")
         XCTAssertEqual(try migrations(registry), ["v1-devices"])
-        XCTAssertEqual(try migrations(session), ["v1-keys"])
+        XCTAssertEqual(try migrations(session), ["v1-keys", "v2-pending-plaintexts", "v3-prekey-counter"])
         XCTAssertEqual(try migrations(history), ["v1-history-outbox-idempotency", "v2-idempotency-correlation"])
-        XCTAssertTrue(try tables(session).isSuperset(of: ["meta", "account", "identity", "preKey", "signedPreKey", "session", "senderKey"]))
+        XCTAssertTrue(try tables(session).isSuperset(of: ["meta", "account", "identity", "preKey", "signedPreKey", "session", "senderKey", "pendingPlaintext", "preKeyCounter"]))
         XCTAssertTrue(try tables(history).isSuperset(of: ["message", "outbox", "idempotency"]))
         XCTAssertTrue(try tables(registry).contains("device"))
 
@@ -45,7 +45,7 @@ final class MigrationTests: XCTestCase {
             try await device.data.appendEvent(eventID: UUID().uuidString, routingKey: "mig.x", payload: Data())
             store.closeAll()
         }
-        XCTAssertEqual(try migrations(session), ["v1-keys"])
+        XCTAssertEqual(try migrations(session), ["v1-keys", "v2-pending-plaintexts", "v3-prekey-counter"])
         XCTAssertEqual(try migrations(history), ["v1-history-outbox-idempotency", "v2-idempotency-correlation"])
         store = try openStore(dir)
         let count = try await store.device(id).data.outboxCount()

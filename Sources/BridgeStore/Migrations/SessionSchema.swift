@@ -6,6 +6,8 @@ enum SessionSchema {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1-keys", migrate: v1Keys)
+        migrator.registerMigration("v2-pending-plaintexts", migrate: v2PendingPlaintexts)
+        migrator.registerMigration("v3-prekey-counter", migrate: v3PreKeyCounter)
         return migrator
     }
 }

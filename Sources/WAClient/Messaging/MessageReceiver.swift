@@ -28,6 +28,11 @@ public struct MessageReceiver: Sendable {
     /// Our keys for retry receipts from the second retry on (nil: never attach them).
     public var retryKeys: (@Sendable () async throws -> RetryReceipt.Keys)?
     public private(set) var retries = RetryCounter()
+    /// Keep each decrypted payload in the store, in the same commit as the
+    /// ratchet step, until the caller removes it (`stanzaKey`): a stanza that
+    /// comes back after a crash or a failed hand-over is served from there,
+    /// since its ciphertext no longer decrypts.
+    public var keepPlaintexts = false
 
     public init(
         store: any SignalProtocolStore, ownDevice: JID, ownLID: JID? = nil,
@@ -37,6 +42,11 @@ public struct MessageReceiver: Sendable {
         self.ownDevice = ownDevice
         self.ownLID = ownLID
         self.retryKeys = retryKeys
+    }
+
+    /// The name under which a stanza's kept plaintexts are stored: sender and message id.
+    public static func stanzaKey(_ stanza: Node) -> String {
+        "\(stanza.string("from") ?? "")|\(stanza.string("participant") ?? "")|\(stanza.string("id") ?? "")"
     }
 
     public mutating func receive(_ stanza: Node) async throws -> ReceiveOutcome {
@@ -57,19 +67,38 @@ public struct MessageReceiver: Sendable {
             return .ignored(id: id, reason: "no <enc> in stanza", receipt: ReceiptNodes.delivery(answering: stanza))
         }
 
+        // A companion opening a session proves it belongs to the account (ADV signatures).
+        if sender.device != 0, let pkmsg = encs.first(where: { $0.string("type") == "pkmsg" })?.bytes,
+           let identity = stanza.child("device-identity")?.bytes, !identity.isEmpty {
+            do {
+                guard let senderIdentity = DeviceIdentityCheck.senderIdentity(ofPreKeyMessage: Data(pkmsg)) else {
+                    throw WAClientError(.deviceIdentityInvalid, "pkmsg carries no identity key")
+                }
+                let primary = try await store.identity(for: SignalAddress(jid: JID(user: sender.user, device: 0, server: sender.server)))
+                try DeviceIdentityCheck.verify(Data(identity), senderIdentity: senderIdentity, primaryIdentity: primary)
+            } catch {
+                let refused = error as? WAClientError ?? WAClientError(.store, "identity lookup: \(type(of: error))")
+                return .undecryptable(
+                    UndecryptableMessage(id: id, chat: chat, sender: sender, error: refused, retryCount: nil), retryReceipt: nil)
+            }
+        }
+
         var content: WAE2E_Message?
         var identityChange: IdentityChange?
         let ordered = encs.filter { $0.string("type") != "skmsg" } + encs.filter { $0.string("type") == "skmsg" }
-        for enc in ordered {
+        let stanzaKey = Self.stanzaKey(stanza)
+        for (index, enc) in ordered.enumerated() {
+            let keeping = keepPlaintexts
+                ? PendingPlaintextKey(stanza: stanzaKey, part: "\(index).\(enc.string("type") ?? "")") : nil
             do {
                 let decrypted: WAE2E_Message?
-                do { decrypted = try await decrypt(enc, sender: sender, chat: chat) } catch let error as SignalError
+                do { decrypted = try await decrypt(enc, sender: sender, chat: chat, keeping: keeping) } catch let error as SignalError
                     where error.code == .untrustedIdentity && enc.string("type") == "pkmsg" && error.identityChange != nil {
                     // The peer reinstalled: a new session under a new identity. Accept it
                     // (as WhatsApp clients do) and report the change with the message.
                     identityChange = error.identityChange
                     try await store.saveIdentity(error.identityChange!.newKey, for: error.identityChange!.address)
-                    decrypted = try await decrypt(enc, sender: sender, chat: chat)
+                    decrypted = try await decrypt(enc, sender: sender, chat: chat, keeping: keeping)
                 }
                 guard var message = decrypted else { continue }
                 if message.hasDeviceSentMessage, isFromMe {
@@ -100,29 +129,55 @@ public struct MessageReceiver: Sendable {
             }
         }
         let message = content ?? WAE2E_Message()
-        let received = ReceivedMessage(
+        var received = ReceivedMessage(
             id: id, chat: chat, sender: sender, isFromMe: isFromMe, isGroup: isGroup,
             timestamp: Date(timeIntervalSince1970: TimeInterval(stanza.int("t") ?? 0)),
             pushName: stanza.string("notify"), content: MessageContent(message), message: message,
             identityChange: identityChange)
+        (received.addressingMode, received.senderAlt) = Self.addressing(of: stanza, sender: sender, isGroup: isGroup)
         return .message(received, receipt: ReceiptNodes.delivery(for: received))
     }
 
+    /// The addressing of a stanza: `addressing_mode` (groups) or the sender's server, and the
+    /// sender's other JID from `sender_pn`/`participant_pn` (LID-addressed) or
+    /// `sender_lid`/`participant_lid` (phone-number-addressed). Facts: whatsmeow's message info parsing.
+    static func addressing(of stanza: Node, sender: JID, isGroup: Bool) -> (ReceivedMessage.AddressingMode, JID?) {
+        let mode: ReceivedMessage.AddressingMode
+        if let stated = stanza.string("addressing_mode") {
+            mode = stated == "lid" ? .lid : .phoneNumber
+        } else {
+            mode = sender.server == JID.lidServer ? .lid : .phoneNumber
+        }
+        let prefix = isGroup ? "participant" : "sender"
+        let alt = mode == .lid ? stanza.jid("\(prefix)_pn") : stanza.jid("\(prefix)_lid")
+        // Only a JID of the other kind is an alternative address.
+        guard let alt, (alt.server == JID.lidServer) != (sender.server == JID.lidServer) else { return (mode, nil) }
+        return (mode, alt)
+    }
+
     /// One `<enc>` to a parsed `Message` (nil for an unknown enc type, skipped).
-    func decrypt(_ enc: Node, sender: JID, chat: JID) async throws -> WAE2E_Message? {
+    /// With `keeping`, a plaintext kept from an earlier delivery is used, and a
+    /// new one is kept in the decryption's commit.
+    func decrypt(_ enc: Node, sender: JID, chat: JID, keeping: PendingPlaintextKey? = nil) async throws -> WAE2E_Message? {
         guard let bytes = enc.bytes else { throw WAClientError(.stanzaMalformed, "<enc> without content") }
         let ciphertext = Data(bytes)
         let padded: Data
-        switch enc.string("type") {
-        case "pkmsg":
-            padded = try await SessionCipher(store: store, address: SignalAddress(jid: sender)).decrypt(preKeySignalMessage: ciphertext)
-        case "msg":
-            padded = try await SessionCipher(store: store, address: SignalAddress(jid: sender)).decrypt(signalMessage: ciphertext)
-        case "skmsg":
-            let name = SenderKeyName(groupID: chat.description, sender: SignalAddress(jid: sender))
-            padded = try await GroupCipher(store: store, name: name).decrypt(ciphertext)
-        default:
-            return nil
+        if let keeping, let kept = try await store.loadPendingPlaintext(keeping) {
+            padded = kept
+        } else {
+            switch enc.string("type") {
+            case "pkmsg":
+                padded = try await SessionCipher(store: store, address: SignalAddress(jid: sender))
+                    .decrypt(preKeySignalMessage: ciphertext, keeping: keeping)
+            case "msg":
+                padded = try await SessionCipher(store: store, address: SignalAddress(jid: sender))
+                    .decrypt(signalMessage: ciphertext, keeping: keeping)
+            case "skmsg":
+                let name = SenderKeyName(groupID: chat.description, sender: SignalAddress(jid: sender))
+                padded = try await GroupCipher(store: store, name: name).decrypt(ciphertext, keeping: keeping)
+            default:
+                return nil
+            }
         }
         guard padded.count <= Self.maxPayloadBytes else {
             throw WAClientError(.payloadInvalid, "decrypted payload of \(padded.count) bytes")

@@ -42,10 +42,13 @@ public struct QuotedMessage: Sendable {
 /// * `<message>` → `MessageReceiver` → `onMessage` (when given) → delivery
 ///   receipt (or retry receipt) → `<ack>` → `WAEvent.messageReceived` /
 ///   `.messageUndecryptable`. With `onMessage`, a message is acknowledged to
-///   WhatsApp only after the handler returned: if it throws, neither receipt
-///   nor ack is sent, the server delivers the stanza again, and the decrypted
-///   message (kept in a bounded cache, since its copy decrypts as a
-///   duplicate) is handed to the handler again.
+///   WhatsApp only after the handler returned: if it throws (or the process
+///   dies first), neither receipt nor ack is sent and the server delivers the
+///   stanza again. Its ciphertext no longer decrypts (the ratchet moved on),
+///   so the plaintext was stored in the same store commit as the ratchet step
+///   (`PendingPlaintextStore`), is served from there to the handler, and is
+///   deleted once the handler returned (bounded: `unhandledMessages`,
+///   `unhandledMaxAge`).
 /// * `<receipt>` → `<ack>` → `WAEvent.messageStatus`; a retry receipt resends
 ///   from `RecentMessageCache`.
 ///
@@ -63,8 +66,11 @@ public final class MessagingFeature: WAClientFeature {
         public var bundleBatch = 50
         /// Sent messages kept for retry receipts.
         public var recentMessages = 256
-        /// Decrypted messages whose `onMessage` failed, kept for the server's redelivery.
-        public var unhandledMessages = 256
+        /// Decrypted payloads not yet taken by `onMessage`, kept in the store for the
+        /// server's redelivery: at most this many (oldest dropped first) ...
+        public var unhandledMessages = 5_000
+        /// ... and none older than this (WhatsApp keeps an undelivered stanza about 30 days).
+        public var unhandledMaxAge: TimeInterval = 30 * 86_400
         /// Device lists kept (users) and for how long.
         public var deviceCacheCapacity = 1_000
         public var deviceCacheTTL: TimeInterval = 3_600
@@ -90,7 +96,11 @@ public final class MessagingFeature: WAClientFeature {
         case "ack": await state.receiveAck(node)
         case "notification":
             await client.ack(node)
-            if PreKeyNodes.lowPreKeyCount(in: node) != nil {
+            if node.string("type") == "devices" {
+                await state.applyDeviceNotification(node)
+            } else if let own = OwnDevicesNotification(parsing: node) {
+                await state.applyOwnDevices(own, client: client)
+            } else if PreKeyNodes.lowPreKeyCount(in: node) != nil {
                 Task { await self.state.refillPreKeys(client: client) }
             }
         default: break
@@ -98,8 +108,12 @@ public final class MessagingFeature: WAClientFeature {
     }
 
     public func didLogin(_ info: LoginInfo, client: WAClient) async {
+        await state.pruneKeptPlaintexts(client: client)
         await state.refillPreKeys(client: client)
     }
+
+    /// The cached device list of `user`, nil when not cached (for tests and diagnostics).
+    public func cachedDevices(of user: JID) async -> [JID]? { await state.cachedDevices(of: user) }
 
     /// How many one-time prekeys this feature uploaded, per upload (for tests and metrics).
     public var preKeyUploads: [Int] { get async { await state.uploads } }
@@ -205,8 +219,6 @@ actor MessagingState {
     private var pendingAcks: [String: PendingAck] = [:]
     private var counter: UInt64 = 0
     let onMessage: MessagingFeature.MessageHandler?
-    /// Decrypted messages the handler has not taken yet, oldest first (bounded).
-    private var unhandled: [(key: String, message: ReceivedMessage)] = []
 
     init(provider: any SignalStoreProvider, configuration: MessagingFeature.Configuration, logger: Logger,
          onMessage: MessagingFeature.MessageHandler? = nil) {
@@ -289,10 +301,7 @@ actor MessagingState {
             id: id, to: chat, message: message, recipientDevices: recipient, ownDevices: ownDevices, bundles: bundles)
         recent.insert(message, chat: chat, id: id)
         for change in out.identityChanges { await client.emit(.identityChanged(change)) }
-        let ack = try await sendAwaitingAck(out.node, id: id, client: client)
-        if case .failed(let code) = ack.status {
-            throw WAClientError(.serverError, "server refused message with error \(code)")
-        }
+        let ack = try await sendAccepted(out.node, id: id, chat: chat, ctx: ctx, client: client)
         if let phash = ack.phash, phash != out.phash {
             // The server knows other devices than we used: ask usync again next time.
             deviceCache.invalidate(chat)
@@ -321,13 +330,30 @@ actor MessagingState {
             id: id, group: group, message: message, participantDevices: all,
             devicesWithSenderKey: rotate ? [] : holders, bundles: bundles, rotateSenderKey: rotate)
         recent.insert(message, chat: group, id: id)
-        let ack = try await sendAwaitingAck(out.node, id: id, client: client)
-        if case .failed(let code) = ack.status {
-            throw WAClientError(.serverError, "server refused message with error \(code)")
-        }
+        let ack = try await sendAccepted(out.node, id: id, chat: group, ctx: ctx, client: client)
         rememberHolders((rotate ? [] : holders).union(out.encryptedFor), group: group)
         return SentMessage(id: id, chat: group, timestamp: ack.timestamp, phash: ack.phash, deviceCount: out.encryptedFor.count)
     }
+
+    /// A user linked or unlinked a device: update (or drop) the cached list.
+    func applyDeviceNotification(_ node: Node) {
+        guard let notification = try? DeviceListNotification(parsing: node) else {
+            logger.info("devices notification ignored (malformed)")
+            return
+        }
+        let outcome = deviceCache.apply(notification)
+        logger.debug("device list notification", metadata: ["outcome": "\(outcome)"])
+    }
+
+    /// Our own user linked or unlinked a device (`account_sync`): replace (or drop) our list.
+    func applyOwnDevices(_ notification: OwnDevicesNotification, client: WAClient) async {
+        guard let own = await client.device?.jid else { return }
+        let outcome = deviceCache.apply(own: notification, user: own)
+        logger.debug("own device list notification", metadata: ["outcome": "\(outcome)"])
+    }
+
+    /// The cached devices of `user` (tests, diagnostics).
+    func cachedDevices(of user: JID) -> [JID]? { deviceCache.devices(of: user)?.devices }
 
     private func rememberHolders(_ devices: Set<JID>, group: JID) {
         if senderKeyHolders.updateValue(devices, forKey: group) == nil {
@@ -369,6 +395,24 @@ actor MessagingState {
         return out
     }
 
+    /// Sends and waits for the server's ack; a refusal (`<ack error>`) or no ack within
+    /// `ackTimeout` is published as status `failed` for the message and thrown.
+    private func sendAccepted(_ node: Node, id: String, chat: JID, ctx: Context, client: WAClient) async throws -> ServerAck {
+        let ack: ServerAck
+        do { ack = try await sendAwaitingAck(node, id: id, client: client) } catch let error as WAClientError where error.code == .ackTimeout {
+            await client.emit(.messageStatus(.init(
+                status: .failed(code: MessageStatus.noServerAck), messageIDs: [id], chat: chat, by: ctx.own, isSelf: true,
+                timestamp: Date())))
+            throw error
+        }
+        if case .failed(let code) = ack.status {
+            await client.emit(.messageStatus(.init(
+                status: ack.status, messageIDs: [id], chat: chat, by: ctx.own, isSelf: true, timestamp: ack.timestamp)))
+            throw WAClientError(.serverError, "server refused message with error \(code)")
+        }
+        return ack
+    }
+
     private func sendAwaitingAck(_ node: Node, id: String, client: WAClient) async throws -> ServerAck {
         guard pendingAcks.count < configuration.maxPendingSends else {
             throw WAClientError(.limitExceeded, "\(pendingAcks.count) sends waiting for an ack")
@@ -394,9 +438,11 @@ actor MessagingState {
         }
     }
 
+    /// Frees the slot and fails the send; an ack that comes later finds no entry and is dropped.
     private func expireAck(_ id: String) {
         guard case .waiting(let continuation) = pendingAcks[id] else { return }
         pendingAcks[id] = nil
+        logger.warning("no server ack for a message", metadata: ["id": "\(id)"])
         continuation.resume(throwing: WAClientError(.ackTimeout, "no server ack for a message"))
     }
 
@@ -422,21 +468,38 @@ actor MessagingState {
         }
     }
 
-    /// Hands a decrypted message to `onMessage`; false (and the message kept
-    /// for the redelivery) when the handler failed.
-    private func handOver(_ message: ReceivedMessage, key: String) async -> Bool {
+    /// Hands a decrypted message to `onMessage`; false when the handler failed
+    /// (its plaintext stays in the store for the redelivery, within the bounds).
+    private func handOver(_ message: ReceivedMessage, key: String, store: any SignalProtocolStore) async -> Bool {
         guard let onMessage else { return true }
         do {
             try await onMessage(message)
-            unhandled.removeAll { $0.key == key }
-            return true
         } catch {
             logger.warning("message handler failed; receipt withheld", metadata: ["id": "\(message.id)"])
-            if !unhandled.contains(where: { $0.key == key }) {
-                unhandled.append((key, message))
-                if unhandled.count > configuration.unhandledMessages { unhandled.removeFirst() }
-            }
+            await prunePending(store)
             return false
+        }
+        do { try await store.removePendingPlaintexts(stanza: key) } catch {
+            // Harmless: the stanza is acknowledged next, and pruning drops the row later.
+            logger.warning("kept plaintext not removed", metadata: ["error": "\(type(of: error))"])
+        }
+        return true
+    }
+
+    func pruneKeptPlaintexts(client: WAClient) async {
+        guard onMessage != nil, let ctx = try? await context(client) else { return }
+        await prunePending(ctx.store)
+    }
+
+    /// Applies the bounds to the plaintexts kept for redelivery.
+    func prunePending(_ store: any SignalProtocolStore) async {
+        do {
+            let dropped = try await store.prunePendingPlaintexts(
+                keepingNewest: configuration.unhandledMessages,
+                storedBefore: Date().addingTimeInterval(-configuration.unhandledMaxAge))
+            if dropped > 0 { logger.warning("unhandled messages dropped by the bounds", metadata: ["count": "\(dropped)"]) }
+        } catch {
+            logger.warning("pruning kept plaintexts failed", metadata: ["error": "\(type(of: error))"])
         }
     }
 
@@ -458,6 +521,7 @@ actor MessagingState {
                     identity: record.identityKey.publicKey, preKey: preKey, signedPreKey: record.signedPreKey.signalRecord,
                     deviceIdentity: identity)
             })
+            receiver?.keepPlaintexts = onMessage != nil
             receiverDevice = ctx.own
         }
         var working = receiver!
@@ -468,10 +532,10 @@ actor MessagingState {
             return true
         }
         receiver = working
-        let key = "\(node.string("from") ?? "")|\(node.string("participant") ?? "")|\(node.string("id") ?? "")"
+        let key = MessageReceiver.stanzaKey(node)
         switch outcome {
         case .message(let message, let receipt):
-            guard await handOver(message, key: key) else { return false }
+            guard await handOver(message, key: key, store: ctx.store) else { return false }
             try? await client.send(receipt)
             if let change = message.identityChange { await client.emit(.identityChanged(change)) }
             await client.emit(.messageReceived(message))
@@ -480,15 +544,8 @@ actor MessagingState {
             await client.emit(.messageUndecryptable(
                 id: failed.id, chat: failed.chat, sender: failed.sender, code: failed.error.code.rawValue))
         case .ignored(_, _, let receipt):
-            // A redelivered copy of a message whose handler failed decrypts as
-            // a duplicate: hand the kept message over again.
-            if let kept = unhandled.first(where: { $0.key == key })?.message {
-                guard await handOver(kept, key: key) else { return false }
-                try? await client.send(receipt)
-                await client.emit(.messageReceived(kept))
-            } else {
-                try? await client.send(receipt)
-            }
+            // A duplicate: handed over before (a kept plaintext would have been served instead).
+            try? await client.send(receipt)
         }
         return true
     }

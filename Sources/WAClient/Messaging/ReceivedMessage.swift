@@ -21,6 +21,15 @@ public struct ReceivedMessage: Sendable {
     public var message: WAE2E_Message
     /// Set when the sender's identity key changed with this message (accepted).
     public var identityChange: IdentityChange?
+    /// How the server addressed the sender: `lid` or `pn` (the stanza's
+    /// `addressing_mode`; for 1:1 stanzas inferred from `sender`'s server).
+    public var addressingMode: AddressingMode = .phoneNumber
+    /// The sender's other address when the server named it: its phone-number
+    /// JID for a LID-addressed stanza (`sender_pn` / `participant_pn`), or its
+    /// LID for a phone-number-addressed one (`sender_lid` / `participant_lid`).
+    public var senderAlt: JID?
+
+    public enum AddressingMode: String, Sendable { case phoneNumber = "pn", lid }
 }
 
 /// Prints ids and JIDs only: message bodies stay out of logs.

@@ -24,6 +24,7 @@ public enum ServerMessageRouting {
     /// - group (`to` is `@g.us`): each device in `memberDevices` except the
     ///   sender gets `<message from=G participant=sender id t type [notify]>`
     ///   with its own `<enc>` (the SKDM) when it has one, then the skmsg.
+    /// - each stanza whose `<enc>` is a pkmsg also carries the sender's `<device-identity>`.
     public static func deliveries(
         of sent: Node, from sender: JID, memberDevices: [JID] = [], timestamp: Int, pushName: String? = nil
     ) throws -> [Delivery] {
@@ -48,6 +49,12 @@ public enum ServerMessageRouting {
             if let pushName { attrs.append(Attribute("notify", .string(pushName))) }
             return attrs
         }
+        // The sender's ADV identity travels with each pkmsg (the recipient verifies it).
+        let deviceIdentity = sent.child("device-identity")
+        func withIdentity(_ children: [Node]) -> [Node] {
+            guard let deviceIdentity, children.contains(where: { $0.string("type") == "pkmsg" }) else { return children }
+            return children + [deviceIdentity]
+        }
         if to.server == JID.groupServer {
             let skmsg = sent.children("enc").first { $0.string("type") == "skmsg" }
             var out: [Delivery] = []
@@ -58,7 +65,7 @@ public enum ServerMessageRouting {
                 guard !children.isEmpty else { continue }
                 out.append(Delivery(device: device, node: Node(
                     "message", header([Attribute("from", .jid(to)), Attribute("participant", .jid(sender))]),
-                    content: .nodes(children))))
+                    content: .nodes(withIdentity(children)))))
             }
             return out
         }
@@ -69,12 +76,12 @@ public enum ServerMessageRouting {
             guard !encs.isEmpty else { return [] }
             var attrs = header([Attribute("from", .jid(sender))])
             if let recipient = sent["recipient"] { attrs.append(Attribute("recipient", recipient)) }
-            return [Delivery(device: to, node: Node("message", attrs, content: .nodes(encs)))]
+            return [Delivery(device: to, node: Node("message", attrs, content: .nodes(withIdentity(encs))))]
         }
         return order.map { device in
             var attrs = header([Attribute("from", .jid(sender))])
             if device.user == sender.user && device.server == sender.server { attrs.append(Attribute("recipient", .jid(to.nonAD))) }
-            return Delivery(device: device, node: Node("message", attrs, content: .nodes([perDevice[device]!])))
+            return Delivery(device: device, node: Node("message", attrs, content: .nodes(withIdentity([perDevice[device]!]))))
         }
     }
 

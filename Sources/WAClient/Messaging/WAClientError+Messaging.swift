@@ -41,4 +41,6 @@ extension WAClientError.Code {
     public static let messagingDisabled = Self(rawValue: "client.messaging_disabled")
     /// No server `<ack>` for a sent message within the send timeout.
     public static let ackTimeout = Self(rawValue: "client.ack_timeout")
+    /// A companion's `<device-identity>` on a pkmsg does not verify (forged or broken ADV signatures).
+    public static let deviceIdentityInvalid = Self(rawValue: "client.device_identity_invalid")
 }

@@ -41,6 +41,12 @@ public actor WAClient {
     private var generation = 0
     private var closeReason: CloseReason?
     private var keepaliveTask: Task<Void, Never>?
+    /// When the server last sent a frame, and last answered a keepalive ping (this link).
+    private var lastInbound: ContinuousClock.Instant?
+    private var lastPingAnswer: ContinuousClock.Instant = .now
+    /// Keepalive pings left unanswered in a row on this link and tolerated because
+    /// the server sent other frames meanwhile (0 after an answered ping).
+    public private(set) var keepaliveMisses = 0
 
     // IQs.
     private struct PendingIQ {
@@ -319,6 +325,7 @@ public actor WAClient {
     }
 
     private func process(_ plaintext: Data, gen: Int) async {
+        lastInbound = .now
         let node: Node
         do {
             let bytes = try TransportPayload.decode(plaintext, maxInflatedSize: configuration.maxFrameSize * 4)
@@ -552,35 +559,57 @@ public actor WAClient {
     private func startKeepalive(gen: Int) {
         keepaliveTask?.cancel()
         let policy = configuration.keepalive
+        keepaliveMisses = 0
+        lastPingAnswer = .now
         keepaliveTask = Task { [weak self] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: policy.interval(unit: Double.random(in: 0...1)))
                 if Task.isCancelled { return }
                 guard let self else { return }
-                if await !self.ping(gen: gen, timeout: policy.timeout) { return }
+                if await !self.ping(gen: gen, policy: policy) { return }
             }
         }
     }
 
     /// One keepalive ping; false when the link is gone or declared dead.
-    private func ping(gen: Int, timeout: Duration) async -> Bool {
+    ///
+    /// An unanswered ping closes the link only when nothing else came from the
+    /// server while it waited, or when no ping was answered for `maxFailTime`:
+    /// one lost ping does not tear down a link that otherwise shows life (as
+    /// whatsmeow, which reconnects only after 3 minutes of failed pings), while a
+    /// silent server is still detected within `detectionBound`.
+    private func ping(gen: Int, policy: KeepalivePolicy) async -> Bool {
         guard link?.generation == gen else { return false }
+        let sent = ContinuousClock.now
         do {
             _ = try await sendIQ(Node("iq", [
                 Attribute("to", .jid(.serverJID)), Attribute("type", "get"), Attribute("xmlns", "w:p"),
-            ], content: .nodes([Node("ping")])), timeout: timeout)
+            ], content: .nodes([Node("ping")])), timeout: policy.timeout)
+            pingAnswered()
             return true
         } catch let error as WAClientError where error.code == .iqError {
-            return true // an error answer still proves the link is alive
+            pingAnswered() // an error answer still proves the link is alive
+            return true
         } catch let error as WAClientError where error.code == .timeout {
             guard link?.generation == gen else { return false }
-            logger.info("keepalive timed out; closing the link")
+            if let life = lastInbound, life > sent, ContinuousClock.now - lastPingAnswer < policy.maxFailTime {
+                keepaliveMisses += 1
+                logger.info("keepalive ping unanswered; the link shows life, keeping it",
+                            metadata: ["missed": "\(keepaliveMisses)"])
+                return true
+            }
+            logger.info("keepalive timed out; closing the link", metadata: ["missed": "\(keepaliveMisses + 1)"])
             closeReason = .keepaliveTimeout
             link?.transport.close()
             return false
         } catch {
             return false
         }
+    }
+
+    private func pingAnswered() {
+        lastPingAnswer = .now
+        keepaliveMisses = 0
     }
 
     // MARK: Helpers

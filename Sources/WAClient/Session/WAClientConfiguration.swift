@@ -55,20 +55,32 @@ public struct WAClientConfiguration: Sendable {
 }
 
 /// Keepalive: a `w:p` ping every `minInterval…maxInterval` (random), each
-/// answered within `timeout`, or the link counts as dead and is closed.
+/// answered within `timeout`. An unanswered ping closes the link when the
+/// server sent nothing else meanwhile (dead link), or when no ping was
+/// answered for `maxFailTime`; otherwise it is tolerated.
 public struct KeepalivePolicy: Sendable, Equatable {
     public var minInterval: Duration
     public var maxInterval: Duration
     public var timeout: Duration
+    /// How long pings may go unanswered while the server still sends other
+    /// frames (a lost or starved ping on a link that shows life), before the
+    /// link is closed anyway. whatsmeow's KeepAliveMaxFailTime is 3 minutes.
+    public var maxFailTime: Duration
 
-    public init(minInterval: Duration = .seconds(20), maxInterval: Duration = .seconds(30), timeout: Duration = .seconds(10)) {
+    public init(minInterval: Duration = .seconds(20), maxInterval: Duration = .seconds(30), timeout: Duration = .seconds(10),
+                maxFailTime: Duration = .seconds(180)) {
         self.minInterval = minInterval
         self.maxInterval = max(minInterval, maxInterval)
         self.timeout = timeout
+        self.maxFailTime = maxFailTime
     }
 
-    /// The longest a dead link can go unnoticed: one interval plus the reply timeout.
+    /// The longest a dead (silent) link can go unnoticed: one interval plus the reply timeout.
     public var detectionBound: Duration { maxInterval + timeout }
+
+    /// The longest a link that sends frames but never answers a ping stays up:
+    /// `maxFailTime` after the last answer, plus the ping that notices it.
+    public var unansweredPingBound: Duration { maxFailTime + maxInterval + timeout }
 
     /// The wait before the next ping, for a uniform sample `unit` in 0...1.
     public func interval(unit: Double) -> Duration {

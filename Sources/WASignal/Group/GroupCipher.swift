@@ -33,7 +33,9 @@ public struct GroupCipher: Sendable {
         return message.serialized
     }
 
-    public func decrypt(_ bytes: Data) async throws -> Data {
+    /// `keeping`: also store the plaintext under this key in the same commit
+    /// as the sender key change (see `PendingPlaintextStore`).
+    public func decrypt(_ bytes: Data, keeping: PendingPlaintextKey? = nil) async throws -> Data {
         let message = try SenderKeyMessage(serialized: bytes)
         guard var record = try await store.loadSenderKey(for: name), !record.isEmpty else {
             throw SignalError(.noSenderKey, "no sender key for \(name)")
@@ -51,6 +53,7 @@ public struct GroupCipher: Sendable {
         record.replace(state)
         var changes = SignalStoreChanges()
         changes.senderKeys = [(name, record)]
+        if let keeping { changes.pendingPlaintexts = [(keeping, plaintext)] }
         try await store.commit(changes)
         return plaintext
     }

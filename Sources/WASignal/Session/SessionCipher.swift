@@ -62,7 +62,9 @@ public struct SessionCipher: Sendable {
         }
     }
 
-    public func decrypt(signalMessage bytes: Data) async throws -> Data {
+    /// `keeping`: also store the plaintext under this key in the same commit
+    /// as the session change (see `PendingPlaintextStore`).
+    public func decrypt(signalMessage bytes: Data, keeping: PendingPlaintextKey? = nil) async throws -> Data {
         let message = try SignalMessage(serialized: bytes)
         guard var record = try await store.loadSession(for: address), !record.isEmpty else {
             throw SignalError(.noSession, "no session with \(address)")
@@ -72,11 +74,12 @@ public struct SessionCipher: Sendable {
         var changes = SignalStoreChanges()
         changes.identities = [(address, remoteIdentity)]
         changes.sessions = [(address, record)]
+        if let keeping { changes.pendingPlaintexts = [(keeping, plaintext)] }
         try await store.commit(changes)
         return plaintext
     }
 
-    public func decrypt(preKeySignalMessage bytes: Data) async throws -> Data {
+    public func decrypt(preKeySignalMessage bytes: Data, keeping: PendingPlaintextKey? = nil) async throws -> Data {
         let message = try PreKeySignalMessage(serialized: bytes)
         var record = try await store.loadSession(for: address) ?? SessionRecord()
         let usedPreKey = try await SessionBuilder(store: store, address: address).process(message, record: &record)
@@ -86,6 +89,7 @@ public struct SessionCipher: Sendable {
         changes.identities = [(address, message.identityKey)]
         changes.sessions = [(address, record)]
         if let usedPreKey { changes.removedPreKeys = [usedPreKey] }
+        if let keeping { changes.pendingPlaintexts = [(keeping, plaintext)] }
         try await store.commit(changes)
         return plaintext
     }

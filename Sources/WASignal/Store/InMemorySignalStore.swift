@@ -14,6 +14,8 @@ public actor InMemorySignalStore: SignalProtocolStore {
     private var signedPreKeys: [UInt32: SignedPreKeyRecord] = [:]
     private var sessions: [SignalAddress: SessionRecord] = [:]
     private var senderKeys: [SenderKeyName: SenderKeyRecord] = [:]
+    /// Kept plaintexts with their storing time, oldest first.
+    private var pending: [(key: PendingPlaintextKey, plaintext: Data, stored: Date)] = []
 
     public init(identity: IdentityKeyPair = .generate(), registrationID: UInt32 = KeyHelper.generateRegistrationID()) {
         self.identity = identity
@@ -64,7 +66,33 @@ public actor InMemorySignalStore: SignalProtocolStore {
         for (address, record) in changes.sessions { sessions[address] = record }
         for id in changes.removedPreKeys { preKeys[id] = nil }
         for (name, record) in changes.senderKeys { senderKeys[name] = record }
+        for (key, plaintext) in changes.pendingPlaintexts { storePendingPlaintext(plaintext, for: key) }
     }
+
+    // MARK: Pending plaintexts
+
+    public func loadPendingPlaintext(_ key: PendingPlaintextKey) -> Data? {
+        pending.last { $0.key == key }?.plaintext
+    }
+
+    public func storePendingPlaintext(_ plaintext: Data, for key: PendingPlaintextKey) {
+        pending.removeAll { $0.key == key }
+        pending.append((key, plaintext, Date()))
+    }
+
+    public func removePendingPlaintexts(stanza: String) {
+        pending.removeAll { $0.key.stanza == stanza }
+    }
+
+    @discardableResult
+    public func prunePendingPlaintexts(keepingNewest: Int, storedBefore: Date) -> Int {
+        let before = pending.count
+        pending.removeAll { $0.stored < storedBefore }
+        if pending.count > max(0, keepingNewest) { pending.removeFirst(pending.count - max(0, keepingNewest)) }
+        return before - pending.count
+    }
+
+    public var pendingPlaintextCount: Int { pending.count }
 
     public func loadSenderKey(for name: SenderKeyName) -> SenderKeyRecord? { senderKeys[name] }
     public func storeSenderKey(_ record: SenderKeyRecord, for name: SenderKeyName) { senderKeys[name] = record }

@@ -48,7 +48,8 @@ public protocol SenderKeyStore: Sendable {
 /// start of an operation and write to it only at the end of a successful
 /// one, so one caller at a time per store (the device's actor) is assumed:
 /// two decrypts for the same address must not interleave.
-public protocol SignalProtocolStore: IdentityKeyStore, PreKeyStore, SignedPreKeyStore, SessionStore, SenderKeyStore {
+public protocol SignalProtocolStore: IdentityKeyStore, PreKeyStore, SignedPreKeyStore, SessionStore, SenderKeyStore,
+    PendingPlaintextStore {
     /// Writes all changes of one successful operation together; see
     /// `SignalStoreChanges` (a default applies them one by one).
     func commit(_ changes: SignalStoreChanges) async throws

@@ -1,3 +1,4 @@
+import Foundation
 import WACrypto
 
 /// Everything one successful encrypt or decrypt writes, handed to the store
@@ -8,6 +9,8 @@ public struct SignalStoreChanges: Sendable {
     public var sessions: [(SignalAddress, SessionRecord)] = []
     public var removedPreKeys: [UInt32] = []
     public var senderKeys: [(SenderKeyName, SenderKeyRecord)] = []
+    /// Decrypted payloads to keep until the application took them (see `PendingPlaintextStore`).
+    public var pendingPlaintexts: [(PendingPlaintextKey, Data)] = []
 
     public init() {}
 }
@@ -20,5 +23,6 @@ extension SignalProtocolStore {
         for (address, record) in changes.sessions { try await storeSession(record, for: address) }
         for id in changes.removedPreKeys { try await removePreKey(id: id) }
         for (name, record) in changes.senderKeys { try await storeSenderKey(record, for: name) }
+        for (key, plaintext) in changes.pendingPlaintexts { try await storePendingPlaintext(plaintext, for: key) }
     }
 }

@@ -223,7 +223,7 @@ final class DirectMessagingTests: XCTestCase {
         let oldIdentity = await bob0.store.identityKeyPair().publicKey
 
         // Bob's phone reinstalls: same device JID, new identity and prekeys.
-        let newBob = try await Party.make("15550002222", device: 0)
+        let newBob = try await Party.make("15550002222", device: 0, account: .generate())
         server.devices[newBob.user] = []
         try await server.register(newBob)
         try await server.register(bob5)

@@ -22,16 +22,37 @@ struct Party {
     var user: JID { device.nonAD }
     var sender: MessageSender { MessageSender(store: store, ownDevice: device, deviceIdentity: deviceIdentity) }
 
-    static func make(_ user: String, device: UInt16, server: String = JID.userServer, preKeyCount: Int = 4) async throws -> Party {
-        let store = InMemorySignalStore()
+    /// The account (primary device) key of `user`, the same for all its parties, so that a
+    /// companion's ADV identity is signed by the identity of the user's device 0.
+    static func accountKey(_ user: String) -> Curve25519KeyPair {
+        let seed = Symmetric.sha256(Data("account-\(user)".utf8))
+        return Curve25519KeyPair(privateKey: try! Curve25519PrivateKey(rawRepresentation: seed))
+    }
+
+    /// `account`: the user's primary identity (default: derived from `user`; a reinstalled
+    /// phone passes a new one). Device 0 uses it as its own identity.
+    static func make(
+        _ user: String, device: UInt16, server: String = JID.userServer, preKeyCount: Int = 4, account: Curve25519KeyPair? = nil
+    ) async throws -> Party {
+        let accountPair = account ?? accountKey(user)
+        let store = device == 0 ? InMemorySignalStore(identity: IdentityKeyPair(keyPair: accountPair)) : InMemorySignalStore()
         let identity = await store.identityKeyPair()
         let signed = try SignedPreKeyRecord.generate(id: 7, identity: identity)
         await store.storeSignedPreKey(signed)
         let preKeys = KeyHelper.generatePreKeys(start: 100, count: preKeyCount)
         for key in preKeys { await store.storePreKey(key) }
+        // A real ADV identity: the account signs the device, the device countersigns.
+        var details = WAAdv_ADVDeviceIdentity()
+        details.rawID = 1
+        details.timestamp = 1_700_000_000
+        details.keyIndex = UInt32(device)
         var adv = WAAdv_ADVSignedDeviceIdentity()
-        adv.details = Data("details-\(user)-\(device)".utf8)
-        adv.accountSignature = Data(repeating: 1, count: 64)
+        adv.details = try details.serializedData()
+        adv.accountSignatureKey = accountPair.publicKey.rawRepresentation
+        let own = identity.publicKey.rawRepresentation
+        adv.accountSignature = try XEdDSA.sign(Pairing.accountSignaturePrefix + adv.details + own, privateKey: accountPair.privateKey)
+        adv.deviceSignature = try XEdDSA.sign(
+            Pairing.deviceSignaturePrefix + adv.details + own + adv.accountSignatureKey, privateKey: identity.keyPair.privateKey)
         return Party(
             device: JID(user: user, device: device, server: server), store: store, signedPreKey: signed,
             preKeys: preKeys, deviceIdentity: try adv.serializedData())
