@@ -1,29 +1,34 @@
 import AMQP
 import Foundation
-import Synchronization
 import XCTest
 
 /// The built executables (`wabridge`, `wabridge-sim`) run as child processes,
 /// stopped by PID, as in `ServeProcessTests`.
-final class CLIProcess: Sendable {
+final class CLIProcess {
     let process: Process
-    let stdout = Output()
-    let stderr = Output()
+    let stdout: Output
+    let stderr: Output
 
-    /// Text a child wrote so far, and whether its end of the pipe closed.
+    /// What a child wrote so far. Its output goes to a file, not a pipe: the whole
+    /// text is there once the process has exited, with no end-of-pipe race.
     final class Output: Sendable {
-        private let state = Mutex<(text: String, closed: Bool)>(("", false))
-        func append(_ d: Data) {
-            state.withLock {
-                if d.isEmpty { $0.closed = true } else { $0.text += String(decoding: d, as: UTF8.self) }
+        let url: URL
+        init() throws {
+            url = FileManager.default.temporaryDirectory.appendingPathComponent("wabridge-cli-\(UUID().uuidString).out")
+            guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
+                throw XCTestError(.failureWhileWaiting, userInfo: [NSLocalizedDescriptionKey: "cannot create \(url.path)"])
             }
         }
-        var value: String { state.withLock { $0.text } }
-        var closed: Bool { state.withLock { $0.closed } }
+        deinit { try? FileManager.default.removeItem(at: url) }
+        var value: String { (try? String(contentsOf: url, encoding: .utf8)) ?? "" }
         var lines: [String] { value.split(separator: "\n").map(String.init) }
     }
 
-    private init(process: Process) { self.process = process }
+    private init(process: Process) throws {
+        self.process = process
+        stdout = try Output()
+        stderr = try Output()
+    }
 
     /// Starts `name` (next to the test bundle) with `arguments`; the environment
     /// is this one without any `WABRIDGE_*`, plus `env`.
@@ -34,15 +39,10 @@ final class CLIProcess: Sendable {
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("WABRIDGE_") }
         environment.merge(env) { $1 }
         p.environment = environment
-        let child = CLIProcess(process: p)
-        for (pipe, output) in [(Pipe(), child.stdout), (Pipe(), child.stderr)] {
-            if output === child.stdout { p.standardOutput = pipe } else { p.standardError = pipe }
-            pipe.fileHandleForReading.readabilityHandler = { h in
-                let data = h.availableData
-                output.append(data)
-                if data.isEmpty { h.readabilityHandler = nil }
-            }
-        }
+        let child = try CLIProcess(process: p)
+        p.standardOutput = try FileHandle(forWritingTo: child.stdout.url)
+        p.standardError = try FileHandle(forWritingTo: child.stderr.url)
+        p.standardInput = FileHandle.nullDevice
         try p.run()
         return child
     }
@@ -56,11 +56,10 @@ final class CLIProcess: Sendable {
         return (status, child.stdout.value, child.stderr.value)
     }
 
-    /// The exit status once the process ended and both pipes are drained;
-    /// nil when it had to be killed after `timeout` (a safety bound, not a timing check).
+    /// The exit status; nil when it had to be killed after `timeout` (a safety bound, not a timing check).
     func waitExit(timeout: TimeInterval = 60) async -> Int32? {
         let end = Date().addingTimeInterval(timeout)
-        while (process.isRunning || !stdout.closed || !stderr.closed) && Date() < end {
+        while process.isRunning && Date() < end {
             try? await Task.sleep(for: .milliseconds(20))
         }
         if process.isRunning {
@@ -81,7 +80,7 @@ final class CLIProcess: Sendable {
         let end = Date().addingTimeInterval(timeout)
         while Date() < end {
             if output.value.contains(needle) { return true }
-            if !process.isRunning && output.closed { break }
+            if !process.isRunning { break }
             try? await Task.sleep(for: .milliseconds(20))
         }
         return output.value.contains(needle)

@@ -113,7 +113,8 @@ final class DockerFilesTests: XCTestCase {
         let first = try await simulatorRoot(args: ["--root-key-file", keyFile, "--root-public-key-out", publicFile])
         let stored = try String(contentsOfFile: keyFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let attributes = try FileManager.default.attributesOfItem(atPath: keyFile)
-        XCTAssertEqual((attributes[.posixPermissions] as? NSNumber)?.intValue, 0o600)
+        let mode = (attributes[.posixPermissions] as? Int) ?? (attributes[.posixPermissions] as? NSNumber)?.intValue
+        XCTAssertEqual(mode, 0o600)
         let key = try Curve25519PrivateKey(rawRepresentation: try XCTUnwrap(Self.bytes(stored)))
         XCTAssertEqual(Self.hex(key.publicKey.rawRepresentation), first)
         XCTAssertEqual(try String(contentsOfFile: publicFile, encoding: .utf8).trimmingCharacters(in: .newlines), first)

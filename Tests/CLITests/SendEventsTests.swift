@@ -85,7 +85,8 @@ final class SendEventsTests: XCTestCase {
         let commands = try await deviceQueue("default")
         let send = try CLIProcess.start("wabridge", ["send", "--to", "15551234567@s.whatsapp.net", "--text", "hi", "--prefix", prefix],
                                         env: ["WABRIDGE_AMQP_URL": url])
-        let delivery = try XCTUnwrap(try await firstDelivery(commands), "no command; stderr: \(send.stderr.value)")
+        let command = try await firstDelivery(commands)
+        let delivery = try XCTUnwrap(command, "no command; stderr: \(send.stderr.value)")
         XCTAssertEqual(delivery.routingKey, "default")
         let id = try XCTUnwrap(delivery.properties.messageID)
         XCTAssertNotNil(UUID(uuidString: id), "the default command id is a fresh UUID: \(id)")

@@ -44,14 +44,26 @@ struct AdminClient: Sendable {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: data))
         }
+        // One request per process: a refused connection fails at once instead of being
+        // retried until the deadline (the pool's default, made for long-lived servers).
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(10)
+        let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+        let outcome: Result<(Int, Data), any Error>
+        do {
+            let response = try await client.execute(request, timeout: .seconds(60))
+            let body = try await response.body.collect(upTo: 4 << 20)
+            outcome = .success((Int(response.status.code), Data(body.readableBytesView)))
+        } catch {
+            outcome = .failure(error)
+        }
+        try? await client.shutdown()
         let status: Int
         let body: Data
-        do {
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
-            status = Int(response.status.code)
-            body = Data((try await response.body.collect(upTo: 4 << 20)).readableBytesView)
-        } catch {
-            throw CLIError("ADMIN_UNREACHABLE", "\(baseURL): \(error)", exit: .unreachable)
+        switch outcome {
+        case .success(let answer): (status, body) = answer
+        case .failure(let error): throw CLIError("ADMIN_UNREACHABLE", "\(baseURL): \(error)", exit: .unreachable)
         }
         guard status < 400 else {
             struct Envelope: Decodable { struct E: Decodable { let code: String; let message: String? }; let error: E }

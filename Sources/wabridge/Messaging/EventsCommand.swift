@@ -50,7 +50,7 @@ struct EventsCommand: AsyncParsableCommand {
             let key = Self.bindingKey(device: device, type: type)
             let queue = "\(topology.prefix).cli.events.\(UUID().uuidString.lowercased())"
             let consumer: AMQPConsumer
-            do {
+            do throws(AMQPError) {
                 try await connection.declareExchange(
                     AMQPExchangeDeclaration(name: topology.eventsExchange, type: .topic), passive: true)
                 try await connection.declareQueue(
