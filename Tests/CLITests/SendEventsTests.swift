@@ -150,7 +150,7 @@ final class SendEventsTests: XCTestCase {
         XCTAssertEqual(byDevice.stdout.lines.map { jsonObject($0)?["id"] as? String }, ["e1", "e2"])
 
         // --type: `*.message.received`, until SIGINT; a multi-line body still prints as one line.
-        let byType = try CLIProcess.start("wabridge", ["events", "--type", "message.received", "--amqp-url", url, "--prefix", prefix])
+        let byType = try CLIProcess.start("wabridge", ["events", "--type", "wabridge.message.received.v1", "--amqp-url", url, "--prefix", prefix])
         let listeningByType = await byType.wait(for: "binding *.message.received", in: byType.stderr)
         XCTAssertTrue(listeningByType, byType.stderr.value)
         try await publishEvent("d2.connection.state", event("e4", "d2", "connection.state"))

@@ -33,9 +33,14 @@ struct EventsCommand: AsyncParsableCommand {
         }
     }
 
-    /// The topic binding for the filters given.
+    /// The topic binding for the filters given. A full CloudEvents type
+    /// (`wabridge.message.received.v1`) is taken as its short form.
     static func bindingKey(device: String?, type: String?) -> String {
-        switch (device, type) {
+        var type = type
+        if let t = type, t.hasPrefix("wabridge."), t.hasSuffix(".v1") {
+            type = String(t.dropFirst("wabridge.".count).dropLast(".v1".count))
+        }
+        return switch (device, type) {
         case let (d?, t?): "\(d).\(t)"
         case let (d?, nil): "\(d).#"
         case let (nil, t?): "*.\(t)"
