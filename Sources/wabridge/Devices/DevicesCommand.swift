@@ -144,7 +144,7 @@ struct DevicesCommand: AsyncParsableCommand {
             ("id", d.id), ("state", d.state), ("jid", d.jid), ("lid", d.lid), ("push name", d.pushName),
             ("created", d.createdAt), ("updated", d.updatedAt),
         ]
-        CLI.printLine(rows.map { "\($0.0.padding(toLength: 10, withPad: " ", startingAt: 0))\($0.1 ?? "-")" }
+        CLI.printLine(rows.map { "\($0.0.padding(toLength: 10, withPad: " ", startingAt: 0))\($0.1.flatMap { $0.isEmpty ? nil : $0 } ?? "-")" }
             .joined(separator: "\n"))
     }
 
