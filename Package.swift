@@ -33,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // MARK: AMQP (rabbitmq-c)
@@ -188,6 +189,9 @@ let package = Package(
                 "Bridge", "AdminHTTP", "BridgeStore", "WAClient", "WACrypto",
                 "AMQP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -197,7 +201,7 @@ let package = Package(
         .executableTarget(
             name: "wabridge-sim",
             dependencies: [
-                "WASim",
+                "WASim", "WACrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -310,6 +314,12 @@ let package = Package(
         .testTarget(
             name: "BridgeTests",
             dependencies: ["Bridge", "AMQP", "BridgeStore", "WAClient", "WASim", "WACrypto", "WABinary", "WATestSupport"],
+            swiftSettings: strict
+        ),
+        // The `wabridge` and `wabridge-sim` binaries run as processes, plus docker/ checks.
+        .testTarget(
+            name: "CLITests",
+            dependencies: ["AMQP", "AdminHTTP", "WASim", "WACrypto"],
             swiftSettings: strict
         ),
     ]
