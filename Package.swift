@@ -155,7 +155,7 @@ let package = Package(
         .target(
             name: "Bridge",
             dependencies: [
-                "AMQP", "BridgeStore", "WAClient", "WACrypto", "WABinary",
+                "AMQP", "BridgeStore", "WAClient", "WACrypto", "WABinary", "WAProto",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -298,7 +298,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BridgeTests",
-            dependencies: ["Bridge", "AMQP", "BridgeStore", "WAClient", "WASim", "WACrypto", "WABinary"],
+            dependencies: ["Bridge", "AMQP", "BridgeStore", "WAClient", "WASim", "WACrypto", "WABinary", "WAProto"],
             swiftSettings: strict
         ),
     ]

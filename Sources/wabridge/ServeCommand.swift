@@ -80,18 +80,21 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError(error.description)
         }
-        let broker = BrokerService(
-            configuration: amqp, topology: BridgeTopology(prefix: cfg.topologyPrefix),
-            logger: Logger(label: "wabridge.amqp"))
+        let topology = BridgeTopology(prefix: cfg.topologyPrefix)
+        let broker = BrokerService(configuration: amqp, topology: topology, logger: Logger(label: "wabridge.amqp"))
 
         let store: BridgeStore
         let devices: DeviceManager
         let admin: AdminHTTPService
+        let publisher: EventPublisher
         do {
             store = try BridgeStore(configuration: .fromEnvironment(
                 dataDirectory: URL(fileURLWithPath: cfg.dataDir), environment: ProcessInfo.processInfo.environment))
+            let recorder = OutboxRecorder(store: store)
             devices = DeviceManager(store: store, configuration: try cfg.deviceManagerConfiguration(),
-                                    logger: Logger(label: "wabridge.devices"))
+                                    recorder: recorder, logger: Logger(label: "wabridge.devices"))
+            publisher = EventPublisher(recorder: recorder, topology: topology, logger: Logger(label: "wabridge.events"),
+                                       connection: { await broker.connection() })
             admin = try AdminHTTPService(
                 manager: devices, host: cfg.adminHost, port: cfg.adminPort,
                 options: .init(token: cfg.adminToken), logger: Logger(label: "wabridge.admin"))
@@ -104,10 +107,13 @@ struct ServeCommand: AsyncParsableCommand {
             "admin": "\(cfg.adminHost):\(cfg.adminPort)",
         ])
         // Services start in this order and stop in reverse: broker first up, last down;
-        // the admin HTTP stops first, then the devices, then the store.
+        // the admin HTTP stops first, then the devices (their last events go to the
+        // outbox), then the event publisher (what it did not publish stays for the next
+        // run), then the store.
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [.init(service: broker), .init(service: StoreService(store: store)),
+                           .init(service: publisher),
                            .init(service: DeviceService(manager: devices)), .init(service: admin)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))

@@ -13,6 +13,8 @@ actor DeviceActor {
     private let registry: Registry
     private let configuration: WAClientConfiguration
     private let emit: @Sendable (DeviceEvent) -> Void
+    private let recorder: any EventRecording
+    private let counters: MessageCounters
     private let logger: Logger
 
     private var client: WAClient?
@@ -24,11 +26,14 @@ actor DeviceActor {
     private var generation = 0
 
     init(id: DeviceID, storage: DeviceStorage, registry: Registry, configuration: WAClientConfiguration,
+         recorder: any EventRecording, counters: MessageCounters,
          logger: Logger, emit: @escaping @Sendable (DeviceEvent) -> Void) {
         self.id = id
         self.storage = storage
         self.registry = registry
         self.configuration = configuration
+        self.recorder = recorder
+        self.counters = counters
         self.emit = emit
         var l = logger
         l[metadataKey: "device"] = .string(id.rawValue)
@@ -40,6 +45,9 @@ actor DeviceActor {
         (try? await storage.keys.loadDevice())?.isRegistered == true
     }
 
+    /// The running client, if any (tests drive sends through it).
+    var currentClient: WAClient? { client }
+
     var currentQR: QRLogin? {
         guard let q = latestQR, q.expiresAt > Date() else { return nil }
         return q
@@ -47,8 +55,9 @@ actor DeviceActor {
 
     private func ensureClient() -> WAClient {
         if let client { return client }
-        let c = WAClient(
-            store: storage.keys, configuration: configuration, features: [MessagingFeature(store: storage.keys)], logger: logger)
+        let messaging = MessagingFeature(store: storage.keys, onMessage: Self.messageHandler(
+            id: id, registry: registry, data: storage.data, recorder: recorder, counters: counters, logger: logger))
+        let c = WAClient(store: storage.keys, configuration: configuration, features: [messaging], logger: logger)
         client = c
         // The tasks hold the streams, not the client: when the client goes away
         // its deinit finishes the streams and the tasks end.
@@ -62,24 +71,74 @@ actor DeviceActor {
         return c
     }
 
-    private func record(_ t: StateTransition, generation gen: Int) {
+    /// The `onMessage` of the device's `MessagingFeature`: the message goes to the
+    /// history, then its `message.received` event into the outbox. It returns (and
+    /// WhatsApp gets its receipt) only once the event is durable; a throw withholds
+    /// the receipt and WhatsApp delivers the message again.
+    private static func messageHandler(
+        id: DeviceID, registry: Registry, data: DeviceDataStore, recorder: any EventRecording,
+        counters: MessageCounters, logger: Logger
+    ) -> MessagingFeature.MessageHandler {
+        { message in
+            guard EventFactory.isVisible(message) else { return }
+            let jid = (try? registry.device(id))?.jid
+            let event = EventFactory.received(message, device: id, jid: jid)
+            do { try await data.saveMessage(EventFactory.historyMessage(message, data: event.data)) } catch {
+                logger.warning("message not saved to history", metadata: ["code": "\(EventFactory.errorCode(error))", "id": "\(message.id)"])
+            }
+            try await recorder.record(event)
+            counters.countReceived(id)
+        }
+    }
+
+    /// Records the CloudEvent of `e` (durable in the outbox), then hands `e` to the manager's stream.
+    private func publish(_ e: DeviceEvent) async {
+        let jid = (try? registry.device(id))?.jid
+        do { try await recorder.record(EventFactory.cloudEvent(e, jid: jid)) } catch {
+            logger.error("event not recorded", metadata: ["code": "\(EventFactory.errorCode(error))"])
+        }
+        emit(e)
+    }
+
+    private func record(_ t: StateTransition, generation gen: Int) async {
         guard gen == generation else { return }
         let to = DeviceState(rawValue: t.to.rawValue) ?? .disconnected
         let from = DeviceState(rawValue: t.from.rawValue) ?? .disconnected
         do { _ = try registry.updateState(id, to: to) } catch {
             logger.warning("state not recorded", metadata: ["code": "\(error.code)"])
         }
-        emit(DeviceEvent(deviceID: id, kind: .state(from: from, to: to, reason: t.reason.description)))
+        await publish(DeviceEvent(deviceID: id, kind: .state(from: from, to: to, reason: t.reason.description)))
     }
 
-    private func setState(_ to: DeviceState, reason: String) {
+    private func setState(_ to: DeviceState, reason: String) async {
         let from = (try? registry.device(id).state) ?? .disconnected
         guard from != to else { return }
         _ = try? registry.updateState(id, to: to)
-        emit(DeviceEvent(deviceID: id, kind: .state(from: from, to: to, reason: reason)))
+        await publish(DeviceEvent(deviceID: id, kind: .state(from: from, to: to, reason: reason)))
     }
 
-    private func handle(_ e: WAEvent, generation gen: Int) {
+    /// `message.status` for receipts and failed sends; a server ack (`sent`) is only
+    /// counted here: the command path publishes its own `sent`.
+    private func statusChanged(_ u: ReceiptEvent.StatusUpdate) async {
+        if case .sent = u.status {
+            for _ in u.messageIDs { counters.countSent(id) }
+            return
+        }
+        // Receipts of our own other devices (read-self, sender) are not statuses of a sent message.
+        guard !u.isSelf else { return }
+        let jid = (try? registry.device(id))?.jid
+        for messageID in u.messageIDs {
+            let command = try? await storage.data.command(forMessageID: messageID)
+            let event = EventFactory.status(u, messageID: messageID, command: command, device: id, jid: jid)
+            do { try await recorder.record(event) } catch {
+                logger.error("status event not recorded", metadata: ["code": "\(EventFactory.errorCode(error))"])
+            }
+            _ = try? await storage.data.updateMessageStatus(
+                chat: u.chat.description, id: messageID, status: EventFactory.statusString(u.status))
+        }
+    }
+
+    private func handle(_ e: WAEvent, generation gen: Int) async {
         guard gen == generation else { return }
         switch e {
         case .qr(let code):
@@ -88,19 +147,21 @@ actor DeviceActor {
             let waiters = qrWaiters
             qrWaiters = [:]
             for w in waiters.values { w.resume(returning: q) }
-            emit(DeviceEvent(deviceID: id, kind: .qr(text: q.text, expiresAt: q.expiresAt)))
+            await publish(DeviceEvent(deviceID: id, kind: .qr(text: q.text, expiresAt: q.expiresAt)))
         case .pairingCode(let code):
-            emit(DeviceEvent(deviceID: id, kind: .pairingCode(code)))
+            await publish(DeviceEvent(deviceID: id, kind: .pairingCode(code)))
         case .loggedIn(let info):
             latestQR = nil
             _ = try? registry.setIdentity(id, jid: info.jid.description, lid: info.lid?.description,
                                           pushName: info.pushName)
-            emit(DeviceEvent(deviceID: id, kind: .loggedIn(jid: info.jid.description, lid: info.lid?.description,
-                                                           pushName: info.pushName)))
+            await publish(DeviceEvent(deviceID: id, kind: .loggedIn(jid: info.jid.description, lid: info.lid?.description,
+                                                                    pushName: info.pushName)))
         case .loggedOut(let reason):
             latestQR = nil
             _ = try? registry.setIdentity(id, jid: nil, lid: nil, pushName: "")
-            emit(DeviceEvent(deviceID: id, kind: .loggedOut(reason: reason.description)))
+            await publish(DeviceEvent(deviceID: id, kind: .loggedOut(reason: reason.description)))
+        case .messageStatus(let update):
+            await statusChanged(update)
         case .stopped:
             latestQR = nil
             // A stopped client is not reused: the next login or connect makes a fresh one
@@ -208,8 +269,8 @@ actor DeviceActor {
         await shutdown()
         do { try await storage.keys.wipe() } catch { throw DeviceError.from(error) }
         _ = try? registry.setIdentity(id, jid: nil, lid: nil, pushName: "")
-        setState(.loggedOut, reason: "logout_requested")
-        emit(DeviceEvent(deviceID: id, kind: .loggedOut(reason: "logout_requested")))
+        await setState(.loggedOut, reason: "logout_requested")
+        await publish(DeviceEvent(deviceID: id, kind: .loggedOut(reason: "logout_requested")))
     }
 
     /// Stops the client for good and forgets it (a later call makes a fresh one).
@@ -230,7 +291,7 @@ actor DeviceActor {
         client = nil
         let now = (try? registry.device(id).state) ?? .disconnected
         if now == .connecting || now == .connected || now == .reconnecting {
-            setState(.disconnected, reason: "stopped")
+            await setState(.disconnected, reason: "stopped")
         }
         // The watchers end with the client's streams; do not wait for them.
         for w in watchers { w.cancel() }

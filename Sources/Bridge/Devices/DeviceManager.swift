@@ -27,16 +27,24 @@ public actor DeviceManager {
     private let sink: AsyncStream<DeviceEvent>.Continuation
     public let store: BridgeStore
     public let configuration: Configuration
+    /// Where every event of every device is recorded (the outbox, unless a test says otherwise).
+    public nonisolated let recorder: any EventRecording
+    /// Messages in and out per device (`/metrics`).
+    public nonisolated let counters = MessageCounters()
     private let logger: Logger
     private var devices: [DeviceID: DeviceActor] = [:]
     private var startTask: Task<Void, Never>?
     /// True once `start()` has loaded the registry.
     public private(set) var isReady = false
 
+    /// `recorder` nil: an `OutboxRecorder` on `store` (an `EventPublisher` on the same
+    /// recorder drains it).
     public init(store: BridgeStore, configuration: Configuration = Configuration(),
+                recorder: (any EventRecording)? = nil,
                 logger: Logger = Logger(label: "wabridge.devices")) {
         self.store = store
         self.configuration = configuration
+        self.recorder = recorder ?? OutboxRecorder(store: store)
         self.logger = logger
         (events, sink) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(4096))
     }
@@ -94,7 +102,7 @@ public actor DeviceManager {
         do { storage = try store.device(id) } catch { throw DeviceError.from(error) }
         let sink = self.sink
         return DeviceActor(id: id, storage: storage, registry: store.registry,
-                           configuration: configuration.client, logger: logger,
+                           configuration: configuration.client, recorder: recorder, counters: counters, logger: logger,
                            emit: { sink.yield($0) })
     }
 
@@ -113,7 +121,11 @@ public actor DeviceManager {
         let r: RegisteredDevice
         do { r = try store.createDevice(id: id) } catch { throw DeviceError.from(error) }
         devices[r.id] = try makeActor(r.id)
-        sink.yield(DeviceEvent(deviceID: r.id, kind: .created))
+        let created = DeviceEvent(deviceID: r.id, kind: .created)
+        do { try await recorder.record(EventFactory.cloudEvent(created, jid: nil)) } catch {
+            logger.error("device.created not recorded", metadata: ["device": "\(r.id)", "code": "\(EventFactory.errorCode(error))"])
+        }
+        sink.yield(created)
         return DeviceInfo(r)
     }
 
@@ -156,8 +168,13 @@ public actor DeviceManager {
         let actor = devices.removeValue(forKey: id)!
         await actor.removeOnServer()
         await actor.shutdown()
+        // device.deleted (and what the device had not published) must outlive its folder.
+        let deleted = DeviceEvent(deviceID: id, kind: .deleted)
+        do { try await recorder.recordDeletion(EventFactory.cloudEvent(deleted, jid: nil)) } catch {
+            logger.error("device.deleted not recorded", metadata: ["device": "\(id)", "code": "\(EventFactory.errorCode(error))"])
+        }
         do { try store.deleteDevice(id) } catch { throw DeviceError.from(error) }
-        sink.yield(DeviceEvent(deviceID: id, kind: .deleted))
+        sink.yield(deleted)
     }
 
     // MARK: Device operations
@@ -172,6 +189,11 @@ public actor DeviceManager {
 
     public func startQRLogin(_ text: String) async throws(DeviceError) -> QRLogin {
         try await actor(text).startQRLogin(timeout: configuration.qrTimeout)
+    }
+
+    /// The device's running client, if any (internal: tests send through it).
+    func client(of text: String) async throws(DeviceError) -> WAClient? {
+        try await actor(text).currentClient
     }
 
     /// The QR code showing now, if a QR login is running.

@@ -288,6 +288,7 @@ actor MessagingState {
         recent.insert(message, chat: chat, id: id)
         for change in out.identityChanges { await client.emit(.identityChanged(change)) }
         let ack = try await sendAwaitingAck(out.node, id: id, client: client)
+        await reportAck(ack, chat: chat, client: client)
         if case .failed(let code) = ack.status {
             throw WAClientError(.serverError, "server refused message with error \(code)")
         }
@@ -320,11 +321,19 @@ actor MessagingState {
             devicesWithSenderKey: rotate ? [] : holders, bundles: bundles, rotateSenderKey: rotate)
         recent.insert(message, chat: group, id: id)
         let ack = try await sendAwaitingAck(out.node, id: id, client: client)
+        await reportAck(ack, chat: group, client: client)
         if case .failed(let code) = ack.status {
             throw WAClientError(.serverError, "server refused message with error \(code)")
         }
         rememberHolders((rotate ? [] : holders).union(out.encryptedFor), group: group)
         return SentMessage(id: id, chat: group, timestamp: ack.timestamp, phash: ack.phash, deviceCount: out.encryptedFor.count)
+    }
+
+    /// The server's ack as a status event (`sent`, or `failed` with its code), so a
+    /// bridge sees every message leave, whoever asked for it.
+    private func reportAck(_ ack: ServerAck, chat: JID, client: WAClient) async {
+        await client.emit(.messageStatus(ReceiptEvent.StatusUpdate(
+            status: ack.status, messageIDs: [ack.messageID], chat: chat, by: chat, isSelf: false, timestamp: ack.timestamp)))
     }
 
     private func rememberHolders(_ devices: Set<JID>, group: JID) {

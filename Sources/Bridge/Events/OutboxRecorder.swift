@@ -1,0 +1,109 @@
+import BridgeStore
+import Foundation
+import Synchronization
+
+extension EventRecording {
+    /// Records `device.deleted` for a device whose folder is about to be
+    /// removed. The outbox recorder also moves the device's unpublished events
+    /// out of the folder first; other recorders just record the event.
+    public func recordDeletion(_ event: CloudEvent) async throws {
+        if let outbox = self as? OutboxRecorder {
+            try await outbox.retire(event)
+        } else {
+            try await record(event)
+        }
+    }
+}
+
+/// The `EventRecording` of the bridge: writes each event (its structured-mode
+/// document, routing key and id) into an outbox in SQLite, durable when
+/// `record` returns, and wakes the `EventPublisher`.
+///
+/// Device events go to the device's own `history.sqlite` outbox. `device.created`
+/// and `device.deleted` go to the registry's outbox, which survives the device
+/// folder; the publisher drains a device's own outbox only once the registry
+/// holds nothing of that device, so `device.created` comes first.
+public final class OutboxRecorder: EventRecording {
+    public let store: BridgeStore
+    let wakeups: Wakeups
+
+    public init(store: BridgeStore) {
+        self.store = store
+        wakeups = Wakeups()
+    }
+
+    public func record(_ event: CloudEvent) async throws {
+        let payload = event.encoded()
+        switch event.type {
+        case .deviceCreated, .deviceDeleted:
+            try store.registry.appendEvents([RegistryOutboxEvent(
+                eventID: event.id, deviceID: event.deviceID.rawValue, routingKey: event.routingKey,
+                payload: payload, createdAt: event.time)])
+            wakeups.wake(.registry)
+        default:
+            let data = try store.device(event.deviceID).data
+            try await data.appendEvent(eventID: event.id, routingKey: event.routingKey, payload: payload, now: event.time)
+            wakeups.wake(.device(event.deviceID))
+        }
+    }
+
+    /// Moves what the device's outbox still holds, then `deleted`, into the
+    /// registry's outbox (one transaction, order kept), before the folder goes.
+    /// An event the publisher confirms meanwhile is published again with the
+    /// same id (subscribers deduplicate by id); none is lost.
+    func retire(_ deleted: CloudEvent) async throws {
+        var moved: [RegistryOutboxEvent] = []
+        if let data = try? store.device(deleted.deviceID).data {
+            while true {
+                let batch = try await data.peekEvents(limit: 1_000 + moved.count)
+                let fresh = batch.dropFirst(moved.count)
+                if fresh.isEmpty { break }
+                moved += fresh.map {
+                    RegistryOutboxEvent(eventID: $0.eventID, deviceID: deleted.deviceID.rawValue, routingKey: $0.routingKey,
+                                        payload: $0.payload, createdAt: $0.createdAt)
+                }
+            }
+        }
+        moved.append(RegistryOutboxEvent(
+            eventID: deleted.id, deviceID: deleted.deviceID.rawValue, routingKey: deleted.routingKey,
+            payload: deleted.encoded(), createdAt: deleted.time))
+        try store.registry.appendEvents(moved)
+        wakeups.wake(.registry)
+    }
+}
+
+/// Which outbox has news.
+enum OutboxKey: Sendable, Hashable {
+    case registry
+    case device(DeviceID)
+}
+
+/// Hands "this outbox has news" from recorders to the publisher; coalesces
+/// wakes (the publisher reads the outbox anyway) and drops them while no
+/// publisher listens (it reads every outbox when it starts).
+final class Wakeups: Sendable {
+    private let sink = Mutex<AsyncStream<OutboxKey>.Continuation?>(nil)
+
+    func wake(_ key: OutboxKey) {
+        _ = sink.withLock { $0 }?.yield(key)
+    }
+
+    /// A new stream of wakes; replaces (and finishes) the previous listener's.
+    func listen() -> AsyncStream<OutboxKey> {
+        let (stream, continuation) = AsyncStream.makeStream(of: OutboxKey.self, bufferingPolicy: .bufferingNewest(65_536))
+        let old = sink.withLock { s in
+            let o = s
+            s = continuation
+            return o
+        }
+        old?.finish()
+        return stream
+    }
+
+    func stopListening() {
+        sink.withLock { s in
+            s?.finish()
+            s = nil
+        }
+    }
+}
