@@ -154,7 +154,8 @@ final class EventPublishingTests: XCTestCase {
             XCTAssertEqual(e.document["source"]?.stringValue, "wabridge/\(device)")
             XCTAssertEqual(e.document["subject"]?.stringValue, device)
         }
-        XCTAssertEqual(Set(all.map(\.id)).count, all.count, "no event id twice")
+        let twice = Dictionary(grouping: all, by: \.id).filter { $0.value.count > 1 }.map { $0.value[0].routingKey }
+        XCTAssertEqual(twice, [], "no event id twice")
         let problems = try schemaProblems(all)
         XCTAssertEqual(problems, [], "every event validates against its schemas")
 

@@ -128,8 +128,7 @@ public final class EventPublisher: Service, Sendable {
     }
 
     /// Publishes `messages` as one window; returns how many of the first ones were confirmed in a row.
-    private func publish(_ messages: [AMQPOutgoingMessage]) async -> Int? {
-        guard let conn = await connection() else { return nil }
+    private func publish(_ messages: [AMQPOutgoingMessage], on conn: AMQPConnection) async -> Int {
         let results = await conn.publish(contentsOf: messages)
         let confirmed = results.prefix { $0 == nil }.count
         if confirmed < results.count, let e = results[confirmed] {
@@ -141,19 +140,25 @@ public final class EventPublisher: Service, Sendable {
     }
 
     private func deviceStep(_ id: DeviceID) async -> LaneStep {
+        // The connection first: a window, once begun, ends promptly (confirmed or failed).
+        guard let conn = await connection() else { return .gone }
+        guard recorder.wakeups.beginWindow(id) else { return .gone }
+        defer { recorder.wakeups.endWindow(id) }
         do {
             // device.created (and a re-created device's past) leave the registry outbox first.
             if try store.registry.pendingEventCount(deviceID: id) > 0 { return .idle }
             let data = try store.device(id).data
             let batch = try await data.peekEvents(limit: configuration.window)
             if batch.isEmpty { return .idle }
-            guard let confirmed = await publish(batch.map { message(eventID: $0.eventID, routingKey: $0.routingKey, payload: $0.payload) })
-            else { return .gone }
+            let confirmed = await publish(batch.map { message(eventID: $0.eventID, routingKey: $0.routingKey, payload: $0.payload) },
+                                          on: conn)
             if confirmed > 0 { try await data.deleteEvents(sequences: batch.prefix(confirmed).compactMap(\.sequence)) }
             return confirmed == batch.count ? .published : .failed
         } catch {
             // A deleted device: its remaining events moved to the registry outbox.
-            if EventFactory.errorCode(error) == StoreError.Code.notFound.rawValue { return .gone }
+            if case .none = try? store.registry.device(id) { return .gone }
+            // A folder not there yet (the device is being created) or any other error: retry.
+            if EventFactory.errorCode(error) == StoreError.Code.notFound.rawValue { return .failed }
             logger.error("outbox not readable", metadata: ["device": "\(id)", "code": "\(EventFactory.errorCode(error))"])
             return .failed
         }
@@ -163,8 +168,9 @@ public final class EventPublisher: Service, Sendable {
         do {
             let batch = try store.registry.peekEvents(limit: configuration.window)
             if batch.isEmpty { return .idle }
-            guard let confirmed = await publish(batch.map { message(eventID: $0.eventID, routingKey: $0.routingKey, payload: $0.payload) })
-            else { return .gone }
+            guard let conn = await connection() else { return .gone }
+            let confirmed = await publish(batch.map { message(eventID: $0.eventID, routingKey: $0.routingKey, payload: $0.payload) },
+                                          on: conn)
             if confirmed > 0 {
                 try store.registry.deleteEvents(sequences: batch.prefix(confirmed).compactMap(\.sequence))
                 // Device lanes waiting behind their registry events may go on.

@@ -36,6 +36,7 @@ public final class OutboxRecorder: EventRecording {
         let payload = event.encoded()
         switch event.type {
         case .deviceCreated, .deviceDeleted:
+            if event.type == .deviceCreated { wakeups.reinstate(event.deviceID) }
             try store.registry.appendEvents([RegistryOutboxEvent(
                 eventID: event.id, deviceID: event.deviceID.rawValue, routingKey: event.routingKey,
                 payload: payload, createdAt: event.time)])
@@ -49,9 +50,10 @@ public final class OutboxRecorder: EventRecording {
 
     /// Moves what the device's outbox still holds, then `deleted`, into the
     /// registry's outbox (one transaction, order kept), before the folder goes.
-    /// An event the publisher confirms meanwhile is published again with the
-    /// same id (subscribers deduplicate by id); none is lost.
+    /// The device's publisher lane is stopped first (after the window it has in
+    /// flight), so nothing is published from both places.
     func retire(_ deleted: CloudEvent) async throws {
+        await wakeups.retire(deleted.deviceID)
         var moved: [RegistryOutboxEvent] = []
         if let data = try? store.device(deleted.deviceID).data {
             while true {
@@ -81,8 +83,35 @@ enum OutboxKey: Sendable, Hashable {
 /// Hands "this outbox has news" from recorders to the publisher; coalesces
 /// wakes (the publisher reads the outbox anyway) and drops them while no
 /// publisher listens (it reads every outbox when it starts).
+///
+/// It also keeps a device's lane and the deletion of that device apart: a lane
+/// publishes a window only while the device is not being retired, and
+/// `retire` waits for the window in flight.
 final class Wakeups: Sendable {
     private let sink = Mutex<AsyncStream<OutboxKey>.Continuation?>(nil)
+    private let lanes = Mutex<(busy: Set<DeviceID>, retired: Set<DeviceID>)>(([], []))
+
+    /// False when the device is retired (its lane ends); otherwise the window may go.
+    func beginWindow(_ id: DeviceID) -> Bool {
+        lanes.withLock { l in
+            if l.retired.contains(id) { return false }
+            l.busy.insert(id)
+            return true
+        }
+    }
+
+    func endWindow(_ id: DeviceID) { _ = lanes.withLock { $0.busy.remove(id) } }
+
+    /// Stops the device's lane: no new window starts; returns once none is in flight.
+    func retire(_ id: DeviceID) async {
+        lanes.withLock { _ = $0.retired.insert(id) }
+        while lanes.withLock({ $0.busy.contains(id) }) {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    /// A device created again under a retired id gets a lane again.
+    func reinstate(_ id: DeviceID) { _ = lanes.withLock { $0.retired.remove(id) } }
 
     func wake(_ key: OutboxKey) {
         _ = sink.withLock { $0 }?.yield(key)
