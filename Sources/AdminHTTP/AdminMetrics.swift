@@ -25,6 +25,15 @@ public final class AdminMetrics: Sendable {
         gauges = g
     }
 
+    private static var received: MetricNameDescriptor {
+        MetricNameDescriptor(metricName: "wabridge_messages_received", unitName: "total",
+                             helpText: "WhatsApp messages received whose event was recorded, per device")
+    }
+    private static var sent: MetricNameDescriptor {
+        MetricNameDescriptor(metricName: "wabridge_messages_sent", unitName: "total",
+                             helpText: "WhatsApp messages sent and acknowledged by the server, per device")
+    }
+
     func countError(_ code: String) {
         registry.makeCounter(name: "wabridge_admin_errors_total", labels: [("code", code)]).increment()
     }
@@ -45,8 +54,8 @@ public final class AdminMetrics: Sendable {
         }
         for (device, received, sent) in deltas {
             let labels = [("device", device.rawValue)]
-            let r = registry.makeCounter(name: "wabridge_messages_received_total", labels: labels)
-            let s = registry.makeCounter(name: "wabridge_messages_sent_total", labels: labels)
+            let r = registry.makeCounter(descriptor: Self.received, labels: labels)
+            let s = registry.makeCounter(descriptor: Self.sent, labels: labels)
             if received > 0 { r.increment(by: Int64(received)) }
             if sent > 0 { s.increment(by: Int64(sent)) }
         }

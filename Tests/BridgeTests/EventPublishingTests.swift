@@ -93,7 +93,7 @@ final class EventPublishingTests: XCTestCase {
         let running = try await m.client(of: "ev1")
         let client = try XCTUnwrap(running)
         let outID = "3EB0EVENTSTEST0001"
-        try await data.recordCommandResult(commandID: "order-1", messageID: outID, result: "{}", correlationID: "corr-1")
+        _ = try await data.recordCommandResult(commandID: "order-1", messageID: outID, result: "{}", correlationID: "corr-1")
         _ = try await client.sendText(to: userJID(peer), text: "from the bridge", id: outID)
         try await waitUntil(15, "delivered") {
             await inbox.of("message.status").contains { $0.data["status"] == "delivered" && $0.data["message_id"]?.stringValue == outID }
@@ -213,6 +213,7 @@ final class EventPublishingTests: XCTestCase {
         XCTAssertEqual(received.map { $0.data["text"]?.stringValue ?? "" }, (0..<n).map { "m\($0)" })
         let all = await inbox.events
         XCTAssertEqual(Set(all.map(\.id)).count, all.count, "no duplicate event ids")
+        XCTAssertEqual(try schemaProblems(all), [])
 
         publisher.cancel()
         await publisher.value
@@ -257,6 +258,7 @@ final class EventPublishingTests: XCTestCase {
         XCTAssertEqual(drained, sent)
         XCTAssertGreaterThanOrEqual(all.count, left + 1)
         XCTAssertEqual(Set(all.map(\.id)).count, all.count)
+        XCTAssertEqual(try schemaProblems(all), [])
 
         publisher.cancel()
         await publisher.value

@@ -151,9 +151,9 @@ final class EventRig: Sendable {
 
     func shutdown() async {
         consumerTask.cancel()
-        try? await admin.deleteQueue(queue)
+        _ = try? await admin.deleteQueue(queue)
         for ex in [topology.eventsExchange, topology.commandsExchange, topology.deadExchange] { try? await admin.deleteExchange(ex) }
-        try? await admin.deleteQueue(topology.deadQueue)
+        _ = try? await admin.deleteQueue(topology.deadQueue)
         await admin.close()
         await h.shutdown()
     }

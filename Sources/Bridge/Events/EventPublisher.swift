@@ -3,6 +3,7 @@ import BridgeStore
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Drains the outboxes to `<p>.events` with publisher confirms (contract,
 /// "Events"). One lane per outbox (the registry's and each device's), so a
@@ -50,7 +51,7 @@ public final class EventPublisher: Service, Sendable {
     private var store: BridgeStore { recorder.store }
 
     public func run() async throws {
-        try? await cancelWhenGracefulShutdown { await self.drainForever() }
+        await cancelWhenGracefulShutdown { await self.drainForever() }
     }
 
     /// Runs the lanes until cancelled.
@@ -76,6 +77,31 @@ public final class EventPublisher: Service, Sendable {
                 }
             }
             group.cancelAll()
+        }
+    }
+
+    /// The broker connection, or nil when the lane is cancelled first: a provider
+    /// that waits for a first connect (the broker never came) must not hold up the
+    /// shutdown. The waiting task ends with the provider (which answers nil when
+    /// the broker service stops).
+    private func liveConnection() async -> AMQPConnection? {
+        if Task.isCancelled { return nil }
+        let slot = Mutex<CheckedContinuation<AMQPConnection?, Never>?>(nil)
+        let resume: @Sendable (AMQPConnection?) -> Void = { value in
+            slot.withLock { s in
+                s?.resume(returning: value)
+                s = nil
+            }
+        }
+        let provider = connection
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<AMQPConnection?, Never>) in
+                slot.withLock { $0 = c }
+                if Task.isCancelled { resume(nil); return }
+                Task { resume(await provider()) }
+            }
+        } onCancel: {
+            resume(nil)
         }
     }
 
@@ -141,7 +167,7 @@ public final class EventPublisher: Service, Sendable {
 
     private func deviceStep(_ id: DeviceID) async -> LaneStep {
         // The connection first: a window, once begun, ends promptly (confirmed or failed).
-        guard let conn = await connection() else { return .gone }
+        guard let conn = await liveConnection() else { return .gone }
         guard recorder.wakeups.beginWindow(id) else { return .gone }
         defer { recorder.wakeups.endWindow(id) }
         do {
@@ -168,7 +194,7 @@ public final class EventPublisher: Service, Sendable {
         do {
             let batch = try store.registry.peekEvents(limit: configuration.window)
             if batch.isEmpty { return .idle }
-            guard let conn = await connection() else { return .gone }
+            guard let conn = await liveConnection() else { return .gone }
             let confirmed = await publish(batch.map { message(eventID: $0.eventID, routingKey: $0.routingKey, payload: $0.payload) },
                                           on: conn)
             if confirmed > 0 {
