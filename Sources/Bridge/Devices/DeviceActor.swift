@@ -16,6 +16,12 @@ actor DeviceActor {
     private let recorder: any EventRecording
     private let counters: MessageCounters
     private let logger: Logger
+    /// Event recording runs in order on one task per device, off the client's
+    /// watchers, so a state change or a logout is applied as fast as before the
+    /// outbox existed; `flushEvents()` waits for what is queued. (Inbound messages
+    /// do not go through here: their handler records before the receipt.)
+    private let jobs: AsyncStream<@Sendable () async -> Void>.Continuation
+    private let worker: Task<Void, Never>
 
     private var client: WAClient?
     private var watchers: [Task<Void, Never>] = []
@@ -35,9 +41,23 @@ actor DeviceActor {
         self.recorder = recorder
         self.counters = counters
         self.emit = emit
+        let (stream, continuation) = AsyncStream.makeStream(of: (@Sendable () async -> Void).self)
+        jobs = continuation
+        worker = Task {
+            for await job in stream { await job() }
+        }
         var l = logger
         l[metadataKey: "device"] = .string(id.rawValue)
         self.logger = l
+    }
+
+    deinit { jobs.finish() }
+
+    /// Returns once every event queued so far is recorded.
+    func flushEvents() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            if case .terminated = jobs.yield({ c.resume() }) { c.resume() }
+        }
     }
 
     /// True when the store holds a paired device (a JID and an account).
@@ -91,35 +111,49 @@ actor DeviceActor {
         }
     }
 
-    /// Records the CloudEvent of `e` (durable in the outbox), then hands `e` to the manager's stream.
-    private func publish(_ e: DeviceEvent) async {
-        let jid = (try? registry.device(id))?.jid
-        do { try await recorder.record(EventFactory.cloudEvent(e, jid: jid)) } catch {
-            logger.error("event not recorded", metadata: ["code": "\(EventFactory.errorCode(error))"])
-        }
+    /// Queues the CloudEvent of `e` for the outbox, then hands `e` to the manager's stream.
+    private func publish(_ e: DeviceEvent) {
+        let event = EventFactory.cloudEvent(e, jid: (try? registry.device(id))?.jid)
+        let (recorder, logger) = (self.recorder, self.logger)
+        jobs.yield { await Self.record(event, recorder: recorder, logger: logger) }
         emit(e)
     }
 
-    private func record(_ t: StateTransition, generation gen: Int) async {
+    /// Records one event, retrying a failing outbox a few times (100 ms, doubling).
+    private static func record(_ event: CloudEvent, recorder: any EventRecording, logger: Logger) async {
+        for attempt in 0..<5 {
+            do {
+                try await recorder.record(event)
+                return
+            } catch {
+                logger.error("event not recorded", metadata: [
+                    "type": "\(event.type.rawValue)", "code": "\(EventFactory.errorCode(error))", "attempt": "\(attempt + 1)",
+                ])
+                try? await Task.sleep(for: .milliseconds(100 << attempt))
+            }
+        }
+    }
+
+    private func record(_ t: StateTransition, generation gen: Int) {
         guard gen == generation else { return }
         let to = DeviceState(rawValue: t.to.rawValue) ?? .disconnected
         let from = DeviceState(rawValue: t.from.rawValue) ?? .disconnected
         do { _ = try registry.updateState(id, to: to) } catch {
             logger.warning("state not recorded", metadata: ["code": "\(error.code)"])
         }
-        await publish(DeviceEvent(deviceID: id, kind: .state(from: from, to: to, reason: t.reason.description)))
+        publish(DeviceEvent(deviceID: id, kind: .state(from: from, to: to, reason: t.reason.description)))
     }
 
-    private func setState(_ to: DeviceState, reason: String) async {
+    private func setState(_ to: DeviceState, reason: String) {
         let from = (try? registry.device(id).state) ?? .disconnected
         guard from != to else { return }
         _ = try? registry.updateState(id, to: to)
-        await publish(DeviceEvent(deviceID: id, kind: .state(from: from, to: to, reason: reason)))
+        publish(DeviceEvent(deviceID: id, kind: .state(from: from, to: to, reason: reason)))
     }
 
     /// `message.status` for receipts and failed sends; a server ack (`sent`) is only
     /// counted here: the command path publishes its own `sent`.
-    private func statusChanged(_ u: ReceiptEvent.StatusUpdate) async {
+    private func statusChanged(_ u: ReceiptEvent.StatusUpdate) {
         if case .sent = u.status {
             for _ in u.messageIDs { counters.countSent(id) }
             return
@@ -127,18 +161,19 @@ actor DeviceActor {
         // Receipts of our own other devices (read-self, sender) are not statuses of a sent message.
         guard !u.isSelf else { return }
         let jid = (try? registry.device(id))?.jid
-        for messageID in u.messageIDs {
-            let command = try? await storage.data.command(forMessageID: messageID)
-            let event = EventFactory.status(u, messageID: messageID, command: command, device: id, jid: jid)
-            do { try await recorder.record(event) } catch {
-                logger.error("status event not recorded", metadata: ["code": "\(EventFactory.errorCode(error))"])
+        let (id, data, recorder, logger) = (self.id, storage.data, self.recorder, self.logger)
+        jobs.yield {
+            for messageID in u.messageIDs {
+                let command = try? await data.command(forMessageID: messageID)
+                let event = EventFactory.status(u, messageID: messageID, command: command, device: id, jid: jid)
+                await Self.record(event, recorder: recorder, logger: logger)
+                _ = try? await data.updateMessageStatus(
+                    chat: u.chat.description, id: messageID, status: EventFactory.statusString(u.status))
             }
-            _ = try? await storage.data.updateMessageStatus(
-                chat: u.chat.description, id: messageID, status: EventFactory.statusString(u.status))
         }
     }
 
-    private func handle(_ e: WAEvent, generation gen: Int) async {
+    private func handle(_ e: WAEvent, generation gen: Int) {
         guard gen == generation else { return }
         switch e {
         case .qr(let code):
@@ -147,21 +182,21 @@ actor DeviceActor {
             let waiters = qrWaiters
             qrWaiters = [:]
             for w in waiters.values { w.resume(returning: q) }
-            await publish(DeviceEvent(deviceID: id, kind: .qr(text: q.text, expiresAt: q.expiresAt)))
+            publish(DeviceEvent(deviceID: id, kind: .qr(text: q.text, expiresAt: q.expiresAt)))
         case .pairingCode(let code):
-            await publish(DeviceEvent(deviceID: id, kind: .pairingCode(code)))
+            publish(DeviceEvent(deviceID: id, kind: .pairingCode(code)))
         case .loggedIn(let info):
             latestQR = nil
             _ = try? registry.setIdentity(id, jid: info.jid.description, lid: info.lid?.description,
                                           pushName: info.pushName)
-            await publish(DeviceEvent(deviceID: id, kind: .loggedIn(jid: info.jid.description, lid: info.lid?.description,
+            publish(DeviceEvent(deviceID: id, kind: .loggedIn(jid: info.jid.description, lid: info.lid?.description,
                                                                     pushName: info.pushName)))
         case .loggedOut(let reason):
             latestQR = nil
             _ = try? registry.setIdentity(id, jid: nil, lid: nil, pushName: "")
-            await publish(DeviceEvent(deviceID: id, kind: .loggedOut(reason: reason.description)))
+            publish(DeviceEvent(deviceID: id, kind: .loggedOut(reason: reason.description)))
         case .messageStatus(let update):
-            await statusChanged(update)
+            statusChanged(update)
         case .stopped:
             latestQR = nil
             // A stopped client is not reused: the next login or connect makes a fresh one
@@ -269,8 +304,8 @@ actor DeviceActor {
         await shutdown()
         do { try await storage.keys.wipe() } catch { throw DeviceError.from(error) }
         _ = try? registry.setIdentity(id, jid: nil, lid: nil, pushName: "")
-        await setState(.loggedOut, reason: "logout_requested")
-        await publish(DeviceEvent(deviceID: id, kind: .loggedOut(reason: "logout_requested")))
+        setState(.loggedOut, reason: "logout_requested")
+        publish(DeviceEvent(deviceID: id, kind: .loggedOut(reason: "logout_requested")))
     }
 
     /// Stops the client for good and forgets it (a later call makes a fresh one).
@@ -291,7 +326,7 @@ actor DeviceActor {
         client = nil
         let now = (try? registry.device(id).state) ?? .disconnected
         if now == .connecting || now == .connected || now == .reconnecting {
-            await setState(.disconnected, reason: "stopped")
+            setState(.disconnected, reason: "stopped")
         }
         // The watchers end with the client's streams; do not wait for them.
         for w in watchers { w.cancel() }

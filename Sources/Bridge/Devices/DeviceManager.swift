@@ -93,7 +93,10 @@ public actor DeviceManager {
         startTask?.cancel()
         await startTask?.value
         startTask = nil
-        for actor in devices.values { await actor.shutdown() }
+        for actor in devices.values {
+            await actor.shutdown()
+            await actor.flushEvents()  // the last state changes are in the outbox before the store closes
+        }
         isReady = false
     }
 
@@ -120,11 +123,14 @@ public actor DeviceManager {
         }
         let r: RegisteredDevice
         do { r = try store.createDevice(id: id) } catch { throw DeviceError.from(error) }
-        devices[r.id] = try makeActor(r.id)
+        // device.created is durable before the call returns, or there is no device.
         let created = DeviceEvent(deviceID: r.id, kind: .created)
         do { try await recorder.record(EventFactory.cloudEvent(created, jid: nil)) } catch {
             logger.error("device.created not recorded", metadata: ["device": "\(r.id)", "code": "\(EventFactory.errorCode(error))"])
+            try? store.deleteDevice(r.id)
+            throw DeviceError(.storage, "device \(r.id) not created: its device.created event could not be recorded")
         }
+        devices[r.id] = try makeActor(r.id)
         sink.yield(created)
         return DeviceInfo(r)
     }
@@ -168,10 +174,14 @@ public actor DeviceManager {
         let actor = devices.removeValue(forKey: id)!
         await actor.removeOnServer()
         await actor.shutdown()
+        await actor.flushEvents()
         // device.deleted (and what the device had not published) must outlive its folder.
         let deleted = DeviceEvent(deviceID: id, kind: .deleted)
         do { try await recorder.recordDeletion(EventFactory.cloudEvent(deleted, jid: nil)) } catch {
+            // Not recorded, not deleted: the slot stays (stopped) and the call can be repeated.
             logger.error("device.deleted not recorded", metadata: ["device": "\(id)", "code": "\(EventFactory.errorCode(error))"])
+            devices[id] = actor
+            throw DeviceError(.storage, "device \(text) not deleted: its device.deleted event could not be recorded")
         }
         do { try store.deleteDevice(id) } catch { throw DeviceError.from(error) }
         sink.yield(deleted)

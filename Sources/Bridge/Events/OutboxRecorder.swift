@@ -54,6 +54,14 @@ public final class OutboxRecorder: EventRecording {
     /// flight), so nothing is published from both places.
     func retire(_ deleted: CloudEvent) async throws {
         await wakeups.retire(deleted.deviceID)
+        do { try await moveToRegistry(deleted) } catch {
+            wakeups.reinstate(deleted.deviceID)  // the device stays: so does its lane
+            throw error
+        }
+        wakeups.wake(.registry)
+    }
+
+    private func moveToRegistry(_ deleted: CloudEvent) async throws {
         var moved: [RegistryOutboxEvent] = []
         if let data = try? store.device(deleted.deviceID).data {
             while true {
@@ -70,7 +78,6 @@ public final class OutboxRecorder: EventRecording {
             eventID: deleted.id, deviceID: deleted.deviceID.rawValue, routingKey: deleted.routingKey,
             payload: deleted.encoded(), createdAt: deleted.time))
         try store.registry.appendEvents(moved)
-        wakeups.wake(.registry)
     }
 }
 
