@@ -138,6 +138,9 @@ actor DeviceActor {
         guard gen == generation else { return }
         let to = DeviceState(rawValue: t.to.rawValue) ?? .disconnected
         let from = DeviceState(rawValue: t.from.rawValue) ?? .disconnected
+        // The identity goes with the session: whoever sees `logged_out` sees no JID
+        // (the `.loggedOut` event on the other stream may come a moment later).
+        if to == .loggedOut { _ = try? registry.setIdentity(id, jid: nil, lid: nil, pushName: "") }
         do { _ = try registry.updateState(id, to: to) } catch {
             logger.warning("state not recorded", metadata: ["code": "\(error.code)"])
         }
@@ -219,9 +222,16 @@ actor DeviceActor {
         do { try await ensureClient().start() } catch { throw DeviceError.from(error) }
     }
 
+    /// A client that reported `logged_out` is done (it stops once its wipe is over):
+    /// a new login must not reuse it.
+    private func dropLoggedOutClient() async {
+        if client != nil, (try? registry.device(id).state) == .loggedOut { await shutdown() }
+    }
+
     /// Starts (or joins) a QR login and returns the code showing now.
     func startQRLogin(timeout: Duration) async throws(DeviceError) -> QRLogin {
         if await isLoggedIn() { throw DeviceError(.alreadyLoggedIn, "device \(id) is already logged in") }
+        if qrTask == nil { await dropLoggedOutClient() }
         if let q = currentQR { return q }
         let c = ensureClient()
         if qrTask == nil {
@@ -276,6 +286,7 @@ actor DeviceActor {
     /// Asks for a pairing code for `phone`; login completes by itself once it is typed on the phone.
     func pairWithCode(phone: String) async throws(DeviceError) -> String {
         if await isLoggedIn() { throw DeviceError(.alreadyLoggedIn, "device \(id) is already logged in") }
+        await dropLoggedOutClient()
         do { return try await ensureClient().pairWithCode(phoneNumber: phone) } catch { throw DeviceError.from(error) }
     }
 

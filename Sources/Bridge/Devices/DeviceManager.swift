@@ -183,7 +183,17 @@ public actor DeviceManager {
             devices[id] = actor
             throw DeviceError(.storage, "device \(text) not deleted: its device.deleted event could not be recorded")
         }
-        do { try store.deleteDevice(id) } catch { throw DeviceError.from(error) }
+        // A late write of the stopped client (a prekey refill still running) can put a
+        // file back into the folder while it is removed: try again briefly.
+        for attempt in 1...3 {
+            do {
+                try store.deleteDevice(id)
+                break
+            } catch {
+                if attempt == 3 || error.code != .io { throw DeviceError.from(error) }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
         sink.yield(deleted)
     }
 
