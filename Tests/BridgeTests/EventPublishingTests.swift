@@ -259,7 +259,9 @@ final class EventPublishingTests: XCTestCase {
         var sent: [String] = []
         for i in 0..<20 { sent.append(try await sim.sendText(from: peer, to: userJID(me), text: "r\(i)")) }
         let data = try store.device(DeviceID("ev3")).data
-        try await waitUntil(30, "recorded") { try await data.outboxCount() >= 20 }
+        try await waitUntil(30, "recorded") {
+            try await data.peekEvents(limit: 1_000).filter { $0.routingKey == "ev3.message.received" }.count == 20
+        }
         await m.shutdown()
         let left = try await data.outboxCount()
         let registryLeft = try store.registry.outboxCount()

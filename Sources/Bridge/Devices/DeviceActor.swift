@@ -103,10 +103,16 @@ actor DeviceActor {
             guard EventFactory.isVisible(message) else { return }
             let jid = (try? registry.device(id))?.jid
             let event = EventFactory.received(message, device: id, jid: jid)
-            do { try await data.saveMessage(EventFactory.historyMessage(message, data: event.data)) } catch {
-                logger.warning("message not saved to history", metadata: ["code": "\(EventFactory.errorCode(error))", "id": "\(message.id)"])
-            }
-            try await recorder.record(event)
+            // Not cancelled with the client: a message that decrypted is kept even when the
+            // client stops meanwhile (its copy redelivered later decrypts as a duplicate and
+            // would otherwise be lost).
+            try await Task {
+                do { try await data.saveMessage(EventFactory.historyMessage(message, data: event.data)) } catch {
+                    logger.warning("message not saved to history",
+                                   metadata: ["code": "\(EventFactory.errorCode(error))", "id": "\(message.id)"])
+                }
+                try await recorder.record(event)
+            }.value
             counters.countReceived(id)
         }
     }
