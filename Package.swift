@@ -156,7 +156,7 @@ let package = Package(
         .target(
             name: "Bridge",
             dependencies: [
-                "AMQP", "BridgeStore", "WAClient", "WACrypto", "WABinary",
+                "AMQP", "BridgeStore", "WAClient", "WACrypto", "WABinary", "WAProto",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -313,7 +313,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BridgeTests",
-            dependencies: ["Bridge", "AMQP", "BridgeStore", "WAClient", "WASim", "WACrypto", "WABinary", "WATestSupport"],
+            dependencies: ["Bridge", "AMQP", "BridgeStore", "WAClient", "WASim", "WACrypto", "WABinary", "WAProto", "WATestSupport"],
             swiftSettings: strict
         ),
         // The `wabridge` and `wabridge-sim` binaries run as processes, plus docker/ checks.

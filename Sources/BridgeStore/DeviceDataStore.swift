@@ -54,16 +54,33 @@ public final class DeviceDataStore: Sendable {
 
     // MARK: Outbox
 
+    /// How many published event ids `deleteEvents` keeps (newest first) so a
+    /// fact recorded again later is recognised.
+    public static let publishedIDsKept = 10_000
+
     /// Appends an event; an event id already in the outbox is not appended
-    /// twice (the existing row is returned).
+    /// twice (the existing row is returned), and an id the broker already
+    /// confirmed (among the newest `publishedIDsKept`) is not appended at all
+    /// (the returned event has no `sequence`).
     @discardableResult
     public func appendEvent(eventID: String, routingKey: String, payload: Data, now: Date = Date()) async throws(StoreError) -> OutboxEvent {
         try await write("appendEvent") { db in
             if let existing = try OutboxEvent.filter(Column("eventID") == eventID).fetchOne(db) { return existing }
-            var event = OutboxEvent(eventID: eventID, routingKey: routingKey, payload: payload, createdAt: now)
-            try event.insert(db)
-            return event
+            let event = OutboxEvent(eventID: eventID, routingKey: routingKey, payload: payload, createdAt: now)
+            if try Self.isPublished(eventID, db) { return event }
+            var inserted = event
+            try inserted.insert(db)
+            return inserted
         }
+    }
+
+    private static func isPublished(_ eventID: String, _ db: Database) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM published_event WHERE eventID = ?)", arguments: [eventID]) ?? false
+    }
+
+    /// Whether the broker confirmed `eventID` (among the newest `publishedIDsKept`).
+    public func isPublished(eventID: String) async throws(StoreError) -> Bool {
+        try await read("isPublished") { db in try Self.isPublished(eventID, db) }
     }
 
     /// The oldest `limit` events, in append order (they stay until deleted).
@@ -73,10 +90,21 @@ public final class DeviceDataStore: Sendable {
         }
     }
 
-    /// Removes confirmed events; returns how many went.
+    /// Removes confirmed events and remembers their ids as published (the
+    /// newest `publishedIDsKept` are kept), in one transaction; returns how many went.
     @discardableResult
-    public func deleteEvents(sequences: [Int64]) async throws(StoreError) -> Int {
-        try await write("deleteEvents") { db in try OutboxEvent.deleteAll(db, keys: sequences) }
+    public func deleteEvents(sequences: [Int64], now: Date = Date()) async throws(StoreError) -> Int {
+        try await write("deleteEvents") { db in
+            let ids = try String.fetchAll(db, OutboxEvent.filter(keys: sequences).select(Column("eventID")))
+            for id in ids {
+                try db.execute(sql: "INSERT OR IGNORE INTO published_event (eventID, publishedAt) VALUES (?, ?)",
+                               arguments: [id, now])
+            }
+            try db.execute(sql: """
+                DELETE FROM published_event WHERE rank <= (SELECT MAX(rank) FROM published_event) - ?
+                """, arguments: [Self.publishedIDsKept])
+            return try OutboxEvent.deleteAll(db, keys: sequences)
+        }
     }
 
     public func outboxCount() async throws(StoreError) -> Int {

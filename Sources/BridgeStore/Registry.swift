@@ -4,7 +4,7 @@ import GRDB
 /// Owns `registry.sqlite`: the list of device slots. Every write has a name.
 /// The registry holds no key material; per-device data lives in the device's folder.
 public final class Registry: Sendable {
-    private let queue: DatabaseQueue
+    let queue: DatabaseQueue
 
     init(queue: DatabaseQueue) { self.queue = queue }
 

@@ -8,6 +8,7 @@ import NIOWebSocket
 import WAClient
 import WABinary
 import WACrypto
+import WAProto
 import WASignal
 
 /// A WhatsApp server simulator speaking the real wire protocol on loopback:
@@ -609,6 +610,15 @@ extension WASim {
     /// and, as a DeviceSentMessage, for the phone's own linked devices. Returns the message id.
     @discardableResult
     public func sendText(from number: String, to: JID, text: String, id: String? = nil) async throws -> String {
+        var message = WAE2E_Message()
+        message.conversation = text
+        return try await sendMessage(from: number, to: to, message, id: id)
+    }
+
+    /// The phone `number` sends any E2E message (a reply, a reaction, an edit, a revoke…) to `to`
+    /// (a user), like `sendText`. Returns the message id.
+    @discardableResult
+    public func sendMessage(from number: String, to: JID, _ message: WAE2E_Message, id: String? = nil) async throws -> String {
         guard let phone = phones[number], let agent = agents[number] else { throw SimError.unknownPhone(number) }
         let id = id ?? MessageID.random(ownJID: phone.jid)
         let recipient = allDevices(of: to.user)
@@ -620,7 +630,7 @@ extension WASim {
         }
         let node: Node
         do {
-            node = try await agent.directMessage(id: id, to: to.nonAD, text: text, recipient: recipient, own: own, bundles: bundles)
+            node = try await agent.directMessage(id: id, to: to.nonAD, message: message, recipient: recipient, own: own, bundles: bundles)
         } catch {
             throw SimError("sim.send_failed", "phone could not encrypt: \((error as? WAClientError)?.code.rawValue ?? "?")")
         }

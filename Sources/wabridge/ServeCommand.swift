@@ -86,11 +86,15 @@ struct ServeCommand: AsyncParsableCommand {
         let store: BridgeStore
         let devices: DeviceManager
         let admin: AdminHTTPService
+        let publisher: EventPublisher
         do {
             store = try BridgeStore(configuration: .fromEnvironment(
                 dataDirectory: URL(fileURLWithPath: cfg.dataDir), environment: ProcessInfo.processInfo.environment))
+            let recorder = OutboxRecorder(store: store)
             devices = DeviceManager(store: store, configuration: try cfg.deviceManagerConfiguration(),
-                                    logger: Logger(label: "wabridge.devices"))
+                                    recorder: recorder, logger: Logger(label: "wabridge.devices"))
+            publisher = EventPublisher(recorder: recorder, topology: topology, logger: Logger(label: "wabridge.events"),
+                                       connection: { await broker.connection() })
             admin = try AdminHTTPService(
                 manager: devices, host: cfg.adminHost, port: cfg.adminPort,
                 options: .init(token: cfg.adminToken), logger: Logger(label: "wabridge.admin"))
@@ -102,15 +106,17 @@ struct ServeCommand: AsyncParsableCommand {
             "amqp.endpoint": "\(amqp.endpoint.redacted)", "data_dir": "\(cfg.dataDir)",
             "admin": "\(cfg.adminHost):\(cfg.adminPort)",
         ])
-        // TODO(events): the outbox's EventRecording replaces this when the events half lands.
         let commands = CommandService(
-            connection: { await broker.connection() }, manager: devices, events: UnwiredEventRecorder(),
+            connection: { await broker.connection() }, manager: devices, events: devices.recorder,
             topology: topology, settings: cfg.commandSettings(), logger: Logger(label: "wabridge.commands"))
         // Services start in this order and stop in reverse: broker first up, last down;
-        // the admin HTTP stops first, then the commands, the devices, then the store.
+        // the admin HTTP stops first, then the commands, then the devices (their last
+        // events go to the outbox), then the event publisher (what it did not publish
+        // stays for the next run), then the store.
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [.init(service: broker), .init(service: StoreService(store: store)),
+                           .init(service: publisher),
                            .init(service: DeviceService(manager: devices)), .init(service: commands),
                            .init(service: admin)],
                 gracefulShutdownSignals: [.sigterm, .sigint],

@@ -31,11 +31,11 @@ final class MigrationTests: XCTestCase {
         let registry = data.appendingPathComponent("registry.sqlite")
         let session = folder.appendingPathComponent("session.sqlite")
         let history = folder.appendingPathComponent("history.sqlite")
-        XCTAssertEqual(try migrations(registry), ["v1-devices"])
+        XCTAssertEqual(try migrations(registry), ["v1-devices", "v2-outbox"])
         XCTAssertEqual(try migrations(session), ["v1-keys", "v2-pending-plaintexts", "v3-prekey-counter"])
-        XCTAssertEqual(try migrations(history), ["v1-history-outbox-idempotency", "v2-idempotency-correlation"])
+        XCTAssertEqual(try migrations(history), ["v1-history-outbox-idempotency", "v2-idempotency-correlation", "v3-published-events"])
         XCTAssertTrue(try tables(session).isSuperset(of: ["meta", "account", "identity", "preKey", "signedPreKey", "session", "senderKey", "pendingPlaintext", "preKeyCounter"]))
-        XCTAssertTrue(try tables(history).isSuperset(of: ["message", "outbox", "idempotency"]))
+        XCTAssertTrue(try tables(history).isSuperset(of: ["message", "outbox", "idempotency", "published_event"]))
         XCTAssertTrue(try tables(registry).contains("device"))
 
         // Reopen twice: nothing is migrated again, nothing is lost.
@@ -46,7 +46,7 @@ final class MigrationTests: XCTestCase {
             store.closeAll()
         }
         XCTAssertEqual(try migrations(session), ["v1-keys", "v2-pending-plaintexts", "v3-prekey-counter"])
-        XCTAssertEqual(try migrations(history), ["v1-history-outbox-idempotency", "v2-idempotency-correlation"])
+        XCTAssertEqual(try migrations(history), ["v1-history-outbox-idempotency", "v2-idempotency-correlation", "v3-published-events"])
         store = try openStore(dir)
         let count = try await store.device(id).data.outboxCount()
         XCTAssertEqual(count, 2)

@@ -10,7 +10,7 @@ import XCTest
 /// Runs the real `wabridge serve` binary against the test broker and stops
 /// it by PID, as an operator's supervisor would.
 final class ServeProcessTests: XCTestCase {
-    private func testBrokerURL() throws -> String { try TestBroker.url() }
+    private func testBrokerURL() throws -> String { try TestBroker.env("WABRIDGE_TEST_AMQP_URL") }
 
     /// `wabridge serve` with a data folder and an admin port of its own unless given.
     private func start(env extra: [String: String], dataDir: String? = nil) throws -> (WorkerProcess, WorkerProcess.Output) {
@@ -132,11 +132,3 @@ final class ServeProcessTests: XCTestCase {
     }
 }
 
-enum TestBroker {
-    static func url() throws -> String {
-        guard let v = ProcessInfo.processInfo.environment["WABRIDGE_TEST_AMQP_URL"] else {
-            throw WorkerProcess.Failure(description: "WABRIDGE_TEST_AMQP_URL unset: run scripts/test.sh")
-        }
-        return v
-    }
-}

@@ -13,7 +13,15 @@ actor DeviceActor {
     private let registry: Registry
     private let configuration: WAClientConfiguration
     private let emit: @Sendable (DeviceEvent) -> Void
+    private let recorder: any EventRecording
+    private let counters: MessageCounters
     private let logger: Logger
+    /// Event recording runs in order on one task per device, off the client's
+    /// watchers, so a state change or a logout is applied as fast as before the
+    /// outbox existed; `flushEvents()` waits for what is queued. (Inbound messages
+    /// do not go through here: their handler records before the receipt.)
+    private let jobs: AsyncStream<@Sendable () async -> Void>.Continuation
+    private let worker: Task<Void, Never>
 
     private(set) var client: WAClient?
     private var watchers: [Task<Void, Never>] = []
@@ -24,21 +32,41 @@ actor DeviceActor {
     private var generation = 0
 
     init(id: DeviceID, storage: DeviceStorage, registry: Registry, configuration: WAClientConfiguration,
+         recorder: any EventRecording, counters: MessageCounters,
          logger: Logger, emit: @escaping @Sendable (DeviceEvent) -> Void) {
         self.id = id
         self.storage = storage
         self.registry = registry
         self.configuration = configuration
+        self.recorder = recorder
+        self.counters = counters
         self.emit = emit
+        let (stream, continuation) = AsyncStream.makeStream(of: (@Sendable () async -> Void).self)
+        jobs = continuation
+        worker = Task {
+            for await job in stream { await job() }
+        }
         var l = logger
         l[metadataKey: "device"] = .string(id.rawValue)
         self.logger = l
+    }
+
+    deinit { jobs.finish() }
+
+    /// Returns once every event queued so far is recorded.
+    func flushEvents() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            if case .terminated = jobs.yield({ c.resume() }) { c.resume() }
+        }
     }
 
     /// True when the store holds a paired device (a JID and an account).
     func isLoggedIn() async -> Bool {
         (try? await storage.keys.loadDevice())?.isRegistered == true
     }
+
+    /// The running client, if any (tests drive sends through it).
+    var currentClient: WAClient? { client }
 
     var currentQR: QRLogin? {
         guard let q = latestQR, q.expiresAt > Date() else { return nil }
@@ -47,8 +75,9 @@ actor DeviceActor {
 
     private func ensureClient() -> WAClient {
         if let client { return client }
-        let c = WAClient(
-            store: storage.keys, configuration: configuration, features: [MessagingFeature(store: storage.keys)], logger: logger)
+        let messaging = MessagingFeature(store: storage.keys, onMessage: Self.messageHandler(
+            id: id, registry: registry, data: storage.data, recorder: recorder, counters: counters, logger: logger))
+        let c = WAClient(store: storage.keys, configuration: configuration, features: [messaging], logger: logger)
         client = c
         // The tasks hold the streams, not the client: when the client goes away
         // its deinit finishes the streams and the tasks end.
@@ -62,21 +91,96 @@ actor DeviceActor {
         return c
     }
 
+    /// The `onMessage` of the device's `MessagingFeature`: the message goes to the
+    /// history, then its `message.received` event into the outbox. It returns (and
+    /// WhatsApp gets its receipt) only once the event is durable; a throw withholds
+    /// the receipt and WhatsApp delivers the message again.
+    private static func messageHandler(
+        id: DeviceID, registry: Registry, data: DeviceDataStore, recorder: any EventRecording,
+        counters: MessageCounters, logger: Logger
+    ) -> MessagingFeature.MessageHandler {
+        { message in
+            guard EventFactory.isVisible(message) else { return }
+            let jid = (try? registry.device(id))?.jid
+            let event = EventFactory.received(message, device: id, jid: jid)
+            // Not cancelled with the client: a message that decrypted is kept even when the
+            // client stops meanwhile (its copy redelivered later decrypts as a duplicate and
+            // would otherwise be lost).
+            try await Task {
+                do { try await data.saveMessage(EventFactory.historyMessage(message, data: event.data)) } catch {
+                    logger.warning("message not saved to history",
+                                   metadata: ["code": "\(EventFactory.errorCode(error))", "id": "\(message.id)"])
+                }
+                try await recorder.record(event)
+            }.value
+            counters.countReceived(id)
+        }
+    }
+
+    /// Queues the CloudEvent of `e` for the outbox, then hands `e` to the manager's stream.
+    private func publish(_ e: DeviceEvent) {
+        let event = EventFactory.cloudEvent(e, jid: (try? registry.device(id))?.jid)
+        let (recorder, logger) = (self.recorder, self.logger)
+        jobs.yield { await Self.record(event, recorder: recorder, logger: logger) }
+        emit(e)
+    }
+
+    /// Records one event, retrying a failing outbox a few times (100 ms, doubling).
+    private static func record(_ event: CloudEvent, recorder: any EventRecording, logger: Logger) async {
+        for attempt in 0..<5 {
+            do {
+                try await recorder.record(event)
+                return
+            } catch {
+                logger.error("event not recorded", metadata: [
+                    "type": "\(event.type.rawValue)", "code": "\(EventFactory.errorCode(error))", "attempt": "\(attempt + 1)",
+                ])
+                try? await Task.sleep(for: .milliseconds(100 << attempt))
+            }
+        }
+    }
+
     private func record(_ t: StateTransition, generation gen: Int) {
         guard gen == generation else { return }
         let to = DeviceState(rawValue: t.to.rawValue) ?? .disconnected
         let from = DeviceState(rawValue: t.from.rawValue) ?? .disconnected
+        // The identity goes with the session: whoever sees `logged_out` sees no JID
+        // (the `.loggedOut` event on the other stream may come a moment later).
+        if to == .loggedOut { _ = try? registry.setIdentity(id, jid: nil, lid: nil, pushName: "") }
         do { _ = try registry.updateState(id, to: to) } catch {
             logger.warning("state not recorded", metadata: ["code": "\(error.code)"])
         }
-        emit(DeviceEvent(deviceID: id, kind: .state(from: from, to: to, reason: t.reason.description)))
+        publish(DeviceEvent(deviceID: id, kind: .state(from: from, to: to, reason: t.reason.description)))
     }
 
     private func setState(_ to: DeviceState, reason: String) {
         let from = (try? registry.device(id).state) ?? .disconnected
         guard from != to else { return }
         _ = try? registry.updateState(id, to: to)
-        emit(DeviceEvent(deviceID: id, kind: .state(from: from, to: to, reason: reason)))
+        publish(DeviceEvent(deviceID: id, kind: .state(from: from, to: to, reason: reason)))
+    }
+
+    /// `message.status` for receipts and failed sends; a server ack (`sent`) is only
+    /// counted here: the command path publishes its own `sent`.
+    private func statusChanged(_ u: ReceiptEvent.StatusUpdate) {
+        if case .sent = u.status {
+            for _ in u.messageIDs { counters.countSent(id) }
+            return
+        }
+        // Receipts of our own other devices (read-self, sender) are not statuses of a sent
+        // message; a `failed` the client reports about its own send (no ack, refused) is.
+        if u.isSelf { guard case .failed = u.status else { return } }
+        let jid = (try? registry.device(id))?.jid
+        let (id, data, recorder, logger) = (self.id, storage.data, self.recorder, self.logger)
+        jobs.yield {
+            for messageID in u.messageIDs {
+                let command = try? await data.command(forMessageID: messageID)
+                let event = EventFactory.status(u, messageID: messageID, command: command, device: id, jid: jid)
+                await Self.record(event, recorder: recorder, logger: logger)
+                _ = try? await data.updateMessageStatus(
+                    chat: u.chat.description, id: messageID, status: EventFactory.statusString(u.status))
+            }
+        }
     }
 
     private func handle(_ e: WAEvent, generation gen: Int) {
@@ -88,19 +192,21 @@ actor DeviceActor {
             let waiters = qrWaiters
             qrWaiters = [:]
             for w in waiters.values { w.resume(returning: q) }
-            emit(DeviceEvent(deviceID: id, kind: .qr(text: q.text, expiresAt: q.expiresAt)))
+            publish(DeviceEvent(deviceID: id, kind: .qr(text: q.text, expiresAt: q.expiresAt)))
         case .pairingCode(let code):
-            emit(DeviceEvent(deviceID: id, kind: .pairingCode(code)))
+            publish(DeviceEvent(deviceID: id, kind: .pairingCode(code)))
         case .loggedIn(let info):
             latestQR = nil
             _ = try? registry.setIdentity(id, jid: info.jid.description, lid: info.lid?.description,
                                           pushName: info.pushName)
-            emit(DeviceEvent(deviceID: id, kind: .loggedIn(jid: info.jid.description, lid: info.lid?.description,
-                                                           pushName: info.pushName)))
+            publish(DeviceEvent(deviceID: id, kind: .loggedIn(jid: info.jid.description, lid: info.lid?.description,
+                                                                    pushName: info.pushName)))
         case .loggedOut(let reason):
             latestQR = nil
             _ = try? registry.setIdentity(id, jid: nil, lid: nil, pushName: "")
-            emit(DeviceEvent(deviceID: id, kind: .loggedOut(reason: reason.description)))
+            publish(DeviceEvent(deviceID: id, kind: .loggedOut(reason: reason.description)))
+        case .messageStatus(let update):
+            statusChanged(update)
         case .stopped:
             latestQR = nil
             // A stopped client is not reused: the next login or connect makes a fresh one
@@ -123,9 +229,16 @@ actor DeviceActor {
         do { try await ensureClient().start() } catch { throw DeviceError.from(error) }
     }
 
+    /// A client that reported `logged_out` is done (it stops once its wipe is over):
+    /// a new login must not reuse it.
+    private func dropLoggedOutClient() async {
+        if client != nil, (try? registry.device(id).state) == .loggedOut { await shutdown() }
+    }
+
     /// Starts (or joins) a QR login and returns the code showing now.
     func startQRLogin(timeout: Duration) async throws(DeviceError) -> QRLogin {
         if await isLoggedIn() { throw DeviceError(.alreadyLoggedIn, "device \(id) is already logged in") }
+        if qrTask == nil { await dropLoggedOutClient() }
         if let q = currentQR { return q }
         let c = ensureClient()
         if qrTask == nil {
@@ -180,6 +293,7 @@ actor DeviceActor {
     /// Asks for a pairing code for `phone`; login completes by itself once it is typed on the phone.
     func pairWithCode(phone: String) async throws(DeviceError) -> String {
         if await isLoggedIn() { throw DeviceError(.alreadyLoggedIn, "device \(id) is already logged in") }
+        await dropLoggedOutClient()
         do { return try await ensureClient().pairWithCode(phoneNumber: phone) } catch { throw DeviceError.from(error) }
     }
 
@@ -209,7 +323,7 @@ actor DeviceActor {
         do { try await storage.keys.wipe() } catch { throw DeviceError.from(error) }
         _ = try? registry.setIdentity(id, jid: nil, lid: nil, pushName: "")
         setState(.loggedOut, reason: "logout_requested")
-        emit(DeviceEvent(deviceID: id, kind: .loggedOut(reason: "logout_requested")))
+        publish(DeviceEvent(deviceID: id, kind: .loggedOut(reason: "logout_requested")))
     }
 
     /// Stops the client for good and forgets it (a later call makes a fresh one).

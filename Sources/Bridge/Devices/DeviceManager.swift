@@ -27,6 +27,10 @@ public actor DeviceManager {
     private let sink: AsyncStream<DeviceEvent>.Continuation
     public let store: BridgeStore
     public let configuration: Configuration
+    /// Where every event of every device is recorded (the outbox, unless a test says otherwise).
+    public nonisolated let recorder: any EventRecording
+    /// Messages in and out per device (`/metrics`).
+    public nonisolated let counters = MessageCounters()
     private let logger: Logger
     private(set) var devices: [DeviceID: DeviceActor] = [:]
     /// Told (and awaited) when a device is created or deleted at run time (DeviceManager+Commands).
@@ -35,10 +39,14 @@ public actor DeviceManager {
     /// True once `start()` has loaded the registry.
     public private(set) var isReady = false
 
+    /// `recorder` nil: an `OutboxRecorder` on `store` (an `EventPublisher` on the same
+    /// recorder drains it).
     public init(store: BridgeStore, configuration: Configuration = Configuration(),
+                recorder: (any EventRecording)? = nil,
                 logger: Logger = Logger(label: "wabridge.devices")) {
         self.store = store
         self.configuration = configuration
+        self.recorder = recorder ?? OutboxRecorder(store: store)
         self.logger = logger
         (events, sink) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(4096))
     }
@@ -87,7 +95,10 @@ public actor DeviceManager {
         startTask?.cancel()
         await startTask?.value
         startTask = nil
-        for actor in devices.values { await actor.shutdown() }
+        for actor in devices.values {
+            await actor.shutdown()
+            await actor.flushEvents()  // the last state changes are in the outbox before the store closes
+        }
         isReady = false
     }
 
@@ -96,7 +107,7 @@ public actor DeviceManager {
         do { storage = try store.device(id) } catch { throw DeviceError.from(error) }
         let sink = self.sink
         return DeviceActor(id: id, storage: storage, registry: store.registry,
-                           configuration: configuration.client, logger: logger,
+                           configuration: configuration.client, recorder: recorder, counters: counters, logger: logger,
                            emit: { sink.yield($0) })
     }
 
@@ -114,9 +125,16 @@ public actor DeviceManager {
         }
         let r: RegisteredDevice
         do { r = try store.createDevice(id: id) } catch { throw DeviceError.from(error) }
+        // device.created is durable before the call returns, or there is no device.
+        let created = DeviceEvent(deviceID: r.id, kind: .created)
+        do { try await recorder.record(EventFactory.cloudEvent(created, jid: nil)) } catch {
+            logger.error("device.created not recorded", metadata: ["device": "\(r.id)", "code": "\(EventFactory.errorCode(error))"])
+            try? store.deleteDevice(r.id)
+            throw DeviceError(.storage, "device \(r.id) not created: its device.created event could not be recorded")
+        }
         devices[r.id] = try makeActor(r.id)
         for o in lifecycleObservers { await o(r.id, .created) }
-        sink.yield(DeviceEvent(deviceID: r.id, kind: .created))
+        sink.yield(created)
         return DeviceInfo(r)
     }
 
@@ -159,9 +177,28 @@ public actor DeviceManager {
         let actor = devices.removeValue(forKey: id)!
         await actor.removeOnServer()
         await actor.shutdown()
-        do { try store.deleteDevice(id) } catch { throw DeviceError.from(error) }
+        await actor.flushEvents()
+        // device.deleted (and what the device had not published) must outlive its folder.
+        let deleted = DeviceEvent(deviceID: id, kind: .deleted)
+        do { try await recorder.recordDeletion(EventFactory.cloudEvent(deleted, jid: nil)) } catch {
+            // Not recorded, not deleted: the slot stays (stopped) and the call can be repeated.
+            logger.error("device.deleted not recorded", metadata: ["device": "\(id)", "code": "\(EventFactory.errorCode(error))"])
+            devices[id] = actor
+            throw DeviceError(.storage, "device \(text) not deleted: its device.deleted event could not be recorded")
+        }
+        // A late write of the stopped client (a prekey refill still running) can put a
+        // file back into the folder while it is removed: try again briefly.
+        for attempt in 1...3 {
+            do {
+                try store.deleteDevice(id)
+                break
+            } catch {
+                if attempt == 3 || error.code != .io { throw DeviceError.from(error) }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
         for o in lifecycleObservers { await o(id, .deleted) }
-        sink.yield(DeviceEvent(deviceID: id, kind: .deleted))
+        sink.yield(deleted)
     }
 
     // MARK: Device operations
@@ -176,6 +213,11 @@ public actor DeviceManager {
 
     public func startQRLogin(_ text: String) async throws(DeviceError) -> QRLogin {
         try await actor(text).startQRLogin(timeout: configuration.qrTimeout)
+    }
+
+    /// The device's running client, if any (internal: tests send through it).
+    func client(of text: String) async throws(DeviceError) -> WAClient? {
+        try await actor(text).currentClient
     }
 
     /// The QR code showing now, if a QR login is running.

@@ -7,6 +7,7 @@ enum HistorySchema {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1-history-outbox-idempotency", migrate: v1)
         migrator.registerMigration("v2-idempotency-correlation", migrate: v2)
+        migrator.registerMigration("v3-published-events", migrate: v3)
         return migrator
     }
 }

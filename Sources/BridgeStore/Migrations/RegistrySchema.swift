@@ -6,6 +6,7 @@ enum RegistrySchema {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1-devices", migrate: v1Devices)
+        migrator.registerMigration("v2-outbox", migrate: v2Outbox)
         return migrator
     }
 }

@@ -410,6 +410,9 @@ actor MessagingState {
                 status: ack.status, messageIDs: [id], chat: chat, by: ctx.own, isSelf: true, timestamp: ack.timestamp)))
             throw WAClientError(.serverError, "server refused message with error \(code)")
         }
+        // `sent` as a status event too, so a bridge sees every message leave, whoever asked for it.
+        await client.emit(.messageStatus(.init(
+            status: ack.status, messageIDs: [id], chat: chat, by: ctx.own, isSelf: true, timestamp: ack.timestamp)))
         return ack
     }
 

@@ -163,6 +163,7 @@ public enum WAEvent: Sendable, Hashable {
     /// A peer's identity key changed (reinstall or new phone) and was accepted, on a message
     /// from it or while sending to it. Only public keys: safe to log and to publish.
     case identityChanged(IdentityChange)
-    /// One of our sent messages changed status (`delivered`, `read`, `played`, also from our other devices).
+    /// One of our sent messages changed status: `sent` / `failed` from the server's ack (`by` is
+    /// then the chat), `delivered`, `read`, `played` from receipts (also from our other devices).
     case messageStatus(ReceiptEvent.StatusUpdate)
 }

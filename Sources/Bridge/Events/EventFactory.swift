@@ -1,0 +1,161 @@
+import BridgeStore
+import Foundation
+import WABinary
+import WAClient
+import WACrypto
+import WAProto
+
+/// Turns what a device reports (`DeviceEvent`, `ReceivedMessage`, status
+/// updates) into CloudEvents with the `data` of `schemas/events/<type>.json`.
+///
+/// Ids: facts WhatsApp may deliver again (a message, a receipt) get an id
+/// derived from what identifies them, so a redelivery after a crash yields the
+/// same id; one-off facts (a state change, a QR code) get a random id, fixed
+/// once the event is in the outbox.
+enum EventFactory {
+    /// A stable id: the first 128 bits of SHA-256 over the parts, as a UUID-shaped string.
+    static func derivedID(_ parts: String...) -> String {
+        let digest = Symmetric.sha256(Data(parts.joined(separator: "\u{1F}").utf8))
+        let hex = digest.prefix(16).map { String(format: "%02x", $0) }.joined()
+        let c = Array(hex)
+        return "\(String(c[0..<8]))-\(String(c[8..<12]))-\(String(c[12..<16]))-\(String(c[16..<20]))-\(String(c[20..<32]))"
+    }
+
+    static func timeString(_ date: Date) -> JSONValue { .string(CloudEvent.timeString(date)) }
+
+    // MARK: Device events
+
+    static func cloudEvent(_ e: DeviceEvent, jid: String?) -> CloudEvent {
+        let typeAndData: (EventType, JSONValue)
+        switch e.kind {
+        case .created: typeAndData = (.deviceCreated, ["device_id": .string(e.deviceID.rawValue)])
+        case .deleted: typeAndData = (.deviceDeleted, ["device_id": .string(e.deviceID.rawValue)])
+        case .state(let from, let to, let reason):
+            typeAndData = (.connectionState, ["from": .string(from.rawValue), "to": .string(to.rawValue), "reason": .string(reason)])
+        case .qr(let text, let expiresAt):
+            typeAndData = (.loginQR, ["code": .string(text), "expires_at": timeString(expiresAt)])
+        case .pairingCode(let code): typeAndData = (.loginPairCode, ["code": .string(code)])
+        case .loggedIn(let jid, let lid, let pushName):
+            typeAndData = (.loginSuccess, ["jid": .string(jid), "lid": lid.map(JSONValue.string) ?? .null,
+                                           "push_name": .string(pushName)])
+        case .loggedOut(let reason): typeAndData = (.loggedOut, ["reason": .string(reason)])
+        }
+        return CloudEvent(id: UUID().uuidString.lowercased(), type: typeAndData.0, deviceID: e.deviceID, time: e.time,
+                          jid: jid, data: typeAndData.1)
+    }
+
+    /// A stable code of an error for logs (never its message: it may quote data).
+    static func errorCode(_ error: any Error) -> String {
+        if let e = error as? StoreError { return e.code.rawValue }
+        if let e = error as? DeviceError { return e.code.rawValue }
+        return String(describing: type(of: error))
+    }
+
+    // MARK: Messages
+
+    /// Whether a received message is worth an event: a bare sender-key
+    /// distribution or a protocol message other than revoke/edit (history
+    /// sync, app state keys) shows nothing to a user.
+    static func isVisible(_ m: ReceivedMessage) -> Bool {
+        if case .other = m.content {
+            return !(m.message.hasSenderKeyDistributionMessage || m.message.hasProtocolMessage)
+        }
+        return true
+    }
+
+    static func messageKind(_ content: MessageContent) -> String {
+        if case .other = content { return "unknown" }
+        return content.kind
+    }
+
+    /// `message.received`; its id is derived from (device, chat, sender, WhatsApp message id).
+    static func received(_ m: ReceivedMessage, device: DeviceID, jid: String?) -> CloudEvent {
+        let chat = m.chat.description, sender = m.sender.nonAD.description
+        var d: [String: JSONValue] = [
+            "message_id": .string(m.id), "chat": .string(chat), "sender": .string(sender),
+            "from_me": .bool(m.isFromMe), "is_group": .bool(m.isGroup), "timestamp": timeString(m.timestamp),
+            "push_name": m.pushName.map(JSONValue.string) ?? .null, "kind": .string(messageKind(m.content)),
+        ]
+        func addContext(_ c: MessageContent.ReplyContext?) {
+            guard let c else { return }
+            if let id = c.quotedID {
+                d["reply_to"] = ["id": .string(id), "sender": c.quotedParticipant.map(JSONValue.string) ?? .null]
+            }
+            if !c.mentions.isEmpty { d["mentions"] = .array(c.mentions.map(JSONValue.string)) }
+        }
+        switch m.content {
+        case .text(let text, let context):
+            d["text"] = .string(text)
+            addContext(context)
+        case .reaction(let key, let emoji):
+            d["reaction"] = ["message_id": .string(key.id), "emoji": .string(emoji), "from_me": .bool(key.fromMe)]
+        case .revoke(let key):
+            d["revoke"] = ["message_id": .string(key.id)]
+        case .edit(let key, let newContent):
+            let text = newContent.hasConversation ? newContent.conversation : newContent.extendedTextMessage.text
+            d["edit"] = ["message_id": .string(key.id), "text": .string(text)]
+        case .media(let info):
+            // Metadata only: the media key and the download URL stay in the bridge.
+            var media: [String: JSONValue] = [
+                "mimetype": .string(info.mimetype), "file_length": .number(Double(info.fileLength)),
+                "file_sha256": .string(info.fileSHA256.base64EncodedString()),
+            ]
+            if let caption = info.caption { media["caption"] = .string(caption) }
+            if let name = info.fileName { media["file_name"] = .string(name) }
+            d["media"] = .object(media)
+            addContext(info.context)
+        case .location(let latitude, let longitude, let name, let address):
+            var loc: [String: JSONValue] = ["latitude": .number(latitude), "longitude": .number(longitude)]
+            if let name { loc["name"] = .string(name) }
+            if let address { loc["address"] = .string(address) }
+            d["location"] = .object(loc)
+        case .contact(let displayName, let vcard):
+            d["contact"] = ["display_name": .string(displayName), "vcard": .string(vcard)]
+        case .poll(let name, let options, let selectable):
+            d["poll"] = ["name": .string(name), "options": .array(options.map(JSONValue.string)),
+                         "selectable_count": .number(Double(selectable))]
+        case .other:
+            break
+        }
+        let id = derivedID("message.received", device.rawValue, chat, sender, m.id)
+        return CloudEvent(id: id, type: .messageReceived, deviceID: device, time: Date(), jid: jid, data: .object(d))
+    }
+
+    /// The history row of a received message (its body is the event's `data`).
+    static func historyMessage(_ m: ReceivedMessage, data: JSONValue) -> HistoryMessage {
+        HistoryMessage(
+            id: m.id, chat: m.chat.description, sender: m.sender.nonAD.description,
+            direction: m.isFromMe ? .outgoing : .incoming, timestamp: Int64(m.timestamp.timeIntervalSince1970),
+            kind: messageKind(m.content), status: "received", body: String(decoding: data.encoded(), as: UTF8.self))
+    }
+
+    static func statusString(_ s: MessageStatus) -> String {
+        switch s {
+        case .sent: "sent"
+        case .delivered: "delivered"
+        case .read: "read"
+        case .played: "played"
+        case .failed: "failed"
+        }
+    }
+
+    /// `message.status` for one message of a status update; the id is derived
+    /// from (device, chat, message, status, who), so a receipt redelivered gives the same id.
+    static func status(
+        _ u: ReceiptEvent.StatusUpdate, messageID: String, command: IdempotencyRecord?, device: DeviceID, jid: String?
+    ) -> CloudEvent {
+        let status = statusString(u.status)
+        var d: [String: JSONValue] = [
+            "message_id": .string(messageID), "chat": .string(u.chat.description), "status": .string(status),
+        ]
+        if u.by != u.chat { d["recipient"] = .string(u.by.description) }
+        if let command { d["command_id"] = .string(command.commandID) }
+        if case .failed(let code) = u.status {
+            d["error"] = ["code": "SEND_FAILED", "message": .string("WhatsApp refused the message (error \(code))")]
+        }
+        if let t = u.timestamp { d["timestamp"] = timeString(t) }
+        let id = derivedID("message.status", device.rawValue, u.chat.description, messageID, status, u.by.description)
+        return CloudEvent(id: id, type: .messageStatus, deviceID: device, time: Date(), jid: jid,
+                          correlationID: command.map { $0.correlationID ?? $0.commandID }, data: .object(d))
+    }
+}
