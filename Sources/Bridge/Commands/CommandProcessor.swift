@@ -359,7 +359,7 @@ struct CommandProcessor: Sendable {
                                  routingKey, r.code.rawValue),
                 type: .commandRejected, deviceID: eventDevice, correlationID: correlation, data: .object(data))
             do { try await events.record(event) } catch {
-                // An unknown device has no outbox to hold its event: the dead-letter copy is the record.
+                // Recording failed (the store): for an unknown device the dead-letter copy is the record.
                 guard device == nil else { throw Retry(reason: "command.rejected not recorded: \(error)") }
                 logger.warning("command.rejected not recorded for an unknown device", metadata: ["routing_key": "\(routingKey)"])
             }

@@ -168,8 +168,10 @@ actor DeviceActor {
             return
         }
         // Receipts of our own other devices (read-self, sender) are not statuses of a sent
-        // message; a `failed` the client reports about its own send (no ack, refused) is.
-        if u.isSelf { guard case .failed = u.status else { return } }
+        // message. A `failed` the client reports about its own send (no ack, refused) is
+        // skipped too: every send of the bridge is a command, and the command path
+        // publishes that `failed` itself, with the command id and after its retries.
+        guard !u.isSelf else { return }
         let jid = (try? registry.device(id))?.jid
         let (id, data, recorder, logger) = (self.id, storage.data, self.recorder, self.logger)
         jobs.yield {

@@ -42,7 +42,16 @@ public final class OutboxRecorder: EventRecording {
                 payload: payload, createdAt: event.time)])
             wakeups.wake(.registry)
         default:
-            let data = try store.device(event.deviceID).data
+            let data: DeviceDataStore
+            do { data = try store.device(event.deviceID).data } catch where error.code == .notFound {
+                // An event about no device (a command routed to an unknown device ID is
+                // refused): there is no device outbox, the registry's holds it.
+                try store.registry.appendEvents([RegistryOutboxEvent(
+                    eventID: event.id, deviceID: event.deviceID.rawValue, routingKey: event.routingKey,
+                    payload: payload, createdAt: event.time)])
+                wakeups.wake(.registry)
+                return
+            }
             try await data.appendEvent(eventID: event.id, routingKey: event.routingKey, payload: payload, now: event.time)
             wakeups.wake(.device(event.deviceID))
         }
