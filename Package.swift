@@ -33,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // MARK: AMQP (rabbitmq-c)
@@ -117,6 +118,8 @@ let package = Package(
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
+                // Media uploads and downloads (WhatsApp's media hosts speak HTTPS).
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strict
         ),
@@ -234,6 +237,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "sim-scale-bench",
+            dependencies: ["WASim", "WAClient", "WACrypto", "WABinary", "WAProto"],
+            path: "Benchmarks/SimScale",
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "amqp-bench-c",
             dependencies: ["CRabbitMQ"],
             path: "Benchmarks/AMQPBaselineC"
@@ -255,6 +264,8 @@ let package = Package(
             dependencies: [
                 "WAClient", "WACrypto", "WAProto", "WABinary", "WASignal", "WATestSupport", "WASim",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
