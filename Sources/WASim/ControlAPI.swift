@@ -69,6 +69,8 @@ public enum ControlAPI {
         let rootPublicKey: String
         let endpoint: String
         let tlsCertificatePEM: String?
+        /// The loopback media host's port (nil when it is off).
+        let mediaPort: Int?
     }
 
     /// The router for `sim`.
@@ -79,7 +81,8 @@ public enum ControlAPI {
             return InfoResponse(
                 port: port, tlsPort: await sim.tlsPort,
                 rootPublicKey: sim.rootPublicKey.rawRepresentation.map { String(format: "%02x", $0) }.joined(),
-                endpoint: sim.endpoint(port: port).absoluteString, tlsCertificatePEM: sim.tls?.certificatePEM)
+                endpoint: sim.endpoint(port: port).absoluteString, tlsCertificatePEM: sim.tls?.certificatePEM,
+                mediaPort: await sim.mediaPort)
         }
         router.post("/phones") { request, context -> PhoneResponse in
             let body = try await request.decode(as: PhoneRequest.self, context: context)

@@ -123,12 +123,6 @@ actor SimPhoneAgent {
         try await sender(deviceIdentity: Data()).devicesNeedingBundles(devices)
     }
 
-    func directMessage(id: String, to: JID, text: String, recipient: [JID], own: [JID], bundles: [JID: PreKeyBundle]) async throws -> Node {
-        var message = WAE2E_Message()
-        message.conversation = text
-        return try await directMessage(id: id, to: to, message: message, recipient: recipient, own: own, bundles: bundles)
-    }
-
     func directMessage(id: String, to: JID, message: WAE2E_Message, recipient: [JID], own: [JID], bundles: [JID: PreKeyBundle]) async throws -> Node {
         var node = try await sender(deviceIdentity: Data()).directMessage(
             id: id, to: to, message: message, recipientDevices: recipient, ownDevices: own, bundles: bundles).node

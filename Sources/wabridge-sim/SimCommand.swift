@@ -54,6 +54,7 @@ struct SimCommand: AsyncParsableCommand {
         print("wabridge-sim: ws://127.0.0.1:\(await sim.port)/ws/chat" + (await sim.tlsPort.map { "  wss://localhost:\($0)/ws/chat" } ?? ""))
         print("wabridge-sim: noise root public key \(root)")
         print("wabridge-sim: control API http://127.0.0.1:\(controlPort)")
+        if let mediaPort = await sim.mediaPort { print("wabridge-sim: media host http://127.0.0.1:\(mediaPort)") }
         fflush(nil)
         try await ControlAPI.application(for: sim, port: controlPort).runService()
         await sim.shutdown()

@@ -41,7 +41,8 @@ final class ManyConnectionsTests: XCTestCase {
             }
             try await group.waitForAll()
         }
-        XCTAssertEqual(await sim.connectionCount, count)
+        let live = await sim.connectionCount
+        XCTAssertEqual(live, count)
         var online = 0
         for jid in jids where await sim.isOnline(jid) { online += 1 }
         XCTAssertEqual(online, count)
@@ -55,9 +56,12 @@ final class ManyConnectionsTests: XCTestCase {
         // The clients closed their links: the simulator's table empties (30 s safety bound).
         let deadline = ContinuousClock.now + .seconds(30)
         while await sim.connectionCount > 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
-        XCTAssertEqual(await sim.connectionCount, 0, "every closed client left the connection table")
-        for jid in jids.prefix(5) { XCTAssertFalse(await sim.isOnline(jid)) }
+        let left = await sim.connectionCount
+        XCTAssertEqual(left, 0, "every closed client left the connection table")
+        for jid in jids.prefix(5) {
+            let stillOnline = await sim.isOnline(jid)
+            XCTAssertFalse(stillOnline)
+        }
         await sim.shutdown()
-        XCTAssertEqual(await sim.connectionCount, 0)
     }
 }

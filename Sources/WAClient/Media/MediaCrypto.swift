@@ -94,9 +94,10 @@ extension MessageContent.MediaInfo {
 
 extension MessageContent.MediaInfo {
     /// Media fields as a message carries them (for senders, simulators and tests).
+    /// (Labels ordered apart from the memberwise initializer's, which stays internal.)
     public init(
-        kind: Kind, mimetype: String, caption: String? = nil, fileName: String? = nil, fileLength: UInt64,
-        directPath: String, url: String, mediaKey: Data, fileSHA256: Data, fileEncSHA256: Data, context: MessageContent.ReplyContext? = nil
+        kind: Kind, mimetype: String, fileLength: UInt64, directPath: String, url: String,
+        mediaKey: Data, fileSHA256: Data, fileEncSHA256: Data, caption: String? = nil, fileName: String? = nil
     ) {
         self.kind = kind
         self.mimetype = mimetype
@@ -108,6 +109,6 @@ extension MessageContent.MediaInfo {
         self.mediaKey = mediaKey
         self.fileSHA256 = fileSHA256
         self.fileEncSHA256 = fileEncSHA256
-        self.context = context
+        context = nil
     }
 }

@@ -24,7 +24,8 @@ final class LinkedDevicesEndToEndTests: XCTestCase {
         XCTAssertEqual(firstInfo.jid.user, me)
         XCTAssertEqual(secondInfo.jid.user, me)
         XCTAssertNotEqual(firstInfo.jid.device, secondInfo.jid.device)
-        XCTAssertEqual(await sim.linkedDevices(of: me), [firstInfo.jid, secondInfo.jid].sorted { $0.device < $1.device })
+        let linked = await sim.linkedDevices(of: me)
+        XCTAssertEqual(linked, [firstInfo.jid, secondInfo.jid].sorted { $0.device < $1.device })
         await sim.createPhone(number: peer)
 
         // Another user writes: the phone and both companions get it.
@@ -34,9 +35,11 @@ final class LinkedDevicesEndToEndTests: XCTestCase {
             let b = await secondLog.received.contains { $0.id == incoming }
             return a && b
         }
-        XCTAssertEqual(text(await firstLog.received.first { $0.id == incoming }), "to all of you")
-        XCTAssertEqual(text(await secondLog.received.first { $0.id == incoming }), "to all of you")
-        XCTAssertEqual(await secondLog.received.first { $0.id == incoming }?.isFromMe, false)
+        let atFirst = await firstLog.received.first { $0.id == incoming }
+        let atSecond = await secondLog.received.first { $0.id == incoming }
+        XCTAssertEqual(text(atFirst), "to all of you")
+        XCTAssertEqual(text(atSecond), "to all of you")
+        XCTAssertEqual(atSecond?.isFromMe, false)
 
         // One companion writes: the peer gets it; the other companion and the phone get our own copy.
         let sent = try await within(10) { try await first.sendText(to: user(peer), text: "from companion one") }
@@ -52,11 +55,13 @@ final class LinkedDevicesEndToEndTests: XCTestCase {
         XCTAssertEqual(copy?.chat, user(peer))
         XCTAssertEqual(copy?.sender, firstInfo.jid)
         XCTAssertEqual(text(copy), "from companion one")
-        XCTAssertFalse(await firstLog.received.contains { $0.id == sent.id }, "the sender gets no copy of its own message")
+        let senderGotCopy = await firstLog.received.contains { $0.id == sent.id }
+        XCTAssertFalse(senderGotCopy, "the sender gets no copy of its own message")
 
         // The phone unlinks the first companion; the second keeps working both ways.
         await sim.unlink(device: firstInfo.jid)
-        XCTAssertEqual(await sim.linkedDevices(of: me), [secondInfo.jid])
+        let remaining = await sim.linkedDevices(of: me)
+        XCTAssertEqual(remaining, [secondInfo.jid])
         let after = try await sim.sendText(from: peer, to: user(me), text: "still there?")
         try await eventually(10, "second companion still receives") { await secondLog.received.contains { $0.id == after } }
         let reply = try await within(10) { try await second.sendText(to: user(peer), text: "yes") }
@@ -65,8 +70,10 @@ final class LinkedDevicesEndToEndTests: XCTestCase {
             let phoneGot = await sim.receivedMessages(phone: me).contains { $0.id == reply.id && $0.isFromMe }
             return peerGot && phoneGot
         }
-        XCTAssertFalse(await firstLog.received.contains { $0.id == after }, "an unlinked companion gets nothing more")
-        XCTAssertEqual(await sim.outboxCount(firstInfo.jid), 0, "nothing is queued for an unlinked device")
+        let unlinkedGot = await firstLog.received.contains { $0.id == after }
+        XCTAssertFalse(unlinkedGot, "an unlinked companion gets nothing more")
+        let unlinkedOutbox = await sim.outboxCount(firstInfo.jid)
+        XCTAssertEqual(unlinkedOutbox, 0, "nothing is queued for an unlinked device")
         await harness.shutdown(first, second)
     }
 }

@@ -44,13 +44,15 @@ final class MediaEndToEndTests: XCTestCase {
             let ids = await log.received.map(\.id)
             return ids.contains(imageID) && ids.contains(documentID)
         }
-        let imageInfo = try XCTUnwrap(Self.media(await log.received.first { $0.id == imageID }))
+        let receivedImage = await log.received.first { $0.id == imageID }
+        let imageInfo = try XCTUnwrap(Self.media(receivedImage))
         XCTAssertEqual(imageInfo.kind, .image)
         XCTAssertEqual(imageInfo.caption, "pic")
         XCTAssertEqual(imageInfo.fileLength, UInt64(image.count))
         let gotImage = try await within(20) { try await media.download(imageInfo) }
         XCTAssertEqual(gotImage, image)
-        let documentInfo = try XCTUnwrap(Self.media(await log.received.first { $0.id == documentID }))
+        let receivedDocument = await log.received.first { $0.id == documentID }
+        let documentInfo = try XCTUnwrap(Self.media(receivedDocument))
         XCTAssertEqual(documentInfo.kind, .document)
         XCTAssertEqual(documentInfo.fileName, "a.pdf")
         let gotDocument = try await within(20) { try await media.download(documentInfo) }
@@ -106,7 +108,8 @@ final class MediaEndToEndTests: XCTestCase {
 
         let image = Self.bytes(200_000)
         let sent = try await within(20) { try await media.sendImage(to: user(peer), data: image, mimetype: "image/png", caption: "from client") }
-        XCTAssertEqual(await sim.mediaUploads, 1)
+        let uploadsAfterImage = await sim.mediaUploads
+        XCTAssertEqual(uploadsAfterImage, 1)
         try await eventually(10, "peer phone got the image") {
             await sim.receivedMessages(phone: peer).contains { $0.id == sent.id && $0.kind == "image" && $0.text == "from client" }
         }
@@ -134,7 +137,8 @@ final class MediaEndToEndTests: XCTestCase {
         } catch let error as WAClientError {
             XCTAssertEqual(error.code, .mediaTooLarge)
         }
-        XCTAssertEqual(await sim.mediaUploads, 2)
+        let uploadsAtEnd = await sim.mediaUploads
+        XCTAssertEqual(uploadsAtEnd, 2, "the refused image was never uploaded")
         await harness.shutdown(client)
     }
 
@@ -146,7 +150,8 @@ final class MediaEndToEndTests: XCTestCase {
         let client = await harness.messagingClient(store: InMemoryDeviceStore())
         _ = try await within(20) { try await harness.qrLogin(client, phone: "15550300021") }
         let conn = try await transfer(client).connection()
-        XCTAssertEqual(conn.hosts, ["127.0.0.1:\(try XCTUnwrap(await sim.mediaPort))"])
+        let mediaPort = await sim.mediaPort
+        XCTAssertEqual(conn.hosts, ["127.0.0.1:\(try XCTUnwrap(mediaPort))"])
         let encrypted = try EncryptedMedia(encrypting: Self.bytes(100), kind: .image)
         let token = encrypted.uploadToken.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
         let auth = conn.auth.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
@@ -166,10 +171,12 @@ final class MediaEndToEndTests: XCTestCase {
         XCTAssertEqual(wrongHash, 400)
         let wrongType = try await post("/mms/nonsense/\(token)?auth=\(auth)&token=\(token)", encrypted.blob)
         XCTAssertEqual(wrongType, 400)
-        XCTAssertEqual(await sim.mediaUploads, 0)
+        let uploadsRefused = await sim.mediaUploads
+        XCTAssertEqual(uploadsRefused, 0)
         let good = try await post("/mms/image/\(token)?auth=\(auth)&token=\(token)", encrypted.blob)
         XCTAssertEqual(good, 200)
-        XCTAssertEqual(await sim.mediaUploads, 1)
+        let uploadsAccepted = await sim.mediaUploads
+        XCTAssertEqual(uploadsAccepted, 1)
         let unknown = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://\(host)/v/t62.7118-24/x.enc"), timeout: .seconds(10))
         XCTAssertEqual(unknown.status.code, 404)
         await harness.shutdown(client)
@@ -180,9 +187,9 @@ final class MediaEndToEndTests: XCTestCase {
 final class MediaCryptoTests: XCTestCase {
     func info(_ media: EncryptedMedia, blob: Data? = nil) -> MessageContent.MediaInfo {
         MessageContent.MediaInfo(
-            kind: media.kind, mimetype: "image/jpeg", caption: nil, fileName: nil, fileLength: media.fileLength,
-            directPath: "/v/x", url: "", mediaKey: media.mediaKey, fileSHA256: media.fileSHA256,
-            fileEncSHA256: blob.map { Symmetric.sha256($0) } ?? media.fileEncSHA256, context: nil)
+            kind: media.kind, mimetype: "image/jpeg", fileLength: media.fileLength, directPath: "/v/x", url: "",
+            mediaKey: media.mediaKey, fileSHA256: media.fileSHA256,
+            fileEncSHA256: blob.map { Symmetric.sha256($0) } ?? media.fileEncSHA256)
     }
 
     func testRoundTripAndEachCheck() throws {
