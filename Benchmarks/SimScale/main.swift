@@ -90,11 +90,18 @@ func serve(_ options: Options) async throws {
     }
     try await sim.start()
     print("port \(await sim.port)")
-    fflush(stdout)
-    while let line = readLine() {
+    fflush(nil)
+    // stdin is read on its own thread: a blocking read must not hold one of the two
+    // cooperative threads the simulator's actors run on.
+    let (lines, sink) = AsyncStream<String>.makeStream()
+    Thread {
+        while let line = readLine() { sink.yield(line) }
+        sink.finish()
+    }.start()
+    for await line in lines {
         if line == "stat" {
             print("stat \(await sim.connectionCount)")
-            fflush(stdout)
+            fflush(nil)
         } else if line == "quit" { break }
     }
     await sim.shutdown()
@@ -126,7 +133,7 @@ func run(_ options: Options) async throws {
     print("sim-scale-bench: \(options.connections) connections, \(options.concurrency) logins in flight, hold \(options.hold) s")
     print("fd limit (RLIMIT_NOFILE) raised to \(soft) (hard \(hard)) in both processes")
     let child = Process()
-    child.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+    child.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
     child.arguments = ["--serve", "--connections", String(options.connections), "--seed", options.seed]
     let toChild = Pipe(), fromChild = Pipe()
     child.standardInput = toChild
@@ -162,6 +169,8 @@ func run(_ options: Options) async throws {
         return WAClient(store: InMemoryDeviceStore(record), configuration: configuration)
     }
 
+    // Keys and records first, so the login figures hold only connections and logins.
+    let prepared = try (0..<options.connections).map(client)
     let clock = ContinuousClock()
     let started = clock.now
     var clients: [WAClient] = []
@@ -169,7 +178,7 @@ func run(_ options: Options) async throws {
     try await withThrowingTaskGroup(of: (WAClient, Bool).self) { group in
         var next = 0
         func launch() throws {
-            let c = try client(next)
+            let c = prepared[next]
             next += 1
             group.addTask {
                 do {
