@@ -6,6 +6,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import NIOWebSocket
+import ServiceLifecycle
 import WAClient
 import WABinary
 import WACrypto
@@ -77,6 +78,7 @@ public actor WASim {
     /// The media host's port once started (nil when disabled).
     public private(set) var mediaPort: Int?
     private var mediaTask: Task<Void, Never>?
+    private var mediaGroup: ServiceGroup?
     /// The `auth` of `media_conn` answers; uploads must carry it.
     nonisolated let mediaAuth = Symmetric.randomBytes(24).base64EncodedString()
     let media: SimMediaStore
@@ -141,8 +143,9 @@ public actor WASim {
         for channel in channels { try? await channel.close() }
         channels = []
         for connection in connections.values { await connection.close() }
-        mediaTask?.cancel()
+        await mediaGroup?.triggerGracefulShutdown()
         await mediaTask?.value
+        mediaGroup = nil
         mediaTask = nil
     }
 
@@ -159,8 +162,11 @@ public actor WASim {
                 continuation.finish()
             },
             logger: logger)
+        // A service group, so shutdown is graceful (cancelling the task makes the server log errors).
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+        mediaGroup = group
         mediaTask = Task {
-            try? await app.runService(gracefulShutdownSignals: [])
+            try? await group.run()
             continuation.finish()  // a failed bind ends the wait below
         }
         var iterator = ports.makeAsyncIterator()
