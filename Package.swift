@@ -239,7 +239,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "sim-scale-bench",
-            dependencies: ["WASim", "WAClient", "WACrypto", "WABinary", "WAProto"],
+            dependencies: [
+                "WASim", "WAClient", "WACrypto", "WABinary", "WAProto",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Benchmarks/SimScale",
             swiftSettings: strict
         ),

@@ -12,6 +12,7 @@
 // `w:p` pings for `--hold` seconds (longer than the 20–30 s ping interval).
 // Reported: RSS before/after, per connection, logins per second, failures.
 import Foundation
+import Logging
 import WABinary
 import WAClient
 import WACrypto
@@ -89,8 +90,9 @@ func serve(_ options: Options) async throws {
             identityKey: derivedKey(options.seed, "identity", index).publicKey, registrationID: UInt32(index % 16_000 + 1))
     }
     try await sim.start()
-    print("port \(await sim.port)")
-    fflush(nil)
+    // Straight to fd 1 (no stdio): fflush(nil) would wait on stdin's lock, held by the reader thread.
+    func reply(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+    reply("port \(await sim.port)")
     // stdin is read on its own thread: a blocking read must not hold one of the two
     // cooperative threads the simulator's actors run on.
     let (lines, sink) = AsyncStream<String>.makeStream()
@@ -100,8 +102,7 @@ func serve(_ options: Options) async throws {
     }.start()
     for await line in lines {
         if line == "stat" {
-            print("stat \(await sim.connectionCount)")
-            fflush(nil)
+            reply("stat \(await sim.connectionCount)")
         } else if line == "quit" { break }
     }
     await sim.shutdown()
@@ -144,7 +145,9 @@ func run(_ options: Options) async throws {
         toChild.fileHandleForWriting.write(Data((command + "\n").utf8))
         return reader.line()
     }
-    guard let ready = reader.line(), ready.hasPrefix("port "), let port = Int(ready.dropFirst(5)) else {
+    var ready = reader.line()
+    while let line = ready, !line.hasPrefix("port ") { ready = reader.line() }
+    guard let ready, let port = Int(ready.dropFirst(5)) else {
         print("simulator did not start"); exit(1)
     }
     let pid = child.processIdentifier
@@ -221,4 +224,10 @@ func run(_ options: Options) async throws {
 }
 
 let options = Options(CommandLine.arguments)
+// Warnings and errors only, on stderr: stdout carries the child's line protocol and the report.
+LoggingSystem.bootstrap { label in
+    var handler = StreamLogHandler.standardError(label: label)
+    handler.logLevel = .warning
+    return handler
+}
 if options.serve { try await serve(options) } else { try await run(options) }
