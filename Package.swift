@@ -118,6 +118,8 @@ let package = Package(
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
+                // Media uploads and downloads (WhatsApp's media hosts speak HTTPS).
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strict
         ),
@@ -136,6 +138,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -244,6 +247,15 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "sim-scale-bench",
+            dependencies: [
+                "WASim", "WAClient", "WACrypto", "WABinary", "WAProto",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/SimScale",
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "amqp-bench-c",
             dependencies: ["CRabbitMQ"],
             path: "Benchmarks/AMQPBaselineC"
@@ -265,6 +277,8 @@ let package = Package(
             dependencies: [
                 "WAClient", "WACrypto", "WAProto", "WABinary", "WASignal", "WATestSupport", "WASim",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

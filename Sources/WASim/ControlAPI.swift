@@ -15,6 +15,8 @@ import WAClient
 ///     DELETE /devices/{jid}                                  unlink (device_removed)
 ///     POST   /devices/{jid}/faults  {"kind", …}              inject a fault
 ///     POST   /phones/{number}/messages {"to","text","id"?}   the phone sends a text → {"id"}
+///     POST   /phones/{number}/media {"to","kind","mimetype","data"(base64),"caption"?,"fileName"?,"id"?}  → {"id"}
+///     GET    /phones/{number}/messages/{id}/media            the media the phone received, decrypted and checked → {"data"}
 ///     GET    /phones/{number}/messages                       what the phone received (id, chat, sender, text, kind, fromMe, t, ref, mentions)
 ///     POST   /phones/{number}/read  {"chat","ids"}           the phone reads messages (read receipt)
 ///     GET    /phones/{number}/messages/{id}/status           sent | delivered | read | played | unknown
@@ -24,6 +26,18 @@ public enum ControlAPI {
     struct GroupRequest: Decodable { let creator: String; let participants: [String]; let subject: String }
     struct GroupSendRequest: Decodable { let from: String; let text: String; let id: String? }
     struct SendRequest: Decodable { let to: String; let text: String; let id: String? }
+    struct MediaRequest: Decodable {
+        let to: String
+        /// image | video | audio | document
+        let kind: String
+        let mimetype: String
+        /// The file, base64.
+        let data: String
+        let caption: String?
+        let fileName: String?
+        let id: String?
+    }
+    struct MediaResponse: ResponseEncodable { let data: String }
     struct ReadRequest: Decodable { let chat: String; let ids: [String] }
     struct MessageIDResponse: ResponseEncodable { let id: String }
     struct StatusResponse: ResponseEncodable { let id: String; let status: String }
@@ -69,6 +83,8 @@ public enum ControlAPI {
         let rootPublicKey: String
         let endpoint: String
         let tlsCertificatePEM: String?
+        /// The loopback media host's port (nil when it is off).
+        let mediaPort: Int?
     }
 
     /// The router for `sim`.
@@ -79,7 +95,8 @@ public enum ControlAPI {
             return InfoResponse(
                 port: port, tlsPort: await sim.tlsPort,
                 rootPublicKey: sim.rootPublicKey.rawRepresentation.map { String(format: "%02x", $0) }.joined(),
-                endpoint: sim.endpoint(port: port).absoluteString, tlsCertificatePEM: sim.tls?.certificatePEM)
+                endpoint: sim.endpoint(port: port).absoluteString, tlsCertificatePEM: sim.tls?.certificatePEM,
+                mediaPort: await sim.mediaPort)
         }
         router.post("/phones") { request, context -> PhoneResponse in
             let body = try await request.decode(as: PhoneRequest.self, context: context)
@@ -121,6 +138,32 @@ public enum ControlAPI {
                 return MessageIDResponse(id: try await sim.sendText(from: number, to: to, text: body.text, id: body.id))
             } catch let error as SimError {
                 throw HTTPError(.unprocessableContent, message: error.description)
+            }
+        }
+        router.post("/phones/:number/media") { request, context -> MessageIDResponse in
+            let number = try context.parameters.require("number")
+            let body = try await request.decode(as: MediaRequest.self, context: context)
+            guard let kind = MessageContent.MediaInfo.Kind(rawValue: body.kind), kind != .sticker else {
+                throw HTTPError(.badRequest, message: "kind must be image, video, audio or document")
+            }
+            guard let data = Data(base64Encoded: body.data) else { throw HTTPError(.badRequest, message: "data must be base64") }
+            do {
+                return MessageIDResponse(id: try await sim.sendMedia(
+                    from: number, to: try parseJID(body.to), data: data, kind: kind, mimetype: body.mimetype,
+                    caption: body.caption, fileName: body.fileName, id: body.id))
+            } catch let error as SimError {
+                throw HTTPError(.unprocessableContent, message: error.description)
+            }
+        }
+        router.get("/phones/:number/messages/:id/media") { _, context -> MediaResponse in
+            let number = try context.parameters.require("number")
+            let id = try context.parameters.require("id")
+            do {
+                return MediaResponse(data: try await sim.downloadMedia(phone: number, id: id).base64EncodedString())
+            } catch let error as SimError {
+                throw HTTPError(.notFound, message: error.description)
+            } catch let error as WAClientError {
+                throw HTTPError(.unprocessableContent, message: error.code.rawValue)
             }
         }
         router.get("/phones/:number/messages") { _, context -> ReceivedResponse in

@@ -283,10 +283,8 @@ actor SimConnection {
             children = [Node("props", [Attribute("protocol", "1"), Attribute("hash", "sim"), Attribute("refresh", "86400")])]
         case "w:m":
             if node.child("media_conn") != nil {
-                children = [Node("media_conn", [
-                    Attribute("auth", "sim-auth"), Attribute("ttl", "3600"), Attribute("auth_ttl", "3600"),
-                    Attribute("max_buckets", "12"),
-                ], content: .nodes([Node("host", [Attribute("hostname", "127.0.0.1")])]))]
+                send(await sim.mediaConnAnswer(to: node))
+                return
             }
         default:
             break // passive, w:p and anything else: an empty result, so no client stalls

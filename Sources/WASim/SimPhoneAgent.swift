@@ -51,6 +51,9 @@ actor SimPhoneAgent {
     /// What the phone sent, for resends on a retry receipt.
     private var sent = RecentMessageCache(capacity: 256)
     private var statuses: [String: MessageStatus] = [:]
+    /// Media messages received (key, hashes, direct path), by message id (the newest `maxReceived`).
+    private(set) var media: [String: MessageContent.MediaInfo] = [:]
+    private var mediaOrder: [String] = []
     private var statusOrder: [String] = []
 
     /// `identity`: the phone's Signal identity, its account key unless a reinstall replaced it.
@@ -94,6 +97,12 @@ actor SimPhoneAgent {
                 text = emoji
                 ref = key.id
             case .revoke(let key): ref = key.id
+            case .media(let info):
+                text = info.caption
+                ref = info.context?.quotedID
+                media[message.id] = info
+                mediaOrder.append(message.id)
+                while mediaOrder.count > Self.maxReceived { media[mediaOrder.removeFirst()] = nil }
             case .edit(let key, let newContent):
                 text = newContent.hasConversation ? newContent.conversation : newContent.extendedTextMessage.text
                 ref = key.id
@@ -126,12 +135,6 @@ actor SimPhoneAgent {
     /// Devices among `devices` with no session yet.
     func needingBundles(_ devices: [JID]) async throws -> [JID] {
         try await sender(deviceIdentity: Data()).devicesNeedingBundles(devices)
-    }
-
-    func directMessage(id: String, to: JID, text: String, recipient: [JID], own: [JID], bundles: [JID: PreKeyBundle]) async throws -> Node {
-        var message = WAE2E_Message()
-        message.conversation = text
-        return try await directMessage(id: id, to: to, message: message, recipient: recipient, own: own, bundles: bundles)
     }
 
     func directMessage(id: String, to: JID, message: WAE2E_Message, recipient: [JID], own: [JID], bundles: [JID: PreKeyBundle]) async throws -> Node {

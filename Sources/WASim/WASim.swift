@@ -1,10 +1,12 @@
 import Foundation
+import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import NIOWebSocket
+import ServiceLifecycle
 import WAClient
 import WABinary
 import WACrypto
@@ -35,6 +37,11 @@ public actor WASim {
         /// Most stanzas (messages, receipts) kept per device until it acks them; beyond it the
         /// oldest is dropped (and counted in `droppedOfflineStanzas`).
         public var maxOutbox = 1_000
+        /// Largest blob the media host takes (encrypted bytes).
+        public var maxMediaBlob = 64 << 20
+        /// Blobs and bytes the media host keeps (the oldest go first).
+        public var maxMediaBlobs = 1_000
+        public var maxMediaBytes = 512 << 20
         /// How long pair-device refs stay scannable: the first, then each later one on top
         /// (60 s + 5 × 20 s = 160 s in all, as a real client shows them).
         public var firstRefLifetime: Duration = .seconds(60)
@@ -48,6 +55,8 @@ public actor WASim {
         public var port = 0
         /// When set, also a `wss://` listener on this port (0 = any) with `tls` or a minted certificate.
         public var tlsPort: Int?
+        /// The loopback HTTP media host (`media_conn` points at it); 0: from the kernel, nil: none.
+        public var mediaPort: Int? = 0
         public var tls: SimTLS?
         /// The Noise root; a fresh one per run when nil.
         public var root: Curve25519KeyPair?
@@ -70,6 +79,13 @@ public actor WASim {
     private var channels: [any Channel] = []
     public private(set) var port = 0
     public private(set) var tlsPort: Int?
+    /// The media host's port once started (nil when disabled).
+    public private(set) var mediaPort: Int?
+    private var mediaTask: Task<Void, Never>?
+    private var mediaGroup: ServiceGroup?
+    /// The `auth` of `media_conn` answers; uploads must carry it.
+    nonisolated let mediaAuth = Symmetric.randomBytes(24).base64EncodedString()
+    let media: SimMediaStore
 
     private var phones: [String: SimPhone] = [:]
     private var devices: [JID: SimDevice] = [:]
@@ -103,6 +119,7 @@ public actor WASim {
         rootPublicKey = root.publicKey
         chain = try CertChainIssuer(root: root).chain(for: staticKey.publicKey)
         tls = configuration.tlsPort == nil ? nil : try (configuration.tls ?? SimTLS.mint())
+        media = SimMediaStore(maxBlobs: configuration.limits.maxMediaBlobs, maxBytes: configuration.limits.maxMediaBytes)
     }
 
     // MARK: Listening
@@ -113,6 +130,7 @@ public actor WASim {
         if let tlsPort = configuration.tlsPort, let tls {
             self.tlsPort = try await bind(port: tlsPort, tls: try tls.serverContext())
         }
+        if let wanted = configuration.mediaPort { mediaPort = try await startMediaHost(port: wanted) }
         logger.info("simulator listening", metadata: ["port": "\(port)", "tls_port": "\(tlsPort.map(String.init) ?? "-")"])
     }
 
@@ -129,6 +147,42 @@ public actor WASim {
         for channel in channels { try? await channel.close() }
         channels = []
         for connection in connections.values { await connection.close() }
+        await mediaGroup?.triggerGracefulShutdown()
+        await mediaTask?.value
+        mediaGroup = nil
+        mediaTask = nil
+    }
+
+    /// Runs the media host (Hummingbird) until shutdown; returns its port.
+    private func startMediaHost(port wanted: Int) async throws -> Int {
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        var logger = Logger(label: "wabridge.sim.media")
+        logger.logLevel = .warning
+        let app = Application(
+            router: SimMediaHost.router(store: media, auth: mediaAuth, maxBlobBytes: configuration.limits.maxMediaBlob),
+            configuration: .init(address: .hostname(configuration.host, port: wanted)),
+            onServerRunning: { channel in
+                continuation.yield(channel.localAddress?.port ?? 0)
+                continuation.finish()
+            },
+            logger: logger)
+        // A service group, so shutdown is graceful (cancelling the task makes the server log errors).
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+        mediaGroup = group
+        mediaTask = Task {
+            try? await group.run()
+            continuation.finish()  // a failed bind ends the wait below
+        }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next(), port > 0 else {
+            throw SimError("sim.media_host", "media host did not start on \(configuration.host):\(wanted)")
+        }
+        return port
+    }
+
+    /// The `media_conn` answer: the auth token and the media host (`127.0.0.1:port`).
+    func mediaConnAnswer(to query: Node) -> Node {
+        MediaConnection.answer(to: query, auth: mediaAuth, ttl: 3600, hosts: ["\(configuration.host):\(mediaPort ?? 0)"])
     }
 
     private func bind(port: Int, tls: NIOSSLContext?) async throws -> Int {
@@ -353,6 +407,24 @@ public actor WASim {
         devices[jid] = device
         logger.info("device linked", metadata: ["device": "\(jid)"])
         if configuration.announceDeviceChanges { await announceDeviceChange(.add, device: jid) }
+        return jid
+    }
+
+    /// Registers a companion device of `number` without pairing (the phone is created if needed):
+    /// for load runs that need thousands of logins, not thousands of pairings. The device then
+    /// logs in with `noiseKey` like a paired one; it has no prekeys until it uploads some.
+    public func provisionDevice(phone number: String, noiseKey: Curve25519PublicKey, identityKey: Curve25519PublicKey,
+                                registrationID: UInt32) -> JID {
+        var phone = createPhone(number: number)
+        let deviceID = phone.nextDeviceID
+        let keyIndex = phone.nextKeyIndex
+        phone.nextDeviceID += 1
+        phone.nextKeyIndex += 1
+        phones[number] = phone
+        let jid = JID(user: number, device: deviceID, server: JID.userServer)
+        devices[jid] = SimDevice(
+            jid: jid, lid: JID(user: phone.lidUser, device: deviceID, server: JID.lidServer), noiseKey: noiseKey,
+            identityKey: identityKey, registrationID: registrationID, keyIndex: keyIndex, signedPreKey: (1, Data(), Data()))
         return jid
     }
 
@@ -612,13 +684,62 @@ extension WASim {
     public func sendText(from number: String, to: JID, text: String, id: String? = nil) async throws -> String {
         var message = WAE2E_Message()
         message.conversation = text
-        return try await sendMessage(from: number, to: to, message, id: id)
+        return try await sendMessage(from: number, to: to, message: message, id: id)
     }
 
-    /// The phone `number` sends any E2E message (a reply, a reaction, an edit, a revoke…) to `to`
-    /// (a user), like `sendText`. Returns the message id.
+    /// The phone `number` sends a media file (image, video, audio, document) to `to`: encrypted
+    /// with WhatsApp's media crypto under a fresh media key, put on the media host as an upload
+    /// would, and announced in a message carrying the key, both hashes and the direct path.
     @discardableResult
-    public func sendMessage(from number: String, to: JID, _ message: WAE2E_Message, id: String? = nil) async throws -> String {
+    public func sendMedia(
+        from number: String, to: JID, data: Data, kind: MessageContent.MediaInfo.Kind, mimetype: String,
+        caption: String? = nil, fileName: String? = nil, id: String? = nil
+    ) async throws -> String {
+        let encrypted: EncryptedMedia
+        do { encrypted = try EncryptedMedia(encrypting: data, kind: kind) } catch {
+            throw SimError("sim.send_failed", "media does not encrypt")
+        }
+        let directPath = await media.store(encrypted.blob, kind: kind.mmsType)
+        let url = "http://\(configuration.host):\(mediaPort ?? 0)\(directPath)"
+        let now = Int64(nowSeconds)
+        var message = WAE2E_Message()
+        switch kind {
+        case .image, .sticker:
+            var m = WAE2E_ImageMessage()
+            m.url = url; m.directPath = directPath; m.mimetype = mimetype; m.mediaKey = encrypted.mediaKey
+            m.fileSha256 = encrypted.fileSHA256; m.fileEncSha256 = encrypted.fileEncSHA256; m.fileLength = encrypted.fileLength
+            m.mediaKeyTimestamp = now
+            if let caption { m.caption = caption }
+            message.imageMessage = m
+        case .video:
+            var m = WAE2E_VideoMessage()
+            m.url = url; m.directPath = directPath; m.mimetype = mimetype; m.mediaKey = encrypted.mediaKey
+            m.fileSha256 = encrypted.fileSHA256; m.fileEncSha256 = encrypted.fileEncSHA256; m.fileLength = encrypted.fileLength
+            m.mediaKeyTimestamp = now
+            if let caption { m.caption = caption }
+            message.videoMessage = m
+        case .audio:
+            var m = WAE2E_AudioMessage()
+            m.url = url; m.directPath = directPath; m.mimetype = mimetype; m.mediaKey = encrypted.mediaKey
+            m.fileSha256 = encrypted.fileSHA256; m.fileEncSha256 = encrypted.fileEncSHA256; m.fileLength = encrypted.fileLength
+            m.mediaKeyTimestamp = now
+            message.audioMessage = m
+        case .document:
+            var m = WAE2E_DocumentMessage()
+            m.url = url; m.directPath = directPath; m.mimetype = mimetype; m.mediaKey = encrypted.mediaKey
+            m.fileSha256 = encrypted.fileSHA256; m.fileEncSha256 = encrypted.fileEncSHA256; m.fileLength = encrypted.fileLength
+            m.mediaKeyTimestamp = now
+            m.fileName = fileName ?? "file"
+            if let caption { m.caption = caption }
+            message.documentMessage = m
+        }
+        return try await sendMessage(from: number, to: to, message: message, id: id)
+    }
+
+    /// The phone `number` sends any E2E message to a user (every device of theirs and, as a
+    /// DeviceSentMessage, the phone's linked devices). Returns the message id.
+    @discardableResult
+    public func sendMessage(from number: String, to: JID, message: WAE2E_Message, id: String? = nil) async throws -> String {
         guard let phone = phones[number], let agent = agents[number] else { throw SimError.unknownPhone(number) }
         let id = id ?? MessageID.random(ownJID: phone.jid)
         let recipient = allDevices(of: to.user)
@@ -639,6 +760,27 @@ extension WASim {
         if let error = ack.string("error") { throw SimError("sim.send_failed", "routing refused: \(error)") }
         return id
     }
+
+    /// The phone `number` fetches and decrypts the media of a message it received, with every
+    /// check a client makes (`MediaCrypto.decrypt`: fileEncSha256, MAC, fileSha256). Throws the
+    /// client's typed `WAClientError` on a mismatch, `sim.unknown_media` if there is nothing to fetch.
+    public func downloadMedia(phone number: String, id: String) async throws -> Data {
+        guard let info = await agents[number]?.media[id] else { throw SimError("sim.unknown_media", "no media message \(id)") }
+        guard let blob = await media.blob(at: info.directPath) else {
+            throw SimError("sim.unknown_media", "the media host has nothing at the message's direct path")
+        }
+        return try MediaCrypto.decrypt(blob, info: info)
+    }
+
+    /// The media host alters one byte of a stored blob (a tampering host or network). False if
+    /// nothing is stored at `directPath`.
+    @discardableResult
+    public func corruptMedia(directPath: String, at offset: Int = 0) async -> Bool {
+        await media.corrupt(directPath, at: offset)
+    }
+
+    /// Blobs uploaded to the media host (by clients and by phones).
+    public var mediaUploads: Int { get async { await media.uploads } }
 
     /// The phone is reinstalled: a new Signal identity and store (sessions, prekeys and what it
     /// received are gone); its account key and linked devices stay.

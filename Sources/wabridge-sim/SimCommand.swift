@@ -69,6 +69,7 @@ struct SimCommand: AsyncParsableCommand {
         print("wabridge-sim: ws://\(host):\(await sim.port)/ws/chat" + (await sim.tlsPort.map { "  wss://localhost:\($0)/ws/chat" } ?? ""))
         print("wabridge-sim: noise root public key \(root)")
         print("wabridge-sim: control API http://\(host):\(controlPort)")
+        if let mediaPort = await sim.mediaPort { print("wabridge-sim: media host http://\(host):\(mediaPort)") }
         fflush(nil)
         let control = Application(
             router: ControlAPI.router(for: sim), configuration: .init(address: .hostname(host, port: controlPort)))

@@ -30,31 +30,31 @@ final class EventPublishingTests: XCTestCase {
         reply.extendedTextMessage.text = "a reply"
         reply.extendedTextMessage.contextInfo.stanzaID = t1
         reply.extendedTextMessage.contextInfo.participant = userJID(peer).description
-        let t2 = try await sim.sendMessage(from: peer, to: userJID(me), reply)
+        let t2 = try await sim.sendMessage(from: peer, to: userJID(me), message: reply)
         var mention = WAE2E_Message()
         mention.extendedTextMessage.text = "hi @\(me)"
         mention.extendedTextMessage.contextInfo.mentionedJid = [userJID(me).description]
-        let t3 = try await sim.sendMessage(from: peer, to: userJID(me), mention)
+        let t3 = try await sim.sendMessage(from: peer, to: userJID(me), message: mention)
         var reaction = WAE2E_Message()
         reaction.reactionMessage.key.remoteJid = userJID(me).description
         reaction.reactionMessage.key.id = t1
         reaction.reactionMessage.key.fromMe = true
         reaction.reactionMessage.text = "👍"
         reaction.reactionMessage.senderTimestampMs = 1
-        let t4 = try await sim.sendMessage(from: peer, to: userJID(me), reaction)
+        let t4 = try await sim.sendMessage(from: peer, to: userJID(me), message: reaction)
         var edit = WAE2E_Message()
         edit.protocolMessage.type = .messageEdit
         edit.protocolMessage.key.remoteJid = userJID(me).description
         edit.protocolMessage.key.id = t1
         edit.protocolMessage.key.fromMe = true
         edit.protocolMessage.editedMessage.conversation = "hello bridge (edited)"
-        let t5 = try await sim.sendMessage(from: peer, to: userJID(me), edit)
+        let t5 = try await sim.sendMessage(from: peer, to: userJID(me), message: edit)
         var revoke = WAE2E_Message()
         revoke.protocolMessage.type = .revoke
         revoke.protocolMessage.key.remoteJid = userJID(me).description
         revoke.protocolMessage.key.id = t2
         revoke.protocolMessage.key.fromMe = true
-        let t6 = try await sim.sendMessage(from: peer, to: userJID(me), revoke)
+        let t6 = try await sim.sendMessage(from: peer, to: userJID(me), message: revoke)
         var image = WAE2E_Message()
         image.imageMessage.mimetype = "image/jpeg"
         image.imageMessage.caption = "a photo"
@@ -64,7 +64,7 @@ final class EventPublishingTests: XCTestCase {
         image.imageMessage.fileEncSha256 = Data(repeating: 0x02, count: 32)
         image.imageMessage.directPath = "/v/t62/secret-path"
         image.imageMessage.url = "https://mmg.example/secret-path"
-        let t7 = try await sim.sendMessage(from: peer, to: userJID(me), image)
+        let t7 = try await sim.sendMessage(from: peer, to: userJID(me), message: image)
 
         let inbox = rig.inbox
         try await waitUntil(30, "seven message.received") { await inbox.count("message.received") == 7 }

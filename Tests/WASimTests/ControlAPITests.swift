@@ -133,6 +133,22 @@ final class ControlAPITests: XCTestCase {
             "POST", base.appendingPathComponent("phones/15558880011/messages"), json: ["to": "19990000000@s.whatsapp.net", "text": "x"])
         XCTAssertEqual(unknownStatus, 422)
 
+        // Media: A sends B a document over HTTP; B's copy, fetched and decrypted, has the same bytes.
+        let file = Data((0..<3_000).map { UInt8($0 % 251) })
+        let (mediaStatus, mediaSent) = try await request(
+            "POST", base.appendingPathComponent("phones/15558880011/media"),
+            json: ["to": "15558880012@s.whatsapp.net", "kind": "document", "mimetype": "application/pdf",
+                   "fileName": "f.pdf", "data": file.base64EncodedString()])
+        XCTAssertEqual(mediaStatus, 200)
+        let mediaID = try XCTUnwrap(mediaSent["id"] as? String)
+        let (fetchStatus, fetched) = try await request("GET", base.appendingPathComponent("phones/15558880012/messages/\(mediaID)/media"))
+        XCTAssertEqual(fetchStatus, 200)
+        XCTAssertEqual((fetched["data"] as? String).flatMap { Data(base64Encoded: $0) }, file)
+        let (badKindStatus, _) = try await request(
+            "POST", base.appendingPathComponent("phones/15558880011/media"),
+            json: ["to": "15558880012@s.whatsapp.net", "kind": "hologram", "mimetype": "x/y", "data": ""])
+        XCTAssertEqual(badKindStatus, 400)
+
         // Group: created over HTTP, B gets A's group text.
         let (groupStatus, group) = try await request(
             "POST", base.appendingPathComponent("groups"),

@@ -1,0 +1,186 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import WABinary
+import WACrypto
+import WAProto
+
+/// What a media host answered to an upload.
+public struct UploadedMedia: Sendable, Equatable {
+    public var url: String
+    public var directPath: String
+}
+
+/// Media for one `WAClient`: the `<media_conn>` auth and hosts (cached for
+/// their ttl), uploads, bounded downloads, and sending image and document
+/// messages. The HTTP side follows what WhatsApp's media hosts expect:
+/// `POST https://<host>/mms/<type>/<token>?auth=<auth>&token=<token>` with the
+/// encrypted blob as the body (token: base64url of `fileEncSha256`), answered
+/// with JSON `url` and `direct_path`; downloads are `GET https://<host><direct_path>`.
+public actor MediaTransfer {
+    public struct Configuration: Sendable {
+        /// Largest file (plaintext) this client uploads.
+        public var maxUploadBytes = 16 << 20
+        /// Largest file (plaintext) this client downloads; bigger blobs are refused unread.
+        public var maxDownloadBytes = 64 << 20
+        /// `https` for WhatsApp; the simulator's loopback host speaks `http`.
+        public var scheme = "https"
+        /// Bound of one HTTP exchange.
+        public var timeout: Duration = .seconds(60)
+        public init() {}
+    }
+
+    public nonisolated let configuration: Configuration
+    private let client: WAClient
+    private let http: HTTPClient
+    private var cached: MediaConnection?
+
+    public init(client: WAClient, configuration: Configuration = Configuration(), httpClient: HTTPClient = .shared) {
+        self.client = client
+        self.configuration = configuration
+        http = httpClient
+    }
+
+    /// The media auth and hosts, asked from the server when none is cached or it expired.
+    public func connection(refresh: Bool = false) async throws -> MediaConnection {
+        if !refresh, let cached, cached.isFresh() { return cached }
+        let answer = try await client.sendIQ(MediaConnection.query(id: MessageID.random()))
+        let connection = try MediaConnection(parsing: answer)
+        cached = connection
+        return connection
+    }
+
+    /// Encrypts and uploads `data` (at most `maxUploadBytes`).
+    public func upload(_ data: Data, kind: MessageContent.MediaInfo.Kind) async throws -> (EncryptedMedia, UploadedMedia) {
+        guard data.count <= configuration.maxUploadBytes else {
+            throw WAClientError(.mediaTooLarge, "upload of \(data.count) bytes, bound \(configuration.maxUploadBytes)")
+        }
+        let media = try EncryptedMedia(encrypting: data, kind: kind)
+        let conn = try await connection()
+        let token = media.uploadToken
+        var lastError = WAClientError(.mediaTransferFailed, "no media host")
+        for host in conn.hosts {
+            let url = "\(configuration.scheme)://\(host)/mms/\(kind.mmsType)/\(Self.percentEncoded(token))"
+                + "?auth=\(Self.percentEncoded(conn.auth))&token=\(Self.percentEncoded(token))"
+            var request = HTTPClientRequest(url: url)
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/octet-stream")
+            request.headers.add(name: "Origin", value: "https://web.whatsapp.com")
+            request.headers.add(name: "Referer", value: "https://web.whatsapp.com/")
+            request.body = .bytes(ByteBuffer(bytes: media.blob))
+            do {
+                let body = try await exchange(request, limit: 64 << 10)
+                guard let decoded = try? JSONDecoder().decode(UploadAnswer.self, from: body), !decoded.direct_path.isEmpty else {
+                    throw WAClientError(.mediaTransferFailed, "upload answer without direct_path")
+                }
+                return (media, UploadedMedia(url: decoded.url ?? "", directPath: decoded.direct_path))
+            } catch let error as WAClientError {
+                lastError = error  // the next host may take it
+            }
+        }
+        throw lastError
+    }
+
+    /// Downloads and decrypts the media of a received message, checking
+    /// `fileEncSha256`, the MAC and `fileSha256` (`MediaCrypto.decrypt`).
+    public func download(_ info: MessageContent.MediaInfo) async throws -> Data {
+        guard info.fileLength <= UInt64(configuration.maxDownloadBytes) else {
+            throw WAClientError(.mediaTooLarge, "media of \(info.fileLength) bytes, bound \(configuration.maxDownloadBytes)")
+        }
+        var urls: [String] = []
+        if info.directPath.hasPrefix("/") {
+            urls = try await connection().hosts.map { "\(configuration.scheme)://\($0)\(info.directPath)" }
+        }
+        if urls.isEmpty, !info.url.isEmpty { urls = [info.url] }
+        guard !urls.isEmpty else { throw WAClientError(.mediaInfoInvalid, "media message without direct path or url") }
+        // CBC pads to the next block; the MAC adds 10 bytes.
+        let limit = configuration.maxDownloadBytes + 16 + MediaCipher.macLength
+        var lastError = WAClientError(.mediaTransferFailed, "no media host")
+        for url in urls {
+            var request = HTTPClientRequest(url: url)
+            request.headers.add(name: "Origin", value: "https://web.whatsapp.com")
+            do {
+                return try MediaCrypto.decrypt(try await exchange(request, limit: limit), info: info)
+            } catch let error as WAClientError where error.code == .mediaTransferFailed {
+                lastError = error
+            }
+        }
+        throw lastError
+    }
+
+    /// Uploads `data` and sends it as an image message (`sendMessage`: usync, Signal, server ack).
+    public func sendImage(to chat: JID, data: Data, mimetype: String = "image/jpeg", caption: String? = nil,
+                          width: UInt32? = nil, height: UInt32? = nil) async throws -> SentMessage {
+        let (media, uploaded) = try await upload(data, kind: .image)
+        var image = WAE2E_ImageMessage()
+        image.url = uploaded.url
+        image.directPath = uploaded.directPath
+        image.mimetype = mimetype
+        image.mediaKey = media.mediaKey
+        image.fileSha256 = media.fileSHA256
+        image.fileEncSha256 = media.fileEncSHA256
+        image.fileLength = media.fileLength
+        image.mediaKeyTimestamp = Int64(Date().timeIntervalSince1970)
+        if let caption { image.caption = caption }
+        if let width { image.width = width }
+        if let height { image.height = height }
+        var message = WAE2E_Message()
+        message.imageMessage = image
+        return try await client.sendMessage(to: chat, message)
+    }
+
+    /// Uploads `data` and sends it as a document message.
+    public func sendDocument(to chat: JID, data: Data, mimetype: String, fileName: String, caption: String? = nil) async throws -> SentMessage {
+        let (media, uploaded) = try await upload(data, kind: .document)
+        var document = WAE2E_DocumentMessage()
+        document.url = uploaded.url
+        document.directPath = uploaded.directPath
+        document.mimetype = mimetype
+        document.fileName = fileName
+        document.mediaKey = media.mediaKey
+        document.fileSha256 = media.fileSHA256
+        document.fileEncSha256 = media.fileEncSHA256
+        document.fileLength = media.fileLength
+        document.mediaKeyTimestamp = Int64(Date().timeIntervalSince1970)
+        if let caption { document.caption = caption }
+        var message = WAE2E_Message()
+        message.documentMessage = document
+        return try await client.sendMessage(to: chat, message)
+    }
+
+    private struct UploadAnswer: Decodable {
+        let url: String?
+        let direct_path: String
+    }
+
+    /// One request; a non-2xx status, a transport failure or a body over `limit` is a typed error.
+    private func exchange(_ request: HTTPClientRequest, limit: Int) async throws -> Data {
+        let response: HTTPClientResponse
+        do {
+            response = try await http.execute(request, timeout: .nanoseconds(Int64(configuration.timeout.components.seconds) * 1_000_000_000))
+        } catch {
+            throw WAClientError(.mediaTransferFailed, "media host unreachable: \(type(of: error))")
+        }
+        guard (200..<300).contains(response.status.code) else {
+            throw WAClientError(.mediaTransferFailed, "media host answered \(response.status.code)")
+        }
+        if let length = response.headers.first(name: "Content-Length").flatMap(Int.init), length > limit {
+            throw WAClientError(.mediaTooLarge, "media host sends \(length) bytes, bound \(limit)")
+        }
+        do {
+            let body = try await response.body.collect(upTo: limit)
+            return Data(body.readableBytesView)
+        } catch is NIOTooManyBytesError {
+            throw WAClientError(.mediaTooLarge, "media body over \(limit) bytes")
+        } catch {
+            throw WAClientError(.mediaTransferFailed, "media body unreadable: \(type(of: error))")
+        }
+    }
+
+    private static func percentEncoded(_ text: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    }
+}
