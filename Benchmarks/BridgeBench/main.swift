@@ -104,16 +104,19 @@ func run() async throws {
         "WABRIDGE_AMQP_URL": brokerURL, "WABRIDGE_TOPOLOGY_PREFIX": prefix, "WABRIDGE_DATA_DIR": dataDir,
         "WABRIDGE_WA_URL": await sim.endpoint.absoluteString, "WABRIDGE_WA_ROOT_KEY": root,
         "WABRIDGE_ADMIN_PORT": String(adminPort), "WABRIDGE_ADMIN_TOKEN": token, "WABRIDGE_RECONNECT_SPREAD": "0",
-        "WABRIDGE_LOG_LEVEL": "warning", "WABRIDGE_SEND_RATE": "1000000", "WABRIDGE_SEND_BURST": "1000000",
+        "WABRIDGE_LOG_LEVEL": "warning", "WABRIDGE_SEND_RATE": "1000", "WABRIDGE_SEND_BURST": "10000",
     ])
     defer {
         worker.stop()
         try? FileManager.default.removeItem(atPath: dataDir)
     }
-    for _ in 0..<300 {
-        if let (s, _) = try? await http(adminPort, token, "GET", "/readyz"), s == 200 { break }
+    var ready = false
+    for _ in 0..<300 where !ready {
+        if let (s, _) = try? await http(adminPort, token, "GET", "/readyz"), s == 200 { ready = true; break }
+        if !worker.isRunning { break }
         try await Task.sleep(for: .milliseconds(100))
     }
+    guard ready else { throw BenchError(description: "the worker never became ready:\n\(worker.output.value.suffix(3000))") }
     _ = try await http(adminPort, token, "POST", "/devices", body: ["id": "bench"])
     let (_, qr) = try await http(adminPort, token, "POST", "/devices/bench/login/qr")
     guard let qrText = qr["qr"] as? String else { throw BenchError(description: "no QR: \(qr)\n\(worker.output.value.suffix(2000))") }
@@ -175,6 +178,33 @@ func run() async throws {
         try? await resultConsumer.cancel()
         latencies.sort()
 
+        // Paced: commands at a steady 50/s, well under capacity: the latency a sender sees.
+        let paced = min(500, count)
+        let pacedConsumer = try await amqp.consume(queue: results, prefetch: 1000)
+        let pacedStart = clock.now + .milliseconds(100)
+        let pacedTag = "p\(round)-\(UUID().uuidString.prefix(4))"
+        // Published from a task of its own while the results are read here, each at its
+        // planned instant; latency is measured from that instant.
+        let pacer = Task {
+            for i in 0..<paced {
+                try await clock.sleep(until: pacedStart + .milliseconds(20 * i))
+                let body = try JSONSerialization.data(withJSONObject: ["id": "\(pacedTag)-\(i)", "kind": "send.text", "to": "+15559990002", "text": "paced \(i)"])
+                try await amqp.publish(AMQPOutgoingMessage(exchange: "\(prefix).commands", routingKey: "bench", body: Array(body),
+                    properties: AMQPProperties(contentType: "application/json", deliveryMode: .persistent, correlationID: String(i), replyTo: results)))
+            }
+        }
+        var pacedLatencies: [Double] = []
+        for try await d in pacedConsumer {
+            try? d.ack()
+            if let i = Int(d.properties.correlationID ?? ""), i < paced {
+                pacedLatencies.append((clock.now - (pacedStart + .milliseconds(20 * i))).seconds)
+            }
+            if pacedLatencies.count >= paced { break }
+        }
+        try await pacer.value
+        try? await pacedConsumer.cancel()
+        pacedLatencies.sort()
+
         // Inbound.
         let eventConsumer = try await amqp.consume(queue: events, prefetch: 1000)
         let cpu1 = CPU.now(worker: worker.pid)
@@ -202,6 +232,8 @@ func run() async throws {
         print(String(format: "round %d outbound: %.0f commands/s (%d failed), p50 %.1f ms, p99 %.1f ms; baseline %.0f msg/s; ratio %.2f",
                      round, outRate, failures, percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000, baseOutRate, outRate / baseOutRate))
         print("  CPU during outbound: \(outCPU.text) over \(String(format: "%.1f", outSeconds)) s")
+        print(String(format: "round %d paced: %d commands at 50/s, publish to result p50 %.1f ms, p99 %.1f ms",
+                     round, paced, percentile(pacedLatencies, 0.5) * 1000, percentile(pacedLatencies, 0.99) * 1000))
         print(String(format: "round %d inbound: %.0f messages/s to consumed events (the phone's sends took %.1f s); baseline %.0f msg/s; ratio %.2f",
                      round, inRate, simSendSeconds, baseInRate, inRate / baseInRate))
         print("  CPU during inbound: \(inCPU.text) over \(String(format: "%.1f", inSeconds)) s")

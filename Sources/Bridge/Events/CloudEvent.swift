@@ -65,11 +65,14 @@ public struct CloudEvent: Sendable, Equatable {
     public func encoded() -> Data { document.encoded() }
 
     /// RFC 3339 with milliseconds, UTC.
-    public static func timeString(_ date: Date) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: date)
-    }
+    public static func timeString(_ date: Date) -> String { timeStyle.format(date) }
+
+    /// Parses what `timeString` writes.
+    public static func time(from text: String) -> Date? { try? timeStyle.parse(text) }
+
+    /// A value-type format style: building an `ISO8601DateFormatter` per event cost
+    /// about a tenth of the worker's CPU in `bridge-bench`.
+    private static let timeStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt)
 }
 
 /// Where the bridge hands events to be published. The implementation writes

@@ -141,9 +141,7 @@ public final class EventPublisher: Service, Sendable {
         let doc = JSONValue.parse(payload)
         var timestamp: UInt64?
         if let t = doc?["time"]?.stringValue {
-            let f = ISO8601DateFormatter()
-            f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-            timestamp = f.date(from: t).map { UInt64(max(0, $0.timeIntervalSince1970)) }
+            timestamp = CloudEvent.time(from: t).map { UInt64(max(0, $0.timeIntervalSince1970)) }
         }
         let properties = AMQPProperties(
             contentType: "application/cloudevents+json", deliveryMode: .persistent,
