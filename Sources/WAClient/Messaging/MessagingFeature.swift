@@ -107,6 +107,12 @@ public final class MessagingFeature: WAClientFeature {
         }
     }
 
+    /// Sends waiting for their server ack fail now, retryable, instead of at `ackTimeout`:
+    /// an ack never crosses to a new connection.
+    public func linkClosed(client: WAClient) async {
+        await state.failPendingAcks()
+    }
+
     public func didLogin(_ info: LoginInfo, client: WAClient) async {
         await state.pruneKeptPlaintexts(client: client)
         await state.refillPreKeys(client: client)
@@ -442,6 +448,14 @@ actor MessagingState {
     }
 
     /// Frees the slot and fails the send; an ack that comes later finds no entry and is dropped.
+    func failPendingAcks() {
+        let waiting = pendingAcks
+        pendingAcks = [:]
+        for case .waiting(let continuation) in waiting.values {
+            continuation.resume(throwing: WAClientError(.connectionClosed, "the link closed before the server's ack"))
+        }
+    }
+
     private func expireAck(_ id: String) {
         guard case .waiting(let continuation) = pendingAcks[id] else { return }
         pendingAcks[id] = nil

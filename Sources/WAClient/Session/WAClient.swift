@@ -221,6 +221,8 @@ public actor WAClient {
             } else {
                 let ended = await runConnection()
                 reason = stopRequested ? .ownerStopped : ended
+                // What waited on this link (sends awaiting their ack) will not get an answer.
+                for feature in features { await feature.linkClosed(client: self) }
             }
             actions = machine.handle(.closed(reason), jitterUnit: Double.random(in: 0...1))
         }

@@ -15,6 +15,8 @@ public protocol WAClientFeature: Sendable {
     var iqNamespaces: Set<String> { get }
     func handle(_ node: Node, client: WAClient) async
     func didLogin(_ info: LoginInfo, client: WAClient) async
+    /// The connection ended (any reason); the client may reconnect after this.
+    func linkClosed(client: WAClient) async
 }
 
 extension WAClientFeature {
@@ -22,4 +24,5 @@ extension WAClientFeature {
     public var iqNamespaces: Set<String> { [] }
     public func handle(_ node: Node, client: WAClient) async {}
     public func didLogin(_ info: LoginInfo, client: WAClient) async {}
+    public func linkClosed(client: WAClient) async {}
 }
