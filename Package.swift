@@ -333,7 +333,7 @@ let package = Package(
         // The `wabridge` and `wabridge-sim` binaries run as processes, plus docker/ checks.
         .testTarget(
             name: "CLITests",
-            dependencies: ["AMQP", "AdminHTTP", "WASim", "WACrypto"],
+            dependencies: ["AMQP", "AdminHTTP", "WASim", "WACrypto", "WATestSupport"],
             swiftSettings: strict
         ),
     ]

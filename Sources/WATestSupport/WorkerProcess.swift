@@ -34,7 +34,8 @@ public final class WorkerProcess: Sendable {
     /// Finds the `wabridge` binary beside the test bundle (or under `.build/debug`).
     public static func binary(named name: String = "wabridge") throws -> URL {
         let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for candidate in [dir, dir.deletingLastPathComponent()] {
+        for candidate in [dir, dir.deletingLastPathComponent(),
+                          URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()] {
             let url = candidate.appendingPathComponent(name)
             if FileManager.default.isExecutableFile(atPath: url.path) { return url }
         }

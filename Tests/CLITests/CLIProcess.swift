@@ -1,5 +1,6 @@
 import AMQP
 import Foundation
+import WATestSupport
 import XCTest
 
 /// The built executables (`wabridge`, `wabridge-sim`) run as child processes,
@@ -86,19 +87,7 @@ final class CLIProcess {
         return output.value.contains(needle)
     }
 
-    static func binary(_ name: String) throws -> URL {
-        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for candidate in [dir, dir.deletingLastPathComponent(),
-                          URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()] {
-            let url = candidate.appendingPathComponent(name)
-            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-        }
-        let fallback = URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(".build/debug/\(name)")
-        guard FileManager.default.isExecutableFile(atPath: fallback.path) else {
-            throw XCTestError(.failureWhileWaiting, userInfo: [NSLocalizedDescriptionKey: "\(name) not built; run swift build first"])
-        }
-        return fallback
-    }
+    static func binary(_ name: String) throws -> URL { try WorkerProcess.binary(named: name) }
 
     static func brokerURL() throws -> String {
         guard let v = ProcessInfo.processInfo.environment["WABRIDGE_TEST_AMQP_URL"] else {
@@ -108,21 +97,7 @@ final class CLIProcess {
     }
 
     /// A loopback port nobody listens on now (the kernel picks it).
-    static func freeLoopbackPort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw XCTestError(.failureWhileWaiting) }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        guard bound else { throw XCTestError(.failureWhileWaiting) }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
+    static func freeLoopbackPort() throws -> Int { try WorkerProcess.freeLoopbackPort() }
 }
 
 /// The next delivery of `consumer`, or nil when none came within the safety bound.
