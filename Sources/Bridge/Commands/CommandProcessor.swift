@@ -159,7 +159,8 @@ struct CommandProcessor: Sendable {
         case .failure(var refusal):
             refusal.commandID = c.id
             refusal.kind = c.kind.rawValue
-            if refusal.code == .sendFailed, let messageID, let chat = c.action.chat {
+            // Once `queued` was recorded, every refusal ends the message's statuses with `failed`.
+            if let messageID, let chat = c.action.chat {
                 try await recordStatus(device: device, c, messageID: messageID, chat: chat, status: "failed",
                                        error: ["code": .string(refusal.code.rawValue), "message": .string(refusal.message)])
             }
@@ -186,10 +187,12 @@ struct CommandProcessor: Sendable {
         } catch {
             throw Retry(reason: "recording the result: \(error.code)")
         }
-        try await reply(c, body: Array(record.result.utf8))
+        // `sent` before the reply: a reply that fails (broker down) must not let the
+        // recipient's receipts reach the outbox ahead of it.
         if let messageID, let chat = c.action.chat {
             try await recordStatus(device: device, c, messageID: messageID, chat: chat, status: "sent", error: nil)
         }
+        try await reply(c, body: Array(record.result.utf8))
         logger.debug("command done", metadata: meta(c, device))
         return ack(d)
     }

@@ -36,7 +36,21 @@ public final class CommandService: Service, Sendable {
     public func run() async throws {
         // The broker may never come (it stops last, after us): a shutdown must not wait for it.
         guard let conn = await connectionUnlessShutdown() else { return }
-        try await topology.declare(on: conn)
+        // The link may drop between connecting and declaring: retry (the connection
+        // recovers by itself) rather than fail the worker; only a refusal stops it.
+        var attempt = 0
+        while true {
+            do {
+                try await topology.declare(on: conn)
+                break
+            } catch {
+                attempt += 1
+                guard error.isRetryable || error.code == .connectionLost else { throw error }
+                logger.warning("topology not declared; retrying", metadata: ["amqp.error": "\(error.code)"])
+                let delay = min(Duration.seconds(attempt), .seconds(10))
+                do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) } } catch { return }
+            }
+        }
         // The device map is loaded by DeviceService, which starts before us.
         while !(await manager.isReady) {
             if Task.isShuttingDownGracefully { return }
@@ -208,7 +222,10 @@ actor CommandWorkers {
                 consumer = c
                 attempt = 0
                 for try await d in c {
-                    _ = try await handle(d)
+                    // A delivery handed back must not be overtaken by those already
+                    // prefetched behind it: leave, and the cancel below returns them all to
+                    // the queue in order before consuming again.
+                    if try await handle(d) == .requeued { break }
                 }
             } catch is CancellationError {
             } catch {

@@ -24,10 +24,14 @@ extension DeviceManager {
 
     public func contains(_ id: DeviceID) -> Bool { devices[id] != nil }
 
-    /// The device's recorded state; nil for a device that is gone.
+    /// The device's recorded state; nil for a device that is gone. A registry that
+    /// cannot be read right now (busy, I/O) reads as `connecting`: the command waits
+    /// rather than being refused as if the device did not exist.
     func recordedState(_ id: DeviceID) -> DeviceState? {
         guard devices[id] != nil else { return nil }
-        return try? store.registry.device(id).state
+        do { return try store.registry.device(id).state } catch {
+            return error.code == .notFound ? nil : .connecting
+        }
     }
 
     /// The device's running client, if one runs now.

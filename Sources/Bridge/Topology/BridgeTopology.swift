@@ -30,7 +30,9 @@ public struct BridgeTopology: Sendable, Equatable {
         // (A `<p>.commands` declared earlier without it must be deleted once: the broker refuses
         // to change an exchange's arguments, `amqp.precondition_failed`.)
         try await connection.declareExchange(AMQPExchangeDeclaration(name: unroutedExchange, type: .fanout))
-        try await connection.declareQueue(AMQPQueueDeclaration(name: unroutedQueue, durable: true))
+        // One active consumer across workers, so `default` commands are forwarded in order.
+        try await connection.declareQueue(AMQPQueueDeclaration(
+            name: unroutedQueue, durable: true, arguments: ["x-single-active-consumer": .bool(true)]))
         try await connection.bind(AMQPBinding(queue: unroutedQueue, exchange: unroutedExchange, routingKey: ""))
         try await connection.declareExchange(AMQPExchangeDeclaration(
             name: commandsExchange, type: .direct, arguments: ["alternate-exchange": .string(unroutedExchange)]))

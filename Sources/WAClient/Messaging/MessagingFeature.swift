@@ -221,6 +221,8 @@ actor MessagingState {
         case registered
         case waiting(CheckedContinuation<ServerAck, any Error>)
         case arrived(ServerAck)
+        /// The link closed while the stanza was being written: no ack will come.
+        case linkClosed
     }
     private var pendingAcks: [String: PendingAck] = [:]
     private var counter: UInt64 = 0
@@ -439,6 +441,11 @@ actor MessagingState {
                 continuation.resume(returning: ack)
                 return
             }
+            if case .linkClosed = pendingAcks[id] {
+                pendingAcks[id] = nil
+                continuation.resume(throwing: WAClientError(.connectionClosed, "the link closed before the server's ack"))
+                return
+            }
             pendingAcks[id] = .waiting(continuation)
             Task { [weak self] in
                 try? await Task.sleep(for: timeout)
@@ -449,10 +456,17 @@ actor MessagingState {
 
     /// Frees the slot and fails the send; an ack that comes later finds no entry and is dropped.
     func failPendingAcks() {
-        let waiting = pendingAcks
-        pendingAcks = [:]
-        for case .waiting(let continuation) in waiting.values {
-            continuation.resume(throwing: WAClientError(.connectionClosed, "the link closed before the server's ack"))
+        for (id, entry) in pendingAcks {
+            switch entry {
+            case .waiting(let continuation):
+                pendingAcks[id] = nil
+                continuation.resume(throwing: WAClientError(.connectionClosed, "the link closed before the server's ack"))
+            case .registered:
+                // Its sender is still writing: it finds this and fails at once too.
+                pendingAcks[id] = .linkClosed
+            case .arrived, .linkClosed:
+                break  // an ack that came is kept for its sender
+            }
         }
     }
 
@@ -523,7 +537,13 @@ actor MessagingState {
     /// Returns whether the stanza may be acknowledged to the server.
     private func decryptAndPublish(_ node: Node, client: WAClient) async -> Bool {
         let ctx: Context
-        do { ctx = try await context(client) } catch { return true }
+        do { ctx = try await context(client) } catch {
+            // Not paired: nothing to decrypt with, ever. A store that cannot be opened now
+            // (too many files, I/O): withhold the ack so the server delivers it again.
+            guard let e = error as? WAClientError, e.code == .store else { return true }
+            logger.warning("message left unacknowledged: signal store unavailable", metadata: ["error": "\(e.code)"])
+            return false
+        }
         if receiver == nil || receiverDevice != ctx.own {
             // From the second retry on, our retry receipts carry keys (a new one-time prekey, the
             // signed prekey, our identity and ADV identity) so the sender need not fetch a bundle.
