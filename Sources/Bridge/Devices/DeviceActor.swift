@@ -75,8 +75,11 @@ actor DeviceActor {
 
     private func ensureClient() -> WAClient {
         if let client { return client }
-        let messaging = MessagingFeature(store: storage.keys, onMessage: Self.messageHandler(
-            id: id, registry: registry, data: storage.data, recorder: recorder, counters: counters, logger: logger))
+        let messaging = MessagingFeature(
+            store: storage.keys,
+            onMessage: Self.messageHandler(
+                id: id, registry: registry, data: storage.data, recorder: recorder, counters: counters, logger: logger),
+            onStatus: Self.statusHandler(id: id, registry: registry, data: storage.data, recorder: recorder))
         let c = WAClient(store: storage.keys, configuration: configuration, features: [messaging], logger: logger)
         client = c
         // The tasks hold the streams, not the client: when the client goes away
@@ -160,29 +163,35 @@ actor DeviceActor {
         publish(DeviceEvent(deviceID: id, kind: .state(from: from, to: to, reason: reason)))
     }
 
-    /// `message.status` for receipts and failed sends; a server ack (`sent`) is only
-    /// counted here: the command path publishes its own `sent`.
+    /// The `onStatus` of the device's `MessagingFeature`: a receipt's `message.status`
+    /// events go into the outbox before WhatsApp gets the receipt's ack (a throw
+    /// withholds the ack and the receipt comes again). Receipts of our own other
+    /// devices (read-self, sender) are not statuses of a sent message.
+    private static func statusHandler(
+        id: DeviceID, registry: Registry, data: DeviceDataStore, recorder: any EventRecording
+    ) -> MessagingFeature.StatusHandler {
+        { u in
+            guard !u.isSelf else { return }
+            let jid = (try? registry.device(id))?.jid
+            // Not cancelled with the client, like the message handler.
+            try await Task {
+                for messageID in u.messageIDs {
+                    let command = try await data.command(forMessageID: messageID)
+                    try await recorder.record(EventFactory.status(u, messageID: messageID, command: command, device: id, jid: jid))
+                    _ = try? await data.updateMessageStatus(
+                        chat: u.chat.description, id: messageID, status: EventFactory.statusString(u.status))
+                }
+            }.value
+        }
+    }
+
+    /// A server ack (`sent`) is counted here; the command path publishes its own `sent`
+    /// event. Receipts (delivered, read, played) were recorded by `statusHandler` before
+    /// their ack; a `failed` the client reports about its own send is the command
+    /// path's to publish, with the command id, after its retries.
     private func statusChanged(_ u: ReceiptEvent.StatusUpdate) {
-        if case .sent = u.status {
-            for _ in u.messageIDs { counters.countSent(id) }
-            return
-        }
-        // Receipts of our own other devices (read-self, sender) are not statuses of a sent
-        // message. A `failed` the client reports about its own send (no ack, refused) is
-        // skipped too: every send of the bridge is a command, and the command path
-        // publishes that `failed` itself, with the command id and after its retries.
-        guard !u.isSelf else { return }
-        let jid = (try? registry.device(id))?.jid
-        let (id, data, recorder, logger) = (self.id, storage.data, self.recorder, self.logger)
-        jobs.yield {
-            for messageID in u.messageIDs {
-                let command = try? await data.command(forMessageID: messageID)
-                let event = EventFactory.status(u, messageID: messageID, command: command, device: id, jid: jid)
-                await Self.record(event, recorder: recorder, logger: logger)
-                _ = try? await data.updateMessageStatus(
-                    chat: u.chat.description, id: messageID, status: EventFactory.statusString(u.status))
-            }
-        }
+        guard case .sent = u.status else { return }
+        for _ in u.messageIDs { counters.countSent(id) }
     }
 
     private func handle(_ e: WAEvent, generation gen: Int) {

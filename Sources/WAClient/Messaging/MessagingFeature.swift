@@ -84,9 +84,16 @@ public final class MessagingFeature: WAClientFeature {
     /// the bridge writes its outbox here. Throwing withholds the receipt.
     public typealias MessageHandler = @Sendable (ReceivedMessage) async throws -> Void
 
+    /// Called with the status a `<receipt>` carries (delivered, read, played) before
+    /// WhatsApp gets its ack; throwing withholds the ack and the server sends the
+    /// receipt again. The status is also published as `WAEvent.messageStatus`.
+    public typealias StatusHandler = @Sendable (ReceiptEvent.StatusUpdate) async throws -> Void
+
     public init(store: any SignalStoreProvider, configuration: Configuration = Configuration(),
-                logger: Logger = Logger(label: "wabridge.waclient.messaging"), onMessage: MessageHandler? = nil) {
-        state = MessagingState(provider: store, configuration: configuration, logger: logger, onMessage: onMessage)
+                logger: Logger = Logger(label: "wabridge.waclient.messaging"), onMessage: MessageHandler? = nil,
+                onStatus: StatusHandler? = nil) {
+        state = MessagingState(provider: store, configuration: configuration, logger: logger, onMessage: onMessage,
+                               onStatus: onStatus)
     }
 
     public func handle(_ node: Node, client: WAClient) async {
@@ -227,13 +234,15 @@ actor MessagingState {
     private var pendingAcks: [String: PendingAck] = [:]
     private var counter: UInt64 = 0
     let onMessage: MessagingFeature.MessageHandler?
+    let onStatus: MessagingFeature.StatusHandler?
 
     init(provider: any SignalStoreProvider, configuration: MessagingFeature.Configuration, logger: Logger,
-         onMessage: MessagingFeature.MessageHandler? = nil) {
+         onMessage: MessagingFeature.MessageHandler? = nil, onStatus: MessagingFeature.StatusHandler? = nil) {
         self.provider = provider
         self.configuration = configuration
         self.logger = logger
         self.onMessage = onMessage
+        self.onStatus = onStatus
         deviceCache = DeviceListCache(capacity: configuration.deviceCacheCapacity, ttl: configuration.deviceCacheTTL)
         recent = RecentMessageCache(capacity: configuration.recentMessages)
     }
@@ -588,8 +597,17 @@ actor MessagingState {
     }
 
     func receiveReceipt(_ node: Node, client: WAClient) async {
+        let parsed = try? ReceiptEvent(parsing: node)
+        if case .status(let update)? = parsed, let onStatus {
+            do { try await onStatus(update) } catch {
+                // Not acked: the server keeps the receipt and sends it again.
+                logger.warning("receipt left unacknowledged: its status was not handed over",
+                               metadata: ["error": "\(type(of: error))"])
+                return
+            }
+        }
         await client.ack(node)
-        guard let event = try? ReceiptEvent(parsing: node) else { return }
+        guard let event = parsed else { return }
         switch event {
         case .status(let update): await client.emit(.messageStatus(update))
         case .retry(let retry): Task { await self.answerRetry(retry, client: client) }
