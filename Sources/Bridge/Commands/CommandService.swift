@@ -62,6 +62,7 @@ public final class CommandService: Service, Sendable {
         await manager.addLifecycleObserver { id, change in
             switch change {
             case .created: await workers.start(id)
+            case .deleting: await workers.stop(id)
             case .deleted: await workers.remove(id)
             }
         }
@@ -171,6 +172,14 @@ actor CommandWorkers {
             await Self.consume(queue: p.topology.commandQueue(deviceID: id.rawValue), processor: p, logger: logger,
                                declare: { try await p.topology.declareDeviceQueue(deviceID: id.rawValue, on: p.connection) },
                                handle: { d throws(CancellationError) in try await p.handle(d, device: id, pacer: pacer) })
+        }
+    }
+
+    /// Stops the device's consumer (the command in hand finishes first); its queue stays.
+    func stop(_ id: DeviceID) async {
+        if let t = tasks.removeValue(forKey: id) {
+            t.cancel()
+            await t.value
         }
     }
 

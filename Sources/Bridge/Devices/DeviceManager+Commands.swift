@@ -4,6 +4,9 @@ import WAClient
 /// A device appeared or went away at run time.
 public enum DeviceLifecycleChange: Sendable, Equatable {
     case created
+    /// The device is about to go: stop working on it (nothing more may be written
+    /// into its folder), keep what waits for it; `created` again if the delete fails.
+    case deleting
     case deleted
 }
 

@@ -175,6 +175,8 @@ public actor DeviceManager {
     public func delete(_ text: String) async throws(DeviceError) {
         let id = try deviceID(text)
         let actor = devices.removeValue(forKey: id)!
+        // No command may write into the folder once its events have been moved out.
+        for o in lifecycleObservers { await o(id, .deleting) }
         await actor.removeOnServer()
         await actor.shutdown()
         await actor.flushEvents()
@@ -184,6 +186,7 @@ public actor DeviceManager {
             // Not recorded, not deleted: the slot stays (stopped) and the call can be repeated.
             logger.error("device.deleted not recorded", metadata: ["device": "\(id)", "code": "\(EventFactory.errorCode(error))"])
             devices[id] = actor
+            for o in lifecycleObservers { await o(id, .created) }
             throw DeviceError(.storage, "device \(text) not deleted: its device.deleted event could not be recorded")
         }
         // A late write of the stopped client (a prekey refill still running) can put a

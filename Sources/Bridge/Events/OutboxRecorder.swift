@@ -72,7 +72,12 @@ public final class OutboxRecorder: EventRecording {
 
     private func moveToRegistry(_ deleted: CloudEvent) async throws {
         var moved: [RegistryOutboxEvent] = []
-        if let data = try? store.device(deleted.deviceID).data {
+        // A device folder that cannot be opened now must not be skipped: its events would go with it.
+        var device: DeviceStorage?
+        do { device = try store.device(deleted.deviceID) } catch {
+            if error.code != .notFound { throw error }
+        }
+        if let data = device?.data {
             while true {
                 let batch = try await data.peekEvents(limit: 1_000 + moved.count)
                 let fresh = batch.dropFirst(moved.count)
