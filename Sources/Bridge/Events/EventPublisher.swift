@@ -198,8 +198,9 @@ public final class EventPublisher: Service, Sendable {
             if confirmed > 0 {
                 try store.registry.deleteEvents(sequences: batch.prefix(confirmed).compactMap(\.sequence))
                 // Device lanes waiting behind their registry events may go on.
+                // (Only devices that exist: events of unknown routing keys must not grow the lanes.)
                 for d in Set(batch.prefix(confirmed).map(\.deviceID)) {
-                    if let id = try? DeviceID(d) { recorder.wakeups.wake(.device(id)) }
+                    if let id = try? DeviceID(d), (try? store.registry.device(id)) != nil { recorder.wakeups.wake(.device(id)) }
                 }
             }
             return confirmed == batch.count ? .published : .failed
