@@ -19,7 +19,9 @@ import WATestSupport
 //             with confirms, then consume), in the same run.
 // CPU seconds of each process per phase say where the time goes.
 //
-// usage: bridge-bench AMQP_URL [COUNT] [ROUNDS]
+// usage: bridge-bench AMQP_URL [COUNT] [ROUNDS] [DEVICES]
+// DEVICES (default 1) linked devices share the work round-robin: one device's
+// commands are handled in order, one at a time; devices run in parallel.
 
 let args = CommandLine.arguments
 guard args.count >= 2 else {
@@ -29,6 +31,8 @@ guard args.count >= 2 else {
 let brokerURL = args[1]
 let count = args.count > 2 ? Int(args[2]) ?? 2000 : 2000
 let rounds = args.count > 3 ? Int(args[3]) ?? 1 : 1
+let deviceCount = max(1, args.count > 4 ? Int(args[4]) ?? 1 : 1)
+let deviceIDs = (1...deviceCount).map { deviceCount == 1 ? "bench" : "bench\($0)" }
 let binDir = URL(fileURLWithPath: args[0]).deletingLastPathComponent()
 
 struct BenchError: Error, CustomStringConvertible { let description: String }
@@ -117,23 +121,27 @@ func run() async throws {
         try await Task.sleep(for: .milliseconds(100))
     }
     guard ready else { throw BenchError(description: "the worker never became ready:\n\(worker.output.value.suffix(3000))") }
-    _ = try await http(adminPort, token, "POST", "/devices", body: ["id": "bench"])
-    let (_, qr) = try await http(adminPort, token, "POST", "/devices/bench/login/qr")
-    guard let qrText = qr["qr"] as? String else { throw BenchError(description: "no QR: \(qr)\n\(worker.output.value.suffix(2000))") }
-    await sim.createPhone(number: "15559990001")
-    let own = try await sim.scanQR(phone: "15559990001", qr: qrText)
-    await sim.createPhone(number: "15559990002")
-    for _ in 0..<200 {
-        if let (_, d) = try? await http(adminPort, token, "GET", "/devices/bench"), d["state"] as? String == "connected" { break }
-        try await Task.sleep(for: .milliseconds(100))
+    var owns: [JID] = []
+    for (i, device) in deviceIDs.enumerated() {
+        _ = try await http(adminPort, token, "POST", "/devices", body: ["id": device])
+        let (_, qr) = try await http(adminPort, token, "POST", "/devices/\(device)/login/qr")
+        guard let qrText = qr["qr"] as? String else { throw BenchError(description: "no QR: \(qr)\n\(worker.output.value.suffix(2000))") }
+        let phone = String(15559991000 + i)
+        await sim.createPhone(number: phone)
+        owns.append(try await sim.scanQR(phone: phone, qr: qrText))
+        for _ in 0..<200 {
+            if let (_, d) = try? await http(adminPort, token, "GET", "/devices/\(device)"), d["state"] as? String == "connected" { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
     }
+    await sim.createPhone(number: "15559990002")
 
     let amqp = try await AMQPConnection.connect(try AMQPConfiguration(url: brokerURL, connectionName: "bridge-bench"))
     let results = "\(prefix).bench.results"
     let events = "\(prefix).bench.events"
     _ = try await amqp.declareQueue(AMQPQueueDeclaration(name: results, durable: false, autoDelete: false))
     _ = try await amqp.declareQueue(AMQPQueueDeclaration(name: events, durable: true))
-    try await amqp.bind(AMQPBinding(queue: events, exchange: "\(prefix).events", routingKey: "bench.message.received"))
+    try await amqp.bind(AMQPBinding(queue: events, exchange: "\(prefix).events", routingKey: "*.message.received"))
     defer {
         Task {
             _ = try? await amqp.deleteQueue(results)
@@ -142,7 +150,7 @@ func run() async throws {
     }
     let clock = ContinuousClock()
 
-    print("bridge-bench: \(count) messages per phase, \(rounds) round(s); load average before: \((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?")")
+    print("bridge-bench: \(count) messages per phase over \(deviceCount) device(s), \(rounds) round(s); load average before: \((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?")")
     for round in 1...rounds {
         // Outbound.
         let resultConsumer = try await amqp.consume(queue: results, prefetch: 1000)
@@ -151,7 +159,7 @@ func run() async throws {
         let tag = "r\(round)-\(UUID().uuidString.prefix(4))"
         for i in 0..<count {
             let body = try JSONSerialization.data(withJSONObject: ["id": "\(tag)-\(i)", "kind": "send.text", "to": "+15559990002", "text": "bench \(i)"])
-            batch.append(AMQPOutgoingMessage(exchange: "\(prefix).commands", routingKey: "bench", body: Array(body),
+            batch.append(AMQPOutgoingMessage(exchange: "\(prefix).commands", routingKey: deviceIDs[i % deviceCount], body: Array(body),
                 properties: AMQPProperties(contentType: "application/json", deliveryMode: .persistent, correlationID: String(i), replyTo: results)))
         }
         let cpu0 = CPU.now(worker: worker.pid)
@@ -189,7 +197,7 @@ func run() async throws {
             for i in 0..<paced {
                 try await clock.sleep(until: pacedStart + .milliseconds(20 * i))
                 let body = try JSONSerialization.data(withJSONObject: ["id": "\(pacedTag)-\(i)", "kind": "send.text", "to": "+15559990002", "text": "paced \(i)"])
-                try await amqp.publish(AMQPOutgoingMessage(exchange: "\(prefix).commands", routingKey: "bench", body: Array(body),
+                try await amqp.publish(AMQPOutgoingMessage(exchange: "\(prefix).commands", routingKey: deviceIDs[i % deviceCount], body: Array(body),
                     properties: AMQPProperties(contentType: "application/json", deliveryMode: .persistent, correlationID: String(i), replyTo: results)))
             }
         }
@@ -210,7 +218,7 @@ func run() async throws {
         let cpu1 = CPU.now(worker: worker.pid)
         let t1 = clock.now
         let sender = Task {
-            for i in 0..<count { _ = try await sim.sendText(from: "15559990002", to: own.nonAD, text: "in \(i)") }
+            for i in 0..<count { _ = try await sim.sendText(from: "15559990002", to: owns[i % deviceCount].nonAD, text: "in \(i)") }
             return (clock.now - t1).seconds
         }
         var received = 0
