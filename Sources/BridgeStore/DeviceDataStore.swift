@@ -65,7 +65,8 @@ public final class DeviceDataStore: Sendable {
     @discardableResult
     public func appendEvent(eventID: String, routingKey: String, payload: Data, now: Date = Date()) async throws(StoreError) -> OutboxEvent {
         try await write("appendEvent") { db in
-            if let existing = try OutboxEvent.filter(Column("eventID") == eventID).fetchOne(db) { return existing }
+            if let existing = try OutboxEvent.fetchOne(
+                db.cachedStatement(sql: "SELECT * FROM outbox WHERE eventID = ?"), arguments: [eventID]) { return existing }
             let event = OutboxEvent(eventID: eventID, routingKey: routingKey, payload: payload, createdAt: now)
             if try Self.isPublished(eventID, db) { return event }
             var inserted = event
@@ -75,7 +76,8 @@ public final class DeviceDataStore: Sendable {
     }
 
     private static func isPublished(_ eventID: String, _ db: Database) throws -> Bool {
-        try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM published_event WHERE eventID = ?)", arguments: [eventID]) ?? false
+        try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS(SELECT 1 FROM published_event WHERE eventID = ?)"),
+                          arguments: [eventID]) ?? false
     }
 
     /// Whether the broker confirmed `eventID` (among the newest `publishedIDsKept`).
@@ -133,12 +135,16 @@ public final class DeviceDataStore: Sendable {
     /// The command that sent WhatsApp message `messageID`, if one did.
     public func command(forMessageID messageID: String) async throws(StoreError) -> IdempotencyRecord? {
         try await read("commandForMessage") { db in
-            try IdempotencyRecord.filter(Column("messageID") == messageID).fetchOne(db)
+            try IdempotencyRecord.fetchOne(db.cachedStatement(sql: "SELECT * FROM idempotency WHERE messageID = ? LIMIT 1"),
+                                           arguments: [messageID])
         }
     }
 
     /// The recorded result of a command, or nil when it never completed.
     public func commandResult(_ commandID: String) async throws(StoreError) -> IdempotencyRecord? {
-        try await read("commandResult") { db in try IdempotencyRecord.fetchOne(db, key: commandID) }
+        try await read("commandResult") { db in
+            try IdempotencyRecord.fetchOne(db.cachedStatement(sql: "SELECT * FROM idempotency WHERE commandID = ?"),
+                                           arguments: [commandID])
+        }
     }
 }

@@ -24,7 +24,11 @@ public final class Registry: Sendable {
 
     public func device(_ id: DeviceID) throws(StoreError) -> RegisteredDevice {
         let found = try StoreError.wrapping("device") {
-            try queue.read { db in try RegisteredDevice.fetchOne(db, key: id.rawValue) }
+            // A cached statement: this lookup runs several times per command and event, and
+            // building the query each time was a visible share of the worker's CPU.
+            try queue.read { db in
+                try RegisteredDevice.fetchOne(db.cachedStatement(sql: "SELECT * FROM device WHERE id = ?"), arguments: [id.rawValue])
+            }
         }
         guard let found else { throw StoreError(.notFound, "no device \(id)") }
         return found
