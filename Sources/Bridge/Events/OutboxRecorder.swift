@@ -37,24 +37,26 @@ public final class OutboxRecorder: EventRecording {
         switch event.type {
         case .deviceCreated, .deviceDeleted:
             if event.type == .deviceCreated { wakeups.reinstate(event.deviceID) }
-            try store.registry.appendEvents([RegistryOutboxEvent(
-                eventID: event.id, deviceID: event.deviceID.rawValue, routingKey: event.routingKey,
-                payload: payload, createdAt: event.time)])
+            try store.registry.appendEvents([Self.registryRow(event, payload: payload)])
             wakeups.wake(.registry)
         default:
             let data: DeviceDataStore
             do { data = try store.device(event.deviceID).data } catch where error.code == .notFound {
                 // An event about no device (a command routed to an unknown device ID is
                 // refused): there is no device outbox, the registry's holds it.
-                try store.registry.appendEvents([RegistryOutboxEvent(
-                    eventID: event.id, deviceID: event.deviceID.rawValue, routingKey: event.routingKey,
-                    payload: payload, createdAt: event.time)])
+                try store.registry.appendEvents([Self.registryRow(event, payload: payload)])
                 wakeups.wake(.registry)
                 return
             }
             try await data.appendEvent(eventID: event.id, routingKey: event.routingKey, payload: payload, now: event.time)
             wakeups.wake(.device(event.deviceID))
         }
+    }
+
+    /// The registry-outbox row of an event that must not live in a device folder.
+    private static func registryRow(_ event: CloudEvent, payload: Data) -> RegistryOutboxEvent {
+        RegistryOutboxEvent(eventID: event.id, deviceID: event.deviceID.rawValue, routingKey: event.routingKey,
+                            payload: payload, createdAt: event.time)
     }
 
     /// Moves what the device's outbox still holds, then `deleted`, into the
@@ -78,19 +80,13 @@ public final class OutboxRecorder: EventRecording {
             if error.code != .notFound { throw error }
         }
         if let data = device?.data {
-            while true {
-                let batch = try await data.peekEvents(limit: 1_000 + moved.count)
-                let fresh = batch.dropFirst(moved.count)
-                if fresh.isEmpty { break }
-                moved += fresh.map {
-                    RegistryOutboxEvent(eventID: $0.eventID, deviceID: deleted.deviceID.rawValue, routingKey: $0.routingKey,
-                                        payload: $0.payload, createdAt: $0.createdAt)
-                }
+            // All of it in one read: every row is kept in `moved` anyway.
+            moved = try await data.peekEvents(limit: .max).map {
+                RegistryOutboxEvent(eventID: $0.eventID, deviceID: deleted.deviceID.rawValue, routingKey: $0.routingKey,
+                                    payload: $0.payload, createdAt: $0.createdAt)
             }
         }
-        moved.append(RegistryOutboxEvent(
-            eventID: deleted.id, deviceID: deleted.deviceID.rawValue, routingKey: deleted.routingKey,
-            payload: deleted.encoded(), createdAt: deleted.time))
+        moved.append(Self.registryRow(deleted, payload: deleted.encoded()))
         try store.registry.appendEvents(moved)
     }
 }
