@@ -63,7 +63,7 @@ struct CommandProcessor: Sendable {
     @discardableResult
     func handle(_ d: AMQPDelivery, device: DeviceID, pacer: Pacer) async throws(CancellationError) -> Outcome {
         let routingKey = Self.originalRoutingKey(d)
-        do {
+        return try await handingBackOnFailure(d) {
             let command: ParsedCommand
             switch CommandParser.parse(body: d.body, properties: d.properties) {
             case .failure(let refusal):
@@ -71,6 +71,16 @@ struct CommandProcessor: Sendable {
             case .success(let c): command = c
             }
             return try await run(command, d, device: device, routingKey: routingKey, pacer: pacer)
+        }
+    }
+
+    /// Runs `body` on a delivery; a broker or store failure inside hands the delivery
+    /// back to the broker (`requeue`) instead of losing it. Only cancellation escapes.
+    private func handingBackOnFailure(
+        _ d: AMQPDelivery, _ body: () async throws -> Outcome
+    ) async throws(CancellationError) -> Outcome {
+        do {
+            return try await body()
         } catch let retry as Retry {
             return try await requeue(d, reason: retry.reason)
         } catch is CancellationError {
@@ -295,7 +305,7 @@ struct CommandProcessor: Sendable {
         } else {
             refusal = CommandRefusal(.deviceNotFound, "no device \(key)")
         }
-        do {
+        return try await handingBackOnFailure(d) {
             if let target {
                 var props = d.properties
                 var headers = props.headers ?? [:]
@@ -303,7 +313,7 @@ struct CommandProcessor: Sendable {
                 props.headers = headers
                 let out = AMQPOutgoingMessage(exchange: "", routingKey: topology.commandQueue(deviceID: target.rawValue),
                                               body: d.body, properties: props, mandatory: true)
-                do { try await connection.publish(out) } catch { throw Retry(reason: "forward: \(error.code)") }
+                do throws(AMQPError) { try await connection.publish(out) } catch { throw Retry(reason: "forward: \(error.code)") }
                 return ack(d)
             }
             var r = refusal!
@@ -315,12 +325,6 @@ struct CommandProcessor: Sendable {
                 r.kind = o["kind"]?.stringValue
             }
             return try await refuse(d, r, device: nil, routingKey: key)
-        } catch let retry as Retry {
-            return try await requeue(d, reason: retry.reason)
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch {
-            return try await requeue(d, reason: "\(error)")
         }
     }
 
