@@ -97,7 +97,11 @@ func baseline(size: Int) throws -> Double {
 }
 
 func run() async throws {
-    let sim = try WASim()
+    // The simulator keeps at most `maxOutbox` unacked stanzas per device and drops the
+    // oldest beyond it; a burst of COUNT messages plus their receipts must fit.
+    var simConfiguration = WASim.Configuration()
+    simConfiguration.limits.maxOutbox = max(simConfiguration.limits.maxOutbox, 4 * count + 1_000)
+    let sim = try WASim(configuration: simConfiguration)
     try await sim.start()
     let adminPort = try WorkerProcess.freeLoopbackPort()
     let token = "bench"

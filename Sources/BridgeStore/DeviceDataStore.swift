@@ -64,15 +64,25 @@ public final class DeviceDataStore: Sendable {
     /// (the returned event has no `sequence`).
     @discardableResult
     public func appendEvent(eventID: String, routingKey: String, payload: Data, now: Date = Date()) async throws(StoreError) -> OutboxEvent {
-        try await write("appendEvent") { db in
-            if let existing = try OutboxEvent.fetchOne(
-                db.cachedStatement(sql: "SELECT * FROM outbox WHERE eventID = ?"), arguments: [eventID]) { return existing }
-            let event = OutboxEvent(eventID: eventID, routingKey: routingKey, payload: payload, createdAt: now)
-            if try Self.isPublished(eventID, db) { return event }
-            var inserted = event
-            try inserted.insert(db)
-            return inserted
+        try await write("appendEvent") { db in try Self.append(eventID: eventID, routingKey: routingKey, payload: payload, now: now, db) }
+    }
+
+    /// `appendEvent` for several events, in order, in one transaction.
+    @discardableResult
+    public func appendEvents(_ events: [NewOutboxEvent]) async throws(StoreError) -> [OutboxEvent] {
+        try await write("appendEvents") { db in
+            try events.map { e in try Self.append(eventID: e.eventID, routingKey: e.routingKey, payload: e.payload, now: e.createdAt, db) }
         }
+    }
+
+    private static func append(eventID: String, routingKey: String, payload: Data, now: Date, _ db: Database) throws -> OutboxEvent {
+        if let existing = try OutboxEvent.fetchOne(
+            db.cachedStatement(sql: "SELECT * FROM outbox WHERE eventID = ?"), arguments: [eventID]) { return existing }
+        let event = OutboxEvent(eventID: eventID, routingKey: routingKey, payload: payload, createdAt: now)
+        if try isPublished(eventID, db) { return event }
+        var inserted = event
+        try inserted.insert(db)
+        return inserted
     }
 
     private static func isPublished(_ eventID: String, _ db: Database) throws -> Bool {
@@ -121,15 +131,24 @@ public final class DeviceDataStore: Sendable {
         commandID: String, messageID: String?, result: String, correlationID: String? = nil, now: Date = Date()
     ) async throws(StoreError) -> (record: IdempotencyRecord, inserted: Bool) {
         try await write("recordCommandResult") { db in
-            let fresh = IdempotencyRecord(commandID: commandID, messageID: messageID, result: result, createdAt: now,
-                                          correlationID: correlationID)
-            try fresh.insert(db, onConflict: .ignore)
-            let inserted = db.changesCount > 0
-            guard let stored = try IdempotencyRecord.fetchOne(db, key: commandID) else {
-                throw StoreError(.corrupt, "idempotency row vanished")
-            }
-            return (stored, inserted)
+            try Self.record(IdempotencyRecord(commandID: commandID, messageID: messageID, result: result, createdAt: now,
+                                              correlationID: correlationID), db)
         }
+    }
+
+    /// `recordCommandResult` for several commands, in one transaction.
+    public func recordCommandResults(_ records: [IdempotencyRecord]) async throws(StoreError) -> [(record: IdempotencyRecord, inserted: Bool)] {
+        try await write("recordCommandResults") { db in try records.map { try Self.record($0, db) } }
+    }
+
+    private static func record(_ fresh: IdempotencyRecord, _ db: Database) throws -> (record: IdempotencyRecord, inserted: Bool) {
+        try fresh.insert(db, onConflict: .ignore)
+        let inserted = db.changesCount > 0
+        guard let stored = try IdempotencyRecord.fetchOne(
+            db.cachedStatement(sql: "SELECT * FROM idempotency WHERE commandID = ?"), arguments: [fresh.commandID]) else {
+            throw StoreError(.corrupt, "idempotency row vanished")
+        }
+        return (stored, inserted)
     }
 
     /// The command that sent WhatsApp message `messageID`, if one did.
@@ -146,5 +165,32 @@ public final class DeviceDataStore: Sendable {
             try IdempotencyRecord.fetchOne(db.cachedStatement(sql: "SELECT * FROM idempotency WHERE commandID = ?"),
                                            arguments: [commandID])
         }
+    }
+
+    /// The recorded results of several commands (one read), by command id; ids never completed are absent.
+    public func commandResults(_ commandIDs: [String]) async throws(StoreError) -> [String: IdempotencyRecord] {
+        try await read("commandResults") { db in
+            var out: [String: IdempotencyRecord] = [:]
+            let statement = try db.cachedStatement(sql: "SELECT * FROM idempotency WHERE commandID = ?")
+            for id in commandIDs {
+                if let r = try IdempotencyRecord.fetchOne(statement, arguments: [id]) { out[id] = r }
+            }
+            return out
+        }
+    }
+}
+
+/// An event to append to a device's outbox (`DeviceDataStore.appendEvents`).
+public struct NewOutboxEvent: Sendable {
+    public var eventID: String
+    public var routingKey: String
+    public var payload: Data
+    public var createdAt: Date
+
+    public init(eventID: String, routingKey: String, payload: Data, createdAt: Date) {
+        self.eventID = eventID
+        self.routingKey = routingKey
+        self.payload = payload
+        self.createdAt = createdAt
     }
 }

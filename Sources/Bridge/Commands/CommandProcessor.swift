@@ -5,6 +5,7 @@ import Logging
 import WABinary
 import WAClient
 import WACrypto
+import WAProto
 
 /// Settings of the command path (`WABRIDGE_COMMAND_WAIT`, `WABRIDGE_SEND_RATE`, `WABRIDGE_SEND_BURST`).
 public struct CommandSettings: Sendable, Equatable {
@@ -13,14 +14,15 @@ public struct CommandSettings: Sendable, Equatable {
     /// Sends per second per device, and how many may go at once after a pause.
     public var sendRate: Double
     public var sendBurst: Int
-    /// Unacknowledged commands the broker hands a device's consumer ahead (handled one at a time).
+    /// Unacknowledged commands the broker hands a device's consumer ahead; the most one
+    /// pipelined run of sends can hold (`CommandProcessor.handle(batch:)`).
     public var prefetch: UInt16
     /// Wait before a delivery is handed back to the broker after a broker or store failure.
     public var retryBackoff: Duration
     /// How often a waiting command looks at the device's state again.
     public var pollInterval: Duration
 
-    public init(commandWait: Duration = .seconds(30), sendRate: Double = 1, sendBurst: Int = 5, prefetch: UInt16 = 8,
+    public init(commandWait: Duration = .seconds(30), sendRate: Double = 1, sendBurst: Int = 5, prefetch: UInt16 = 64,
                 retryBackoff: Duration = .seconds(1), pollInterval: Duration = .milliseconds(100)) {
         self.commandWait = commandWait
         self.sendRate = sendRate
@@ -52,7 +54,7 @@ struct CommandProcessor: Sendable {
     }
 
     /// Thrown inside the pipeline when the broker or the store failed: hand the delivery back.
-    private struct Retry: Error {
+    struct Retry: Error {
         var reason: String
     }
 
@@ -61,11 +63,12 @@ struct CommandProcessor: Sendable {
     /// Processes one delivery from `device`'s queue; throws only `CancellationError`
     /// (the worker stops; the unacknowledged delivery returns to the queue).
     @discardableResult
-    func handle(_ d: AMQPDelivery, device: DeviceID, pacer: Pacer) async throws(CancellationError) -> Outcome {
+    func handle(_ d: AMQPDelivery, device: DeviceID, pacer: Pacer,
+                parsed: Result<ParsedCommand, CommandRefusal>? = nil) async throws(CancellationError) -> Outcome {
         let routingKey = Self.originalRoutingKey(d)
         return try await handingBackOnFailure(d) {
             let command: ParsedCommand
-            switch CommandParser.parse(body: d.body, properties: d.properties) {
+            switch parsed ?? CommandParser.parse(body: d.body, properties: d.properties) {
             case .failure(let refusal):
                 return try await refuse(d, refusal, device: device, routingKey: routingKey)
             case .success(let c): command = c
@@ -76,7 +79,7 @@ struct CommandProcessor: Sendable {
 
     /// Runs `body` on a delivery; a broker or store failure inside hands the delivery
     /// back to the broker (`requeue`) instead of losing it. Only cancellation escapes.
-    private func handingBackOnFailure(
+    func handingBackOnFailure(
         _ d: AMQPDelivery, _ body: () async throws -> Outcome
     ) async throws(CancellationError) -> Outcome {
         do {
@@ -133,6 +136,11 @@ struct CommandProcessor: Sendable {
             if wait > .zero { try await Task.sleep(for: wait) }
         }
 
+        // Receipts that overtake this send's record wait for it (see `InFlightSends`).
+        let inFlight = messageID == nil ? nil : await manager.inFlightSends(device)
+        if let messageID { inFlight?.begin([messageID]) }
+        defer { if let messageID { inFlight?.end([messageID]) } }
+
         // Send, going back to waiting while the link is down (same message id: no duplicate).
         var transient = 0
         var outcome: Result<JSONValue, CommandRefusal>
@@ -187,7 +195,7 @@ struct CommandProcessor: Sendable {
     }
 
     /// Records the result, answers, records `message.status` `sent`, then acks.
-    private func finish(_ c: ParsedCommand, _ d: AMQPDelivery, device: DeviceID, data: DeviceDataStore, result: JSONValue,
+    func finish(_ c: ParsedCommand, _ d: AMQPDelivery, device: DeviceID, data: DeviceDataStore, result: JSONValue,
                         messageID: String?) async throws -> Outcome {
         let text = String(decoding: result.encoded(), as: UTF8.self)
         let record: IdempotencyRecord
@@ -209,7 +217,7 @@ struct CommandProcessor: Sendable {
 
     /// Waits until the device has a live, logged-in link. `connecting`/`reconnecting` wait
     /// as long as it takes; `disconnected`/`logged_out` for `commandWait`, then refuse.
-    private func awaitConnected(_ device: DeviceID) async throws(CancellationError) -> Result<(WAClient, JID), CommandRefusal> {
+    func awaitConnected(_ device: DeviceID) async throws(CancellationError) -> Result<(WAClient, JID), CommandRefusal> {
         let clock = ContinuousClock()
         var deadline: ContinuousClock.Instant?
         while true {
@@ -261,18 +269,9 @@ struct CommandProcessor: Sendable {
         default:
             guard let client else { throw WAClientError(.notConnected, "no client") }
             switch c.action {
-            case .sendText(let to, let text, let quoted, let mentions):
-                sent(try await client.sendText(
-                    to: to, text: text, id: messageID, replyTo: quoted.map { QuotedMessage(id: $0.id, sender: $0.sender) },
-                    mentions: mentions))
-            case .react(let chat, let target, let sender, let fromMe, let emoji):
-                let own = await client.loginInfo?.jid.nonAD ?? chat
-                sent(try await client.sendReaction(
-                    to: chat, messageID: target, sender: sender ?? (fromMe ? own : chat), fromMe: fromMe, emoji: emoji, id: messageID))
-            case .revoke(let chat, let target):
-                sent(try await client.revoke(chat: chat, messageID: target, id: messageID))
-            case .edit(let chat, let target, let text):
-                sent(try await client.editText(chat: chat, messageID: target, newText: text, id: messageID))
+            case .sendText, .react, .revoke, .edit:
+                guard let (chat, content) = Self.content(of: c.action, own: await client.loginInfo?.jid) else { break }
+                sent(try await client.sendMessage(to: chat, content, id: messageID))
             case .read(let chat, let ids, let sender):
                 try await client.markRead(ids: ids, chat: chat, sender: sender)
                 result["status"] = "sent"
@@ -331,7 +330,7 @@ struct CommandProcessor: Sendable {
     // MARK: Refusal, reply, events
 
     /// Dead-letters (confirmed), records `command.rejected`, replies, acknowledges.
-    private func refuse(_ d: AMQPDelivery, _ r: CommandRefusal, device: DeviceID?, routingKey: String,
+    func refuse(_ d: AMQPDelivery, _ r: CommandRefusal, device: DeviceID?, routingKey: String,
                         replyTo: String? = nil, correlationID: String? = nil) async throws -> Outcome {
         var props = d.properties
         var headers = props.headers ?? [:]
@@ -384,36 +383,47 @@ struct CommandProcessor: Sendable {
         return ack(d)
     }
 
-    private func reply(_ c: ParsedCommand, body: [UInt8]) async throws {
+    func reply(_ c: ParsedCommand, body: [UInt8]) async throws {
         guard let to = c.replyTo else { return }
         try await publishReply(to: to, correlationID: c.correlationID, body: body)
     }
 
-    private func publishReply(to: String, correlationID: String?, body: [UInt8]) async throws {
-        let props = AMQPProperties(contentType: "application/json", deliveryMode: .persistent, correlationID: correlationID,
-                                   timestamp: UInt64(Date().timeIntervalSince1970), appID: "wabridge")
+    func publishReply(to: String, correlationID: String?, body: [UInt8]) async throws {
         do {
-            try await connection.publish(AMQPOutgoingMessage(exchange: "", routingKey: to, body: body, properties: props))
+            try await connection.publish(replyMessage(to: to, correlationID: correlationID, body: body))
         } catch {
             throw Retry(reason: "reply publish: \(error.code)")
         }
     }
 
-    private func recordStatus(device: DeviceID, _ c: ParsedCommand, messageID: String, chat: JID, status: String,
-                              error: JSONValue?) async throws {
+    /// A result for `reply_to` (persistent, JSON, the command's correlation id).
+    func replyMessage(to: String, correlationID: String?, body: [UInt8]) -> AMQPOutgoingMessage {
+        let props = AMQPProperties(contentType: "application/json", deliveryMode: .persistent, correlationID: correlationID,
+                                   timestamp: UInt64(Date().timeIntervalSince1970), appID: "wabridge")
+        return AMQPOutgoingMessage(exchange: "", routingKey: to, body: body, properties: props)
+    }
+
+    func recordStatus(device: DeviceID, _ c: ParsedCommand, messageID: String, chat: JID, status: String,
+                      error: JSONValue?) async throws {
+        let event = statusEvent(device: device, c, messageID: messageID, chat: chat, status: status, error: error)
+        do { try await events.record(event) } catch { throw Retry(reason: "message.status not recorded: \(error)") }
+    }
+
+    /// The `message.status` a command records about its message; its id is stable per (device, command, status).
+    func statusEvent(device: DeviceID, _ c: ParsedCommand, messageID: String, chat: JID, status: String,
+                     error: JSONValue?) -> CloudEvent {
         var data: [String: JSONValue] = [
             "message_id": .string(messageID), "chat": .string(chat.description), "status": .string(status),
             "command_id": .string(c.id),
         ]
         if let error { data["error"] = error }
-        let event = CloudEvent(id: Self.eventID(device.rawValue, c.id, "status", status), type: .messageStatus,
-                               deviceID: device, correlationID: c.correlationID, data: .object(data))
-        do { try await events.record(event) } catch { throw Retry(reason: "message.status not recorded: \(error)") }
+        return CloudEvent(id: Self.eventID(device.rawValue, c.id, "status", status), type: .messageStatus,
+                          deviceID: device, correlationID: c.correlationID, data: .object(data))
     }
 
     // MARK: Settling
 
-    private func ack(_ d: AMQPDelivery) -> Outcome {
+    func ack(_ d: AMQPDelivery) -> Outcome {
         do { try d.ack() } catch {
             // The channel is gone: the broker redelivers, and the idempotency record answers it.
             logger.info("ack on a dead channel; the broker will redeliver", metadata: ["amqp.error": "\(error.code)"])
@@ -421,7 +431,7 @@ struct CommandProcessor: Sendable {
         return .acked
     }
 
-    private func requeue(_ d: AMQPDelivery, reason: String) async throws(CancellationError) -> Outcome {
+    func requeue(_ d: AMQPDelivery, reason: String) async throws(CancellationError) -> Outcome {
         logger.warning("command handed back to the broker", metadata: ["reason": "\(reason)"])
         do { try await Task.sleep(for: settings.retryBackoff) } catch { throw CancellationError() }
         do { try d.nack(requeue: true) } catch {
@@ -445,6 +455,25 @@ struct CommandProcessor: Sendable {
 
     static func hex(_ d: Data) -> String { d.map { String(format: "%02x", $0) }.joined() }
 
+    /// The chat and the WhatsApp message of a command that sends one (nil for the others).
+    /// `own`: our JID, the sender of a reaction to our own message.
+    static func content(of action: CommandAction, own: JID?) -> (JID, WAE2E_Message)? {
+        switch action {
+        case .sendText(let to, let text, let quoted, let mentions):
+            (to, OutgoingContent.text(text, replyTo: quoted.map { QuotedMessage(id: $0.id, sender: $0.sender) },
+                                      mentions: mentions))
+        case .react(let chat, let target, let sender, let fromMe, let emoji):
+            (chat, OutgoingContent.reaction(chat: chat, messageID: target, sender: sender ?? (fromMe ? own?.nonAD ?? chat : chat),
+                                            fromMe: fromMe, emoji: emoji))
+        case .revoke(let chat, let target):
+            (chat, OutgoingContent.revoke(chat: chat, messageID: target))
+        case .edit(let chat, let target, let text):
+            (chat, OutgoingContent.edit(chat: chat, messageID: target, newText: text))
+        case .read, .logout, .reconnect:
+            nil
+        }
+    }
+
     /// Link trouble (worth waiting for the device again) rather than a refusal by WhatsApp.
     static func isTransient(_ error: any Error) -> Bool {
         guard let e = error as? WAClientError else { return !(error is CommandRefusal) && !(error is DeviceError) }
@@ -457,7 +486,7 @@ struct CommandProcessor: Sendable {
         return String(describing: type(of: error))
     }
 
-    private func meta(_ c: ParsedCommand, _ device: DeviceID, _ extra: Logger.Metadata = [:]) -> Logger.Metadata {
+    func meta(_ c: ParsedCommand, _ device: DeviceID, _ extra: Logger.Metadata = [:]) -> Logger.Metadata {
         var m: Logger.Metadata = ["device": "\(device.rawValue)", "command.id": "\(c.id)", "command.kind": "\(c.kind.rawValue)"]
         m.merge(extra) { $1 }
         return m

@@ -171,7 +171,7 @@ actor CommandWorkers {
             let pacer = Pacer(rate: p.settings.sendRate, burst: p.settings.sendBurst)
             await Self.consume(queue: p.topology.commandQueue(deviceID: id.rawValue), processor: p, logger: logger,
                                declare: { try await p.topology.declareDeviceQueue(deviceID: id.rawValue, on: p.connection) },
-                               handle: { d throws(CancellationError) in try await p.handle(d, device: id, pacer: pacer) })
+                               handle: { ds throws(CancellationError) in try await p.handle(batch: ds, device: id, pacer: pacer) })
         }
     }
 
@@ -202,7 +202,10 @@ actor CommandWorkers {
         unrouted = Task {
             await Self.consume(queue: p.topology.unroutedQueue, processor: p, logger: logger, prefetch: 1,
                                declare: { try await p.topology.declare(on: p.connection) },
-                               handle: { d throws(CancellationError) in try await p.handleUnrouted(d) })
+                               handle: { ds throws(CancellationError) in
+                                   for d in ds where try await p.handleUnrouted(d) == .requeued { return .requeued }
+                                   return .acked
+                               })
         }
     }
 
@@ -215,32 +218,43 @@ actor CommandWorkers {
         for t in all { await t.value }
     }
 
-    /// Consumes `queue` until cancelled, one delivery at a time; starts over
-    /// (declare, consume) when the consumer ends under it.
+    /// Consumes `queue` until cancelled, handing over what has arrived in batches
+    /// (in order); starts over (declare, consume) when the consumer ends under it.
     private static func consume(
         queue: String, processor p: CommandProcessor, logger: Logger, prefetch: UInt16? = nil,
         declare: @Sendable () async throws -> Void,
-        handle: (AMQPDelivery) async throws(CancellationError) -> CommandProcessor.Outcome
+        handle: ([AMQPDelivery]) async throws(CancellationError) -> CommandProcessor.Outcome
     ) async {
         var attempt = 0
         while !Task.isCancelled {
             var consumer: AMQPConsumer?
+            var pump: Task<Void, Never>?
             do {
                 try await declare()
                 let c = try await p.connection.consume(queue: queue, prefetch: prefetch ?? p.settings.prefetch)
                 consumer = c
                 attempt = 0
-                for try await d in c {
+                let batches = BatchBuffer<AMQPDelivery>()
+                pump = Task {
+                    do {
+                        for try await d in c { batches.push(d) }
+                        batches.finish(nil)
+                    } catch {
+                        batches.finish(error)
+                    }
+                }
+                while let batch = try await batches.next(max: Int(prefetch ?? p.settings.prefetch)) {
                     // A delivery handed back must not be overtaken by those already
                     // prefetched behind it: leave, and the cancel below returns them all to
                     // the queue in order before consuming again.
-                    if try await handle(d) == .requeued { break }
+                    if try await handle(batch) == .requeued { break }
                 }
             } catch is CancellationError {
             } catch {
                 logger.warning("command consumer ended; starting again", metadata: ["queue": "\(queue)", "error": "\(error)"])
             }
             try? await consumer?.cancel()
+            pump?.cancel()
             if Task.isCancelled { return }
             attempt += 1
             try? await Task.sleep(for: min(p.settings.retryBackoff * attempt, .seconds(30)))

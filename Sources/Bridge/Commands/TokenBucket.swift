@@ -19,14 +19,26 @@ public struct TokenBucket: Sendable, Equatable {
     /// sending (zero when a token was there). The token is reserved at once,
     /// so successive calls queue up behind each other.
     public mutating func reserve(now: Duration) -> Duration {
+        refill(now: now)
+        tokens -= 1
+        if tokens >= 0 { return .zero }
+        return .nanoseconds(Int64((-tokens / rate * 1e9).rounded(.up)))
+    }
+
+    /// Takes a token only when one is there now (no waiting); false leaves the bucket as it was.
+    public mutating func take(now: Duration) -> Bool {
+        refill(now: now)
+        guard tokens >= 1 else { return false }
+        tokens -= 1
+        return true
+    }
+
+    private mutating func refill(now: Duration) {
         if let last {
             let elapsed = Double((now - last).components.seconds) + Double((now - last).components.attoseconds) / 1e18
             tokens = min(burst, tokens + max(0, elapsed) * rate)
         }
         last = now
-        tokens -= 1
-        if tokens >= 0 { return .zero }
-        return .nanoseconds(Int64((-tokens / rate * 1e9).rounded(.up)))
     }
 }
 
@@ -39,4 +51,7 @@ actor Pacer {
 
     /// Reserves a token; returns how long to wait before the send.
     func reserve() -> Duration { bucket.reserve(now: ContinuousClock.now - origin) }
+
+    /// Takes a token if one is there now, without queueing.
+    func take() -> Bool { bucket.take(now: ContinuousClock.now - origin) }
 }

@@ -15,6 +15,8 @@ actor DeviceActor {
     private let emit: @Sendable (DeviceEvent) -> Void
     private let recorder: any EventRecording
     private let counters: MessageCounters
+    /// Sends of the command pipeline not yet recorded; receipts for them wait (see `InFlightSends`).
+    nonisolated let inFlight = InFlightSends()
     private let logger: Logger
     /// Event recording runs in order on one task per device, off the client's
     /// watchers, so a state change or a logout is applied as fast as before the
@@ -79,7 +81,8 @@ actor DeviceActor {
             store: storage.keys,
             onMessage: Self.messageHandler(
                 id: id, registry: registry, data: storage.data, recorder: recorder, counters: counters, logger: logger),
-            onStatus: Self.statusHandler(id: id, registry: registry, data: storage.data, recorder: recorder))
+            onStatus: Self.statusHandler(id: id, registry: registry, data: storage.data, recorder: recorder,
+                                         inFlight: inFlight))
         let c = WAClient(store: storage.keys, configuration: configuration, features: [messaging], logger: logger)
         client = c
         // The tasks hold the streams, not the client: when the client goes away
@@ -168,7 +171,7 @@ actor DeviceActor {
     /// withholds the ack and the receipt comes again). Receipts of our own other
     /// devices (read-self, sender) are not statuses of a sent message.
     private static func statusHandler(
-        id: DeviceID, registry: Registry, data: DeviceDataStore, recorder: any EventRecording
+        id: DeviceID, registry: Registry, data: DeviceDataStore, recorder: any EventRecording, inFlight: InFlightSends
     ) -> MessagingFeature.StatusHandler {
         { u in
             guard !u.isSelf else { return }
@@ -176,6 +179,8 @@ actor DeviceActor {
             // Not cancelled with the client, like the message handler.
             try await Task {
                 for messageID in u.messageIDs {
+                    // A receipt can overtake the command pipeline's record of its send.
+                    await inFlight.settled(messageID)
                     let command = try await data.command(forMessageID: messageID)
                     try await recorder.record(EventFactory.status(u, messageID: messageID, command: command, device: id, jid: jid))
                     _ = try? await data.updateMessageStatus(

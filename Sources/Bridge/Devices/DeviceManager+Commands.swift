@@ -47,4 +47,7 @@ extension DeviceManager {
     func dataStore(_ id: DeviceID) throws(DeviceError) -> DeviceDataStore {
         do { return try store.device(id).data } catch { throw DeviceError.from(error) }
     }
+
+    /// The device's record of sends not yet recorded (nil: no such device).
+    func inFlightSends(_ id: DeviceID) -> InFlightSends? { devices[id]?.inFlight }
 }

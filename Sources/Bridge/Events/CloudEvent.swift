@@ -82,4 +82,13 @@ public protocol EventRecording: Sendable {
     /// Durable when it returns: the event is in the device's outbox (or already
     /// published, for an id seen before).
     func record(_ event: CloudEvent) async throws
+    /// Records several events in order; durable when it returns (a recorder may
+    /// write them in one transaction).
+    func record(contentsOf events: [CloudEvent]) async throws
+}
+
+extension EventRecording {
+    public func record(contentsOf events: [CloudEvent]) async throws {
+        for event in events { try await record(event) }
+    }
 }

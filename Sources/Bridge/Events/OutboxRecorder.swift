@@ -53,6 +53,34 @@ public final class OutboxRecorder: EventRecording {
         }
     }
 
+    /// One device's events go into its outbox in one transaction; any other mix
+    /// (registry events, several devices) one by one.
+    public func record(contentsOf events: [CloudEvent]) async throws {
+        guard let first = events.first else { return }
+        let device = first.deviceID
+        guard events.count > 1,
+              events.allSatisfy({ $0.deviceID == device && $0.type != .deviceCreated && $0.type != .deviceDeleted }) else {
+            for event in events { try await record(event) }
+            return
+        }
+        guard let data = try deviceData(device) else {
+            for event in events { try await record(event) }  // no device outbox: the registry's
+            return
+        }
+        try await data.appendEvents(events.map {
+            NewOutboxEvent(eventID: $0.id, routingKey: $0.routingKey, payload: $0.encoded(), createdAt: $0.time)
+        })
+        wakeups.wake(.device(device))
+    }
+
+    /// The device's data store; nil when there is no such device.
+    private func deviceData(_ id: DeviceID) throws(StoreError) -> DeviceDataStore? {
+        do { return try store.device(id).data } catch {
+            if error.code == .notFound { return nil }
+            throw error
+        }
+    }
+
     /// The registry-outbox row of an event that must not live in a device folder.
     private static func registryRow(_ event: CloudEvent, payload: Data) -> RegistryOutboxEvent {
         RegistryOutboxEvent(eventID: event.id, deviceID: event.deviceID.rawValue, routingKey: event.routingKey,

@@ -31,6 +31,73 @@ public struct QuotedMessage: Sendable {
     }
 }
 
+/// A message on the link whose server ack may still be coming (`WAClient.stageMessage`).
+public struct StagedMessage: Sendable {
+    public let id: String
+    public let chat: JID
+    let completion: @Sendable () async throws -> SentMessage
+
+    /// Waits for the server's ack; throws its refusal, `client.ack_timeout`, or
+    /// `client.connection_closed` when the link dropped first.
+    public func sent() async throws -> SentMessage { try await completion() }
+}
+
+/// The `WAE2E_Message` of each kind of content the client sends.
+public enum OutgoingContent {
+    /// A text; with a quoted message or mentions it is an `extendedTextMessage`.
+    public static func text(_ text: String, replyTo: QuotedMessage? = nil, mentions: [JID] = []) -> WAE2E_Message {
+        var message = WAE2E_Message()
+        if replyTo == nil && mentions.isEmpty {
+            message.conversation = text
+            return message
+        }
+        message.extendedTextMessage.text = text
+        var context = WAE2E_ContextInfo()
+        if let replyTo {
+            context.stanzaID = replyTo.id
+            context.participant = replyTo.sender.nonAD.description
+            if let quoted = replyTo.message { context.quotedMessage = quoted }
+        }
+        context.mentionedJid = mentions.map { $0.nonAD.description }
+        message.extendedTextMessage.contextInfo = context
+        return message
+    }
+
+    /// A reaction to a message (`emoji` empty removes it).
+    public static func reaction(chat: JID, messageID: String, sender: JID, fromMe: Bool, emoji: String) -> WAE2E_Message {
+        var message = WAE2E_Message()
+        message.reactionMessage.key.remoteJid = chat.nonAD.description
+        message.reactionMessage.key.id = messageID
+        message.reactionMessage.key.fromMe = fromMe
+        if chat.server == JID.groupServer { message.reactionMessage.key.participant = sender.nonAD.description }
+        message.reactionMessage.text = emoji
+        message.reactionMessage.senderTimestampMs = Int64(Date().timeIntervalSince1970 * 1000)
+        return message
+    }
+
+    /// Deletes one of our own messages for everyone.
+    public static func revoke(chat: JID, messageID: String) -> WAE2E_Message {
+        var message = WAE2E_Message()
+        message.protocolMessage.type = .revoke
+        message.protocolMessage.key.remoteJid = chat.nonAD.description
+        message.protocolMessage.key.id = messageID
+        message.protocolMessage.key.fromMe = true
+        return message
+    }
+
+    /// Replaces the text of one of our own messages.
+    public static func edit(chat: JID, messageID: String, newText: String) -> WAE2E_Message {
+        var message = WAE2E_Message()
+        message.protocolMessage.type = .messageEdit
+        message.protocolMessage.key.remoteJid = chat.nonAD.description
+        message.protocolMessage.key.id = messageID
+        message.protocolMessage.key.fromMe = true
+        message.protocolMessage.editedMessage.conversation = newText
+        message.protocolMessage.timestampMs = Int64(Date().timeIntervalSince1970 * 1000)
+        return message
+    }
+}
+
 /// Phase 2: messages, receipts and prekeys on a `WAClient`.
 ///
 /// * `didLogin`: prekey count → upload when the server holds fewer than
@@ -144,62 +211,41 @@ extension WAClient {
     public func sendText(
         to: JID, text: String, id: String? = nil, replyTo: QuotedMessage? = nil, mentions: [JID] = []
     ) async throws -> SentMessage {
-        var message = WAE2E_Message()
-        if replyTo == nil && mentions.isEmpty {
-            message.conversation = text
-        } else {
-            message.extendedTextMessage.text = text
-            var context = WAE2E_ContextInfo()
-            if let replyTo {
-                context.stanzaID = replyTo.id
-                context.participant = replyTo.sender.nonAD.description
-                if let quoted = replyTo.message { context.quotedMessage = quoted }
-            }
-            context.mentionedJid = mentions.map { $0.nonAD.description }
-            message.extendedTextMessage.contextInfo = context
-        }
-        return try await sendMessage(to: to, message, id: id)
+        try await sendMessage(to: to, OutgoingContent.text(text, replyTo: replyTo, mentions: mentions), id: id)
     }
 
     /// Reacts to a message (`emoji` empty removes the reaction).
     public func sendReaction(
         to chat: JID, messageID: String, sender: JID, fromMe: Bool, emoji: String, id: String? = nil
     ) async throws -> SentMessage {
-        var message = WAE2E_Message()
-        message.reactionMessage.key.remoteJid = chat.nonAD.description
-        message.reactionMessage.key.id = messageID
-        message.reactionMessage.key.fromMe = fromMe
-        if chat.server == JID.groupServer { message.reactionMessage.key.participant = sender.nonAD.description }
-        message.reactionMessage.text = emoji
-        message.reactionMessage.senderTimestampMs = Int64(Date().timeIntervalSince1970 * 1000)
-        return try await sendMessage(to: chat, message, id: id)
+        try await sendMessage(
+            to: chat, OutgoingContent.reaction(chat: chat, messageID: messageID, sender: sender, fromMe: fromMe, emoji: emoji),
+            id: id)
     }
 
     /// Revokes (deletes for everyone) one of our own messages.
     public func revoke(chat: JID, messageID: String, id: String? = nil) async throws -> SentMessage {
-        var message = WAE2E_Message()
-        message.protocolMessage.type = .revoke
-        message.protocolMessage.key.remoteJid = chat.nonAD.description
-        message.protocolMessage.key.id = messageID
-        message.protocolMessage.key.fromMe = true
-        return try await sendMessage(to: chat, message, id: id)
+        try await sendMessage(to: chat, OutgoingContent.revoke(chat: chat, messageID: messageID), id: id)
     }
 
     /// Edits one of our own texts.
     public func editText(chat: JID, messageID: String, newText: String, id: String? = nil) async throws -> SentMessage {
-        var message = WAE2E_Message()
-        message.protocolMessage.type = .messageEdit
-        message.protocolMessage.key.remoteJid = chat.nonAD.description
-        message.protocolMessage.key.id = messageID
-        message.protocolMessage.key.fromMe = true
-        message.protocolMessage.editedMessage.conversation = newText
-        message.protocolMessage.timestampMs = Int64(Date().timeIntervalSince1970 * 1000)
-        return try await sendMessage(to: chat, message, id: id)
+        try await sendMessage(to: chat, OutgoingContent.edit(chat: chat, messageID: messageID, newText: newText), id: id)
     }
 
     /// Sends any E2E message to a user or a group (metadata, usync, bundles, encrypt, send, ack).
     public func sendMessage(to: JID, _ message: WAE2E_Message, id: String? = nil) async throws -> SentMessage {
-        try await requireMessaging().state.send(message, to: to, id: id, client: self)
+        try await stageMessage(to: to, message, id: id).sent()
+    }
+
+    /// Encrypts and writes the message to the link, and returns without waiting for the
+    /// server's ack: `StagedMessage.sent()` waits for it. Stanzas staged one after another
+    /// by one task leave in that order, so a caller can keep several sends in flight and
+    /// still keep their order (the bridge's command pipeline). Every staged message must be
+    /// awaited with `sent()`: its ack slot is freed there. A group send is not pipelined: it
+    /// returns once acknowledged.
+    public func stageMessage(to: JID, _ message: WAE2E_Message, id: String? = nil) async throws -> StagedMessage {
+        try await requireMessaging().state.stage(message, to: to, id: id, client: self)
     }
 
     /// Sends a read receipt for messages of one chat (`sender`: the author, for groups).
@@ -230,6 +276,8 @@ actor MessagingState {
         case arrived(ServerAck)
         /// The link closed while the stanza was being written: no ack will come.
         case linkClosed
+        /// `ackTimeout` passed before its sender started waiting.
+        case timedOut
     }
     private var pendingAcks: [String: PendingAck] = [:]
     private var counter: UInt64 = 0
@@ -302,11 +350,15 @@ actor MessagingState {
 
     // MARK: Send
 
-    func send(_ message: WAE2E_Message, to: JID, id: String?, client: WAClient) async throws -> SentMessage {
+    /// Encrypts and writes a message; the returned value waits for the server's ack.
+    func stage(_ message: WAE2E_Message, to: JID, id: String?, client: WAClient) async throws -> StagedMessage {
         let ctx = try await context(client)
         let chat = to.nonAD
         let id = id ?? MessageID.random(ownJID: ctx.own)
-        if chat.server == JID.groupServer { return try await sendGroup(message, group: chat, id: id, ctx: ctx, client: client) }
+        if chat.server == JID.groupServer {
+            let sent = try await sendGroup(message, group: chat, id: id, ctx: ctx, client: client)
+            return StagedMessage(id: id, chat: chat) { sent }
+        }
         let lists = try await devices(of: [chat, ctx.own.nonAD], client: client)
         let recipient = lists[chat]?.devices ?? []
         guard !recipient.isEmpty else { throw WAClientError(.invalidRecipient, "\(chat) has no devices") }
@@ -318,13 +370,20 @@ actor MessagingState {
             id: id, to: chat, message: message, recipientDevices: recipient, ownDevices: ownDevices, bundles: bundles)
         recent.insert(message, chat: chat, id: id)
         for change in out.identityChanges { await client.emit(.identityChanged(change)) }
-        let ack = try await sendAccepted(out.node, id: id, chat: chat, ctx: ctx, client: client)
-        if let phash = ack.phash, phash != out.phash {
-            // The server knows other devices than we used: ask usync again next time.
-            deviceCache.invalidate(chat)
-            deviceCache.invalidate(ctx.own.nonAD)
+        try await writeAwaitingAck(out.node, id: id, client: client)
+        let (own, phash, count) = (ctx.own, out.phash, out.encryptedFor.count)
+        return StagedMessage(id: id, chat: chat) { [self] in
+            let ack = try await self.accepted(id: id, chat: chat, own: own, client: client)
+            await self.checkParticipantHash(ack, ours: phash, chat: chat, own: own)
+            return SentMessage(id: id, chat: chat, timestamp: ack.timestamp, phash: ack.phash, deviceCount: count)
         }
-        return SentMessage(id: id, chat: chat, timestamp: ack.timestamp, phash: ack.phash, deviceCount: out.encryptedFor.count)
+    }
+
+    /// The server knows other devices than we used: ask usync again next time.
+    private func checkParticipantHash(_ ack: ServerAck, ours: String, chat: JID, own: JID) {
+        guard let phash = ack.phash, phash != ours else { return }
+        deviceCache.invalidate(chat)
+        deviceCache.invalidate(own.nonAD)
     }
 
     /// A group send: metadata (`w:g2`), every participant's devices (usync), bundles for devices
@@ -347,7 +406,8 @@ actor MessagingState {
             id: id, group: group, message: message, participantDevices: all,
             devicesWithSenderKey: rotate ? [] : holders, bundles: bundles, rotateSenderKey: rotate)
         recent.insert(message, chat: group, id: id)
-        let ack = try await sendAccepted(out.node, id: id, chat: group, ctx: ctx, client: client)
+        try await writeAwaitingAck(out.node, id: id, client: client)
+        let ack = try await accepted(id: id, chat: group, own: ctx.own, client: client)
         rememberHolders((rotate ? [] : holders).union(out.encryptedFor), group: group)
         return SentMessage(id: id, chat: group, timestamp: ack.timestamp, phash: ack.phash, deviceCount: out.encryptedFor.count)
     }
@@ -412,28 +472,30 @@ actor MessagingState {
         return out
     }
 
-    /// Sends and waits for the server's ack; a refusal (`<ack error>`) or no ack within
-    /// `ackTimeout` is published as status `failed` for the message and thrown.
-    private func sendAccepted(_ node: Node, id: String, chat: JID, ctx: Context, client: WAClient) async throws -> ServerAck {
+    /// Waits for the server's ack of a written stanza; a refusal (`<ack error>`) or no ack
+    /// within `ackTimeout` is published as status `failed` for the message and thrown.
+    private func accepted(id: String, chat: JID, own: JID, client: WAClient) async throws -> ServerAck {
         let ack: ServerAck
-        do { ack = try await sendAwaitingAck(node, id: id, client: client) } catch let error as WAClientError where error.code == .ackTimeout {
+        do { ack = try await awaitAck(id) } catch let error as WAClientError where error.code == .ackTimeout {
             await client.emit(.messageStatus(.init(
-                status: .failed(code: MessageStatus.noServerAck), messageIDs: [id], chat: chat, by: ctx.own, isSelf: true,
+                status: .failed(code: MessageStatus.noServerAck), messageIDs: [id], chat: chat, by: own, isSelf: true,
                 timestamp: Date())))
             throw error
         }
         if case .failed(let code) = ack.status {
             await client.emit(.messageStatus(.init(
-                status: ack.status, messageIDs: [id], chat: chat, by: ctx.own, isSelf: true, timestamp: ack.timestamp)))
+                status: ack.status, messageIDs: [id], chat: chat, by: own, isSelf: true, timestamp: ack.timestamp)))
             throw WAClientError(.serverError, "server refused message with error \(code)")
         }
         // `sent` as a status event too, so a bridge sees every message leave, whoever asked for it.
         await client.emit(.messageStatus(.init(
-            status: ack.status, messageIDs: [id], chat: chat, by: ctx.own, isSelf: true, timestamp: ack.timestamp)))
+            status: ack.status, messageIDs: [id], chat: chat, by: own, isSelf: true, timestamp: ack.timestamp)))
         return ack
     }
 
-    private func sendAwaitingAck(_ node: Node, id: String, client: WAClient) async throws -> ServerAck {
+    /// Takes an ack slot and writes the stanza; the ack timeout runs from here, so a
+    /// staged message nobody waits for yet still fails on time.
+    private func writeAwaitingAck(_ node: Node, id: String, client: WAClient) async throws {
         guard pendingAcks.count < configuration.maxPendingSends else {
             throw WAClientError(.limitExceeded, "\(pendingAcks.count) sends waiting for an ack")
         }
@@ -444,21 +506,29 @@ actor MessagingState {
             throw error
         }
         let timeout = configuration.ackTimeout
-        return try await withCheckedThrowingContinuation { continuation in
-            if case .arrived(let ack) = pendingAcks[id] {
+        Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            await self?.expireAck(id)
+        }
+    }
+
+    /// The ack of a written stanza (already in, or when it comes); frees its slot.
+    private func awaitAck(_ id: String) async throws -> ServerAck {
+        try await withCheckedThrowingContinuation { continuation in
+            switch pendingAcks[id] {
+            case .arrived(let ack):
                 pendingAcks[id] = nil
                 continuation.resume(returning: ack)
-                return
-            }
-            if case .linkClosed = pendingAcks[id] {
+            case .linkClosed:
                 pendingAcks[id] = nil
                 continuation.resume(throwing: WAClientError(.connectionClosed, "the link closed before the server's ack"))
-                return
-            }
-            pendingAcks[id] = .waiting(continuation)
-            Task { [weak self] in
-                try? await Task.sleep(for: timeout)
-                await self?.expireAck(id)
+            case .timedOut:
+                pendingAcks[id] = nil
+                continuation.resume(throwing: WAClientError(.ackTimeout, "no server ack for a message"))
+            case .registered:
+                pendingAcks[id] = .waiting(continuation)
+            case .waiting, nil:
+                continuation.resume(throwing: WAClientError(.invalidRecipient, "no send of this message id is in flight"))
             }
         }
     }
@@ -473,17 +543,25 @@ actor MessagingState {
             case .registered:
                 // Its sender is still writing: it finds this and fails at once too.
                 pendingAcks[id] = .linkClosed
-            case .arrived, .linkClosed:
-                break  // an ack that came is kept for its sender
+            case .arrived, .linkClosed, .timedOut:
+                break  // an outcome already known is kept for its sender
             }
         }
     }
 
     private func expireAck(_ id: String) {
-        guard case .waiting(let continuation) = pendingAcks[id] else { return }
-        pendingAcks[id] = nil
-        logger.warning("no server ack for a message", metadata: ["id": "\(id)"])
-        continuation.resume(throwing: WAClientError(.ackTimeout, "no server ack for a message"))
+        switch pendingAcks[id] {
+        case .waiting(let continuation):
+            pendingAcks[id] = nil
+            logger.warning("no server ack for a message", metadata: ["id": "\(id)"])
+            continuation.resume(throwing: WAClientError(.ackTimeout, "no server ack for a message"))
+        case .registered:
+            // Staged, not awaited yet: its sender finds the timeout when it asks.
+            logger.warning("no server ack for a message", metadata: ["id": "\(id)"])
+            pendingAcks[id] = .timedOut
+        default:
+            break
+        }
     }
 
     func receiveAck(_ node: Node) {
