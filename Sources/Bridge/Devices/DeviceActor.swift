@@ -22,6 +22,8 @@ actor DeviceActor {
     /// do not go through here: their handler records before the receipt.)
     private let jobs: AsyncStream<@Sendable () async -> Void>.Continuation
     private let worker: Task<Void, Never>
+    /// Paces the retries of a refused event; `retire()` ends them.
+    private let retry: EventRetry
 
     private(set) var client: WAClient?
     private var watchers: [Task<Void, Never>] = []
@@ -32,7 +34,7 @@ actor DeviceActor {
     private var generation = 0
 
     init(id: DeviceID, storage: DeviceStorage, registry: Registry, configuration: WAClientConfiguration,
-         recorder: any EventRecording, counters: MessageCounters,
+         recorder: any EventRecording, counters: MessageCounters, retryPolicy: EventRetryPolicy = EventRetryPolicy(),
          logger: Logger, emit: @escaping @Sendable (DeviceEvent) -> Void) {
         self.id = id
         self.storage = storage
@@ -41,6 +43,7 @@ actor DeviceActor {
         self.recorder = recorder
         self.counters = counters
         self.emit = emit
+        retry = EventRetry(policy: retryPolicy)
         let (stream, continuation) = AsyncStream.makeStream(of: (@Sendable () async -> Void).self)
         jobs = continuation
         worker = Task {
@@ -51,9 +54,21 @@ actor DeviceActor {
         self.logger = l
     }
 
-    deinit { jobs.finish() }
+    // The jobs stream ends: what is queued is still tried once, not retried forever.
+    deinit {
+        retry.retire()
+        jobs.finish()
+    }
 
-    /// Returns once every event queued so far is recorded.
+    /// The device is going away for good (deleted, or the worker stops): a refused
+    /// event is given up after its current attempt instead of being retried, so
+    /// `flushEvents()` returns.
+    nonisolated func retire() { retry.retire() }
+
+    /// Undoes `retire()` (a delete that failed keeps the device).
+    nonisolated func reinstate() { retry.reinstate() }
+
+    /// Returns once every event queued so far is recorded (or, once retired, given up).
     func flushEvents() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             if case .terminated = jobs.yield({ c.resume() }) { c.resume() }
@@ -123,22 +138,42 @@ actor DeviceActor {
     /// Queues the CloudEvent of `e` for the outbox, then hands `e` to the manager's stream.
     private func publish(_ e: DeviceEvent) {
         let event = EventFactory.cloudEvent(e, jid: (try? registry.device(id))?.jid)
-        let (recorder, logger) = (self.recorder, self.logger)
-        jobs.yield { await Self.record(event, recorder: recorder, logger: logger) }
+        let (recorder, logger, retry) = (self.recorder, self.logger, self.retry)
+        jobs.yield { await Self.record(event, recorder: recorder, retry: retry, logger: logger) }
         emit(e)
     }
 
-    /// Records one event, retrying a failing outbox a few times (100 ms, doubling).
-    private static func record(_ event: CloudEvent, recorder: any EventRecording, logger: Logger) async {
-        for attempt in 0..<5 {
+    /// Records one event. A failing outbox is retried with capped backoff for as long
+    /// as the device lives: these facts (state, QR, login, logout) exist nowhere else.
+    /// Later events wait behind it, so the outbox keeps their order. Once the device
+    /// is retired the event gets its current attempt and is then given up.
+    private static func record(_ event: CloudEvent, recorder: any EventRecording, retry: EventRetry,
+                               logger: Logger) async {
+        var failures = 0
+        while true {
             do {
                 try await recorder.record(event)
+                if failures > 0 {
+                    logger.notice("event recorded after retries", metadata: [
+                        "type": "\(event.type.rawValue)", "attempts": "\(failures + 1)",
+                    ])
+                }
                 return
             } catch {
-                logger.error("event not recorded", metadata: [
-                    "type": "\(event.type.rawValue)", "code": "\(EventFactory.errorCode(error))", "attempt": "\(attempt + 1)",
+                failures += 1
+                let code = "\(EventFactory.errorCode(error))"
+                if retry.isRetired {
+                    logger.error("event not recorded; device retired, giving up", metadata: [
+                        "type": "\(event.type.rawValue)", "code": "\(code)", "attempt": "\(failures)",
+                    ])
+                    return
+                }
+                let delay = retry.policy.delay(afterFailures: failures)
+                logger.error("event not recorded; retrying", metadata: [
+                    "type": "\(event.type.rawValue)", "code": "\(code)", "attempt": "\(failures)",
+                    "retry_in": "\(delay)",
                 ])
-                try? await Task.sleep(for: .milliseconds(100 << attempt))
+                await retry.pause(delay)
             }
         }
     }
