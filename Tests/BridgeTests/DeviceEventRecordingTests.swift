@@ -85,6 +85,63 @@ final class DeviceEventRecordingTests: XCTestCase {
         await h.shutdown()
     }
 
+    /// The JID the events carry comes from memory now: right after a login (on
+    /// `login.success` and on a message received), after a restart (read from the
+    /// registry once), absent before login and after logout.
+    func testEventsCarryTheJIDAfterLoginAndNoneAfterLogout() async throws {
+        let h = try await DeviceHarness.start()
+        let recorder = ScriptedRecorder(failing: .commandRejected, failures: 0)
+        let m = try await manager(h, recorder: recorder)
+        let me = "15557100001", peer = "15557100002"
+        _ = try await m.create(id: "jid1")
+        await h.sim.createPhone(number: me)
+        await h.sim.createPhone(number: peer)
+        let qr = try await within(15) { try await m.startQRLogin("jid1") }
+        let sim = h.sim
+        let jid = try await within(15) { try await sim.scanQR(phone: me, qr: qr.text) }
+        try await m.waitForState("jid1", .connected, timeout: .seconds(15))
+        try await waitUntil(15, "prekeys uploaded") { await sim.uploadedPreKeyCount(jid) == 812 }
+        _ = try await sim.sendText(from: peer, to: userJID(me), text: "hello")
+        try await waitUntil(15, "message.received") { recorder.recorded.contains { $0.type == .messageReceived } }
+
+        // A restart: the new actor starts from what the registry holds.
+        await m.shutdown()
+        let restartedAt = recorder.recorded.count
+        let m2 = try await manager(h, recorder: recorder)
+        try await m2.waitForState("jid1", .connected, timeout: .seconds(15))
+        _ = try await sim.sendText(from: peer, to: userJID(me), text: "again")
+        try await waitUntil(15, "second message.received") {
+            recorder.recorded.filter { $0.type == .messageReceived }.count == 2
+        }
+        let beforeLogout = recorder.recorded.count
+        try await m2.logout("jid1")
+        let id = try DeviceID("jid1")
+        let device = await m2.devices[id]
+        try await XCTUnwrap(device).flushEvents()
+
+        let events = recorder.recorded
+        let login = try XCTUnwrap(events.firstIndex { $0.type == .loginSuccess })
+        XCTAssertEqual(events[login].jid, jid.description)
+        XCTAssertEqual(events.first { $0.type == .messageReceived }?.jid, jid.description)
+        for e in events[..<login] { XCTAssertNil(e.jid, "\(e.type.rawValue) before login") }
+        let restarted = events[restartedAt..<beforeLogout]
+        XCTAssertEqual(restarted.filter { $0.type == .messageReceived }.count, 1)
+        XCTAssertTrue(restarted.contains { $0.data["to"] == "connected" })
+        for e in restarted { XCTAssertEqual(e.jid, jid.description, "\(e.type.rawValue) after the restart") }
+        // Stopping first may publish `disconnected` (still logged in, JID right); then the
+        // logout: `connection.state` → logged_out and `logged_out`, both without a JID.
+        let afterLogout = Array(events[beforeLogout...])
+        XCTAssertEqual(afterLogout.suffix(2).map(\.type), [.connectionState, .loggedOut])
+        let loggedOut = afterLogout.filter { $0.type == .loggedOut || $0.data["to"] == "logged_out" }
+        XCTAssertFalse(loggedOut.isEmpty)
+        for e in loggedOut { XCTAssertNil(e.jid, "\(e.type.rawValue) after logout") }
+        for e in afterLogout where e.data["to"] == "disconnected" { XCTAssertEqual(e.jid, jid.description) }
+        let slot = try await m2.get("jid1")
+        XCTAssertNil(slot.jid, "the registry agrees")
+        await m2.shutdown()
+        await h.shutdown()
+    }
+
     func testRetryPausesDoubleUpToTheCap() {
         let p = EventRetryPolicy()
         XCTAssertEqual((1...8).map { p.delay(afterFailures: $0) },

@@ -71,9 +71,9 @@ public actor DeviceManager {
             devices[r.id] = actor
             if await actor.isLoggedIn() {
                 toConnect.append(actor)
-            } else if r.state != .disconnected && r.state != .loggedOut {
+            } else {
                 // A device left mid-login by a crash: it is not connected now.
-                _ = try? store.registry.updateState(r.id, to: .disconnected)
+                await actor.settleAfterCrash()
             }
         }
         isReady = true
