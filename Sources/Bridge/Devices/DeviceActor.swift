@@ -24,6 +24,13 @@ actor DeviceActor {
     /// do not go through here: their handler records before the receipt.)
     private let jobs: AsyncStream<@Sendable () async -> Void>.Continuation
     private let worker: Task<Void, Never>
+    /// Paces the retries of a refused event; `retire()` ends them.
+    private let retry: EventRetry
+    /// The device's JID for the handlers and events (written through with the registry).
+    private let jid: JIDCache
+    /// The state last written to the registry (which stays the durable record): the
+    /// actor is the only writer once it exists, so it need not read it back.
+    private var state: DeviceState
 
     private(set) var client: WAClient?
     private var watchers: [Task<Void, Never>] = []
@@ -34,7 +41,7 @@ actor DeviceActor {
     private var generation = 0
 
     init(id: DeviceID, storage: DeviceStorage, registry: Registry, configuration: WAClientConfiguration,
-         recorder: any EventRecording, counters: MessageCounters,
+         recorder: any EventRecording, counters: MessageCounters, retryPolicy: EventRetryPolicy = EventRetryPolicy(),
          logger: Logger, emit: @escaping @Sendable (DeviceEvent) -> Void) {
         self.id = id
         self.storage = storage
@@ -43,6 +50,10 @@ actor DeviceActor {
         self.recorder = recorder
         self.counters = counters
         self.emit = emit
+        retry = EventRetry(policy: retryPolicy)
+        let registered = try? registry.device(id)
+        jid = JIDCache(registered?.jid)
+        state = registered?.state ?? .disconnected
         let (stream, continuation) = AsyncStream.makeStream(of: (@Sendable () async -> Void).self)
         jobs = continuation
         worker = Task {
@@ -53,9 +64,21 @@ actor DeviceActor {
         self.logger = l
     }
 
-    deinit { jobs.finish() }
+    // The jobs stream ends: what is queued is still tried once, not retried forever.
+    deinit {
+        retry.retire()
+        jobs.finish()
+    }
 
-    /// Returns once every event queued so far is recorded.
+    /// The device is going away for good (deleted, or the worker stops): a refused
+    /// event is given up after its current attempt instead of being retried, so
+    /// `flushEvents()` returns.
+    nonisolated func retire() { retry.retire() }
+
+    /// Undoes `retire()` (a delete that failed keeps the device).
+    nonisolated func reinstate() { retry.reinstate() }
+
+    /// Returns once every event queued so far is recorded (or, once retired, given up).
     func flushEvents() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             if case .terminated = jobs.yield({ c.resume() }) { c.resume() }
@@ -80,9 +103,8 @@ actor DeviceActor {
         let messaging = MessagingFeature(
             store: storage.keys,
             onMessage: Self.messageHandler(
-                id: id, registry: registry, data: storage.data, recorder: recorder, counters: counters, logger: logger),
-            onStatus: Self.statusHandler(id: id, registry: registry, data: storage.data, recorder: recorder,
-                                         inFlight: inFlight))
+                id: id, jid: jid, data: storage.data, recorder: recorder, counters: counters, logger: logger),
+            onStatus: Self.statusHandler(id: id, jid: jid, data: storage.data, recorder: recorder, inFlight: inFlight))
         let c = WAClient(store: storage.keys, configuration: configuration, features: [messaging], logger: logger)
         client = c
         // The tasks hold the streams, not the client: when the client goes away
@@ -102,13 +124,12 @@ actor DeviceActor {
     /// WhatsApp gets its receipt) only once the event is durable; a throw withholds
     /// the receipt and WhatsApp delivers the message again.
     private static func messageHandler(
-        id: DeviceID, registry: Registry, data: DeviceDataStore, recorder: any EventRecording,
+        id: DeviceID, jid: JIDCache, data: DeviceDataStore, recorder: any EventRecording,
         counters: MessageCounters, logger: Logger
     ) -> MessagingFeature.MessageHandler {
         { message in
             guard EventFactory.isVisible(message) else { return }
-            let jid = (try? registry.device(id))?.jid
-            let event = EventFactory.received(message, device: id, jid: jid)
+            let event = EventFactory.received(message, device: id, jid: jid.jid)
             // Not cancelled with the client: a message that decrypted is kept even when the
             // client stops meanwhile (its copy redelivered later decrypts as a duplicate and
             // would otherwise be lost).
@@ -125,25 +146,67 @@ actor DeviceActor {
 
     /// Queues the CloudEvent of `e` for the outbox, then hands `e` to the manager's stream.
     private func publish(_ e: DeviceEvent) {
-        let event = EventFactory.cloudEvent(e, jid: (try? registry.device(id))?.jid)
-        let (recorder, logger) = (self.recorder, self.logger)
-        jobs.yield { await Self.record(event, recorder: recorder, logger: logger) }
+        let event = EventFactory.cloudEvent(e, jid: jid.jid)
+        let (recorder, logger, retry) = (self.recorder, self.logger, self.retry)
+        jobs.yield { await Self.record(event, recorder: recorder, retry: retry, logger: logger) }
         emit(e)
     }
 
-    /// Records one event, retrying a failing outbox a few times (100 ms, doubling).
-    private static func record(_ event: CloudEvent, recorder: any EventRecording, logger: Logger) async {
-        for attempt in 0..<5 {
+    /// Records one event. A failing outbox is retried with capped backoff for as long
+    /// as the device lives: these facts (state, QR, login, logout) exist nowhere else.
+    /// Later events wait behind it, so the outbox keeps their order. Once the device
+    /// is retired the event gets its current attempt and is then given up.
+    private static func record(_ event: CloudEvent, recorder: any EventRecording, retry: EventRetry,
+                               logger: Logger) async {
+        var failures = 0
+        while true {
             do {
                 try await recorder.record(event)
+                if failures > 0 {
+                    logger.notice("event recorded after retries", metadata: [
+                        "type": "\(event.type.rawValue)", "attempts": "\(failures + 1)",
+                    ])
+                }
                 return
             } catch {
-                logger.error("event not recorded", metadata: [
-                    "type": "\(event.type.rawValue)", "code": "\(EventFactory.errorCode(error))", "attempt": "\(attempt + 1)",
+                failures += 1
+                let code = "\(EventFactory.errorCode(error))"
+                if retry.isRetired {
+                    logger.error("event not recorded; device retired, giving up", metadata: [
+                        "type": "\(event.type.rawValue)", "code": "\(code)", "attempt": "\(failures)",
+                    ])
+                    return
+                }
+                let delay = retry.policy.delay(afterFailures: failures)
+                logger.error("event not recorded; retrying", metadata: [
+                    "type": "\(event.type.rawValue)", "code": "\(code)", "attempt": "\(failures)",
+                    "retry_in": "\(delay)",
                 ])
-                try? await Task.sleep(for: .milliseconds(100 << attempt))
+                await retry.pause(delay)
             }
         }
+    }
+
+    /// Writes the identity to the registry and the in-memory copy the handlers read.
+    private func setIdentity(jid newJID: String?, lid: String?, pushName: String) {
+        jid.set(newJID)
+        do { _ = try registry.setIdentity(id, jid: newJID, lid: lid, pushName: pushName) } catch {
+            logger.warning("identity not recorded", metadata: ["code": "\(error.code)"])
+        }
+    }
+
+    /// Writes the state to the registry and the in-memory copy.
+    private func writeState(_ to: DeviceState) {
+        state = to
+        do { _ = try registry.updateState(id, to: to) } catch {
+            logger.warning("state not recorded", metadata: ["code": "\(error.code)"])
+        }
+    }
+
+    /// A device left mid-login by a crash is not connected now (`DeviceManager.start`);
+    /// nothing is published, as before the actor existed.
+    func settleAfterCrash() {
+        if state != .disconnected && state != .loggedOut { writeState(.disconnected) }
     }
 
     private func record(_ t: StateTransition, generation gen: Int) {
@@ -152,17 +215,15 @@ actor DeviceActor {
         let from = DeviceState(rawValue: t.from.rawValue) ?? .disconnected
         // The identity goes with the session: whoever sees `logged_out` sees no JID
         // (the `.loggedOut` event on the other stream may come a moment later).
-        if to == .loggedOut { _ = try? registry.setIdentity(id, jid: nil, lid: nil, pushName: "") }
-        do { _ = try registry.updateState(id, to: to) } catch {
-            logger.warning("state not recorded", metadata: ["code": "\(error.code)"])
-        }
+        if to == .loggedOut { setIdentity(jid: nil, lid: nil, pushName: "") }
+        writeState(to)
         publish(DeviceEvent(deviceID: id, kind: .state(from: from, to: to, reason: t.reason.description)))
     }
 
     private func setState(_ to: DeviceState, reason: String) {
-        let from = (try? registry.device(id).state) ?? .disconnected
+        let from = state
         guard from != to else { return }
-        _ = try? registry.updateState(id, to: to)
+        writeState(to)
         publish(DeviceEvent(deviceID: id, kind: .state(from: from, to: to, reason: reason)))
     }
 
@@ -171,11 +232,11 @@ actor DeviceActor {
     /// withholds the ack and the receipt comes again). Receipts of our own other
     /// devices (read-self, sender) are not statuses of a sent message.
     private static func statusHandler(
-        id: DeviceID, registry: Registry, data: DeviceDataStore, recorder: any EventRecording, inFlight: InFlightSends
+        id: DeviceID, jid: JIDCache, data: DeviceDataStore, recorder: any EventRecording, inFlight: InFlightSends
     ) -> MessagingFeature.StatusHandler {
         { u in
             guard !u.isSelf else { return }
-            let jid = (try? registry.device(id))?.jid
+            let jid = jid.jid
             // Not cancelled with the client, like the message handler.
             try await Task {
                 for messageID in u.messageIDs {
@@ -213,13 +274,12 @@ actor DeviceActor {
             publish(DeviceEvent(deviceID: id, kind: .pairingCode(code)))
         case .loggedIn(let info):
             latestQR = nil
-            _ = try? registry.setIdentity(id, jid: info.jid.description, lid: info.lid?.description,
-                                          pushName: info.pushName)
+            setIdentity(jid: info.jid.description, lid: info.lid?.description, pushName: info.pushName)
             publish(DeviceEvent(deviceID: id, kind: .loggedIn(jid: info.jid.description, lid: info.lid?.description,
                                                                     pushName: info.pushName)))
         case .loggedOut(let reason):
             latestQR = nil
-            _ = try? registry.setIdentity(id, jid: nil, lid: nil, pushName: "")
+            setIdentity(jid: nil, lid: nil, pushName: "")
             publish(DeviceEvent(deviceID: id, kind: .loggedOut(reason: reason.description)))
         case .messageStatus(let update):
             statusChanged(update)
@@ -248,7 +308,7 @@ actor DeviceActor {
     /// A client that reported `logged_out` is done (it stops once its wipe is over):
     /// a new login must not reuse it.
     private func dropLoggedOutClient() async {
-        if client != nil, (try? registry.device(id).state) == .loggedOut { await shutdown() }
+        if client != nil, state == .loggedOut { await shutdown() }
     }
 
     /// Starts (or joins) a QR login and returns the code showing now.
@@ -337,7 +397,7 @@ actor DeviceActor {
         await removeOnServer()
         await shutdown()
         do { try await storage.keys.wipe() } catch { throw DeviceError.from(error) }
-        _ = try? registry.setIdentity(id, jid: nil, lid: nil, pushName: "")
+        setIdentity(jid: nil, lid: nil, pushName: "")
         setState(.loggedOut, reason: "logout_requested")
         publish(DeviceEvent(deviceID: id, kind: .loggedOut(reason: "logout_requested")))
     }
@@ -350,7 +410,7 @@ actor DeviceActor {
         latestQR = nil
         // A client that just reported logged_out is still wiping its store: let it finish
         // (it reports `stopped` afterwards, which drops it) rather than cancel the wipe.
-        if client != nil, (try? registry.device(id).state) == .loggedOut {
+        if client != nil, state == .loggedOut {
             for _ in 0..<40 where client != nil {
                 try? await Task.sleep(for: .milliseconds(50))
             }
@@ -358,8 +418,7 @@ actor DeviceActor {
         generation += 1
         if let client { await client.stop() }
         client = nil
-        let now = (try? registry.device(id).state) ?? .disconnected
-        if now == .connecting || now == .connected || now == .reconnecting {
+        if state == .connecting || state == .connected || state == .reconnecting {
             setState(.disconnected, reason: "stopped")
         }
         // The watchers end with the client's streams; do not wait for them.

@@ -15,11 +15,15 @@ public actor DeviceManager {
         public var reconnectSpread: Duration
         /// How long `startQRLogin` waits for the first code.
         public var qrTimeout: Duration
+        /// Pauses between attempts to record a device's event the outbox refused.
+        public var eventRetry: EventRetryPolicy
         public init(client: WAClientConfiguration = WAClientConfiguration(),
-                    reconnectSpread: Duration = .seconds(10), qrTimeout: Duration = .seconds(25)) {
+                    reconnectSpread: Duration = .seconds(10), qrTimeout: Duration = .seconds(25),
+                    eventRetry: EventRetryPolicy = EventRetryPolicy()) {
             self.client = client
             self.reconnectSpread = reconnectSpread
             self.qrTimeout = qrTimeout
+            self.eventRetry = eventRetry
         }
     }
 
@@ -67,9 +71,9 @@ public actor DeviceManager {
             devices[r.id] = actor
             if await actor.isLoggedIn() {
                 toConnect.append(actor)
-            } else if r.state != .disconnected && r.state != .loggedOut {
+            } else {
                 // A device left mid-login by a crash: it is not connected now.
-                _ = try? store.registry.updateState(r.id, to: .disconnected)
+                await actor.settleAfterCrash()
             }
         }
         isReady = true
@@ -97,7 +101,10 @@ public actor DeviceManager {
         startTask = nil
         for actor in devices.values {
             await actor.shutdown()
-            await actor.flushEvents()  // the last state changes are in the outbox before the store closes
+            // The last state changes are in the outbox before the store closes; a failing
+            // outbox gets one more try each, not retries that would hold the stop forever.
+            actor.retire()
+            await actor.flushEvents()
         }
         isReady = false
     }
@@ -107,8 +114,8 @@ public actor DeviceManager {
         do { storage = try store.device(id) } catch { throw DeviceError.from(error) }
         let sink = self.sink
         return DeviceActor(id: id, storage: storage, registry: store.registry,
-                           configuration: configuration.client, recorder: recorder, counters: counters, logger: logger,
-                           emit: { sink.yield($0) })
+                           configuration: configuration.client, recorder: recorder, counters: counters,
+                           retryPolicy: configuration.eventRetry, logger: logger, emit: { sink.yield($0) })
     }
 
     // MARK: Registry
@@ -179,12 +186,15 @@ public actor DeviceManager {
         for o in lifecycleObservers { await o(id, .deleting) }
         await actor.removeOnServer()
         await actor.shutdown()
+        // Its folder is about to go: queued events get one more try, not endless retries.
+        actor.retire()
         await actor.flushEvents()
         // device.deleted (and what the device had not published) must outlive its folder.
         let deleted = DeviceEvent(deviceID: id, kind: .deleted)
         do { try await recorder.recordDeletion(EventFactory.cloudEvent(deleted, jid: nil)) } catch {
             // Not recorded, not deleted: the slot stays (stopped) and the call can be repeated.
             logger.error("device.deleted not recorded", metadata: ["device": "\(id)", "code": "\(EventFactory.errorCode(error))"])
+            actor.reinstate()
             devices[id] = actor
             for o in lifecycleObservers { await o(id, .created) }
             throw DeviceError(.storage, "device \(text) not deleted: its device.deleted event could not be recorded")

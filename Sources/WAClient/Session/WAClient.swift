@@ -17,10 +17,21 @@ import WAProto
 /// out (keys wiped), banned, outdated. `events` and `stateChanges` report
 /// everything in order.
 public actor WAClient {
+    /// Everything that happens, in order, for one consumer. State changes, QR codes,
+    /// pairing codes, pairing, login, logout, offline sync and stop are never dropped
+    /// (a bridge turns them into events its users rely on; they are few by nature).
+    /// Messages, undecryptable messages, receipts and identity changes can come in
+    /// floods: at most `configuration.eventBufferSize` of those wait for a slow
+    /// consumer, the oldest of them dropped beyond it (they also reach the features'
+    /// own handlers, e.g. `MessagingFeature(onMessage:onStatus:)`, which never drop).
     public nonisolated let events: AsyncStream<WAEvent>
+    /// Every state transition, in order, never dropped: unbounded, since transitions are
+    /// a few bytes each and paced by the connection itself (connect timeouts, reconnect backoff).
     public nonisolated let stateChanges: AsyncStream<StateTransition>
-    private let eventSink: AsyncStream<WAEvent>.Continuation
+    private let eventSink: EventBuffer<WAEvent>
     private let stateSink: AsyncStream<StateTransition>.Continuation
+    /// High-volume events dropped so far for a slow `events` consumer (logged, not silent).
+    private var droppedEvents = 0
 
     public nonisolated let configuration: WAClientConfiguration
     private let store: any DeviceStore
@@ -83,8 +94,9 @@ public actor WAClient {
         self.configuration = configuration
         self.logger = logger
         self.machine = ConnectionMachine(policy: configuration.reconnect)
-        (events, eventSink) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(max(1, configuration.eventBufferSize)))
-        (stateChanges, stateSink) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(max(1, configuration.eventBufferSize)))
+        let buffer = EventBuffer<WAEvent>(limit: configuration.eventBufferSize, isDroppable: { $0.isHighVolume })
+        (events, eventSink) = (buffer.stream, buffer)
+        (stateChanges, stateSink) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
     }
 
     deinit {
@@ -670,7 +682,15 @@ public actor WAClient {
         logger.debug("pairing", metadata: ["reason": "\(reason)"])
     }
 
-    func emit(_ event: WAEvent) { eventSink.yield(event) }
+    func emit(_ event: WAEvent) {
+        guard eventSink.append(event) else { return }
+        droppedEvents += 1
+        // Once, then every 1000th: a flood must not turn into a flood of logs.
+        if droppedEvents == 1 || droppedEvents % 1000 == 0 {
+            logger.warning("events consumer too slow: oldest message events dropped",
+                           metadata: ["dropped": "\(droppedEvents)", "limit": "\(configuration.eventBufferSize)"])
+        }
+    }
 
     private func nextID() -> String {
         iqCounter += 1

@@ -34,7 +34,9 @@ public struct WAClientConfiguration: Sendable {
     public var maxFrameSize = 4 << 20
     /// Buffered inbound chunks before the link counts as overloaded and is closed.
     public var maxInboundBacklog = 1024
-    /// Buffered events for a slow consumer of `events` (oldest dropped beyond it).
+    /// Buffered high-volume events (messages, receipts, identity changes) for a slow consumer
+    /// of `events`, the oldest of them dropped beyond it. State, QR, pairing, login and
+    /// logout events are never dropped (`WAClient.events`).
     public var eventBufferSize = 1024
 
     public init() {}

@@ -167,3 +167,14 @@ public enum WAEvent: Sendable, Hashable {
     /// then the chat), `delivered`, `read`, `played` from receipts (also from our other devices).
     case messageStatus(ReceiptEvent.StatusUpdate)
 }
+
+extension WAEvent {
+    /// Kinds that can arrive in floods (one per message or receipt); `WAClient.events`
+    /// bounds how many of these wait, and never drops the others.
+    var isHighVolume: Bool {
+        switch self {
+        case .messageReceived, .messageUndecryptable, .messageStatus, .identityChanged: true
+        case .state, .qr, .pairingCode, .paired, .loggedIn, .offlineSyncCompleted, .loggedOut, .stopped: false
+        }
+    }
+}
