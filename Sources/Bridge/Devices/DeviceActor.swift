@@ -30,7 +30,7 @@ actor DeviceActor {
     private let jid: JIDCache
     /// The state last written to the registry (which stays the durable record): the
     /// actor is the only writer once it exists, so it need not read it back.
-    private var state: DeviceState
+    private(set) var state: DeviceState
 
     private(set) var client: WAClient?
     private var watchers: [Task<Void, Never>] = []

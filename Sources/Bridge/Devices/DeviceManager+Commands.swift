@@ -27,14 +27,10 @@ extension DeviceManager {
 
     public func contains(_ id: DeviceID) -> Bool { devices[id] != nil }
 
-    /// The device's recorded state; nil for a device that is gone. A registry that
-    /// cannot be read right now (busy, I/O) reads as `connecting`: the command waits
-    /// rather than being refused as if the device did not exist.
-    func recordedState(_ id: DeviceID) -> DeviceState? {
-        guard devices[id] != nil else { return nil }
-        do { return try store.registry.device(id).state } catch {
-            return error.code == .notFound ? nil : .connecting
-        }
+    /// The device's recorded state (kept in memory by its actor); nil for a device that is gone.
+    func recordedState(_ id: DeviceID) async -> DeviceState? {
+        guard let actor = devices[id] else { return nil }
+        return await actor.state  // written through to the registry by the actor, its only writer
     }
 
     /// The device's running client, if one runs now.
