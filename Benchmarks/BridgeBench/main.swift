@@ -30,6 +30,7 @@ guard args.count >= 2 else {
 }
 let brokerURL = args[1]
 let count = args.count > 2 ? Int(args[2]) ?? 2000 : 2000
+let dump = ProcessInfo.processInfo.environment["BENCH_DUMP"] != nil
 let rounds = args.count > 3 ? Int(args[3]) ?? 1 : 1
 let deviceCount = max(1, args.count > 4 ? Int(args[4]) ?? 1 : 1)
 let deviceIDs = (1...deviceCount).map { deviceCount == 1 ? "bench" : "bench\($0)" }
@@ -112,10 +113,12 @@ func run() async throws {
         "WABRIDGE_AMQP_URL": brokerURL, "WABRIDGE_TOPOLOGY_PREFIX": prefix, "WABRIDGE_DATA_DIR": dataDir,
         "WABRIDGE_WA_URL": await sim.endpoint.absoluteString, "WABRIDGE_WA_ROOT_KEY": root,
         "WABRIDGE_ADMIN_PORT": String(adminPort), "WABRIDGE_ADMIN_TOKEN": token, "WABRIDGE_RECONNECT_SPREAD": "0",
-        "WABRIDGE_LOG_LEVEL": "warning", "WABRIDGE_SEND_RATE": "1000", "WABRIDGE_SEND_BURST": "10000",
+        "WABRIDGE_LOG_LEVEL": dump ? "info" : "warning", "WABRIDGE_SEND_RATE": "1000", "WABRIDGE_SEND_BURST": "10000",
     ])
     defer {
         worker.stop()
+        // BENCH_DUMP=1: the worker logs at info and its last lines are printed (to see reconnects and such).
+        if dump { print(worker.output.value.suffix(6000)) }
         try? FileManager.default.removeItem(atPath: dataDir)
     }
     var ready = false

@@ -27,7 +27,7 @@ public actor WASim {
         public var maxFrameSize = 1 << 20
         /// A client must finish the Noise handshake within this.
         public var handshakeTimeout: Duration = .seconds(10)
-        /// Inbound chunks buffered per connection before it is dropped.
+        /// Inbound chunks buffered per connection before its socket is no longer read (backpressure).
         public var inboundBacklog = 256
         /// After a stream error or failure the server stops reading and closes the link this much
         /// later, unless the client closes first (as it should on 515, replaced, …).
@@ -201,11 +201,10 @@ public actor WASim {
                         },
                         upgradePipelineHandler: { channel, _ in
                             channel.eventLoop.makeCompletedFuture {
-                                let (stream, continuation) = AsyncStream<Data>.makeStream(
-                                    bufferingPolicy: .bufferingOldest(limits.inboundBacklog))
+                                let flow = InboundFlow(highWater: limits.inboundBacklog)
                                 try channel.pipeline.syncOperations.addHandler(
-                                    WebSocketInboundHandler(continuation: continuation, masks: false))
-                                Task { await self.accept(channel: channel, inbound: stream) }
+                                    WebSocketInboundHandler(flow: flow, masks: false))
+                                Task { await self.accept(channel: channel, inbound: flow.stream) }
                             }
                         })
                     let notFound = NotFoundHandler()
@@ -651,23 +650,21 @@ extension WASim {
             return
         }
         guard devices[jid] != nil else { return }
-        var box = outbox[jid, default: []]
-        box.append(node)
-        if box.count > configuration.limits.maxOutbox {
-            box.removeFirst(box.count - configuration.limits.maxOutbox)
+        // Changed in place: a copy per stanza made a burst quadratic.
+        outbox[jid, default: []].append(node)
+        if let n = outbox[jid]?.count, n > configuration.limits.maxOutbox {
+            outbox[jid]?.removeFirst(n - configuration.limits.maxOutbox)
             droppedOfflineStanzas += 1
             logger.warning("outbox full, oldest stanza dropped", metadata: ["device": "\(jid)"])
         }
-        outbox[jid] = box
         await live[jid]?.deliver(node)
     }
 
     /// A device acked a message or receipt: it leaves the outbox.
     func acked(_ ack: Node, by jid: JID) {
-        guard let id = ack.string("id"), let kind = ack.string("class"), var box = outbox[jid],
-              let index = box.firstIndex(where: { $0.tag == kind && $0.string("id") == id }) else { return }
-        box.remove(at: index)
-        outbox[jid] = box
+        guard let id = ack.string("id"), let kind = ack.string("class"),
+              let index = outbox[jid]?.firstIndex(where: { $0.tag == kind && $0.string("id") == id }) else { return }
+        outbox[jid]?.remove(at: index)
     }
 
     /// Stanzas waiting for a device (not yet acked).

@@ -32,7 +32,7 @@ public struct WAClientConfiguration: Sendable {
     public var maxPendingIQs = 256
     /// Largest WebSocket message and Noise frame accepted from the server.
     public var maxFrameSize = 4 << 20
-    /// Buffered inbound chunks before the link counts as overloaded and is closed.
+    /// Inbound chunks buffered before the socket is no longer read until the client catches up (backpressure).
     public var maxInboundBacklog = 1024
     /// Buffered high-volume events (messages, receipts, identity changes) for a slow consumer
     /// of `events`, the oldest of them dropped beyond it. State, QR, pairing, login and

@@ -22,7 +22,7 @@ public final class WebSocketTransport: Sendable {
     /// - Parameters:
     ///   - tlsTrustRoots: certificates to trust instead of the system's (tests, local simulator).
     ///   - maxFrameSize: largest WebSocket frame accepted.
-    ///   - backlog: inbound messages buffered before the link is closed as overloaded.
+    ///   - backlog: inbound messages buffered before the socket is no longer read (backpressure).
     public static func connect(
         url: URL, origin: String, tlsTrustRoots: [NIOSSLCertificate]? = nil, maxFrameSize: Int = 4 << 20,
         backlog: Int = 1024, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
@@ -43,7 +43,7 @@ public final class WebSocketTransport: Sendable {
         } else {
             sslContext = nil
         }
-        let (stream, continuation) = AsyncStream<Data>.makeStream(bufferingPolicy: .bufferingOldest(max(1, backlog)))
+        let flow = InboundFlow(highWater: backlog)
         let upgraded = group.next().makePromise(of: Void.self)
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(.seconds(10))
@@ -62,7 +62,7 @@ public final class WebSocketTransport: Sendable {
                                 if let request = try? sync.handler(type: UpgradeRequestHandler.self) {
                                     sync.removeHandler(request, promise: nil)
                                 }
-                                try sync.addHandler(WebSocketInboundHandler(continuation: continuation))
+                                try sync.addHandler(WebSocketInboundHandler(flow: flow))
                                 upgraded.succeed()
                             }
                         })
@@ -81,7 +81,7 @@ public final class WebSocketTransport: Sendable {
         do {
             channel = try await bootstrap.connect(host: host, port: port).get()
         } catch {
-            continuation.finish()
+            flow.finish()
             throw WAClientError(.connectFailed, "could not reach \(host):\(port): \(error)")
         }
         do {
@@ -94,10 +94,10 @@ public final class WebSocketTransport: Sendable {
             if Task.isCancelled { throw CancellationError() }
         } catch {
             channel.close(promise: nil)
-            continuation.finish()
+            flow.finish()
             throw WAClientError(.connectFailed, "WebSocket upgrade failed: \(error)")
         }
-        return WebSocketTransport(channel: channel, inbound: stream)
+        return WebSocketTransport(channel: channel, inbound: flow.stream)
     }
 
     /// Writes one binary message (masked, as a client must).
@@ -171,30 +171,36 @@ private final class UpgradeRequestHandler: ChannelInboundHandler, RemovableChann
     }
 }
 
-/// After the upgrade: binary/continuation payloads into the stream, pings
-/// answered, close frames and errors close the channel.
-public final class WebSocketInboundHandler: ChannelInboundHandler {
+/// After the upgrade: binary/continuation payloads into an `InboundFlow` (which
+/// holds socket reads back while its consumer is behind), pings answered, close
+/// frames and errors close the channel.
+public final class WebSocketInboundHandler: ChannelDuplexHandler {
     public typealias InboundIn = WebSocketFrame
+    public typealias OutboundIn = WebSocketFrame
     public typealias OutboundOut = WebSocketFrame
 
-    private let continuation: AsyncStream<Data>.Continuation
+    private let flow: InboundFlow
     private let masks: Bool
 
-    /// - Parameter continuation: made with a bounded buffering policy; a dropped chunk closes the link.
-    public init(continuation: AsyncStream<Data>.Continuation, masks: Bool = true) {
-        self.continuation = continuation
+    public init(flow: InboundFlow, masks: Bool = true) {
+        self.flow = flow
         self.masks = masks
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        let channel = context.channel
+        flow.onResume { channel.read() }
+    }
+
+    public func read(context: ChannelHandlerContext) {
+        if flow.admitRead() { context.read() }
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         switch frame.opcode {
         case .binary, .continuation, .text:
-            let bytes = Data(frame.unmaskedData.readableBytesView)
-            if case .dropped = continuation.yield(bytes) {
-                // The consumer is too slow (or the peer floods): drop the link, never buffer without bound.
-                context.close(promise: nil)
-            }
+            flow.push(Data(frame.unmaskedData.readableBytesView))
         case .ping:
             var payload = frame.unmaskedData
             let pong = WebSocketFrame(
@@ -209,12 +215,12 @@ public final class WebSocketInboundHandler: ChannelInboundHandler {
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
-        continuation.finish()
+        flow.finish()
         context.fireChannelInactive()
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        continuation.finish()
+        flow.finish()
         context.close(promise: nil)
     }
 }
