@@ -9,25 +9,35 @@ import WAProto
 ///
 /// The consumer hands over what the broker prefetched (`BatchBuffer`). A
 /// run of consecutive new `send.*` commands for a connected device goes out
-/// together: one store read for their idempotency keys, one outbox write for
+/// together: the pacer's tokens taken first (the run is cut where it would
+/// wait), one store read for their idempotency keys, one outbox write for
 /// their `queued` events, the stanzas written to the link one after another
 /// (so WhatsApp gets them in queue order) without waiting for each server
-/// ack, then the acks awaited, one write for their results and one for their
-/// `sent` events, the replies published together, the deliveries acked.
+/// ack, then each group of acks that has come recorded together (one write
+/// for the results, one for the `sent` events), answered, and acked.
 /// Everything else — refusals, repeats, other kinds, a device that is not
 /// connected, a run of one — takes the one-at-a-time path (`handle`), whose
 /// guarantees this path keeps: a delivery is acked only after its outcome is
 /// durable, the WhatsApp id is derived from the command id, and a broker or
 /// store failure hands the deliveries back.
 ///
-/// One difference: a send of a run that fails (the link dropped, no ack) is
-/// retried one at a time after the run, with the same message id. When a
-/// link drops, every send still waiting fails, so they go again in order;
-/// only a lone ack timeout in the middle of a run can let a later message of
-/// that run arrive before it.
+/// A send of a run that fails on the link (it dropped, no ack in time) is
+/// retried one at a time after the run, with the same message id; one that
+/// WhatsApp refused is refused. When a link drops every send still waiting
+/// fails, so they go again in order; only a lone ack timeout in the middle of
+/// a run can let a later message of that run arrive before it.
 extension CommandProcessor {
     /// Sends per run at most; also bounded by what the broker prefetched.
     static let maxRun = 256
+
+    /// A send of a run that did not go through, for the one-at-a-time path after the run.
+    struct Leftover: Sendable {
+        var delivery: AMQPDelivery
+        var command: ParsedCommand
+        var messageID: String
+        /// nil: failed on the link, send again; else WhatsApp's refusal.
+        var refusal: CommandRefusal?
+    }
 
     /// Handles prefetched deliveries of `device`'s queue, in order. `.requeued`
     /// when one was handed back: the caller must restart its consumer so that
@@ -44,62 +54,81 @@ extension CommandProcessor {
                 run.append((batch[j], c))
                 j += 1
             }
-            if run.count < 2 {
-                if try await handle(batch[i], device: device, pacer: pacer, parsed: parsed[i]) == .requeued { return .requeued }
-                i += 1
-                continue
+            var taken = 0
+            if run.count >= 2 {
+                let (n, outcome, leftovers) = try await send(run: run, device: device, pacer: pacer)
+                if outcome == .requeued { return .requeued }
+                taken = n
+                if try await settleLeftovers(leftovers, device: device, pacer: pacer) == .requeued { return .requeued }
             }
-            let (taken, outcome, retry) = try await send(run: run, device: device, pacer: pacer)
-            if outcome == .requeued { return .requeued }
-            for (d, c) in retry where try await handle(d, device: device, pacer: pacer, parsed: .success(c)) == .requeued {
-                return .requeued
+            if taken == 0 {
+                // Not a run (or it could not start): this delivery on its own.
+                if try await handle(batch[i], device: device, pacer: pacer, parsed: parsed[i]) == .requeued { return .requeued }
+                taken = 1
             }
             i += taken
         }
         return .acked
     }
 
-    /// Sends a run (or its head: it stops where the pacer would make it wait).
-    /// Returns how many it took, and the ones whose send failed, for the
-    /// one-at-a-time path.
+    /// The failed sends of a run, in order: sent again (link trouble) or refused.
+    private func settleLeftovers(_ leftovers: [Leftover], device: DeviceID, pacer: Pacer) async throws(CancellationError) -> Outcome {
+        let inFlight = await manager.inFlightSends(device)
+        for (n, l) in leftovers.enumerated() {
+            let routingKey = Self.originalRoutingKey(l.delivery)
+            let outcome: Outcome
+            if let refusal = l.refusal {
+                outcome = try await handingBackOnFailure(l.delivery) {
+                    try await failSend(l.command, l.delivery, refusal, messageID: l.messageID, device: device, routingKey: routingKey)
+                }
+            } else {
+                outcome = try await handle(l.delivery, device: device, pacer: pacer, parsed: .success(l.command))
+            }
+            // Held in flight since the run (receipts keep finding the command) until settled here.
+            inFlight?.end([l.messageID])
+            if outcome == .requeued {
+                inFlight?.end(leftovers.dropFirst(n + 1).map(\.messageID))
+                return .requeued
+            }
+        }
+        return .acked
+    }
+
+    /// Sends a run, or its head: it stops where the pacer would make it wait.
+    /// Returns how many it took (0: it did not start, handle the first on its
+    /// own) and the sends that failed.
     private func send(
         run: [(AMQPDelivery, ParsedCommand)], device: DeviceID, pacer: Pacer
-    ) async throws(CancellationError) -> (Int, Outcome, [(AMQPDelivery, ParsedCommand)]) {
-        let single: () async throws(CancellationError) -> (Int, Outcome, [(AMQPDelivery, ParsedCommand)]) = {
-            (1, try await handle(run[0].0, device: device, pacer: pacer, parsed: .success(run[0].1)), [])
-        }
+    ) async throws(CancellationError) -> (Int, Outcome, [Leftover]) {
         // Anything out of the ordinary — repeats, a store error, a device not connected
         // right now — goes the one-at-a-time way, which knows how to wait and refuse.
         guard let data = try? await manager.dataStore(device), let inFlight = await manager.inFlightSends(device),
               let stored = try? await data.commandResults(run.map { $0.1.id }), stored.isEmpty,
               let (client, own) = await connectedClient(device)
-        else { return try await single() }
+        else { return (0, .acked, []) }
 
-        let messageIDs = run.map { MessageID.derived(idempotencyKey: $0.1.id, device: own) }
-        inFlight.begin(messageIDs)
-        let queued = zip(run, messageIDs).map { item, mid in
+        // Tokens first: the first may wait, the others only if there now.
+        let wait = await pacer.reserve()
+        if wait > .zero {
+            do { try await Task.sleep(for: wait) } catch { throw CancellationError() }
+        }
+        var allowed = 1
+        while allowed < run.count, await pacer.take() { allowed += 1 }
+        let head = Array(run[..<allowed])
+        let messageIDs = head.map { MessageID.derived(idempotencyKey: $0.1.id, device: own) }
+
+        inFlight.begin(zip(head, messageIDs).map { ($1, .init(commandID: $0.1.id, correlationID: $0.1.correlationID)) })
+        let queued = zip(head, messageIDs).map { item, mid in
             statusEvent(device: device, item.1, messageID: mid, chat: item.1.action.chat!, status: "queued", error: nil)
         }
         do { try await events.record(contentsOf: queued) } catch {
             inFlight.end(messageIDs)
-            return (run.count, try await requeue(run.map(\.0), reason: "message.status not recorded: \(error)"), [])
+            return (allowed, try await requeue(head.map(\.0), reason: "message.status not recorded: \(error)"), [])
         }
 
-        // Write the stanzas in queue order; the first may wait for the pacer, the
-        // others go only while a token is there now (the rest make the next run).
+        // Write the stanzas in queue order; acks are collected meanwhile.
         var staged: [Result<StagedMessage, any Error>] = []
-        for (k, (_, c)) in run.enumerated() {
-            if k == 0 {
-                let wait = await pacer.reserve()
-                if wait > .zero {
-                    do { try await Task.sleep(for: wait) } catch {
-                        inFlight.end(messageIDs)
-                        throw CancellationError()
-                    }
-                }
-            } else if !(await pacer.take()) {
-                break
-            }
+        for (k, (_, c)) in head.enumerated() {
             guard let (chat, content) = Self.content(of: c.action, own: own) else { break }
             do {
                 staged.append(.success(try await client.stageMessage(to: chat, content, id: messageIDs[k])))
@@ -109,32 +138,25 @@ extension CommandProcessor {
             }
         }
         let taken = staged.count
-        inFlight.end(Array(messageIDs[taken...]))
-        let head = Array(run[..<taken]), ids = Array(messageIDs[..<taken])
+        inFlight.end(Array(messageIDs[taken...]))  // never written: handled on their own, afresh
+        if taken == 0 { return (0, .acked, []) }
+        let written = Array(head[..<taken]), ids = Array(messageIDs[..<taken])
         // Something was sent: finish even when the worker is being stopped (a detached
         // task does not inherit the cancellation), so a shutdown right after still records it.
         let finishing = Task { [self] in
-            try await finish(run: head, staged: staged, messageIDs: ids, device: device, data: data, inFlight: inFlight)
+            await finish(run: written, staged: staged, messageIDs: ids, device: device, data: data, inFlight: inFlight)
         }
-        do {
-            let (outcome, retry) = try await finishing.value
-            return (taken, outcome, retry)
-        } catch {
-            throw CancellationError()
-        }
+        let (outcome, leftovers) = await finishing.value
+        return (taken, outcome, leftovers)
     }
 
-    /// Awaits the acks of a written run and settles each command as its ack comes:
+    /// Awaits the acks of a written run and settles the sends as their acks come:
     /// result and `sent` recorded, reply published, delivery acked. Acks that came
-    /// while the previous group was being recorded are recorded together (one
-    /// transaction each for results and events). Recording as they come matters:
-    /// the client reads stanzas one at a time, and a receipt for message k waits
-    /// (`InFlightSends`) until k is recorded, so k must not wait for later acks
-    /// queued behind that receipt.
+    /// while the previous group was being recorded are recorded together.
     private func finish(
         run: [(AMQPDelivery, ParsedCommand)], staged: [Result<StagedMessage, any Error>], messageIDs: [String],
         device: DeviceID, data: DeviceDataStore, inFlight: InFlightSends
-    ) async throws(CancellationError) -> (Outcome, [(AMQPDelivery, ParsedCommand)]) {
+    ) async -> (Outcome, [Leftover]) {
         let acks = BatchBuffer<(Int, Result<SentMessage, any Error>)>()
         let collector = Task {
             for (k, s) in staged.enumerated() {
@@ -142,8 +164,7 @@ extension CommandProcessor {
             }
             acks.finish(nil)
         }
-        defer { collector.cancel() }
-        var retry: [(AMQPDelivery, ParsedCommand)] = []
+        var leftovers: [Leftover] = []
         var outcome = Outcome.acked
         while let group = try? await acks.next(max: .max) {
             var done: [(d: AMQPDelivery, c: ParsedCommand, messageID: String, result: String)] = []
@@ -157,30 +178,43 @@ extension CommandProcessor {
                     ]
                     done.append((d, c, messageIDs[k], String(decoding: result.encoded(), as: UTF8.self)))
                 case .failure(let error):
-                    logger.info("send of a run failed; retrying it on its own",
+                    let transient = Self.isTransient(error)
+                    logger.info(transient ? "send of a run failed on the link; sending it again on its own"
+                                          : "send of a run refused by WhatsApp",
                                 metadata: meta(c, device, ["error": "\(Self.code(error))"]))
-                    retry.append((d, c))
-                    inFlight.end([messageIDs[k]])
+                    // Stays in flight until the one-at-a-time path settled it.
+                    leftovers.append(Leftover(delivery: d, command: c, messageID: messageIDs[k],
+                                              refusal: transient ? nil : Self.refusal(for: error)))
                 }
             }
-            // After a hand-back the rest stay unacknowledged: the consumer restarts and
-            // they come again (the phone already has them under the same ids).
             guard outcome == .acked, !done.isEmpty else {
+                // After a hand-back the rest stay unacknowledged: the consumer restarts and
+                // they come again (the phone already has them under the same ids).
                 inFlight.end(done.map(\.messageID))
                 continue
             }
-            outcome = try await settle(done, device: device, data: data)
-            inFlight.end(done.map(\.messageID))
+            do {
+                outcome = try await settle(done, device: device, data: data, inFlight: inFlight)
+            } catch {
+                outcome = .requeued  // cancelled: cannot happen in this detached task
+            }
         }
-        return (outcome, outcome == .acked ? retry : [])
+        collector.cancel()
+        if outcome == .requeued {
+            inFlight.end(leftovers.map(\.messageID))
+            return (.requeued, [])
+        }
+        return (.acked, leftovers)
     }
 
     /// Records a group of acknowledged sends, replies, acks their deliveries.
     private func settle(
-        _ done: [(d: AMQPDelivery, c: ParsedCommand, messageID: String, result: String)], device: DeviceID, data: DeviceDataStore
+        _ done: [(d: AMQPDelivery, c: ParsedCommand, messageID: String, result: String)], device: DeviceID,
+        data: DeviceDataStore, inFlight: InFlightSends
     ) async throws(CancellationError) -> Outcome {
         let records: [(record: IdempotencyRecord, inserted: Bool)]
         do {
+            defer { inFlight.end(done.map(\.messageID)) }  // recorded (or handed back)
             records = try await data.recordCommandResults(done.map {
                 IdempotencyRecord(commandID: $0.c.id, messageID: $0.messageID, result: $0.result, createdAt: Date(),
                                   correlationID: $0.c.correlationID)

@@ -27,13 +27,14 @@ public struct CommandSettings: Sendable, Equatable {
         self.commandWait = commandWait
         self.sendRate = sendRate
         self.sendBurst = sendBurst
-        self.prefetch = prefetch
+        self.prefetch = max(1, prefetch)  // 0 would be "unlimited" to the broker and an empty batch to us
         self.retryBackoff = retryBackoff
         self.pollInterval = pollInterval
     }
 }
 
-/// Handles one delivery at a time for one device (or for the unrouted queue):
+/// Handles a delivery for one device (or for the unrouted queue); runs of sends
+/// are pipelined by `handle(batch:)` (CommandProcessor+Pipeline.swift):
 /// parse → validate → recipients → idempotency → device state → pacing →
 /// send → record → reply → `message.status` → ack. Refusals are
 /// dead-lettered (confirmed), recorded as `command.rejected`, answered, then
@@ -136,9 +137,9 @@ struct CommandProcessor: Sendable {
             if wait > .zero { try await Task.sleep(for: wait) }
         }
 
-        // Receipts that overtake this send's record wait for it (see `InFlightSends`).
+        // A receipt that overtakes this send's record finds its command here (`InFlightSends`).
         let inFlight = messageID == nil ? nil : await manager.inFlightSends(device)
-        if let messageID { inFlight?.begin([messageID]) }
+        if let messageID { inFlight?.begin([(messageID, .init(commandID: c.id, correlationID: c.correlationID))]) }
         defer { if let messageID { inFlight?.end([messageID]) } }
 
         // Send, going back to waiting while the link is down (same message id: no duplicate).
@@ -164,26 +165,14 @@ struct CommandProcessor: Sendable {
                     }
                     break sending
                 }
-                if let refusal = error as? CommandRefusal {
-                    outcome = .failure(refusal)
-                } else {
-                    outcome = .failure(CommandRefusal(.sendFailed, "WhatsApp refused the command: \(Self.code(error))"))
-                }
+                outcome = .failure(Self.refusal(for: error))
                 break sending
             }
         }
 
         switch outcome {
-        case .failure(var refusal):
-            refusal.commandID = c.id
-            refusal.kind = c.kind.rawValue
-            // Once `queued` was recorded, every refusal ends the message's statuses with `failed`.
-            if let messageID, let chat = c.action.chat {
-                try await recordStatus(device: device, c, messageID: messageID, chat: chat, status: "failed",
-                                       error: ["code": .string(refusal.code.rawValue), "message": .string(refusal.message)])
-            }
-            return try await refuse(d, refusal, device: device, routingKey: routingKey, replyTo: c.replyTo,
-                                    correlationID: c.correlationID)
+        case .failure(let refusal):
+            return try await failSend(c, d, refusal, messageID: messageID, device: device, routingKey: routingKey)
         case .success(let result):
             // Sent: finish even when the worker is being stopped (a detached task does not
             // inherit the cancellation), so a shutdown right after a send still records it.
@@ -192,6 +181,27 @@ struct CommandProcessor: Sendable {
             }
             return try await finishing.value
         }
+    }
+
+    /// A command that will not be sent: `failed` ends its message's statuses (once `queued`
+    /// was recorded), then it is refused (dead-lettered, `command.rejected`, answered, acked).
+    func failSend(_ c: ParsedCommand, _ d: AMQPDelivery, _ refusal: CommandRefusal, messageID: String?, device: DeviceID,
+                  routingKey: String) async throws -> Outcome {
+        var refusal = refusal
+        refusal.commandID = c.id
+        refusal.kind = c.kind.rawValue
+        if let messageID, let chat = c.action.chat {
+            try await recordStatus(device: device, c, messageID: messageID, chat: chat, status: "failed",
+                                   error: ["code": .string(refusal.code.rawValue), "message": .string(refusal.message)])
+        }
+        return try await refuse(d, refusal, device: device, routingKey: routingKey, replyTo: c.replyTo,
+                                correlationID: c.correlationID)
+    }
+
+    /// The refusal for a send that failed for good.
+    static func refusal(for error: any Error) -> CommandRefusal {
+        if let refusal = error as? CommandRefusal { return refusal }
+        return CommandRefusal(.sendFailed, "WhatsApp refused the command: \(code(error))")
     }
 
     /// Records the result, answers, records `message.status` `sent`, then acks.

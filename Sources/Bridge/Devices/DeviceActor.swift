@@ -15,7 +15,7 @@ actor DeviceActor {
     private let emit: @Sendable (DeviceEvent) -> Void
     private let recorder: any EventRecording
     private let counters: MessageCounters
-    /// Sends of the command pipeline not yet recorded; receipts for them wait (see `InFlightSends`).
+    /// Sends of the command path not yet recorded: a receipt that overtakes the record finds its command here.
     nonisolated let inFlight = InFlightSends()
     private let logger: Logger
     /// Event recording runs in order on one task per device, off the client's
@@ -240,9 +240,11 @@ actor DeviceActor {
             // Not cancelled with the client, like the message handler.
             try await Task {
                 for messageID in u.messageIDs {
-                    // A receipt can overtake the command pipeline's record of its send.
-                    await inFlight.settled(messageID)
-                    let command = try await data.command(forMessageID: messageID)
+                    // A receipt can overtake the command path's record of its send: then the
+                    // command comes from memory (never waited for: see `InFlightSends`).
+                    let command = try await data.command(forMessageID: messageID).map {
+                        InFlightSends.CommandRef(commandID: $0.commandID, correlationID: $0.correlationID ?? $0.commandID)
+                    } ?? inFlight.command(for: messageID)
                     try await recorder.record(EventFactory.status(u, messageID: messageID, command: command, device: id, jid: jid))
                     _ = try? await data.updateMessageStatus(
                         chat: u.chat.description, id: messageID, status: EventFactory.statusString(u.status))

@@ -142,7 +142,7 @@ enum EventFactory {
     /// `message.status` for one message of a status update; the id is derived
     /// from (device, chat, message, status, who), so a receipt redelivered gives the same id.
     static func status(
-        _ u: ReceiptEvent.StatusUpdate, messageID: String, command: IdempotencyRecord?, device: DeviceID, jid: String?
+        _ u: ReceiptEvent.StatusUpdate, messageID: String, command: InFlightSends.CommandRef?, device: DeviceID, jid: String?
     ) -> CloudEvent {
         let status = statusString(u.status)
         var d: [String: JSONValue] = [
@@ -156,6 +156,6 @@ enum EventFactory {
         if let t = u.timestamp { d["timestamp"] = timeString(t) }
         let id = derivedID("message.status", device.rawValue, u.chat.description, messageID, status, u.by.description)
         return CloudEvent(id: id, type: .messageStatus, deviceID: device, time: Date(), jid: jid,
-                          correlationID: command.map { $0.correlationID ?? $0.commandID }, data: .object(d))
+                          correlationID: command?.correlationID, data: .object(d))
     }
 }

@@ -271,8 +271,10 @@ actor MessagingState {
     private(set) var uploads: [Int] = []
 
     private enum PendingAck {
-        case registered
-        case waiting(CheckedContinuation<ServerAck, any Error>)
+        /// Written; the number is this write's, so a timer of an earlier write of the
+        /// same id (a retry reuses the id) does not expire it.
+        case registered(UInt64)
+        case waiting(CheckedContinuation<ServerAck, any Error>, UInt64)
         case arrived(ServerAck)
         /// The link closed while the stanza was being written: no ack will come.
         case linkClosed
@@ -500,7 +502,9 @@ actor MessagingState {
             throw WAClientError(.limitExceeded, "\(pendingAcks.count) sends waiting for an ack")
         }
         guard pendingAcks[id] == nil else { throw WAClientError(.invalidRecipient, "message id already in flight") }
-        pendingAcks[id] = .registered
+        counter += 1
+        let write = counter
+        pendingAcks[id] = .registered(write)
         do { try await client.send(node) } catch {
             pendingAcks[id] = nil
             throw error
@@ -508,7 +512,7 @@ actor MessagingState {
         let timeout = configuration.ackTimeout
         Task { [weak self] in
             try? await Task.sleep(for: timeout)
-            await self?.expireAck(id)
+            await self?.expireAck(id, write: write)
         }
     }
 
@@ -525,8 +529,8 @@ actor MessagingState {
             case .timedOut:
                 pendingAcks[id] = nil
                 continuation.resume(throwing: WAClientError(.ackTimeout, "no server ack for a message"))
-            case .registered:
-                pendingAcks[id] = .waiting(continuation)
+            case .registered(let write):
+                pendingAcks[id] = .waiting(continuation, write)
             case .waiting, nil:
                 continuation.resume(throwing: WAClientError(.invalidRecipient, "no send of this message id is in flight"))
             }
@@ -537,7 +541,7 @@ actor MessagingState {
     func failPendingAcks() {
         for (id, entry) in pendingAcks {
             switch entry {
-            case .waiting(let continuation):
+            case .waiting(let continuation, _):
                 pendingAcks[id] = nil
                 continuation.resume(throwing: WAClientError(.connectionClosed, "the link closed before the server's ack"))
             case .registered:
@@ -549,13 +553,13 @@ actor MessagingState {
         }
     }
 
-    private func expireAck(_ id: String) {
+    private func expireAck(_ id: String, write: UInt64) {
         switch pendingAcks[id] {
-        case .waiting(let continuation):
+        case .waiting(let continuation, write):
             pendingAcks[id] = nil
             logger.warning("no server ack for a message", metadata: ["id": "\(id)"])
             continuation.resume(throwing: WAClientError(.ackTimeout, "no server ack for a message"))
-        case .registered:
+        case .registered(write):
             // Staged, not awaited yet: its sender finds the timeout when it asks.
             logger.warning("no server ack for a message", metadata: ["id": "\(id)"])
             pendingAcks[id] = .timedOut
@@ -568,7 +572,7 @@ actor MessagingState {
         guard let ack = try? ServerAck(parsing: node) else { return }
         switch pendingAcks[ack.messageID] {
         case .registered: pendingAcks[ack.messageID] = .arrived(ack)
-        case .waiting(let continuation):
+        case .waiting(let continuation, _):
             pendingAcks[ack.messageID] = nil
             continuation.resume(returning: ack)
         default: break

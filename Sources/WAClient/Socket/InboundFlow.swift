@@ -4,7 +4,7 @@ import Synchronization
 
 /// The messages a WebSocket read that its consumer has not taken yet, with
 /// backpressure: once `highWater` are waiting, the channel stops reading from
-/// the socket (TCP pushes back on the peer), and it reads again when the
+/// the socket (what the read in progress brings still comes in) (TCP pushes back on the peer), and it reads again when the
 /// consumer is down to `lowWater`. A burst (thousands of offline messages after
 /// a restart) is then taken at the consumer's pace instead of overflowing a
 /// buffer and dropping the link, which made the peer send it all again.
@@ -19,6 +19,8 @@ public final class InboundFlow: Sendable {
         var finished = false
         /// A `read` was held back at the high-water mark.
         var readHeld = false
+        /// Most messages ever waiting (diagnostics: above `highWater` only by what one socket read held).
+        var peak = 0
         var count: Int { chunks.count - head }
     }
     private let state = Mutex(State())
@@ -34,8 +36,11 @@ public final class InboundFlow: Sendable {
     /// What the consumer iterates; it ends when the link closes (after the buffered messages).
     public var stream: AsyncStream<Data> { AsyncStream(unfolding: { await self.next() }) }
 
+    /// Most messages that were ever waiting for the consumer at once.
+    public var peakBuffered: Int { state.withLock { $0.peak } }
+
     /// How to ask the channel for more once the consumer caught up (set by the handler).
-    func onResume(_ resume: @escaping @Sendable () -> Void) { resumeReading.withLock { $0 = resume } }
+    func onResume(_ resume: (@Sendable () -> Void)?) { resumeReading.withLock { $0 = resume } }
 
     /// A message from the socket.
     func push(_ data: Data) {
@@ -46,6 +51,7 @@ public final class InboundFlow: Sendable {
                 return w
             }
             s.chunks.append(data)
+            s.peak = max(s.peak, s.count)
             return nil
         }
         waiter?.resume(returning: data)

@@ -12,11 +12,16 @@ import NIOWebSocket
 public final class WebSocketTransport: Sendable {
     public let inbound: AsyncStream<Data>
     private let channel: any Channel
+    private let flow: InboundFlow
 
-    private init(channel: any Channel, inbound: AsyncStream<Data>) {
+    private init(channel: any Channel, flow: InboundFlow) {
         self.channel = channel
-        self.inbound = inbound
+        self.flow = flow
+        inbound = flow.stream
     }
+
+    /// Most inbound messages ever waiting for the consumer at once (diagnostics, tests).
+    public var inboundPeak: Int { flow.peakBuffered }
 
     /// Opens `ws://` or `wss://` `url` with an `Origin` header.
     /// - Parameters:
@@ -97,7 +102,7 @@ public final class WebSocketTransport: Sendable {
             flow.finish()
             throw WAClientError(.connectFailed, "WebSocket upgrade failed: \(error)")
         }
-        return WebSocketTransport(channel: channel, inbound: flow.stream)
+        return WebSocketTransport(channel: channel, flow: flow)
     }
 
     /// Writes one binary message (masked, as a client must).
@@ -190,6 +195,10 @@ public final class WebSocketInboundHandler: ChannelDuplexHandler {
     public func handlerAdded(context: ChannelHandlerContext) {
         let channel = context.channel
         flow.onResume { channel.read() }
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        flow.onResume(nil)  // the closure holds the channel
     }
 
     public func read(context: ChannelHandlerContext) {

@@ -13,16 +13,18 @@ import XCTest
 /// burst again, forever, for an account with a large offline backlog).
 final class InboundBackpressureTests: XCTestCase {
     func testABurstLargerThanTheBacklogArrivesWholeOverOneLink() async throws {
-        let count = 5_000
-        let server = try await FloodServer.start(messages: count)
+        let count = 3_000, backlog = 16
+        // 4 KB each, 12 MB in all: far more than the socket buffers hold, so only a
+        // client that stops reading keeps its buffer near `backlog`.
+        let server = try await FloodServer.start(messages: count, size: 4_096)
         defer { server.stop() }
         let socket = try await WebSocketTransport.connect(
-            url: URL(string: "ws://127.0.0.1:\(server.port)/flood")!, origin: "https://web.whatsapp.com", backlog: 16)
+            url: URL(string: "ws://127.0.0.1:\(server.port)/flood")!, origin: "https://web.whatsapp.com", backlog: backlog)
         // The server writes everything at once; the consumer starts late and reads slowly at first.
         try await Task.sleep(for: .milliseconds(300))
         var received: [Int] = []
         for await chunk in socket.inbound {
-            received.append(Int(String(decoding: chunk, as: UTF8.self)) ?? -1)
+            received.append(Int(String(decoding: chunk.prefix(while: { $0 != 0x20 }), as: UTF8.self)) ?? -1)
             if received.count < 100 { try await Task.sleep(for: .milliseconds(1)) }
             if received.count == count { break }
         }
@@ -30,6 +32,8 @@ final class InboundBackpressureTests: XCTestCase {
         XCTAssertTrue(received == Array(0..<count),
                       "in order, none twice (first out of place at \(zip(received, 0...).first { $0 != $1 }.map { "\($0.1)" } ?? "-"))")
         XCTAssertEqual(server.connections, 1, "one link: it was never dropped and opened again")
+        // One socket read may bring some messages past the mark; thousands would mean no backpressure.
+        XCTAssertLessThanOrEqual(socket.inboundPeak, backlog + 256, "reading stopped while the consumer was behind")
         socket.close()
     }
 }
@@ -48,7 +52,7 @@ private final class FloodServer: Sendable {
         port = channel.localAddress?.port ?? 0
     }
 
-    static func start(messages: Int) async throws -> FloodServer {
+    static func start(messages: Int, size: Int) async throws -> FloodServer {
         let counter = Counter()
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -58,8 +62,9 @@ private final class FloodServer: Sendable {
                     upgradePipelineHandler: { channel, _ in
                         counter.value.withLock { $0 += 1 }
                         for i in 0..<messages {
-                            var buffer = channel.allocator.buffer(capacity: 8)
-                            buffer.writeString(String(i))
+                            var buffer = channel.allocator.buffer(capacity: size)
+                            buffer.writeString(String(i) + " ")
+                            buffer.writeRepeatingByte(0x2E, count: max(0, size - buffer.readableBytes))
                             channel.write(WebSocketFrame(fin: true, opcode: .binary, data: buffer), promise: nil)
                         }
                         channel.flush()
