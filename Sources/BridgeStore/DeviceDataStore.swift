@@ -13,14 +13,20 @@ public final class DeviceDataStore: Sendable {
         self.cache = cache
     }
 
+    // The transactions here are short (WAL, `synchronous = NORMAL`: no fsync per commit), so
+    // the calling task runs them itself (GRDB's synchronous access, a `DispatchQueue.sync`
+    // that stays on the caller's thread) instead of GRDB's async access, which hops to the
+    // database queue's thread and back for every call. Measured with bridge-bench: worker CPU
+    // per command 2.5 ms to 1.5 ms, mostly fewer context switches. The cost: a task blocks its
+    // thread while this device's database is busy; one device's file is never shared.
     private func read<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
         let queue = try cache.database(for: .init(device: deviceID, kind: .history)).queue
-        return try await StoreError.wrapping(what) { try await queue.read(body) }
+        return try await StoreError.wrapping(what) { try queue.read(body) }
     }
 
     private func write<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
         let queue = try cache.database(for: .init(device: deviceID, kind: .history)).queue
-        return try await StoreError.wrapping(what) { try await queue.write(body) }
+        return try await StoreError.wrapping(what) { try queue.write(body) }
     }
 
     // MARK: History

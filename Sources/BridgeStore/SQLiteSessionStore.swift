@@ -30,14 +30,15 @@ public final class SQLiteSessionStore: DeviceStore, SignalProtocolStore, Sendabl
         try cache.database(for: .init(device: deviceID, kind: .session)).queue
     }
 
+    // Run by the calling task, without a hop to the database queue's thread: see `DeviceDataStore`.
     private func read<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
         let queue = try queue()
-        return try await StoreError.wrapping(what) { try await queue.read(body) }
+        return try await StoreError.wrapping(what) { try queue.read(body) }
     }
 
     private func write<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
         let queue = try queue()
-        return try await StoreError.wrapping(what) { try await queue.write(body) }
+        return try await StoreError.wrapping(what) { try queue.write(body) }
     }
 
     // MARK: DeviceStore
