@@ -138,15 +138,13 @@ public final class EventPublisher: Service, Sendable {
     private enum LaneStep { case published, idle, failed, gone }
 
     private func message(eventID: String, routingKey: String, payload: Data) -> AMQPOutgoingMessage {
-        let doc = JSONValue.parse(payload)
-        var timestamp: UInt64?
-        if let t = doc?["time"]?.stringValue {
-            timestamp = CloudEvent.time(from: t).map { UInt64(max(0, $0.timeIntervalSince1970)) }
-        }
+        // Only the attributes the AMQP properties repeat; the document goes out as stored.
+        let head = try? JSONDecoder().decode(EnvelopeHead.self, from: payload)
+        let timestamp = head?.time.flatMap(CloudEvent.time(from:)).map { UInt64(max(0, $0.timeIntervalSince1970)) }
         let properties = AMQPProperties(
             contentType: "application/cloudevents+json", deliveryMode: .persistent,
-            correlationID: doc?["correlationid"]?.stringValue, messageID: eventID, timestamp: timestamp,
-            type: doc?["type"]?.stringValue, appID: "wabridge")
+            correlationID: head?.correlationid, messageID: eventID, timestamp: timestamp,
+            type: head?.type, appID: "wabridge")
         return AMQPOutgoingMessage(exchange: topology.eventsExchange, routingKey: routingKey, body: Array(payload),
                                    properties: properties)
     }
@@ -209,4 +207,12 @@ public final class EventPublisher: Service, Sendable {
             return .failed
         }
     }
+}
+
+/// The CloudEvents attributes `EventPublisher` copies into AMQP properties (decoding just
+/// these skips building a `JSONValue` of the whole document for every publish).
+private struct EnvelopeHead: Decodable {
+    var time: String?
+    var correlationid: String?
+    var type: String?
 }
