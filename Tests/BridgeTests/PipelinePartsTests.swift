@@ -73,3 +73,18 @@ final class PipelinePartsTests: XCTestCase {
         XCTAssertEqual(f.count, 0)
     }
 }
+
+final class JSONValueDecodingTests: XCTestCase {
+    /// Every JSON type decodes to its own case: a bool is not a number, 1 is not true.
+    func testEachTypeDecodesToItsOwnCase() throws {
+        let text = #"{"t":true,"f":false,"one":1,"half":1.5,"s":"1","n":null,"a":[true,1,"x",null,{"k":[]}],"o":{}}"#
+        let v = try XCTUnwrap(JSONValue.parse(Data(text.utf8)))
+        XCTAssertEqual(v, .object([
+            "t": .bool(true), "f": .bool(false), "one": .number(1), "half": .number(1.5), "s": .string("1"), "n": .null,
+            "a": .array([.bool(true), .number(1), .string("x"), .null, .object(["k": .array([])])]), "o": .object([:]),
+        ]))
+        XCTAssertEqual(String(decoding: v.encoded(), as: UTF8.self),
+                       #"{"a":[true,1,"x",null,{"k":[]}],"f":false,"half":1.5,"n":null,"o":{},"one":1,"s":"1","t":true}"#)
+        XCTAssertNil(JSONValue.parse(Data("{\"a\":".utf8)), "truncated JSON is refused")
+    }
+}

@@ -12,12 +12,15 @@ public enum JSONValue: Sendable, Hashable, Codable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
+        // Most common first: every miss throws (and builds an error), which made decoding
+        // a document cost more than reading it. The decoder keeps types apart (a number
+        // is not a Bool, a bool not a Double), so the order does not change the result.
         if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let d = try? c.decode(Double.self) { self = .number(d) }
         else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
+        else if let o = try? c.decode([String: JSONValue].self) { self = .object(o) }
+        else if let d = try? c.decode(Double.self) { self = .number(d) }
+        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else { self = .array(try c.decode([JSONValue].self)) }
     }
 
     public func encode(to encoder: any Encoder) throws {
