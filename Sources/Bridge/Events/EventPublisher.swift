@@ -181,6 +181,12 @@ public final class EventPublisher: Service, Sendable {
             if case .none = try? store.registry.device(id) { return .gone }
             // A folder not there yet (the device is being created) or any other error: retry.
             if EventFactory.errorCode(error) == StoreError.Code.notFound.rawValue { return .failed }
+            // The devices stop (and close their files) before the publisher: what is left waits
+            // in the outbox for the next start. Not an error.
+            if Task.isShuttingDownGracefully {
+                logger.debug("outbox closed for shutdown; the rest goes at the next start", metadata: ["device": "\(id)"])
+                return .gone
+            }
             logger.error("outbox not readable", metadata: ["device": "\(id)", "code": "\(EventFactory.errorCode(error))"])
             return .failed
         }
