@@ -505,3 +505,38 @@ extension CommandServiceTests {
         await rig.stop()
     }
 }
+
+extension CommandServiceTests {
+    /// A paced burst goes out in pipelined runs; the device logs out half-way. Every
+    /// command ends with a result, and every message whose `queued` was recorded ends
+    /// its statuses with `sent` or `failed`, never at `queued`.
+    func testAPacedBurstCutByALogoutEndsEveryQueuedMessage() async throws {
+        let rig = try await CommandRig.start(CommandSettings(commandWait: .milliseconds(500), sendRate: 4, sendBurst: 3,
+                                                             retryBackoff: .milliseconds(200)))
+        let me = "15550360001", peer = "15550360002"
+        _ = try await rig.link("d6", phone: me)
+        await rig.h.sim.createPhone(number: peer)
+        let count = 12
+        for i in 0..<count { try await rig.send(text("b\(i)", to: "+\(peer)", "burst \(i)"), to: "d6") }
+        try await eventually(20, "the first run went out") { !rig.replies(for: "b2").isEmpty }
+        try await rig.manager.logout("d6")
+        var sent = 0
+        for i in 0..<count {
+            let r = try await rig.reply(for: "b\(i)", within: 40)
+            if r["status"] == "sent" { sent += 1 } else {
+                XCTAssertEqual(r["error"]?["code"], "DEVICE_NOT_CONNECTED", "b\(i): \(r)")
+            }
+        }
+        XCTAssertGreaterThanOrEqual(sent, 3, "the first run (the burst of 3) went out")
+        XCTAssertLessThan(sent, count, "the logout cut the burst")
+        let statuses = rig.events.all.filter { $0.type == .messageStatus && $0.data["command_id"] != nil }
+        for i in 0..<count {
+            let mine = statuses.filter { $0.data["command_id"] == .string("b\(i)") }.map { $0.data["status"]?.stringValue ?? "" }
+            if mine.contains("queued") {
+                XCTAssertTrue(mine.last == "sent" || mine.last == "failed" || mine.contains("sent"),
+                              "b\(i) was queued and must end sent or failed: \(mine)")
+            }
+        }
+        await rig.stop()
+    }
+}

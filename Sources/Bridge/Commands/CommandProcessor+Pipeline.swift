@@ -82,7 +82,8 @@ extension CommandProcessor {
                     try await failSend(l.command, l.delivery, refusal, messageID: l.messageID, device: device, routingKey: routingKey)
                 }
             } else {
-                outcome = try await handle(l.delivery, device: device, pacer: pacer, parsed: .success(l.command))
+                outcome = try await handle(l.delivery, device: device, pacer: pacer, parsed: .success(l.command),
+                                           queuedAs: l.messageID)
             }
             // Held in flight since the run (receipts keep finding the command) until settled here.
             inFlight?.end([l.messageID])
@@ -96,7 +97,8 @@ extension CommandProcessor {
 
     /// Sends a run, or its head: it stops where the pacer would make it wait.
     /// Returns how many it took (0: it did not start, handle the first on its
-    /// own) and the sends that failed.
+    /// own) and those of them still to settle one at a time (failed or not
+    /// written), in order.
     private func send(
         run: [(AMQPDelivery, ParsedCommand)], device: DeviceID, pacer: Pacer
     ) async throws(CancellationError) -> (Int, Outcome, [Leftover]) {
@@ -138,8 +140,14 @@ extension CommandProcessor {
             }
         }
         let taken = staged.count
-        inFlight.end(Array(messageIDs[taken...]))  // never written: handled on their own, afresh
-        if taken == 0 { return (0, .acked, []) }
+        if taken == 0 {
+            inFlight.end(messageIDs)
+            return (0, .acked, [])
+        }
+        // Queued but not written (the one before failed): on their own after the run, in order.
+        let unwritten = (taken..<allowed).map {
+            Leftover(delivery: head[$0].0, command: head[$0].1, messageID: messageIDs[$0], refusal: nil)
+        }
         let written = Array(head[..<taken]), ids = Array(messageIDs[..<taken])
         // Something was sent: finish even when the worker is being stopped (a detached
         // task does not inherit the cancellation), so a shutdown right after still records it.
@@ -147,7 +155,11 @@ extension CommandProcessor {
             await finish(run: written, staged: staged, messageIDs: ids, device: device, data: data, inFlight: inFlight)
         }
         let (outcome, leftovers) = await finishing.value
-        return (taken, outcome, leftovers)
+        if outcome == .requeued {
+            inFlight.end(unwritten.map(\.messageID))  // they come again with the rest
+            return (allowed, .requeued, [])
+        }
+        return (allowed, .acked, leftovers + unwritten)
     }
 
     /// Awaits the acks of a written run and settles the sends as their acks come:

@@ -65,7 +65,8 @@ struct CommandProcessor: Sendable {
     /// (the worker stops; the unacknowledged delivery returns to the queue).
     @discardableResult
     func handle(_ d: AMQPDelivery, device: DeviceID, pacer: Pacer,
-                parsed: Result<ParsedCommand, CommandRefusal>? = nil) async throws(CancellationError) -> Outcome {
+                parsed: Result<ParsedCommand, CommandRefusal>? = nil,
+                queuedAs: String? = nil) async throws(CancellationError) -> Outcome {
         let routingKey = Self.originalRoutingKey(d)
         return try await handingBackOnFailure(d) {
             let command: ParsedCommand
@@ -74,7 +75,7 @@ struct CommandProcessor: Sendable {
                 return try await refuse(d, refusal, device: device, routingKey: routingKey)
             case .success(let c): command = c
             }
-            return try await run(command, d, device: device, routingKey: routingKey, pacer: pacer)
+            return try await run(command, d, device: device, routingKey: routingKey, pacer: pacer, queuedAs: queuedAs)
         }
     }
 
@@ -94,8 +95,10 @@ struct CommandProcessor: Sendable {
         }
     }
 
+    /// `queuedAs`: the message id a pipelined run already recorded `queued` under, so a
+    /// refusal before the send still ends its statuses with `failed`.
     private func run(_ c: ParsedCommand, _ d: AMQPDelivery, device: DeviceID, routingKey: String,
-                     pacer: Pacer) async throws -> Outcome {
+                     pacer: Pacer, queuedAs: String? = nil) async throws -> Outcome {
         let data: DeviceDataStore
         do { data = try await manager.dataStore(device) } catch {
             if error.code == .notFound {
@@ -121,11 +124,8 @@ struct CommandProcessor: Sendable {
         if c.kind.needsConnection {
             switch try await awaitConnected(device) {
             case .failure(let refusal):
-                var r = refusal
-                r.commandID = c.id
-                r.kind = c.kind.rawValue
-                return try await refuse(d, r, device: device, routingKey: routingKey, replyTo: c.replyTo,
-                                        correlationID: c.correlationID)
+                return try await failSend(c, d, refusal, messageID: c.kind.sendsMessage ? queuedAs : nil, device: device,
+                                          routingKey: routingKey)
             case .success(let (live, own)):
                 client = live
                 messageID = c.kind.sendsMessage ? MessageID.derived(idempotencyKey: c.id, device: own) : nil
