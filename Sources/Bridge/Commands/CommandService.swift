@@ -7,8 +7,9 @@ import Synchronization
 /// Runs the command path on the worker's broker connection: one consumer per
 /// device queue (declared for every device at start, and when a device is
 /// created at run time; deleted with the device), plus one on
-/// `<p>.commands.unrouted`. Each consumer handles its deliveries one at a
-/// time, in queue order (`CommandProcessor`).
+/// `<p>.commands.unrouted`. Each consumer hands what has arrived to
+/// `CommandProcessor` in queue order; a device's sends go out in pipelined
+/// runs, still in that order (CommandProcessor+Pipeline.swift).
 ///
 /// The AMQP client reconnects and resubscribes by itself; a consumer the
 /// broker cancels (its queue deleted under it) is declared and started again
@@ -175,7 +176,7 @@ actor CommandWorkers {
         }
     }
 
-    /// Stops the device's consumer (the command in hand finishes first); its queue stays.
+    /// Stops the device's consumer (sends already written are recorded first); its queue stays.
     func stop(_ id: DeviceID) async {
         if let t = tasks.removeValue(forKey: id) {
             t.cancel()
