@@ -655,7 +655,11 @@ extension WASim {
         if let n = outbox[jid]?.count, n > configuration.limits.maxOutbox {
             outbox[jid]?.removeFirst(n - configuration.limits.maxOutbox)
             droppedOfflineStanzas += 1
-            logger.warning("outbox full, oldest stanza dropped", metadata: ["device": "\(jid)"])
+            // The first, then every 1000th: a burst past the bound must not flood the log.
+            if droppedOfflineStanzas % 1_000 == 1 {
+                logger.warning("outbox full, oldest stanza dropped",
+                               metadata: ["device": "\(jid)", "dropped_so_far": "\(droppedOfflineStanzas)"])
+            }
         }
         await live[jid]?.deliver(node)
     }
