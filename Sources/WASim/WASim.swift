@@ -707,29 +707,21 @@ extension WASim {
         switch kind {
         case .image, .sticker:
             var m = WAE2E_ImageMessage()
-            m.url = url; m.directPath = directPath; m.mimetype = mimetype; m.mediaKey = encrypted.mediaKey
-            m.fileSha256 = encrypted.fileSHA256; m.fileEncSha256 = encrypted.fileEncSHA256; m.fileLength = encrypted.fileLength
-            m.mediaKeyTimestamp = now
+            m.setMedia(encrypted, url: url, directPath: directPath, mimetype: mimetype, timestamp: now)
             if let caption { m.caption = caption }
             message.imageMessage = m
         case .video:
             var m = WAE2E_VideoMessage()
-            m.url = url; m.directPath = directPath; m.mimetype = mimetype; m.mediaKey = encrypted.mediaKey
-            m.fileSha256 = encrypted.fileSHA256; m.fileEncSha256 = encrypted.fileEncSHA256; m.fileLength = encrypted.fileLength
-            m.mediaKeyTimestamp = now
+            m.setMedia(encrypted, url: url, directPath: directPath, mimetype: mimetype, timestamp: now)
             if let caption { m.caption = caption }
             message.videoMessage = m
         case .audio:
             var m = WAE2E_AudioMessage()
-            m.url = url; m.directPath = directPath; m.mimetype = mimetype; m.mediaKey = encrypted.mediaKey
-            m.fileSha256 = encrypted.fileSHA256; m.fileEncSha256 = encrypted.fileEncSHA256; m.fileLength = encrypted.fileLength
-            m.mediaKeyTimestamp = now
+            m.setMedia(encrypted, url: url, directPath: directPath, mimetype: mimetype, timestamp: now)
             message.audioMessage = m
         case .document:
             var m = WAE2E_DocumentMessage()
-            m.url = url; m.directPath = directPath; m.mimetype = mimetype; m.mediaKey = encrypted.mediaKey
-            m.fileSha256 = encrypted.fileSHA256; m.fileEncSha256 = encrypted.fileEncSHA256; m.fileLength = encrypted.fileLength
-            m.mediaKeyTimestamp = now
+            m.setMedia(encrypted, url: url, directPath: directPath, mimetype: mimetype, timestamp: now)
             m.fileName = fileName ?? "file"
             if let caption { m.caption = caption }
             message.documentMessage = m

@@ -114,14 +114,7 @@ public actor MediaTransfer {
                           width: UInt32? = nil, height: UInt32? = nil) async throws -> SentMessage {
         let (media, uploaded) = try await upload(data, kind: .image)
         var image = WAE2E_ImageMessage()
-        image.url = uploaded.url
-        image.directPath = uploaded.directPath
-        image.mimetype = mimetype
-        image.mediaKey = media.mediaKey
-        image.fileSha256 = media.fileSHA256
-        image.fileEncSha256 = media.fileEncSHA256
-        image.fileLength = media.fileLength
-        image.mediaKeyTimestamp = Int64(Date().timeIntervalSince1970)
+        image.setMedia(media, url: uploaded.url, directPath: uploaded.directPath, mimetype: mimetype)
         if let caption { image.caption = caption }
         if let width { image.width = width }
         if let height { image.height = height }
@@ -134,15 +127,8 @@ public actor MediaTransfer {
     public func sendDocument(to chat: JID, data: Data, mimetype: String, fileName: String, caption: String? = nil) async throws -> SentMessage {
         let (media, uploaded) = try await upload(data, kind: .document)
         var document = WAE2E_DocumentMessage()
-        document.url = uploaded.url
-        document.directPath = uploaded.directPath
-        document.mimetype = mimetype
+        document.setMedia(media, url: uploaded.url, directPath: uploaded.directPath, mimetype: mimetype)
         document.fileName = fileName
-        document.mediaKey = media.mediaKey
-        document.fileSha256 = media.fileSHA256
-        document.fileEncSha256 = media.fileEncSHA256
-        document.fileLength = media.fileLength
-        document.mediaKeyTimestamp = Int64(Date().timeIntervalSince1970)
         if let caption { document.caption = caption }
         var message = WAE2E_Message()
         message.documentMessage = document
