@@ -167,10 +167,7 @@ public final class DeviceDataStore: Sendable {
 
     /// The recorded result of a command, or nil when it never completed.
     public func commandResult(_ commandID: String) async throws(StoreError) -> IdempotencyRecord? {
-        try await read("commandResult") { db in
-            try IdempotencyRecord.fetchOne(db.cachedStatement(sql: "SELECT * FROM idempotency WHERE commandID = ?"),
-                                           arguments: [commandID])
-        }
+        try await commandResults([commandID])[commandID]
     }
 
     /// The recorded results of several commands (one read), by command id; ids never completed are absent.

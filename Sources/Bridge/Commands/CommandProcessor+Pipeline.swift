@@ -184,10 +184,7 @@ extension CommandProcessor {
                 let (d, c) = run[k]
                 switch r {
                 case .success(let sent):
-                    let result: JSONValue = [
-                        "command_id": .string(c.id), "kind": .string(c.kind.rawValue), "status": "sent",
-                        "message_id": .string(sent.id), "timestamp": .string(CloudEvent.timeString(sent.timestamp ?? Date())),
-                    ]
+                    let result = JSONValue.object(Self.sentResult(c, sent))
                     done.append((d, c, messageIDs[k], String(decoding: result.encoded(), as: UTF8.self)))
                 case .failure(let error):
                     let transient = Self.isTransient(error)

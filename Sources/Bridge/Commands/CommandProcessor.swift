@@ -261,11 +261,7 @@ struct CommandProcessor: Sendable {
     /// Carries out the command; returns the result document.
     private func execute(_ c: ParsedCommand, client: WAClient?, messageID: String?, device: DeviceID) async throws -> JSONValue {
         var result: [String: JSONValue] = ["command_id": .string(c.id), "kind": .string(c.kind.rawValue)]
-        func sent(_ s: SentMessage) {
-            result["status"] = "sent"
-            result["message_id"] = .string(s.id)
-            result["timestamp"] = .string(CloudEvent.timeString(s.timestamp ?? Date()))
-        }
+        func sent(_ s: SentMessage) { result = Self.sentResult(c, s) }
         switch c.action {
         case .logout:
             try await manager.logout(device.rawValue)
@@ -464,6 +460,12 @@ struct CommandProcessor: Sendable {
     }
 
     static func hex(_ d: Data) -> String { d.map { String(format: "%02x", $0) }.joined() }
+
+    /// The result document of a command whose message the server acknowledged.
+    static func sentResult(_ c: ParsedCommand, _ s: SentMessage) -> [String: JSONValue] {
+        ["command_id": .string(c.id), "kind": .string(c.kind.rawValue), "status": "sent", "message_id": .string(s.id),
+         "timestamp": .string(CloudEvent.timeString(s.timestamp ?? Date()))]
+    }
 
     /// The chat and the WhatsApp message of a command that sends one (nil for the others).
     /// `own`: our JID, the sender of a reaction to our own message.

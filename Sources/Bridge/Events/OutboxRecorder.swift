@@ -40,8 +40,7 @@ public final class OutboxRecorder: EventRecording {
             try store.registry.appendEvents([Self.registryRow(event, payload: payload)])
             wakeups.wake(.registry)
         default:
-            let data: DeviceDataStore
-            do { data = try store.device(event.deviceID).data } catch where error.code == .notFound {
+            guard let data = try deviceData(event.deviceID) else {
                 // An event about no device (a command routed to an unknown device ID is
                 // refused): there is no device outbox, the registry's holds it.
                 try store.registry.appendEvents([Self.registryRow(event, payload: payload)])
