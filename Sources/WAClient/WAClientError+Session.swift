@@ -10,6 +10,8 @@ extension WAClientError.Code {
     public static let banned = WAClientError.Code(rawValue: "client.banned")
     /// The server refuses this client version (`failure` 405).
     public static let outdated = WAClientError.Code(rawValue: "client.outdated")
+    /// The server refused the login with a reason that is not retried (`failure` 400, 409, 415, 418, …).
+    public static let loginRefused = WAClientError.Code(rawValue: "client.login_refused")
     /// There is no live, logged-in connection for this request.
     public static let notConnected = WAClientError.Code(rawValue: "client.not_connected")
     /// The client was stopped by its owner.

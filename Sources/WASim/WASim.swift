@@ -60,8 +60,12 @@ public actor WASim {
         public var tls: SimTLS?
         /// The Noise root; a fresh one per run when nil.
         public var root: Curve25519KeyPair?
-        /// Clients below this `appVersion` get `<failure reason=405>`.
-        public var minimumAppVersion: [UInt32] = [2, 3000, 0]
+        /// Clients below this `appVersion` get `<failure reason=405>`, as the real server answers
+        /// stale builds before any QR. The default sits above the newest build reported refused
+        /// (2.3000.1031716404, Jun 2026) and below whatsmeow's current 2.3000.1045649367: a client
+        /// that ships a year-old version fails here as it would against WhatsApp.
+        public var minimumAppVersion: [UInt32] = WASim.Configuration.currentMinimumAppVersion
+        public static let currentMinimumAppVersion: [UInt32] = [2, 3000, 1_035_000_000]
         /// Tell other users' devices when a phone links or unlinks a device
         /// (`<notification type=devices>`), as the real server does. Off by default so a
         /// test can also leave a peer's device list stale (the phash path).

@@ -1,4 +1,5 @@
 import XCTest
+import WAClient
 @testable import Bridge
 
 final class BridgeConfigurationTests: XCTestCase {
@@ -11,6 +12,22 @@ final class BridgeConfigurationTests: XCTestCase {
         XCTAssertEqual(c.amqpHeartbeat, 30)
         XCTAssertEqual(c.topologyPrefix, "wa")
         XCTAssertNil(c.adminToken)
+    }
+
+    /// `WABRIDGE_WA_VERSION` reaches the client configuration; unset keeps the built-in default;
+    /// anything but three numbers is refused at start with a code.
+    func testWAVersionOverride() throws {
+        let unset = try BridgeConfiguration.resolve(flags: [:], environment: [:], fileContents: nil)
+        XCTAssertNil(unset.waVersion)
+        XCTAssertEqual(try unset.deviceManagerConfiguration().client.appVersion, WAClientConfiguration.defaultAppVersion)
+        let set = try BridgeConfiguration.resolve(flags: [:], environment: ["WABRIDGE_WA_VERSION": "2.3000.1099999999"], fileContents: nil)
+        XCTAssertEqual(set.waVersion, [2, 3000, 1_099_999_999])
+        XCTAssertEqual(try set.deviceManagerConfiguration().client.appVersion, [2, 3000, 1_099_999_999])
+        for bad in ["2.3000", "latest", "2.3000.-1", "2.3000.1.1"] {
+            XCTAssertThrowsError(try BridgeConfiguration.resolve(flags: [:], environment: ["WABRIDGE_WA_VERSION": bad], fileContents: nil), bad) {
+                XCTAssertEqual(($0 as? ConfigurationError)?.code, .invalidValue, bad)
+            }
+        }
     }
 
     func testFlagsBeatEnvironmentWhichBeatsTheFile() throws {

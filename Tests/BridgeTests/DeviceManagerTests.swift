@@ -180,6 +180,30 @@ final class DeviceManagerTests: XCTestCase {
         await h.shutdown()
     }
 
+    /// A stale client version (our default of 2025) is refused by the server with 405 before any
+    /// QR: the device stops with `CLIENT_OUTDATED` as an event and a metric, and does not retry.
+    func testStaleVersionStopsWithClientOutdated() async throws {
+        let h = try await DeviceHarness.start()
+        let m = try await h.manager { $0.appVersion = [2, 3000, 1_027_868_496] }
+        _ = try await m.create(id: "old")
+        let events = m.events
+        let collector = Task { () -> DeviceEvent? in
+            for await e in events { if case .error = e.kind { return e } }
+            return nil
+        }
+        await assertDeviceError(.loginFailed) { try await within(15) { try await m.startQRLogin("old") } }
+        let event = try await within(10) { await collector.value }
+        guard case .error(let code, let message, let reason)? = event?.kind else { return XCTFail("no device error: \(String(describing: event))") }
+        XCTAssertEqual(code, "CLIENT_OUTDATED")
+        XCTAssertEqual(reason, 405)
+        XCTAssertTrue(message.contains("WABRIDGE_WA_VERSION"), message)
+        XCTAssertEqual(m.counters.deviceErrorSnapshot["CLIENT_OUTDATED"], 1)
+        let info = try await m.get("old")
+        XCTAssertEqual(info.state, .disconnected)
+        await m.shutdown()
+        await h.shutdown()
+    }
+
     func testPairingCodeLoginAndBadPhoneNumbers() async throws {
         let h = try await DeviceHarness.start()
         let m = try await h.manager()

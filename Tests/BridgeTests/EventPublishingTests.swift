@@ -184,6 +184,31 @@ final class EventPublishingTests: XCTestCase {
         await rig.shutdown()
     }
 
+    /// A client version the server refuses (405) reaches subscribers as `device.error`
+    /// `CLIENT_OUTDATED`, valid against its schema, after the state change to disconnected.
+    func testStaleVersionPublishesDeviceError() async throws {
+        let rig = try await EventRig.start(devices: ["ev-old"])
+        let m = try await rig.manager { $0.appVersion = [2, 3000, 1_027_868_496] }
+        let (publisher, conn) = try await rig.publish(try XCTUnwrap(m.recorder as? OutboxRecorder))
+        _ = try await m.create(id: "ev-old")
+        _ = try? await within(15) { try await m.startQRLogin("ev-old") }
+        let inbox = rig.inbox
+        try await waitUntil(15, "device.error") { await inbox.count("device.error") == 1 }
+        let errors = await inbox.of("device.error")
+        let error = try XCTUnwrap(errors.first)
+        XCTAssertEqual(error.data["code"]?.stringValue, "CLIENT_OUTDATED")
+        XCTAssertEqual(error.data["reason"], .number(405))
+        XCTAssertEqual(error.routingKey, "ev-old.device.error")
+        let all = await inbox.events
+        let problems = try schemaProblems(all)
+        XCTAssertEqual(problems, [], "every event validates against its schemas")
+        publisher.cancel()
+        await publisher.value
+        await conn.close()
+        await m.shutdown()
+        await rig.shutdown()
+    }
+
     /// The broker stops while the phone sends a few hundred messages: the device stays
     /// connected, the outbox grows; when the broker is back every event arrives, in
     /// order, once.

@@ -120,9 +120,11 @@ final class EventRig: Sendable {
     }
 
     /// A manager on the rig's folder (not started publishing: see `publish`).
-    func manager(recorder: (any EventRecording)? = nil) async throws -> DeviceManager {
+    func manager(recorder: (any EventRecording)? = nil,
+                 _ tweak: (inout WAClientConfiguration) -> Void = { _ in }) async throws -> DeviceManager {
         var client = WAClientConfiguration.local(endpoint: await h.sim.endpoint, noiseRoot: h.sim.rootPublicKey)
         client.keepalive = KeepalivePolicy(minInterval: .seconds(5), maxInterval: .seconds(5), timeout: .seconds(5))
+        tweak(&client)
         let m = DeviceManager(store: try h.store(), configuration: .init(client: client, reconnectSpread: .milliseconds(100),
                                                                           qrTimeout: .seconds(10)),
                               recorder: recorder)

@@ -185,6 +185,13 @@ final class ConnectionEndToEndTests: XCTestCase {
             Case(reason: 401, state: .loggedOut, wiped: true) {
                 if case .loggedOut = $0 { return true } else { return false }
             },
+            // Not a logout, a ban or outdated, and not 500/503: stop, keep the keys, never retry.
+            Case(reason: 409, state: .disconnected, wiped: false) {
+                if case .refused(let f) = $0 { return f.code == "BAD_USER_AGENT" } else { return false }
+            },
+            Case(reason: 418, state: .disconnected, wiped: false) {
+                if case .refused(let f) = $0 { return f.code == "CLIENT_UNKNOWN" } else { return false }
+            },
         ]
         for (index, test) in cases.enumerated() {
             let store = InMemoryDeviceStore()
@@ -214,6 +221,40 @@ final class ConnectionEndToEndTests: XCTestCase {
             XCTAssertTrue(stopReason.map(test.stop) ?? false, "failure \(test.reason): \(String(describing: stopReason))")
         }
         await harness.sim.shutdown()
+    }
+
+    /// 500 and 503 are the failures whatsmeow reconnects after: the client logs in again by itself.
+    func testServerUnavailableFailuresReconnect() async throws {
+        let harness = try await SimHarness.start()
+        for (index, reason) in [500, 503].enumerated() {
+            let client = await harness.client()
+            let info = try await within(20) { try await harness.qrLogin(client, phone: "1555200000\(index)") }
+            await harness.sim.inject(.failNextLogin(reason: reason, code: nil, expire: nil), device: info.jid)
+            await harness.sim.inject(.dropConnection, device: info.jid)
+            try await eventually(10, "failure \(reason) seen") {
+                await client.recentTransitions.contains { $0.reason == .failure(LoginFailure(reason: reason)) }
+            }
+            try await client.waitForState(.connected, timeout: .seconds(10))
+            let stopped = await client.isStopped
+            XCTAssertFalse(stopped, "\(reason)")
+            await client.stop()
+        }
+        await harness.sim.shutdown()
+    }
+
+    /// The simulator's default minimum refuses last year's build, and accepts the client's default.
+    func testDefaultVersionIsCurrentAndLastYearsIsRefused() async throws {
+        XCTAssertFalse(WAClientConfiguration.defaultAppVersion.lexicographicallyPrecedes(WASim.Configuration.currentMinimumAppVersion))
+        let harness = try await SimHarness.start()
+        let stale = await harness.client { $0.appVersion = [2, 3000, 1_027_868_496] }
+        try await stale.start()
+        try await eventually(10, "stopped") { await stale.isStopped }
+        let last = await stale.recentTransitions.last
+        XCTAssertEqual(last?.reason, .failure(LoginFailure(reason: 405)))
+        await stale.stop()
+        let current = await harness.client()
+        _ = try await within(20) { try await harness.qrLogin(current, phone: "15552000099") }
+        await harness.shutdown(current)
     }
 
     func testOutdatedVersionAtRegistrationGets405() async throws {

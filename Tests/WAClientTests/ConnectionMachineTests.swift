@@ -120,6 +120,52 @@ final class ConnectionMachineTests: XCTestCase {
             XCTAssertEqual(machine.state, .reconnecting, "\(reason) is retried")
             XCTAssertEqual(connectDelay(actions), .seconds(1))
         }
+
+        // Every other reason stops with its code and keeps the keys (whatsmeow's
+        // handleConnectFailure: only 500/503 auto-reconnect).
+        for reason in [400, 409, 413, 414, 415, 418, 501, 599, 0] {
+            let (machine, actions) = run(reason)
+            XCTAssertEqual(machine.state, .disconnected, "\(reason)")
+            XCTAssertTrue(machine.isStopped, "\(reason) is not retried")
+            XCTAssertNil(connectDelay(actions), "\(reason)")
+            XCTAssertFalse(actions.contains(.wipeStore), "\(reason) keeps the keys")
+            XCTAssertTrue(actions.contains(.stop(.refused(LoginFailure(reason: reason, banCode: 7, expiresIn: 60)))), "\(reason)")
+        }
+    }
+
+    func testFailureCodesAreStable() {
+        let expected: [Int: String] = [
+            400: "LOGIN_REFUSED", 401: "LOGGED_OUT", 402: "TEMPORARILY_BANNED", 403: "ACCOUNT_LOCKED",
+            405: "CLIENT_OUTDATED", 406: "ACCOUNT_BANNED", 409: "BAD_USER_AGENT", 413: "AUTH_TOKEN_EXPIRED",
+            414: "AUTH_TOKEN_INVALID", 415: "ACCOUNT_NOT_FOUND", 418: "CLIENT_UNKNOWN", 500: "SERVER_ERROR",
+            501: "SERVER_EXPERIMENTAL", 503: "SERVICE_UNAVAILABLE", 444: "LOGIN_REFUSED",
+        ]
+        for (reason, code) in expected { XCTAssertEqual(LoginFailure(reason: reason).code, code, "\(reason)") }
+        XCTAssertFalse(LoginFailure(reason: 500).isPermanent)
+        XCTAssertTrue(LoginFailure(reason: 409).isPermanent)
+    }
+
+    /// Link errors and 500/503 back off exponentially up to the cap, each delay jittered below it.
+    func testRetriedReasonsBackOffBoundedAndJittered() {
+        var machine = ConnectionMachine(policy: ReconnectPolicy(base: .seconds(1), cap: .seconds(8), jitter: 0.5))
+        _ = machine.handle(.start)
+        var delays: [Duration] = []
+        for reason: CloseReason in [.transportLost("x"), .failure(LoginFailure(reason: 503)), .streamError(code: "503"),
+                                    .keepaliveTimeout, .failure(LoginFailure(reason: 500)), .transportLost("y")] {
+            delays.append(connectDelay(machine.handle(.closed(reason), jitterUnit: 0)) ?? .zero)
+        }
+        XCTAssertEqual(delays, [.seconds(1), .seconds(2), .seconds(4), .seconds(8), .seconds(8), .seconds(8)])
+        let jittered = connectDelay(machine.handle(.closed(.transportLost("z")), jitterUnit: 1))
+        XCTAssertEqual(jittered, .seconds(4), "full jitter halves the capped delay")
+        XCTAssertEqual(machine.state, .reconnecting)
+    }
+
+    func testVersionParsing() {
+        XCTAssertEqual(WAClientConfiguration.parseVersion("2.3000.1045649367"), [2, 3000, 1_045_649_367])
+        for bad in ["", "2.3000", "2.3000.1.4", "2.3000.x", "0.1.2", "2..3", " 2.3000.1", "2.3000.99999999999", "２.3000.1"] {
+            XCTAssertNil(WAClientConfiguration.parseVersion(bad), bad)
+        }
+        XCTAssertEqual(WAClientConfiguration().appVersion, WAClientConfiguration.defaultAppVersion)
     }
 
     func testGivesUpAfterMaxAttempts() {

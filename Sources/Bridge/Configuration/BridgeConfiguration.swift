@@ -1,4 +1,5 @@
 import Foundation
+import WAClient
 
 /// Everything `wabridge serve` needs to start, resolved from (highest first)
 /// command-line flags, `WABRIDGE_*` environment variables, an optional
@@ -39,6 +40,9 @@ public struct BridgeConfiguration: Sendable, Equatable {
     public var waURL: String = "wss://web.whatsapp.com/ws/chat"
     /// The Noise certificate root as 64 hex digits (a Curve25519 public key); unset = WhatsApp's real root.
     public var waRootKey: String?
+    /// The WhatsApp Web version to claim, e.g. `2.3000.1045649367`; unset = the built-in
+    /// `WAClientConfiguration.defaultAppVersion`. For when WhatsApp refuses ours (405, `CLIENT_OUTDATED`).
+    public var waVersion: [UInt32]?
     /// Seconds over which logged-in devices reconnect at start (no thundering herd).
     public var reconnectSpread: Double = 10
     /// Seconds a command waits for a `disconnected`/`logged_out` device before `DEVICE_NOT_CONNECTED`.
@@ -67,6 +71,7 @@ public struct BridgeConfiguration: Sendable, Equatable {
         case workerName = "WABRIDGE_WORKER_NAME"
         case waURL = "WABRIDGE_WA_URL"
         case waRootKey = "WABRIDGE_WA_ROOT_KEY"
+        case waVersion = "WABRIDGE_WA_VERSION"
         case reconnectSpread = "WABRIDGE_RECONNECT_SPREAD"
         case commandWait = "WABRIDGE_COMMAND_WAIT"
         case sendRate = "WABRIDGE_SEND_RATE"
@@ -151,6 +156,12 @@ public struct BridgeConfiguration: Sendable, Equatable {
         case .workerName: workerName = value
         case .waURL: waURL = value
         case .waRootKey: waRootKey = optional?.lowercased()
+        case .waVersion:
+            guard let optional else { waVersion = nil; break }
+            guard let version = WAClientConfiguration.parseVersion(optional) else {
+                throw ConfigurationError(code: .invalidValue, message: "\(key.rawValue): three dot-separated numbers like 2.3000.1045649367: \(value)")
+            }
+            waVersion = version
         case .reconnectSpread:
             guard let d = Double(value), d >= 0, d <= 3600 else {
                 throw ConfigurationError(code: .invalidValue, message: "\(key.rawValue): seconds 0...3600: \(value)")

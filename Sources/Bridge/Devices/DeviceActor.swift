@@ -285,7 +285,14 @@ actor DeviceActor {
             publish(DeviceEvent(deviceID: id, kind: .loggedOut(reason: reason.description)))
         case .messageStatus(let update):
             statusChanged(update)
-        case .stopped:
+        case .stopped(let reason):
+            if let error = Self.operatorError(reason, version: configuration.appVersion) {
+                // An operator must act (upgrade, wait out a ban, find the other connection): say so
+                // once, loudly, as an event, a metric and a log line, never as a silent stop.
+                logger.error("device stopped", metadata: ["code": "\(error.code)", "hint": "\(error.message)"])
+                counters.countDeviceError(error.code)
+                publish(DeviceEvent(deviceID: id, kind: .error(code: error.code, message: error.message, reason: error.reason)))
+            }
             latestQR = nil
             // A stopped client is not reused: the next login or connect makes a fresh one
             // (after a logout its cached record would be stale).
@@ -293,6 +300,29 @@ actor DeviceActor {
             failQRWaiters(DeviceError(.loginFailed, "the client stopped"))
         default:
             break
+        }
+    }
+
+    /// The `device.error` a stop deserves, if any: stops that need an operator, not those the owner
+    /// asked for, a logout (it has its own event) or an unscanned QR.
+    static func operatorError(_ reason: StopReason, version: [UInt32]) -> (code: String, message: String, reason: Int?)? {
+        switch reason {
+        case .clientOutdated:
+            return ("CLIENT_OUTDATED", "WhatsApp refused client version \(WAClientConfiguration.versionString(version)) (405); "
+                    + "set WABRIDGE_WA_VERSION to the current WhatsApp Web version and reconnect the device", 405)
+        case .refused(let f):
+            return (f.code, "WhatsApp refused the login (failure \(f.reason)); the device is not retried automatically", f.reason)
+        case .banned(let f) where f.kind == .temporaryBan:
+            let until = f.expiresIn.map { " for \($0) s" } ?? ""
+            return (f.code, "the account is temporarily banned\(until) (code \(f.banCode.map(String.init) ?? "none")); reconnect after it ends", f.reason)
+        case .banned(let f):
+            return (f.code, "the account is \(f.kind == .locked ? "locked" : "banned") (failure \(f.reason)); its keys were wiped, link it again once resolved", f.reason)
+        case .replaced:
+            return ("REPLACED", "another connection logged in as this device; it was stopped instead of fighting for it", nil)
+        case .gaveUp(let attempts):
+            return ("RECONNECT_GAVE_UP", "gave up reconnecting after \(attempts) attempts; reconnect the device", nil)
+        case .ownerRequested, .loggedOut, .qrTimeout:
+            return nil
         }
     }
 

@@ -14,6 +14,10 @@ public struct DeviceEvent: Sendable, Equatable {
         case pairingCode(String)
         case loggedIn(jid: String, lid: String?, pushName: String)
         case loggedOut(reason: String)
+        /// The device stopped and needs an operator: a stable `code` (`CLIENT_OUTDATED`,
+        /// `TEMPORARILY_BANNED`, `REPLACED`, …), a message saying what to do, and the server's
+        /// failure reason when there was one.
+        case error(code: String, message: String, reason: Int?)
     }
 
     public let deviceID: DeviceID

@@ -15,6 +15,7 @@ public enum EventType: String, Sendable, CaseIterable, Codable {
     case commandRejected = "command.rejected"
     case deviceCreated = "device.created"
     case deviceDeleted = "device.deleted"
+    case deviceError = "device.error"
 
     public var cloudEventType: String { "wabridge.\(rawValue).v1" }
 }

@@ -39,6 +39,9 @@ enum EventFactory {
             typeAndData = (.loginSuccess, ["jid": .string(jid), "lid": lid.map(JSONValue.string) ?? .null,
                                            "push_name": .string(pushName)])
         case .loggedOut(let reason): typeAndData = (.loggedOut, ["reason": .string(reason)])
+        case .error(let code, let message, let reason):
+            typeAndData = (.deviceError, ["code": .string(code), "message": .string(message),
+                                          "reason": reason.map { .number(Double($0)) } ?? .null])
         }
         return CloudEvent(id: UUID().uuidString.lowercased(), type: typeAndData.0, deviceID: e.deviceID, time: e.time,
                           jid: jid, data: typeAndData.1)

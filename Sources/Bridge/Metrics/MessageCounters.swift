@@ -13,8 +13,13 @@ public final class MessageCounters: Sendable {
     }
 
     private let counts = Mutex<[DeviceID: Counts]>([:])
+    /// Devices stopped by an error, by its code (`CLIENT_OUTDATED`, …): bounded by the codes.
+    private let errors = Mutex<[String: Int]>([:])
 
     public init() {}
+
+    func countDeviceError(_ code: String) { errors.withLock { $0[code, default: 0] += 1 } }
+    public var deviceErrorSnapshot: [String: Int] { errors.withLock { $0 } }
 
     func countReceived(_ device: DeviceID) { counts.withLock { $0[device, default: Counts()].received += 1 } }
     func countSent(_ device: DeviceID) { counts.withLock { $0[device, default: Counts()].sent += 1 } }

@@ -36,6 +36,7 @@ extension BridgeConfiguration {
             throw ConfigurationError(code: .invalidValue, message: "WABRIDGE_WA_URL is not a URL")
         }
         client.endpoint = url
+        if let waVersion { client.appVersion = waVersion }
         if let hex = waRootKey {
             var bytes: [UInt8] = []
             var i = hex.startIndex

@@ -21,7 +21,7 @@ public enum CloseReason: Sendable, Hashable {
 ///
 ///     disconnected ─start→ connecting ─loggedIn→ connected
 ///     connecting/connected ─closed(retryable)→ reconnecting ─loggedIn→ connected
-///     any ─replaced / banned / outdated / owner stop→ disconnected (stopped)
+///     any ─replaced / banned / outdated / refused / owner stop→ disconnected (stopped)
 ///     any ─device removed / 401 / 403 / 406→ logged_out (keys wiped, stopped)
 public struct ConnectionMachine: Sendable {
     public enum Input: Sendable, Hashable {
@@ -96,7 +96,9 @@ public struct ConnectionMachine: Sendable {
                 return stop(.disconnected, .failure(failure), .banned(failure))
             case .clientOutdated:
                 return stop(.disconnected, .failure(failure), .clientOutdated)
-            case .other:
+            case .refused:
+                return stop(.disconnected, .failure(failure), .refused(failure))
+            case .serverUnavailable:
                 return retry(.failure(failure), jitterUnit: jitterUnit)
             }
         case .transportLost(let why):

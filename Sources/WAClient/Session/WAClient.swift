@@ -660,7 +660,13 @@ public actor WAClient {
         case .replaced: error = WAClientError(.replaced, "another connection took over this device")
         case .loggedOut: error = WAClientError(.loggedOut, "device logged out")
         case .banned: error = WAClientError(.banned, "account banned or locked")
-        case .clientOutdated: error = WAClientError(.outdated, "client version refused")
+        case .clientOutdated:
+            error = WAClientError(.outdated, "client version refused")
+            logger.error("WhatsApp refused this client version (405); set WABRIDGE_WA_VERSION to the current WhatsApp Web version",
+                         metadata: ["version": "\(configuration.appVersionString)", "code": "CLIENT_OUTDATED"])
+        case .refused(let failure):
+            error = WAClientError(.loginRefused, "login refused: \(failure.reason) \(failure.code)")
+            logger.error("WhatsApp refused the login; not retrying", metadata: ["reason": "\(failure.reason)", "code": "\(failure.code)"])
         case .ownerRequested, .gaveUp: error = WAClientError(.stopped, "client stopped")
         }
         for sink in qrSinks { sink.finish(throwing: error) }

@@ -12,8 +12,10 @@ public struct WAClientConfiguration: Sendable {
     public var noiseTrustRoot: Curve25519PublicKey?
     /// Extra TLS roots (PEM/DER certificates) to trust for `wss://`; nil means the system's.
     public var tlsTrustRoots: [NIOSSLCertificate]?
-    /// The WhatsApp Web version we claim (UserAgent.appVersion); 2.3000.x.
-    public var appVersion: [UInt32] = [2, 3000, 1_027_868_496]
+    /// The WhatsApp Web version we claim (UserAgent.appVersion and the registration build hash).
+    /// WhatsApp refuses stale builds with `<failure reason=405>`; operators override it with
+    /// `WABRIDGE_WA_VERSION` when WhatsApp moves on before we release.
+    public var appVersion: [UInt32] = WAClientConfiguration.defaultAppVersion
     /// DeviceProps.os: the name a phone shows for this linked device.
     public var deviceName = "wabridge"
     /// When true QR strings are wrapped as `https://wa.me/settings/linked_devices#…` with a platform suffix.
@@ -53,7 +55,28 @@ public struct WAClientConfiguration: Sendable {
         return c
     }
 
-    var appVersionString: String { appVersion.map(String.init).joined(separator: ".") }
+    var appVersionString: String { Self.versionString(appVersion) }
+
+    /// The one place the default version lives. The figure is whatsmeow's `waVersion`
+    /// (store/clientpayload.go at 33cfac5, Aug 2026), which tracks the version web.whatsapp.com
+    /// serves; builds from 1025473630 (Dec 2025) to 1031716404 (Jun 2026) were reported refused with
+    /// 405 after a few months, so raise this with every release.
+    public static let defaultAppVersion: [UInt32] = [2, 3000, 1_045_649_367]
+
+    /// `"2.3000.1045649367"` as `[2, 3000, 1045649367]`: exactly three dot-separated numbers, the
+    /// first not zero; nil for anything else.
+    public static func parseVersion(_ text: String) -> [UInt32]? {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3 else { return nil }
+        let numbers = parts.compactMap { part -> UInt32? in
+            guard !part.isEmpty, part.allSatisfy(\.isASCII), part.allSatisfy(\.isNumber) else { return nil }
+            return UInt32(part)
+        }
+        guard numbers.count == 3, numbers[0] > 0 else { return nil }
+        return numbers
+    }
+
+    public static func versionString(_ version: [UInt32]) -> String { version.map(String.init).joined(separator: ".") }
 }
 
 /// Keepalive: a `w:p` ping every `minInterval…maxInterval` (random), each

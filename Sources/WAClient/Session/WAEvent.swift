@@ -68,20 +68,27 @@ public struct StateTransition: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// A `<failure reason=…>` the server sent instead of `<success>`.
+///
+/// The policy is whatsmeow's (connectionevents.go `handleConnectFailure`, types/events ConnectFailureReason):
+/// 401/403/406 log out (keys wiped), 402 is a temporary ban, 405 an outdated client, 500 and 503
+/// the only reasons retried; any other reason (400, 409, 413, 414, 415, 418, 501, unknown) stops the
+/// device with its code, because logging in again and again after a refusal risks a ban.
 public struct LoginFailure: Sendable, Hashable {
     public enum Kind: Sendable, Hashable {
         /// 401: the server no longer knows this device.
         case loggedOut
         /// 402: temporary ban; `banCode` and `expiresIn` tell more.
         case temporaryBan
-        /// 403: account locked.
+        /// 403: account locked (whatsmeow: main device gone).
         case locked
         /// 405: this client version is too old.
         case clientOutdated
-        /// 406: banned.
+        /// 406: banned (whatsmeow: unknown logout).
         case banned
-        /// 500, 503 and others: retry later.
-        case other
+        /// 500, 503: the server is unwell; retry with backoff.
+        case serverUnavailable
+        /// Any other reason: refused; stop with the code, keep the keys.
+        case refused
     }
 
     public let reason: Int
@@ -101,12 +108,35 @@ public struct LoginFailure: Sendable, Hashable {
         case 403: kind = .locked
         case 405: kind = .clientOutdated
         case 406: kind = .banned
-        default: kind = .other
+        case 500, 503: kind = .serverUnavailable
+        default: kind = .refused
         }
     }
 
     /// Whether the client should stop instead of reconnecting.
-    public var isPermanent: Bool { kind != .other }
+    public var isPermanent: Bool { kind != .serverUnavailable }
+
+    /// A stable code for operators and events (`CLIENT_OUTDATED`, `BAD_USER_AGENT`, …); reasons
+    /// without a name of their own are `LOGIN_REFUSED` (the number travels beside it).
+    public var code: String {
+        switch reason {
+        case 400: "LOGIN_REFUSED"
+        case 401: "LOGGED_OUT"
+        case 402: "TEMPORARILY_BANNED"
+        case 403: "ACCOUNT_LOCKED"
+        case 405: "CLIENT_OUTDATED"
+        case 406: "ACCOUNT_BANNED"
+        case 409: "BAD_USER_AGENT"
+        case 413: "AUTH_TOKEN_EXPIRED"
+        case 414: "AUTH_TOKEN_INVALID"
+        case 415: "ACCOUNT_NOT_FOUND"
+        case 418: "CLIENT_UNKNOWN"
+        case 500: "SERVER_ERROR"
+        case 501: "SERVER_EXPERIMENTAL"
+        case 503: "SERVICE_UNAVAILABLE"
+        default: "LOGIN_REFUSED"
+        }
+    }
 }
 
 /// Who we are once logged in.
@@ -138,6 +168,8 @@ public enum StopReason: Sendable, Hashable {
     case loggedOut(StateReason)
     case banned(LoginFailure)
     case clientOutdated
+    /// A `<failure>` with a reason that is neither a logout, a ban, outdated nor 500/503.
+    case refused(LoginFailure)
     case gaveUp(attempts: Int)
     case qrTimeout
 }
