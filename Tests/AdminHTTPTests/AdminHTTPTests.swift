@@ -17,8 +17,11 @@ struct AdminHarness {
     let manager: DeviceManager
     let token: String?
 
-    static func start(token: String? = nil, maxBody: Int = 16 * 1024) async throws -> AdminHarness {
-        let sim = try WASim()
+    static func start(token: String? = nil, maxBody: Int = 16 * 1024,
+                      sim tweak: (inout WASim.Configuration) -> Void = { _ in }) async throws -> AdminHarness {
+        var configuration = WASim.Configuration()
+        tweak(&configuration)
+        let sim = try WASim(configuration: configuration)
         try await sim.start()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("wabridge-admin-\(UUID().uuidString)")
         let data = dir.appendingPathComponent("data")

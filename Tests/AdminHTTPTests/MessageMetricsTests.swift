@@ -49,4 +49,21 @@ final class MessageMetricsTests: XCTestCase {
         }
         await h.shutdown()
     }
+
+    /// WhatsApp moves its minimum past our build: `/metrics` counts the device stopped with
+    /// `CLIENT_OUTDATED`, so an alert can fire before users notice.
+    func testOutdatedClientIsCountedOnMetrics() async throws {
+        let h = try await AdminHarness.start(sim: { $0.minimumAppVersion = [2, 3000, 2_000_000_000] })
+        let m = h.manager
+        try await h.app().test(.live) { client in
+            _ = try await call(client, .post, "/devices", json: #"{"id":"stale-1"}"#)
+            _ = try? await m.startQRLogin("stale-1")
+            for _ in 0..<200 where m.counters.deviceErrorSnapshot["CLIENT_OUTDATED"] == nil {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let text = String(decoding: try await call(client, .get, "/metrics").body, as: UTF8.self)
+            XCTAssertTrue(text.contains(#"wabridge_device_errors_total{code="CLIENT_OUTDATED"} 1"#), text)
+        }
+        await h.shutdown()
+    }
 }
