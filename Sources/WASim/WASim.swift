@@ -99,6 +99,7 @@ public actor WASim {
     private var agents: [String: SimPhoneAgent] = [:]
     private var groups: [String: GroupNodes.Info] = [:]
     private var nextGroupID: UInt64 = 120_363_000_000_000_000
+    private var metadataQueries: [String: Int] = [:]
     /// Per device: stanzas delivered (or waiting to be) and not yet acked, oldest first.
     private var outbox: [JID: [Node]] = [:]
     /// Stanzas dropped because a device's outbox was full.
@@ -806,17 +807,49 @@ extension WASim {
         return jid
     }
 
-    /// A participant leaves the group (no notification is sent; the next metadata query shows it).
-    public func removeFromGroup(_ group: JID, number: String) throws {
+    /// A participant leaves the group: every member's devices (and the one who left) get a
+    /// `w:gp2` `<remove>` notification, as the real server sends; `notify: false` leaves
+    /// clients' caches stale (a notification lost), for the participant-hash path.
+    public func removeFromGroup(_ group: JID, number: String, notify: Bool = true) async throws {
         guard var info = groups[group.user] else { throw SimError("sim.unknown_group", "no group \(group)") }
+        let before = info.participants
         info.participants.removeAll { $0.user == number }
         info.admins = info.admins.filter { $0.user != number }
         groups[group.user] = info
+        guard notify else { return }
+        let node = Node("notification", [
+            Attribute("from", .jid(info.jid)), Attribute("type", "w:gp2"), Attribute("id", .string(MessageID.random())),
+            Attribute("t", .string(String(nowSeconds))),
+        ], content: .nodes([Node("remove", content: .nodes([
+            Node("participant", [Attribute("jid", .jid(JID(user: number, server: JID.userServer)))]),
+        ]))]))
+        for member in before { for device in allDevices(of: member.user) { await deliver(node, to: device) } }
     }
+
+    /// A phone user joins the group: members' devices (the new one's too) get a `w:gp2`
+    /// `<add>` notification unless `notify` is false.
+    public func addToGroup(_ group: JID, number: String, notify: Bool = true) async throws {
+        guard var info = groups[group.user] else { throw SimError("sim.unknown_group", "no group \(group)") }
+        guard phones[number] != nil else { throw SimError.unknownPhone(number) }
+        let jid = JID(user: number, server: JID.userServer)
+        guard !info.participants.contains(jid) else { return }
+        info.participants.append(jid)
+        groups[group.user] = info
+        guard notify else { return }
+        let node = Node("notification", [
+            Attribute("from", .jid(info.jid)), Attribute("type", "w:gp2"), Attribute("id", .string(MessageID.random())),
+            Attribute("t", .string(String(nowSeconds))),
+        ], content: .nodes([Node("add", content: .nodes([Node("participant", [Attribute("jid", .jid(jid))])]))]))
+        for member in info.participants { for device in allDevices(of: member.user) { await deliver(node, to: device) } }
+    }
+
+    /// How many metadata queries (`w:g2`) for `group` the server answered.
+    public func groupMetadataQueries(_ group: JID) -> Int { metadataQueries[group.user] ?? 0 }
 
     func groupAnswer(_ query: Node, from device: JID) -> Node? {
         guard let to = query.jid("to"), to.server == JID.groupServer, let info = groups[to.user],
               info.participants.contains(where: { $0.user == device.user }) else { return nil }
+        metadataQueries[to.user, default: 0] += 1
         return GroupNodes.metadataAnswer(to: query, info: info)
     }
 

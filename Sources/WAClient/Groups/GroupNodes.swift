@@ -8,7 +8,7 @@ import WABinary
 /// (`id` is the bare group id).
 public enum GroupNodes {
     /// Most participants read from one answer.
-    public static let maxParticipants = 1_024
+    public static let maxParticipants = GroupMetadata.maxParticipants
 
     public struct Info: Sendable, Equatable {
         public var jid: JID
@@ -35,23 +35,14 @@ public enum GroupNodes {
         ], children: [Node("query", attributes: ["request": "interactive"])])
     }
 
-    public static func parseMetadata(_ answer: Node, group: JID) throws -> Info {
-        let ctx = "group metadata"
-        try IQStanza.checkResult(answer, ctx)
-        let node = try answer.required("group", in: ctx)
-        let participants = node.children("participant")
-        guard participants.count <= maxParticipants else {
-            throw WAClientError(.limitExceeded, "\(ctx): \(participants.count) participants, bound \(maxParticipants)")
+    /// The `<group>` of a metadata answer (`GroupMetadata(parsing:)`); an `<iq type=error>`
+    /// is `client.server_error`, a missing `<group>` `client.group_metadata_invalid`.
+    public static func parseMetadata(_ answer: Node, group: JID) throws -> GroupMetadata {
+        try IQStanza.checkResult(answer, "group metadata")
+        guard let node = answer.child("group") else {
+            throw WAClientError(.groupMetadataInvalid, "group metadata: <group> missing")
         }
-        var jids: [JID] = []
-        var admins: Set<JID> = []
-        for participant in participants {
-            let jid = try participant.requiredJID("jid", in: ctx).nonAD
-            jids.append(jid)
-            if let type = participant.string("type"), type == "admin" || type == "superadmin" { admins.insert(jid) }
-        }
-        return Info(jid: group.nonAD, subject: node.string("subject") ?? "", creator: node.jid("creator"),
-                    creation: node.int("creation") ?? 0, participants: jids, admins: admins)
+        return try GroupMetadata(parsing: node, expected: group)
     }
 
     /// Server side: the answer to a metadata query.

@@ -19,7 +19,13 @@ final class GroupNodesTests: XCTestCase {
         XCTAssertEqual(answer.string("id"), "g1")
         XCTAssertEqual(answer.child("group")?.string("id"), group.user, "the bare group id")
         XCTAssertEqual(answer.child("group")?.children("participant").first?.string("type"), "superadmin")
-        XCTAssertEqual(try GroupNodes.parseMetadata(answer, group: group), info)
+        let parsed = try GroupNodes.parseMetadata(answer, group: group)
+        XCTAssertEqual(parsed.jid, group)
+        XCTAssertEqual(parsed.members, [alice, bob])
+        XCTAssertEqual(parsed.admins, [alice])
+        XCTAssertEqual(parsed.creator, alice)
+        XCTAssertEqual(parsed.creation, 1_700_000_000)
+        XCTAssertEqual(parsed.addressingMode, .phoneNumber, "no addressing_mode: a phone-number group")
     }
 
     func testRefusalsAndBounds() throws {
