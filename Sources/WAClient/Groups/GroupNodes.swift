@@ -1,32 +1,14 @@
 import Foundation
 import WABinary
 
-/// Group metadata (`w:g2`): the query a client sends before a group send, its
-/// answer, and the server's side for the simulator. Shape (simulator facts):
+/// Group metadata (`w:g2`): the query a client sends before a group send and the reading
+/// of its answer (`GroupMetadata`). Shape (whatsmeow group.go `getGroupInfo`):
 /// `<iq xmlns=w:g2 type=get to=G@g.us><query request=interactive/></iq>` →
-/// `<group id creator creation subject s_t s_o><participant jid [type=admin|superadmin]/>…</group>`
-/// (`id` is the bare group id).
+/// `<group id …><participant jid …/>…</group>` (`id` is the bare group id). The server's
+/// side lives in the simulator (`WASim/Server/GroupServerNodes.swift`).
 public enum GroupNodes {
     /// Most participants read from one answer.
     public static let maxParticipants = GroupMetadata.maxParticipants
-
-    public struct Info: Sendable, Equatable {
-        public var jid: JID
-        public var subject: String
-        public var creator: JID?
-        public var creation: Int
-        public var participants: [JID]
-        public var admins: Set<JID>
-
-        public init(jid: JID, subject: String, creator: JID?, creation: Int, participants: [JID], admins: Set<JID> = []) {
-            self.jid = jid
-            self.subject = subject
-            self.creator = creator
-            self.creation = creation
-            self.participants = participants
-            self.admins = admins
-        }
-    }
 
     public static func metadataQueryIQ(id: String, group: JID) throws -> Node {
         guard group.server == JID.groupServer else { throw WAClientError(.invalidRecipient, "group query for a \(group.server) JID") }
@@ -43,22 +25,5 @@ public enum GroupNodes {
             throw WAClientError(.groupMetadataInvalid, "group metadata: <group> missing")
         }
         return try GroupMetadata(parsing: node, expected: group)
-    }
-
-    /// Server side: the answer to a metadata query.
-    public static func metadataAnswer(to query: Node, info: Info) -> Node {
-        var group = Node("group", attributes: [
-            "id": .string(info.jid.user), "subject": .string(info.subject), "creation": .string(String(info.creation)),
-            "s_t": .string(String(info.creation)),
-        ], children: info.participants.map { jid in
-            var participant = Node("participant", attributes: ["jid": .jid(jid)])
-            if info.admins.contains(jid) { participant["type"] = jid == info.creator ? "superadmin" : "admin" }
-            return participant
-        })
-        if let creator = info.creator {
-            group["creator"] = .jid(creator)
-            group["s_o"] = .jid(creator)
-        }
-        return IQStanza.result(to: query, children: [group])
     }
 }
