@@ -401,7 +401,9 @@ final class MessagingEndToEndTests: XCTestCase {
         let message = await log.received.first { $0.id == incoming }
         XCTAssertEqual(message?.chat, group)
         XCTAssertEqual(message?.isGroup, true)
-        XCTAssertEqual(message?.sender.user, alice)
+        // New groups are LID-addressed: the sender is named by LID, its phone number rides in participant_pn.
+        XCTAssertEqual(message?.senderAlt?.user, alice)
+        XCTAssertEqual(message?.sender.server, JID.lidServer)
         XCTAssertEqual(message?.content, .text("hi all", context: nil))
         let atBob = await sim.receivedMessages(phone: bob).contains { $0.id == incoming && $0.text == "hi all" }
         XCTAssertTrue(atBob)

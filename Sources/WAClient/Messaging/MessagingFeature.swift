@@ -409,18 +409,22 @@ actor MessagingState {
     /// left), the key is rotated and distributed to everyone again.
     private func sendGroup(_ message: WAE2E_Message, group: JID, id: String, ctx: Context, client: WAClient) async throws -> SentMessage {
         let info = try await groupMetadata(group, client: client)
+        // A LID group is sent as our LID device, to the members' LID devices (whatsmeow send.go).
+        let lidGroup = info.addressingMode == .lid
+        let ownAddress = lidGroup ? try ownLIDDevice(ctx) : ctx.own
         var users = info.sendAddresses
-        if !users.contains(ctx.own.nonAD) { users.append(ctx.own.nonAD) }
+        if !users.contains(ownAddress.nonAD) { users.append(ownAddress.nonAD) }
         let lists = try await devices(of: users, client: client)
         let all = users.flatMap { lists[$0]?.devices ?? [] }
-        let sender = MessageSender(store: ctx.store, ownDevice: ctx.own, deviceIdentity: ctx.deviceIdentity)
+        let sender = MessageSender(store: ctx.store, ownDevice: ownAddress, deviceIdentity: ctx.deviceIdentity)
         let holders = senderKeyHolders[group] ?? []
         let rotate = !holders.isSubset(of: Set(all))
         let needKey = rotate ? all : all.filter { !holders.contains($0) }
         let bundles = try await fetchBundles(try await sender.devicesNeedingBundles(needKey), client: client)
         let out = try await sender.groupMessage(
             id: id, group: group, message: message, participantDevices: all,
-            devicesWithSenderKey: rotate ? [] : holders, bundles: bundles, rotateSenderKey: rotate)
+            devicesWithSenderKey: rotate ? [] : holders, bundles: bundles, rotateSenderKey: rotate,
+            addressingMode: lidGroup ? .lid : nil)
         recent.insert(message, chat: group, id: id)
         try await writeAwaitingAck(out.node, id: id, client: client)
         let ack: ServerAck
@@ -437,6 +441,14 @@ actor MessagingState {
         }
         rememberHolders((rotate ? [] : holders).union(out.encryptedFor), group: group)
         return SentMessage(id: id, chat: group, timestamp: ack.timestamp, phash: ack.phash, deviceCount: out.encryptedFor.count)
+    }
+
+    /// Our own device as a LID (`lid:device@lid`), as the server told us at login.
+    private func ownLIDDevice(_ ctx: Context) throws -> JID {
+        guard let lid = ctx.record.lid, lid.server == JID.lidServer else {
+            throw WAClientError(.invalidRecipient, "a LID group needs our LID, and the server has not told it yet")
+        }
+        return JID(user: lid.user, device: ctx.own.device, server: JID.lidServer)
     }
 
     /// The group's metadata: from the cache, else one `w:g2` query (shared by concurrent sends).
@@ -762,7 +774,9 @@ actor MessagingState {
                 logger.info("retry receipt for a message no longer cached")
                 return
             }
-            let sender = MessageSender(store: ctx.store, ownDevice: ctx.own, deviceIdentity: ctx.deviceIdentity)
+            // In a LID group the device that asked is a LID and our sender key is our LID device's.
+            let own = isGroup && retry.device.server == JID.lidServer ? try ownLIDDevice(ctx) : ctx.own
+            let sender = MessageSender(store: ctx.store, ownDevice: own, deviceIdentity: ctx.deviceIdentity)
             var fetched: PreKeyBundle?
             if retry.wantsFreshBundle {
                 fetched = try await fetchBundles([retry.device], client: client, reason: "identity")[retry.device]

@@ -22,7 +22,7 @@ extension WASim {
     /// older kind.
     @discardableResult
     public func createGroup(
-        creator: String, participants: [String], subject: String, addressing: SimGroup.Addressing = .phoneNumber
+        creator: String, participants: [String], subject: String, addressing: SimGroup.Addressing = .lid
     ) throws -> JID {
         guard phones[creator] != nil else { throw SimError.unknownPhone(creator) }
         var members = [creator]
