@@ -88,7 +88,9 @@ public actor WASim {
     let media: SimMediaStore
 
     var phones: [String: SimPhone] = [:]
-    private var devices: [JID: SimDevice] = [:]
+    var devices: [JID: SimDevice] = [:]
+    /// Linked devices whose keys the simulator holds, with no connection (`provisionHeadlessDevices`).
+    var headless: [JID: SimHeadlessDevice] = [:]
     private var live: [JID: SimConnection] = [:]
     private var connections: [Int: SimConnection] = [:]
     private var nextConnectionID = 0
@@ -651,6 +653,10 @@ extension WASim {
             return
         }
         guard devices[jid] != nil else { return }
+        if let device = headless[jid] {
+            if node.tag == "message" { await device.receive(node) }
+            return
+        }
         // Changed in place: a copy per stanza made a burst quadratic.
         outbox[jid, default: []].append(node)
         if let n = outbox[jid]?.count, n > configuration.limits.maxOutbox {

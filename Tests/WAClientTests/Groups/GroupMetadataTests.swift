@@ -1,6 +1,8 @@
 import Foundation
 import WABinary
 import WAClient
+import WAProto
+import WASignal
 import XCTest
 
 /// The group metadata model against answers shaped as today's server sends them, bad
@@ -157,6 +159,30 @@ final class GroupMetadataTests: XCTestCase {
             XCTAssertThrowsError(try GroupNotification(parsing: try wire(node))) {
                 XCTAssertEqual(($0 as? WAClientError)?.code, .groupMetadataInvalid)
             }
+        }
+    }
+
+    /// A group stanza may go to more than 1,024 devices, up to the largest group WhatsApp makes.
+    func testGroupDeviceBound() async throws {
+        XCTAssertGreaterThanOrEqual(MessageSender.maxGroupDevices, 5_000 * 5)
+        let own = JID(user: "15550000009", device: 1, server: JID.userServer)
+        let sender = MessageSender(store: InMemorySignalStore(), ownDevice: own, deviceIdentity: Data())
+        let tooMany = (0...MessageSender.maxGroupDevices).map { JID(user: String(15_550_000_000 + $0), server: JID.userServer) }
+        var message = WAE2E_Message()
+        message.conversation = "x"
+        do {
+            _ = try await sender.groupMessage(id: "3EB0BOUND", group: group, message: message, participantDevices: tooMany)
+            XCTFail("past the bound")
+        } catch let error as WAClientError {
+            XCTAssertEqual(error.code, .limitExceeded)
+        }
+        // A LID group is sent from and to LID devices only.
+        do {
+            _ = try await sender.groupMessage(
+                id: "3EB0LIDPN", group: group, message: message, participantDevices: [alicePN], addressingMode: .lid)
+            XCTFail("a LID group send from a phone-number device")
+        } catch let error as WAClientError {
+            XCTAssertEqual(error.code, .invalidRecipient)
         }
     }
 }
