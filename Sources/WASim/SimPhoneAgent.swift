@@ -36,6 +36,8 @@ actor SimPhoneAgent {
     static let maxSeenKeys = 50_000
 
     let jid: JID
+    /// The phone's LID device (`lid:0`): its address in LID groups.
+    let lid: JID
     let store: InMemorySignalStore
     let signedPreKey: SignedPreKeyRecord
     private var nextPreKeyID: UInt32 = 1
@@ -59,6 +61,7 @@ actor SimPhoneAgent {
     /// `identity`: the phone's Signal identity, its account key unless a reinstall replaced it.
     init(phone: SimPhone, identity: IdentityKeyPair? = nil) throws {
         jid = phone.jid
+        lid = phone.lid
         let identity = identity ?? IdentityKeyPair(keyPair: phone.accountKey)
         store = InMemorySignalStore(identity: identity)
         signedPreKey = try SignedPreKeyRecord.generate(id: 1, identity: identity)
@@ -128,13 +131,14 @@ actor SimPhoneAgent {
         }
     }
 
-    func sender(deviceIdentity: Data) -> MessageSender {
-        MessageSender(store: store, ownDevice: jid, deviceIdentity: deviceIdentity)
+    /// A sender as `own` (the phone's phone-number JID, or its LID in a LID group).
+    func sender(deviceIdentity: Data, own: JID? = nil) -> MessageSender {
+        MessageSender(store: store, ownDevice: own ?? jid, deviceIdentity: deviceIdentity)
     }
 
     /// Devices among `devices` with no session yet.
-    func needingBundles(_ devices: [JID]) async throws -> [JID] {
-        try await sender(deviceIdentity: Data()).devicesNeedingBundles(devices)
+    func needingBundles(_ devices: [JID], own: JID? = nil) async throws -> [JID] {
+        try await sender(deviceIdentity: Data(), own: own).devicesNeedingBundles(devices)
     }
 
     func directMessage(id: String, to: JID, message: WAE2E_Message, recipient: [JID], own: [JID], bundles: [JID: PreKeyBundle]) async throws -> Node {
@@ -146,11 +150,14 @@ actor SimPhoneAgent {
         return node
     }
 
-    func groupMessage(id: String, group: JID, text: String, members: [JID], bundles: [JID: PreKeyBundle]) async throws -> Node {
+    func groupMessage(
+        id: String, group: JID, text: String, members: [JID], bundles: [JID: PreKeyBundle], own: JID? = nil,
+        addressing: GroupMetadata.AddressingMode? = nil
+    ) async throws -> Node {
         var message = WAE2E_Message()
         message.conversation = text
-        var node = try await sender(deviceIdentity: Data()).groupMessage(
-            id: id, group: group, message: message, participantDevices: members, bundles: bundles).node
+        var node = try await sender(deviceIdentity: Data(), own: own).groupMessage(
+            id: id, group: group, message: message, participantDevices: members, bundles: bundles, addressingMode: addressing).node
         sent.insert(message, chat: group, id: id)
         if case .nodes(let children) = node.content { node.content = .nodes(children.filter { $0.tag != "device-identity" }) }
         return node
@@ -160,8 +167,10 @@ actor SimPhoneAgent {
     /// resend fails), with `bundle` when the device's fresh bundle was fetched.
     func resend(for retry: RetryReceipt, bundle: PreKeyBundle?) async -> Node? {
         let chat = retry.from.server == JID.groupServer ? retry.from : (retry.recipient ?? retry.from).nonAD
+        // In a LID group the device that asked is a LID and our sender key is our LID's.
+        let own = retry.participant?.server == JID.lidServer ? lid : jid
         guard let message = sent.message(chat: chat, id: retry.messageID),
-              var node = try? await sender(deviceIdentity: Data()).resend(message, chat: chat, for: retry, bundle: bundle)
+              var node = try? await sender(deviceIdentity: Data(), own: own).resend(message, chat: chat, for: retry, bundle: bundle)
         else { return nil }
         if case .nodes(let children) = node.content { node.content = .nodes(children.filter { $0.tag != "device-identity" }) }
         resends += 1

@@ -91,8 +91,10 @@ public actor WASim {
     nonisolated let mediaAuth = Symmetric.randomBytes(24).base64EncodedString()
     let media: SimMediaStore
 
-    private var phones: [String: SimPhone] = [:]
-    private var devices: [JID: SimDevice] = [:]
+    var phones: [String: SimPhone] = [:]
+    var devices: [JID: SimDevice] = [:]
+    /// Linked devices whose keys the simulator holds, with no connection (`provisionHeadlessDevices`).
+    var headless: [JID: SimHeadlessDevice] = [:]
     private var live: [JID: SimConnection] = [:]
     private var connections: [Int: SimConnection] = [:]
     private var nextConnectionID = 0
@@ -100,9 +102,11 @@ public actor WASim {
     private var loginFaults: [JID: SimFault] = [:]
     private var slow: [JID: Duration] = [:]
     private var nextLID: UInt64 = 100_000_000_000_000
-    private var agents: [String: SimPhoneAgent] = [:]
-    private var groups: [String: GroupNodes.Info] = [:]
-    private var nextGroupID: UInt64 = 120_363_000_000_000_000
+    var agents: [String: SimPhoneAgent] = [:]
+    /// Groups by id (`Server/WASim+Groups.swift`); metadata queries answered per group.
+    var groups: [String: SimGroup] = [:]
+    var nextGroupID: UInt64 = 120_363_000_000_000_000
+    var metadataQueries: [String: Int] = [:]
     /// Per device: stanzas delivered (or waiting to be) and not yet acked, oldest first.
     private var outbox: [JID: [Node]] = [:]
     /// Stanzas dropped because a device's outbox was full.
@@ -591,20 +595,19 @@ extension WASim {
     @discardableResult
     func routeMessage(_ sent: Node, from sender: JID, connection: SimConnection? = nil) async -> Node {
         let now = nowSeconds
+        if let to = sent.jid("to"), to.server == JID.groupServer {
+            // Groups: the server-side rules and fan-out of `Server/GroupRouting.swift`.
+            let routed = routeGroupMessage(sent, from: sender, timestamp: now)
+            logger.debug("group message routed", metadata: [
+                "to": "\(to)", "delivered_to": "\(routed.deliveries.count)", "error": "\(routed.ack.string("error") ?? "")",
+            ])
+            await connection?.sendMessageAck(routed.ack)
+            for delivery in routed.deliveries { await deliver(delivery.node, to: delivery.device) }
+            return routed.ack
+        }
         var deliveries: [ServerMessageRouting.Delivery] = []
         let ack: Node
-        if let to = sent.jid("to"), to.server == JID.groupServer {
-            if let info = groups[to.user], info.participants.contains(where: { $0.user == sender.user }),
-               let fanned = try? ServerMessageRouting.deliveries(
-                   of: sent, from: sender, memberDevices: info.participants.flatMap { allDevices(of: $0.user) },
-                   timestamp: now, pushName: phones[sender.user]?.pushName) {
-                deliveries = fanned
-                let members = Set(info.participants.flatMap { allDevices(of: $0.user) })
-                ack = ServerMessageRouting.ack(for: sent, timestamp: now, phash: ParticipantHash.v2(members))
-            } else {
-                ack = ServerMessageRouting.ack(for: sent, timestamp: now, error: 403)
-            }
-        } else if let to = sent.jid("to"), to.server == JID.userServer || to.server == JID.lidServer,
+        if let to = sent.jid("to"), to.server == JID.userServer || to.server == JID.lidServer,
            let fanned = try? ServerMessageRouting.deliveries(of: sent, from: sender, timestamp: now, pushName: phones[sender.user]?.pushName) {
             let known = Set(allDevices(of: phoneNumberForm(to).user) + allDevices(of: sender.user))
             deliveries = fanned.compactMap { delivery in
@@ -654,6 +657,10 @@ extension WASim {
             return
         }
         guard devices[jid] != nil else { return }
+        if let device = headless[jid] {
+            if node.tag == "message" { await device.receive(node) }
+            return
+        }
         // Changed in place: a copy per stanza made a burst quadratic.
         outbox[jid, default: []].append(node)
         if let n = outbox[jid]?.count, n > configuration.limits.maxOutbox {
@@ -791,61 +798,6 @@ extension WASim {
     public func dropSession(phone number: String, with device: JID) async throws {
         guard let agent = agents[number] else { throw SimError.unknownPhone(number) }
         await agent.store.deleteSession(for: SignalAddress(jid: device))
-    }
-
-    // MARK: Groups
-
-    /// Creates a group of simulated phone users (`creator` first, an admin). Returns `ID@g.us`.
-    @discardableResult
-    public func createGroup(creator: String, participants: [String], subject: String) throws -> JID {
-        guard phones[creator] != nil else { throw SimError.unknownPhone(creator) }
-        guard participants.count < GroupNodes.maxParticipants else { throw SimError("sim.bad_request", "too many participants") }
-        nextGroupID += 1
-        let jid = JID(user: String(nextGroupID), server: JID.groupServer)
-        let creatorJID = JID(user: creator, server: JID.userServer)
-        var members = [creatorJID]
-        for number in participants where number != creator { members.append(JID(user: number, server: JID.userServer)) }
-        groups[jid.user] = GroupNodes.Info(
-            jid: jid, subject: subject, creator: creatorJID, creation: nowSeconds, participants: members, admins: [creatorJID])
-        return jid
-    }
-
-    /// A participant leaves the group (no notification is sent; the next metadata query shows it).
-    public func removeFromGroup(_ group: JID, number: String) throws {
-        guard var info = groups[group.user] else { throw SimError("sim.unknown_group", "no group \(group)") }
-        info.participants.removeAll { $0.user == number }
-        info.admins = info.admins.filter { $0.user != number }
-        groups[group.user] = info
-    }
-
-    func groupAnswer(_ query: Node, from device: JID) -> Node? {
-        guard let to = query.jid("to"), to.server == JID.groupServer, let info = groups[to.user],
-              info.participants.contains(where: { $0.user == device.user }) else { return nil }
-        return GroupNodes.metadataAnswer(to: query, info: info)
-    }
-
-    /// The phone `number` sends a text to a group it is in: the sender key distribution to every
-    /// member device, then the skmsg. Returns the message id.
-    @discardableResult
-    public func sendGroupText(from number: String, group: JID, text: String, id: String? = nil) async throws -> String {
-        guard let phone = phones[number], let agent = agents[number] else { throw SimError.unknownPhone(number) }
-        guard let info = groups[group.user], info.participants.contains(where: { $0.user == number }) else {
-            throw SimError("sim.not_in_group", "\(number) is not in \(group)")
-        }
-        let id = id ?? MessageID.random(ownJID: phone.jid)
-        let members = info.participants.flatMap { allDevices(of: $0.user) }
-        var bundles: [JID: PreKeyBundle] = [:]
-        for device in try await agent.needingBundles(members) {
-            if let bundle = await bundle(for: device) { bundles[device] = bundle }
-        }
-        let node: Node
-        do { node = try await agent.groupMessage(id: id, group: info.jid, text: text, members: members, bundles: bundles) } catch {
-            throw SimError("sim.send_failed", "phone could not encrypt: \((error as? WAClientError)?.code.rawValue ?? "?")")
-        }
-        await agent.markSent(id)
-        let ack = await routeMessage(node, from: phone.jid)
-        if let error = ack.string("error") { throw SimError("sim.send_failed", "routing refused: \(error)") }
-        return id
     }
 
     /// The phone `number` reads messages of a chat: a read receipt to their sender.

@@ -374,7 +374,8 @@ final class MessagingEndToEndTests: XCTestCase {
         let harness = try await SimHarness.start()
         let sim = harness.sim
         let store = InMemoryDeviceStore()
-        let client = await harness.messagingClient(store: store)
+        let messaging = MessagingFeature(store: store)
+        let client = WAClient(store: store, configuration: await harness.configuration(), features: [messaging])
         let log = EventLog.watching(client)
         let me = "15550100061", alice = "15550100062", bob = "15550100063"
         let info = try await within(20) { try await harness.qrLogin(client, phone: me) }
@@ -400,7 +401,9 @@ final class MessagingEndToEndTests: XCTestCase {
         let message = await log.received.first { $0.id == incoming }
         XCTAssertEqual(message?.chat, group)
         XCTAssertEqual(message?.isGroup, true)
-        XCTAssertEqual(message?.sender.user, alice)
+        // New groups are LID-addressed: the sender is named by LID, its phone number rides in participant_pn.
+        XCTAssertEqual(message?.senderAlt?.user, alice)
+        XCTAssertEqual(message?.sender.server, JID.lidServer)
         XCTAssertEqual(message?.content, .text("hi all", context: nil))
         let atBob = await sim.receivedMessages(phone: bob).contains { $0.id == incoming && $0.text == "hi all" }
         XCTAssertTrue(atBob)
@@ -416,6 +419,8 @@ final class MessagingEndToEndTests: XCTestCase {
         }
         // Bob leaves: the key is rotated and distributed again to the devices left; bob gets nothing.
         try await sim.removeFromGroup(group, number: bob)
+        // The server's w:gp2 notification drops the cached metadata; the next send asks again.
+        try await eventually(5, "the client dropped the stale metadata") { await messaging.cachedGroup(group) == nil }
         let rotated = try await client.sendText(to: group, text: "after bob left")
         XCTAssertEqual(rotated.deviceCount, 2, "alice's phone and our own phone get the new key")
         try await eventually(5, "alice decrypted under the new key") {

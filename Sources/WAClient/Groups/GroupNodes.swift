@@ -1,32 +1,14 @@
 import Foundation
 import WABinary
 
-/// Group metadata (`w:g2`): the query a client sends before a group send, its
-/// answer, and the server's side for the simulator. Shape (simulator facts):
+/// Group metadata (`w:g2`): the query a client sends before a group send and the reading
+/// of its answer (`GroupMetadata`). Shape (whatsmeow group.go `getGroupInfo`):
 /// `<iq xmlns=w:g2 type=get to=G@g.us><query request=interactive/></iq>` →
-/// `<group id creator creation subject s_t s_o><participant jid [type=admin|superadmin]/>…</group>`
-/// (`id` is the bare group id).
+/// `<group id …><participant jid …/>…</group>` (`id` is the bare group id). The server's
+/// side lives in the simulator (`WASim/Server/GroupServerNodes.swift`).
 public enum GroupNodes {
     /// Most participants read from one answer.
-    public static let maxParticipants = 1_024
-
-    public struct Info: Sendable, Equatable {
-        public var jid: JID
-        public var subject: String
-        public var creator: JID?
-        public var creation: Int
-        public var participants: [JID]
-        public var admins: Set<JID>
-
-        public init(jid: JID, subject: String, creator: JID?, creation: Int, participants: [JID], admins: Set<JID> = []) {
-            self.jid = jid
-            self.subject = subject
-            self.creator = creator
-            self.creation = creation
-            self.participants = participants
-            self.admins = admins
-        }
-    }
+    public static let maxParticipants = GroupMetadata.maxParticipants
 
     public static func metadataQueryIQ(id: String, group: JID) throws -> Node {
         guard group.server == JID.groupServer else { throw WAClientError(.invalidRecipient, "group query for a \(group.server) JID") }
@@ -35,39 +17,13 @@ public enum GroupNodes {
         ], children: [Node("query", attributes: ["request": "interactive"])])
     }
 
-    public static func parseMetadata(_ answer: Node, group: JID) throws -> Info {
-        let ctx = "group metadata"
-        try IQStanza.checkResult(answer, ctx)
-        let node = try answer.required("group", in: ctx)
-        let participants = node.children("participant")
-        guard participants.count <= maxParticipants else {
-            throw WAClientError(.limitExceeded, "\(ctx): \(participants.count) participants, bound \(maxParticipants)")
+    /// The `<group>` of a metadata answer (`GroupMetadata(parsing:)`); an `<iq type=error>`
+    /// is `client.server_error`, a missing `<group>` `client.group_metadata_invalid`.
+    public static func parseMetadata(_ answer: Node, group: JID) throws -> GroupMetadata {
+        try IQStanza.checkResult(answer, "group metadata")
+        guard let node = answer.child("group") else {
+            throw WAClientError(.groupMetadataInvalid, "group metadata: <group> missing")
         }
-        var jids: [JID] = []
-        var admins: Set<JID> = []
-        for participant in participants {
-            let jid = try participant.requiredJID("jid", in: ctx).nonAD
-            jids.append(jid)
-            if let type = participant.string("type"), type == "admin" || type == "superadmin" { admins.insert(jid) }
-        }
-        return Info(jid: group.nonAD, subject: node.string("subject") ?? "", creator: node.jid("creator"),
-                    creation: node.int("creation") ?? 0, participants: jids, admins: admins)
-    }
-
-    /// Server side: the answer to a metadata query.
-    public static func metadataAnswer(to query: Node, info: Info) -> Node {
-        var group = Node("group", attributes: [
-            "id": .string(info.jid.user), "subject": .string(info.subject), "creation": .string(String(info.creation)),
-            "s_t": .string(String(info.creation)),
-        ], children: info.participants.map { jid in
-            var participant = Node("participant", attributes: ["jid": .jid(jid)])
-            if info.admins.contains(jid) { participant["type"] = jid == info.creator ? "superadmin" : "admin" }
-            return participant
-        })
-        if let creator = info.creator {
-            group["creator"] = .jid(creator)
-            group["s_o"] = .jid(creator)
-        }
-        return IQStanza.result(to: query, children: [group])
+        return try GroupMetadata(parsing: node, expected: group)
     }
 }

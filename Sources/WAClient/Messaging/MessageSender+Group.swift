@@ -22,14 +22,25 @@ extension MessageSender {
     /// `rotateSenderKey` (after a member left) replaces our sender key first
     /// and distributes the new one to every device, so the one who left cannot
     /// read what follows; the caller then forgets who held the old key.
+    ///
+    /// A LID group (`addressingMode: .lid`, facts: whatsmeow send.go `sendGroup` and
+    /// `prepareMessageNode`): the stanza carries `addressing_mode=lid`, `participantDevices`
+    /// are LID devices and `ownDevice` must be our LID device, so our sender key is named
+    /// after it (the name receivers see in `participant`).
     public func groupMessage(
         id: String, group: JID, message: WAE2E_Message, participantDevices: [JID],
-        devicesWithSenderKey: Set<JID> = [], bundles: [JID: PreKeyBundle] = [:], rotateSenderKey: Bool = false
+        devicesWithSenderKey: Set<JID> = [], bundles: [JID: PreKeyBundle] = [:], rotateSenderKey: Bool = false,
+        addressingMode: GroupMetadata.AddressingMode? = nil
     ) async throws -> OutgoingMessage {
         guard group.server == JID.groupServer else { throw WAClientError(.invalidRecipient, "group send to a \(group.server) JID") }
         guard MessageID.isAcceptable(id) else { throw WAClientError(.invalidRecipient, "message id not acceptable") }
-        guard participantDevices.count <= Self.maxDevices else {
-            throw WAClientError(.limitExceeded, "group of \(participantDevices.count) devices, bound \(Self.maxDevices)")
+        guard participantDevices.count <= Self.maxGroupDevices else {
+            throw WAClientError(.limitExceeded, "group of \(participantDevices.count) devices, bound \(Self.maxGroupDevices)")
+        }
+        if addressingMode == .lid {
+            guard ownDevice.server == JID.lidServer, participantDevices.allSatisfy({ $0.server == JID.lidServer }) else {
+                throw WAClientError(.invalidRecipient, "a LID group is sent from and to LID devices")
+            }
         }
         let name = SenderKeyName(groupID: group.description, sender: SignalAddress(jid: ownDevice))
         let skdm: SenderKeyDistributionMessage
@@ -56,6 +67,7 @@ extension MessageSender {
         var node = Node("message", attributes: [
             "to": .jid(group), "id": .string(id), "type": .string(Self.stanzaType(of: message)),
         ])
+        if let addressingMode { node["addressing_mode"] = .string(addressingMode.rawValue) }
         if let edit = Self.editAttribute(of: message) { node["edit"] = .string(edit) }
         node["phash"] = .string(phash)
         var children: [Node] = []

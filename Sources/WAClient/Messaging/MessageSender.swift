@@ -20,8 +20,14 @@ import WASignal
 /// phash covers every device of the conversation, ours included (the sending
 /// device too), as whatsmeow computes it over the usync result.
 public struct MessageSender: Sendable {
-    /// Most devices one stanza is encrypted for.
+    /// Most devices one 1:1 stanza is encrypted for.
     public static let maxDevices = 1_024
+    /// Most devices one group stanza is encrypted for. whatsmeow sends a group message as one
+    /// stanza for every member device, however many (send.go `sendGroup`); the bound is the
+    /// largest group WhatsApp makes: 5,000 members (community announcement groups) with a
+    /// phone and four companions each. At ~300 bytes per sender key distribution that is
+    /// ~7.5 MB, inside one Noise frame (2^24 - 1 bytes).
+    public static let maxGroupDevices = 25_000
 
     public let store: any SignalProtocolStore
     /// Our own device JID (`user:device@s.whatsapp.net`).

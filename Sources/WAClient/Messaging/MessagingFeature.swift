@@ -141,6 +141,10 @@ public final class MessagingFeature: WAClientFeature {
         /// Device lists kept (users) and for how long.
         public var deviceCacheCapacity = 1_000
         public var deviceCacheTTL: TimeInterval = 3_600
+        /// Group metadata kept (groups) and for how long at most (`w:gp2` notifications and
+        /// participant-hash mismatches drop an entry sooner).
+        public var groupCacheCapacity = 1_000
+        public var groupCacheTTL: TimeInterval = 86_400
         public init() {}
     }
 
@@ -172,6 +176,8 @@ public final class MessagingFeature: WAClientFeature {
             await client.ack(node)
             if node.string("type") == "devices" {
                 await state.applyDeviceNotification(node)
+            } else if node.string("type") == "w:gp2" {
+                await state.applyGroupNotification(node)
             } else if let own = OwnDevicesNotification(parsing: node) {
                 await state.applyOwnDevices(own, client: client)
             } else if PreKeyNodes.lowPreKeyCount(in: node) != nil {
@@ -194,6 +200,9 @@ public final class MessagingFeature: WAClientFeature {
 
     /// The cached device list of `user`, nil when not cached (for tests and diagnostics).
     public func cachedDevices(of user: JID) async -> [JID]? { await state.cachedDevices(of: user) }
+
+    /// The cached metadata of `group`, nil when not cached (for tests and diagnostics).
+    public func cachedGroup(_ group: JID) async -> GroupMetadata? { await state.cachedGroup(group) }
 
     /// How many one-time prekeys this feature uploaded, per upload (for tests and metrics).
     public var preKeyUploads: [Int] { get async { await state.uploads } }
@@ -260,6 +269,11 @@ actor MessagingState {
     let configuration: MessagingFeature.Configuration
     let logger: Logger
     private var deviceCache: DeviceListCache
+    private var groupCache: GroupMetadataCache
+    /// Metadata queries in flight, so concurrent sends to one group ask once.
+    private var groupFetches: [JID: Task<GroupMetadata, any Error>] = [:]
+    /// Counts group notifications: an answer fetched while one came in may be stale, so it is not cached.
+    private var groupEpoch: UInt64 = 0
     private var recent: RecentMessageCache
     private var receiver: MessageReceiver?
     private var receiverDevice: JID?
@@ -294,6 +308,7 @@ actor MessagingState {
         self.onMessage = onMessage
         self.onStatus = onStatus
         deviceCache = DeviceListCache(capacity: configuration.deviceCacheCapacity, ttl: configuration.deviceCacheTTL)
+        groupCache = GroupMetadataCache(capacity: configuration.groupCacheCapacity, ttl: configuration.groupCacheTTL)
         recent = RecentMessageCache(capacity: configuration.recentMessages)
     }
 
@@ -393,26 +408,79 @@ actor MessagingState {
     /// yet, the skmsg, the ack. When a device that held the key is no longer a member (someone
     /// left), the key is rotated and distributed to everyone again.
     private func sendGroup(_ message: WAE2E_Message, group: JID, id: String, ctx: Context, client: WAClient) async throws -> SentMessage {
-        let info = try GroupNodes.parseMetadata(
-            try await client.sendIQ(GroupNodes.metadataQueryIQ(id: nextID("g"), group: group)), group: group)
-        var users = info.participants
-        if !users.contains(ctx.own.nonAD) { users.append(ctx.own.nonAD) }
+        let info = try await groupMetadata(group, client: client)
+        // A LID group is sent as our LID device, to the members' LID devices (whatsmeow send.go).
+        let lidGroup = info.addressingMode == .lid
+        let ownAddress = lidGroup ? try ownLIDDevice(ctx) : ctx.own
+        var users = info.sendAddresses
+        if !users.contains(ownAddress.nonAD) { users.append(ownAddress.nonAD) }
         let lists = try await devices(of: users, client: client)
         let all = users.flatMap { lists[$0]?.devices ?? [] }
-        let sender = MessageSender(store: ctx.store, ownDevice: ctx.own, deviceIdentity: ctx.deviceIdentity)
+        let sender = MessageSender(store: ctx.store, ownDevice: ownAddress, deviceIdentity: ctx.deviceIdentity)
         let holders = senderKeyHolders[group] ?? []
         let rotate = !holders.isSubset(of: Set(all))
         let needKey = rotate ? all : all.filter { !holders.contains($0) }
         let bundles = try await fetchBundles(try await sender.devicesNeedingBundles(needKey), client: client)
         let out = try await sender.groupMessage(
             id: id, group: group, message: message, participantDevices: all,
-            devicesWithSenderKey: rotate ? [] : holders, bundles: bundles, rotateSenderKey: rotate)
+            devicesWithSenderKey: rotate ? [] : holders, bundles: bundles, rotateSenderKey: rotate,
+            addressingMode: lidGroup ? .lid : nil)
         recent.insert(message, chat: group, id: id)
         try await writeAwaitingAck(out.node, id: id, client: client)
-        let ack = try await accepted(id: id, chat: group, own: ctx.own, client: client)
+        let ack: ServerAck
+        do { ack = try await accepted(id: id, chat: group, own: ctx.own, client: client) } catch let error as WAClientError
+            where error.code == .serverError {
+            // Refused (not a member any more, addressed wrongly): ask for the metadata again next time.
+            groupCache.invalidate(group)
+            throw error
+        }
+        if let phash = ack.phash, phash != out.phash {
+            // The server counts other devices than we did: members changed (whatsmeow drops its entry too).
+            groupCache.invalidate(group)
+            logger.info("group participant hash differs; metadata dropped from the cache")
+        }
         rememberHolders((rotate ? [] : holders).union(out.encryptedFor), group: group)
         return SentMessage(id: id, chat: group, timestamp: ack.timestamp, phash: ack.phash, deviceCount: out.encryptedFor.count)
     }
+
+    /// Our own device as a LID (`lid:device@lid`), as the server told us at login.
+    private func ownLIDDevice(_ ctx: Context) throws -> JID {
+        guard let lid = ctx.record.lid, lid.server == JID.lidServer else {
+            throw WAClientError(.invalidRecipient, "a LID group needs our LID, and the server has not told it yet")
+        }
+        return JID(user: lid.user, device: ctx.own.device, server: JID.lidServer)
+    }
+
+    /// The group's metadata: from the cache, else one `w:g2` query (shared by concurrent sends).
+    private func groupMetadata(_ group: JID, client: WAClient) async throws -> GroupMetadata {
+        if let cached = groupCache.metadata(of: group) { return cached }
+        if let running = groupFetches[group] { return try await running.value }
+        let id = nextID("g")
+        let epoch = groupEpoch
+        let fetch = Task { try GroupNodes.parseMetadata(try await client.sendIQ(GroupNodes.metadataQueryIQ(id: id, group: group)), group: group) }
+        groupFetches[group] = fetch
+        defer { groupFetches[group] = nil }
+        let metadata = try await fetch.value
+        if epoch == groupEpoch { groupCache.store(metadata) }
+        return metadata
+    }
+
+    /// A group changed (`w:gp2`): its cached metadata is stale; a create notification brings it whole.
+    func applyGroupNotification(_ node: Node) {
+        let notification: GroupNotification
+        do { notification = try GroupNotification(parsing: node) } catch {
+            logger.info("group notification ignored (malformed)",
+                        metadata: ["error": "\((error as? WAClientError)?.code.rawValue ?? "?")"])
+            return
+        }
+        groupEpoch += 1
+        let dropped = groupCache.invalidate(notification.group)
+        for case .create(let metadata) in notification.changes { groupCache.store(metadata) }
+        logger.debug("group notification", metadata: ["dropped": "\(dropped)", "changes": "\(notification.changes.count)"])
+    }
+
+    /// The cached metadata of a group (tests, diagnostics).
+    func cachedGroup(_ group: JID) -> GroupMetadata? { groupCache.metadata(of: group) }
 
     /// A user linked or unlinked a device: update (or drop) the cached list.
     func applyDeviceNotification(_ node: Node) {
@@ -706,7 +774,9 @@ actor MessagingState {
                 logger.info("retry receipt for a message no longer cached")
                 return
             }
-            let sender = MessageSender(store: ctx.store, ownDevice: ctx.own, deviceIdentity: ctx.deviceIdentity)
+            // In a LID group the device that asked is a LID and our sender key is our LID device's.
+            let own = isGroup && retry.device.server == JID.lidServer ? try ownLIDDevice(ctx) : ctx.own
+            let sender = MessageSender(store: ctx.store, ownDevice: own, deviceIdentity: ctx.deviceIdentity)
             var fetched: PreKeyBundle?
             if retry.wantsFreshBundle {
                 fetched = try await fetchBundles([retry.device], client: client, reason: "identity")[retry.device]
