@@ -112,6 +112,7 @@ public actor WASim {
         var finish: CheckedContinuation<Data, any Error>?
     }
     private var codePairings: [String: CodePairing] = [:]
+    private var cleanedDirty: [JID: [String]] = [:]
 
     public init(configuration: Configuration = Configuration()) throws {
         self.configuration = configuration
@@ -281,10 +282,15 @@ public actor WASim {
 
     func preKeyCount(_ jid: JID) -> Int { devices[jid]?.uploadedPreKeys ?? 0 }
 
-    func storeUpload(_ upload: SimConnection.PreKeyUpload, for jid: JID) {
-        guard var device = devices[jid] else { return }
+    /// Keeps a verified upload (`ServerPreKeys.verify`); a refused one changes nothing.
+    func storeUpload(_ upload: ServerPreKeys.Upload, for jid: JID) throws(ServerPreKeys.Refusal) {
+        guard var device = devices[jid] else { throw .notAcceptable("unknown device") }
+        do { try ServerPreKeys.verify(upload, registeredIdentity: device.identityKey) } catch {
+            logger.info("prekey upload refused", metadata: ["device": "\(jid)", "reason": "\(error.reason)"])
+            throw error
+        }
         for (id, key) in upload.preKeys where device.preKeys.count < SimDevice.maxPreKeys { device.preKeys[id] = key }
-        if let signed = upload.signedPreKey { device.signedPreKey = signed }
+        device.signedPreKey = upload.signedPreKey
         devices[jid] = device
     }
 
@@ -473,6 +479,24 @@ public actor WASim {
         for mine in devices.keys where mine.user == user.user && mine != jid { await deliver(sync, to: mine) }
     }
 
+    /// Sends an `<ib>` with these children to the device's live connection (e.g. `<dirty type
+    /// timestamp>`, `<edge_routing>`, `<offline_preview>`, `<downgrade_webclient>`). False when it is offline.
+    @discardableResult
+    public func sendIB(_ children: [Node], to jid: JID) async -> Bool {
+        guard let connection = live[jid] else { return false }
+        await connection.deliverNotification(Node("ib", content: .nodes(children)))
+        return true
+    }
+
+    /// A device sent `<iq xmlns=urn:xmpp:whatsapp:dirty><clean type>`.
+    func cleaned(_ kind: String, by jid: JID) {
+        cleanedDirty[jid, default: []].append(kind)
+        if cleanedDirty[jid]!.count > 64 { cleanedDirty[jid]!.removeFirst() }
+    }
+
+    /// The dirty bits a device marked clean, oldest first (the newest 64).
+    public func dirtyCleaned(by jid: JID) -> [String] { cleanedDirty[jid] ?? [] }
+
     /// Injects a fault for one device.
     public func inject(_ fault: SimFault, device jid: JID) async {
         switch fault {
@@ -574,11 +598,11 @@ extension WASim {
     /// one-time prekey. For tests that drain a device's prekeys.
     public func fetchBundle(for jid: JID) async -> PreKeyBundle? { await bundle(for: jid) }
 
-    func bundleAnswer(_ query: Node) async throws -> Node {
-        let asked = try PreKeyNodes.parseBundleQuery(query)
+    func bundleAnswer(_ query: Node) async throws(ServerPreKeys.Refusal) -> Node {
+        let asked = try ServerPreKeys.parseBundleQuery(query)
         var bundles: [(JID, PreKeyBundle?)] = []
         for jid in asked { bundles.append((jid, await bundle(for: jid))) }
-        return PreKeyNodes.bundleAnswer(to: query, bundles: bundles)
+        return ServerPreKeys.bundleAnswer(to: query, bundles: bundles)
     }
 
     /// A `<message>` from `sender`: the sender's `<ack>` (with the server's participant hash)
