@@ -113,6 +113,7 @@ public actor WASim {
     }
     private var codePairings: [String: CodePairing] = [:]
     private var cleanedDirty: [JID: [String]] = [:]
+    private var receivedAcks: [JID: [Node]] = [:]
 
     public init(configuration: Configuration = Configuration()) throws {
         self.configuration = configuration
@@ -334,8 +335,7 @@ public actor WASim {
     /// The phone scans a QR string; returns the new linked device's JID once the client countersigned.
     public func scanQR(phone number: String, qr: String) async throws -> JID {
         guard phones[number] != nil else { throw SimError.unknownPhone(number) }
-        let contents: Pairing.QRContents
-        do { contents = try Pairing.parseQR(qr) } catch { throw SimError.badQR("not a WhatsApp QR string") }
+        let contents = try SimQRCode(scanning: qr)
         guard let entry = refs[contents.ref] else { throw SimError.unknownRef() }
         guard entry.expires > .now else { throw SimError("sim.ref_expired", "the QR ref has expired") }
         let connection = entry.connection
@@ -487,6 +487,17 @@ public actor WASim {
         await connection.deliverNotification(Node("ib", content: .nodes(children)))
         return true
     }
+
+    /// Sends a server notification to the device's live connection (not kept in its outbox). False when offline.
+    @discardableResult
+    public func sendNotification(_ node: Node, to jid: JID) async -> Bool {
+        guard let connection = live[jid] else { return false }
+        await connection.deliverNotification(node)
+        return true
+    }
+
+    /// The newest acks a device sent (at most 256), oldest first.
+    public func acks(from jid: JID) -> [Node] { receivedAcks[jid] ?? [] }
 
     /// A device sent `<iq xmlns=urn:xmpp:whatsapp:dirty><clean type>`.
     func cleaned(_ kind: String, by jid: JID) {
@@ -690,6 +701,8 @@ extension WASim {
 
     /// A device acked a message or receipt: it leaves the outbox.
     func acked(_ ack: Node, by jid: JID) {
+        receivedAcks[jid, default: []].append(ack)
+        if receivedAcks[jid]!.count > 256 { receivedAcks[jid]!.removeFirst() }
         guard let id = ack.string("id"), let kind = ack.string("class"),
               let index = outbox[jid]?.firstIndex(where: { $0.tag == kind && $0.string("id") == id }) else { return }
         outbox[jid]?.remove(at: index)
