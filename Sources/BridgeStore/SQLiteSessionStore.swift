@@ -175,7 +175,8 @@ public final class SQLiteSessionStore: DeviceStore, SignalProtocolStore, Sendabl
 
     /// The caller's answer to an `IdentityChange`: trust the new key from now on.
     public func acceptIdentity(_ change: IdentityChange) async throws {
-        try await saveIdentity(change.newKey, for: change.address)
+        guard let key = change.newKey else { return }
+        try await saveIdentity(key, for: change.address)
     }
 
     // MARK: PreKeyStore
@@ -285,6 +286,19 @@ public final class SQLiteSessionStore: DeviceStore, SignalProtocolStore, Sendabl
         let name = address.description
         try await write("deleteSession") { db in
             try db.execute(sql: "DELETE FROM session WHERE address = ?", arguments: [name])
+        }
+    }
+
+    @discardableResult
+    public func deleteAllSessionsAndIdentities(named name: String) async throws -> [SignalAddress] {
+        // Addresses are `name:device`; compared by prefix, not LIKE (a LID name holds `_`).
+        let prefix = name + ":"
+        return try await write("deleteAllSessionsAndIdentities") { db in
+            let gone = try String.fetchAll(
+                db, sql: "SELECT address FROM session WHERE substr(address, 1, length(?)) = ?", arguments: [prefix, prefix])
+            try db.execute(sql: "DELETE FROM session WHERE substr(address, 1, length(?)) = ?", arguments: [prefix, prefix])
+            try db.execute(sql: "DELETE FROM identity WHERE substr(address, 1, length(?)) = ?", arguments: [prefix, prefix])
+            return gone.compactMap { SignalAddress(parsing: $0) }
         }
     }
 

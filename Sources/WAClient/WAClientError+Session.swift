@@ -24,6 +24,8 @@ extension WAClientError.Code {
     public static let qrTimeout = WAClientError.Code(rawValue: "client.qr_timeout")
     /// Pairing data from the server did not check out (HMAC, signature, key bundle).
     public static let pairingFailed = WAClientError.Code(rawValue: "client.pairing_failed")
+    /// The server offered passkey linking (`passkey_prologue_request`), which this client does not do.
+    public static let passkeyUnsupported = WAClientError.Code(rawValue: "client.passkey_unsupported")
     /// Login/pairing was requested for a device that is already registered, or the reverse.
     public static let alreadyLoggedIn = WAClientError.Code(rawValue: "client.already_logged_in")
     /// The server answered an IQ with `type=error`.

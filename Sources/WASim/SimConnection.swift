@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOCore
 import NIOWebSocket
 import WAClient
@@ -13,6 +14,7 @@ actor SimConnection {
     nonisolated let id: Int
     private let channel: any Channel
     private let sim: WASim
+    private let logger = Logger(label: "wabridge.sim.connection")
     private var session: NoiseSession?
     private(set) var peerStatic: Curve25519PublicKey?
     /// Set while a registering client waits to be paired.
@@ -252,13 +254,12 @@ actor SimConnection {
         var children: [Node] = []
         switch xmlns {
         case "md":
-            if let reg = node.child("link_code_companion_reg") {
-                do {
-                    children = try await handleLinkCode(reg)
-                } catch {
-                    answerError(id: id, code: 400, text: "bad-request")
-                    return
-                }
+            guard let reg = node.child("link_code_companion_reg") else { return notImplemented(node, id: id) }
+            do {
+                children = try await handleLinkCode(reg)
+            } catch {
+                answerError(id: id, code: 400, text: "bad-request")
+                return
             }
         case "w:g2":
             if let device, let answer = await sim.groupAnswer(node, from: device) { send(answer) } else {
@@ -269,29 +270,52 @@ actor SimConnection {
             do { send(try await sim.usyncAnswer(node)) } catch { answerError(id: id, code: 400, text: "bad-request") }
             return
         case "encrypt" where type == "get" && node.child("key") != nil:
-            do { send(try await sim.bundleAnswer(node)) } catch { answerError(id: id, code: 400, text: "bad-request") }
+            do { send(try await sim.bundleAnswer(node)) } catch { answerError(id: id, code: error.code, text: error.text) }
             return
         case "encrypt":
-            if type == "get", node.child("count") != nil {
+            if type == "get", node.child("count") == nil { return notImplemented(node, id: id) }
+            if type == "get" {
                 var count = 0
                 if let device { count = await sim.preKeyCount(device) }
                 children = [Node("count", [Attribute("value", .string(String(count)))])]
-            } else if type == "set", let device {
-                await sim.storeUpload(Self.parseUpload(node), for: device)
+            } else if type == "set" {
+                guard let device else { return answerError(id: id, code: 401, text: "not-authorized") }
+                // The server's own parser and signature check (`ServerPreKeys`), not the client's.
+                do { try await sim.storeUpload(try ServerPreKeys.parseUpload(node), for: device) } catch {
+                    answerError(id: id, code: error.code, text: error.text)
+                    return
+                }
             }
-        case "abt":
+        case "abt" where node.child("props") != nil:
             children = [Node("props", [Attribute("protocol", "1"), Attribute("hash", "sim"), Attribute("refresh", "86400")])]
-        case "w:m":
-            if node.child("media_conn") != nil {
-                send(await sim.mediaConnAnswer(to: node))
-                return
+        case "w:m" where node.child("media_conn") != nil:
+            send(await sim.mediaConnAnswer(to: node))
+            return
+        case "passive" where node.child("active") != nil || node.child("passive") != nil:
+            break // an empty result, as the real server answers
+        case "w:p" where node.child("ping") != nil:
+            break
+        case "urn:xmpp:whatsapp:dirty" where type == "set":
+            // `<clean type timestamp>` after an `<ib><dirty>`: an empty result (whatsmeow appstate.go MarkNotDirty).
+            guard let clean = node.child("clean"), let kind = clean.string("type") else {
+                return answerError(id: id, code: 400, text: "bad-request")
             }
+            if let device { await sim.cleaned(kind, by: device) }
         default:
-            break // passive, w:p and anything else: an empty result, so no client stalls
+            // As the real server: a query it does not know is an error, never an empty result.
+            return notImplemented(node, id: id)
         }
         send(Node("iq", [
             Attribute("from", .jid(.serverJID)), Attribute("type", "result"), Attribute("id", .string(id)),
         ], content: children.isEmpty ? .none : .nodes(children)))
+    }
+
+    private func notImplemented(_ node: Node, id: String) {
+        logger.info("iq not implemented", metadata: [
+            "xmlns": "\(node.string("xmlns") ?? "-")", "type": "\(node.string("type") ?? "-")",
+            "child": "\(node.children.first?.tag ?? "-")",
+        ])
+        answerError(id: id, code: 501, text: "feature-not-implemented")
     }
 
     private func answerError(id: String, code: Int, text: String) {
@@ -392,25 +416,6 @@ actor SimConnection {
     }
 
     var companionIdentity: Data? { registration?.eIdent }
-
-    /// A prekey upload: `<list><key><id/><value/></key>…</list>` and `<skey><id/><value/><signature/></skey>`.
-    struct PreKeyUpload: Sendable {
-        var preKeys: [(UInt32, Data)] = []
-        var signedPreKey: (id: UInt32, key: Data, signature: Data)?
-    }
-
-    static func parseUpload(_ iq: Node) -> PreKeyUpload {
-        var upload = PreKeyUpload()
-        for key in iq.child("list")?.children("key") ?? [] {
-            guard let id = key.child("id")?.bytes, id.count == 3, let value = key.child("value")?.bytes, value.count == 32 else { continue }
-            upload.preKeys.append((uint(Data(id)), Data(value)))
-        }
-        if let skey = iq.child("skey"), let id = skey.child("id")?.bytes, let value = skey.child("value")?.bytes,
-           let signature = skey.child("signature")?.bytes, value.count == 32, signature.count == 64 {
-            upload.signedPreKey = (uint(Data(id)), Data(value), Data(signature))
-        }
-        return upload
-    }
 
     static func uint(_ bytes: Data) -> UInt32 { bytes.prefix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) } }
 }

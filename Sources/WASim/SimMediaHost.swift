@@ -9,6 +9,9 @@ import WACrypto
 /// (encrypted); the host never sees a media key.
 actor SimMediaStore {
     private var blobs: [String: Data] = [:]
+    /// The mms type each blob was uploaded as (`image`, `md-msg-hist`, …) and its SHA-256 then
+    /// (base64url): a download must name both, as the real host checks.
+    private var kinds: [String: (kind: String, hash: String)] = [:]
     private var order: [String] = []
     private var bytes = 0
     let maxBlobs: Int
@@ -28,18 +31,27 @@ actor SimMediaStore {
         let oe = String(Int(Date().timeIntervalSince1970) + 30 * 86_400, radix: 16, uppercase: true)
         let path = "/v/t62.7118-24/\(kind)-\(id).enc"
         blobs[path] = blob
+        kinds[path] = (kind, SimMediaHost.token(Symmetric.sha256(blob)))
         order.append(path)
         bytes += blob.count
         uploads += 1
         while order.count > maxBlobs || bytes > maxBytes, let oldest = order.first {
             order.removeFirst()
             bytes -= blobs.removeValue(forKey: oldest)?.count ?? 0
+            kinds.removeValue(forKey: oldest)
         }
         return "\(path)?ccb=11-4&oh=\(oh)&oe=\(oe)"
     }
 
     /// The blob at a direct path (its query string ignored, as the real host checks it apart).
     func blob(at directPath: String) -> Data? { blobs[Self.pathOnly(directPath)] }
+
+    /// The blob, the mms type it was uploaded as and its hash at upload.
+    func entry(at directPath: String) -> (blob: Data, kind: String, hash: String)? {
+        let path = Self.pathOnly(directPath)
+        guard let blob = blobs[path], let meta = kinds[path] else { return nil }
+        return (blob, meta.kind, meta.hash)
+    }
 
     /// Flips one byte of a stored blob (a host or network that alters media). False if none is there.
     func corrupt(_ directPath: String, at offset: Int) -> Bool {
@@ -63,9 +75,11 @@ actor SimMediaStore {
 ///          → 200 {"url": "http://127.0.0.1:port<direct_path>", "direct_path": "/v/t62.7118-24/…"}
 ///          401 wrong or missing auth; 400 token ≠ base64url(SHA-256(body)) or unknown type;
 ///          413 body over the bound
-///     GET  /v/…  → the blob as uploaded; 404 if none
+///     GET  /v/…?…&hash=<base64url fileEncSha256>&mms-type=<type>&__wa-mms=  → the blob as uploaded;
+///          404 if none; 400 when hash or mms-type is missing or names another blob or type
+///          (the query whatsmeow's download.go builds)
 enum SimMediaHost {
-    static let kinds: Set<String> = ["image", "video", "audio", "document", "ptt", "sticker", "gif"]
+    static let kinds: Set<String> = ["image", "video", "audio", "document", "ptt", "sticker", "gif", "md-msg-hist"]
 
     struct UploadAnswer: ResponseEncodable {
         let url: String
@@ -85,8 +99,7 @@ enum SimMediaHost {
                 throw HTTPError(.contentTooLarge, message: "blob over \(maxBlobBytes) bytes")
             }
             let blob = Data(body.readableBytesView)
-            let expected = Symmetric.sha256(blob).base64EncodedString()
-                .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            let expected = token(Symmetric.sha256(blob))
             // A blob is at least one AES block plus the 10-byte MAC.
             guard pathToken == expected, queryToken == nil || queryToken == expected, blob.count >= 26 else {
                 throw HTTPError(.badRequest, message: "token does not match the body's SHA-256")
@@ -95,11 +108,38 @@ enum SimMediaHost {
             return UploadAnswer(url: "http://\(request.head.authority ?? "127.0.0.1")\(directPath)", direct_path: directPath)
         }
         router.get("/v/**") { request, _ -> Response in
-            guard let blob = await store.blob(at: request.uri.path) else { throw HTTPError(.notFound) }
+            guard let entry = await store.entry(at: request.uri.path) else { throw HTTPError(.notFound) }
+            let (blob, kind) = (entry.blob, entry.kind)
+            let query = parameters(request.uri.query ?? "")
+            // Checked against the hash the blob had at upload (a host that altered it since still serves it).
+            guard let hash = query["hash"], hash == entry.hash else {
+                throw HTTPError(.badRequest, message: "hash missing or not the blob's SHA-256")
+            }
+            guard let type = query["mms-type"], type == kind || (kind == "image" && type == "sticker") else {
+                throw HTTPError(.badRequest, message: "mms-type missing or not the blob's type")
+            }
             return Response(
                 status: .ok, headers: [.contentType: "application/octet-stream"],
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: blob)))
         }
         return router
+    }
+
+    /// base64url with padding, as whatsmeow's base64.URLEncoding.
+    static func token(_ hash: Data) -> String {
+        hash.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+    }
+
+    /// A raw query as name → value, each split at its first `=` and percent-decoded (a base64
+    /// value keeps its `=` padding whether or not the client encoded it).
+    static func parameters(_ query: String) -> [String: String] {
+        var out: [String: String] = [:]
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = parts.first.flatMap({ String($0).removingPercentEncoding }) else { continue }
+            let value = parts.count > 1 ? String(parts[1]).removingPercentEncoding : ""
+            if let value, out[name] == nil { out[name] = value }
+        }
+        return out
     }
 }

@@ -120,6 +120,8 @@ public actor WASim {
         var finish: CheckedContinuation<Data, any Error>?
     }
     private var codePairings: [String: CodePairing] = [:]
+    private var cleanedDirty: [JID: [String]] = [:]
+    private var receivedAcks: [JID: [Node]] = [:]
 
     public init(configuration: Configuration = Configuration()) throws {
         self.configuration = configuration
@@ -289,10 +291,15 @@ public actor WASim {
 
     func preKeyCount(_ jid: JID) -> Int { devices[jid]?.uploadedPreKeys ?? 0 }
 
-    func storeUpload(_ upload: SimConnection.PreKeyUpload, for jid: JID) {
-        guard var device = devices[jid] else { return }
+    /// Keeps a verified upload (`ServerPreKeys.verify`); a refused one changes nothing.
+    func storeUpload(_ upload: ServerPreKeys.Upload, for jid: JID) throws(ServerPreKeys.Refusal) {
+        guard var device = devices[jid] else { throw .notAcceptable("unknown device") }
+        do { try ServerPreKeys.verify(upload, registeredIdentity: device.identityKey) } catch {
+            logger.info("prekey upload refused", metadata: ["device": "\(jid)", "reason": "\(error.reason)"])
+            throw error
+        }
         for (id, key) in upload.preKeys where device.preKeys.count < SimDevice.maxPreKeys { device.preKeys[id] = key }
-        if let signed = upload.signedPreKey { device.signedPreKey = signed }
+        device.signedPreKey = upload.signedPreKey
         devices[jid] = device
     }
 
@@ -336,8 +343,7 @@ public actor WASim {
     /// The phone scans a QR string; returns the new linked device's JID once the client countersigned.
     public func scanQR(phone number: String, qr: String) async throws -> JID {
         guard phones[number] != nil else { throw SimError.unknownPhone(number) }
-        let contents: Pairing.QRContents
-        do { contents = try Pairing.parseQR(qr) } catch { throw SimError.badQR("not a WhatsApp QR string") }
+        let contents = try SimQRCode(scanning: qr)
         guard let entry = refs[contents.ref] else { throw SimError.unknownRef() }
         guard entry.expires > .now else { throw SimError("sim.ref_expired", "the QR ref has expired") }
         let connection = entry.connection
@@ -481,6 +487,35 @@ public actor WASim {
         for mine in devices.keys where mine.user == user.user && mine != jid { await deliver(sync, to: mine) }
     }
 
+    /// Sends an `<ib>` with these children to the device's live connection (e.g. `<dirty type
+    /// timestamp>`, `<edge_routing>`, `<offline_preview>`, `<downgrade_webclient>`). False when it is offline.
+    @discardableResult
+    public func sendIB(_ children: [Node], to jid: JID) async -> Bool {
+        guard let connection = live[jid] else { return false }
+        await connection.deliverNotification(Node("ib", content: .nodes(children)))
+        return true
+    }
+
+    /// Sends a server notification to the device's live connection (not kept in its outbox). False when offline.
+    @discardableResult
+    public func sendNotification(_ node: Node, to jid: JID) async -> Bool {
+        guard let connection = live[jid] else { return false }
+        await connection.deliverNotification(node)
+        return true
+    }
+
+    /// The newest acks a device sent (at most 256), oldest first.
+    public func acks(from jid: JID) -> [Node] { receivedAcks[jid] ?? [] }
+
+    /// A device sent `<iq xmlns=urn:xmpp:whatsapp:dirty><clean type>`.
+    func cleaned(_ kind: String, by jid: JID) {
+        cleanedDirty[jid, default: []].append(kind)
+        if cleanedDirty[jid]!.count > 64 { cleanedDirty[jid]!.removeFirst() }
+    }
+
+    /// The dirty bits a device marked clean, oldest first (the newest 64).
+    public func dirtyCleaned(by jid: JID) -> [String] { cleanedDirty[jid] ?? [] }
+
     /// Injects a fault for one device.
     public func inject(_ fault: SimFault, device jid: JID) async {
         switch fault {
@@ -582,11 +617,11 @@ extension WASim {
     /// one-time prekey. For tests that drain a device's prekeys.
     public func fetchBundle(for jid: JID) async -> PreKeyBundle? { await bundle(for: jid) }
 
-    func bundleAnswer(_ query: Node) async throws -> Node {
-        let asked = try PreKeyNodes.parseBundleQuery(query)
+    func bundleAnswer(_ query: Node) async throws(ServerPreKeys.Refusal) -> Node {
+        let asked = try ServerPreKeys.parseBundleQuery(query)
         var bundles: [(JID, PreKeyBundle?)] = []
         for jid in asked { bundles.append((jid, await bundle(for: jid))) }
-        return PreKeyNodes.bundleAnswer(to: query, bundles: bundles)
+        return ServerPreKeys.bundleAnswer(to: query, bundles: bundles)
     }
 
     /// A `<message>` from `sender`: the sender's `<ack>` (with the server's participant hash)
@@ -677,6 +712,8 @@ extension WASim {
 
     /// A device acked a message or receipt: it leaves the outbox.
     func acked(_ ack: Node, by jid: JID) {
+        receivedAcks[jid, default: []].append(ack)
+        if receivedAcks[jid]!.count > 256 { receivedAcks[jid]!.removeFirst() }
         guard let id = ack.string("id"), let kind = ack.string("class"),
               let index = outbox[jid]?.firstIndex(where: { $0.tag == kind && $0.string("id") == id }) else { return }
         outbox[jid]?.remove(at: index)

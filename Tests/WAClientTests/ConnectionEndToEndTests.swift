@@ -343,7 +343,6 @@ final class ConnectionEndToEndTests: XCTestCase {
         let client = await harness.client {
             $0.qrFirstTimeout = .milliseconds(150)
             $0.qrLaterTimeout = .milliseconds(50)
-            $0.qrLinkFormat = true
         }
         let stream = await client.loginWithQR()
         var codes: [QRCode] = []
@@ -357,7 +356,7 @@ final class ConnectionEndToEndTests: XCTestCase {
         }
         XCTAssertEqual(codes.count, 6)
         XCTAssertEqual(Set(codes.map(\.text)).count, 6, "each ref gives a new code")
-        XCTAssertTrue(codes.allSatisfy { $0.text.hasPrefix("https://wa.me/settings/linked_devices#") })
+        XCTAssertTrue(codes.allSatisfy { $0.text.hasPrefix("https://wa.me/settings/linked_devices#") }, "the link form is the default")
         XCTAssertEqual(codes.first?.validFor, .milliseconds(150))
         try await eventually(5, "stopped") { await client.isStopped }
         let last = await client.recentTransitions.last

@@ -16,7 +16,8 @@ final class PostLoginQueryTests: XCTestCase {
         let sim = try WASim()
         try await sim.start()
         await sim.createPhone(number: "15559990001")
-        let client = WAClient(store: InMemoryDeviceStore(), configuration: .local(endpoint: await sim.endpoint, noiseRoot: sim.rootPublicKey))
+        let store = InMemoryDeviceStore()
+        let client = WAClient(store: store, configuration: .local(endpoint: await sim.endpoint, noiseRoot: sim.rootPublicKey))
         var jid: JID?
         for try await event in await client.loginWithQR() {
             switch event {
@@ -26,29 +27,37 @@ final class PostLoginQueryTests: XCTestCase {
             }
         }
         let device = try XCTUnwrap(jid)
+        let record = try await store.loadDevice()
+        let identity = try XCTUnwrap(record).identityKey
 
         // Prekey count, upload (as whatsmeow words it), count again.
         let count = try await client.sendIQ(iq("encrypt", "get", [Node("count")]))
         XCTAssertEqual(count.child("count")?.string("value"), "0")
         XCTAssertEqual(count.jid("from"), .serverJID)
-        let keys = (1...3).map { id in
-            Node("key", content: .nodes([
-                Node("id", content: .bytes([0, 0, UInt8(id)])),
-                Node("value", content: .bytes([UInt8](Curve25519KeyPair.generate().publicKey.rawRepresentation))),
-            ]))
+        func upload(signedBy signer: Curve25519KeyPair, identity: Curve25519PublicKey, skeyID: UInt8) throws -> (Node, Data) {
+            let keys = (1...3).map { id in
+                Node("key", content: .nodes([
+                    Node("id", content: .bytes([0, 0, UInt8(id)])),
+                    Node("value", content: .bytes([UInt8](Curve25519KeyPair.generate().publicKey.rawRepresentation))),
+                ]))
+            }
+            let signed = Curve25519KeyPair.generate().publicKey.rawRepresentation
+            // XEdDSA over the 33-byte Signal form of the key (0x05 ‖ key).
+            let signature = try XEdDSA.sign(Data([5]) + signed, privateKey: signer.privateKey)
+            return (iq("encrypt", "set", [
+                Node("registration", content: .bytes([0, 0, 1, 2])),
+                Node("type", content: .bytes([5])),
+                Node("identity", content: .bytes([UInt8](identity.rawRepresentation))),
+                Node("list", content: .nodes(keys)),
+                Node("skey", content: .nodes([
+                    Node("id", content: .bytes([0, 0, skeyID])),
+                    Node("value", content: .bytes([UInt8](signed))),
+                    Node("signature", content: .bytes([UInt8](signature))),
+                ])),
+            ]), signed)
         }
-        let signed = Curve25519KeyPair.generate().publicKey.rawRepresentation
-        _ = try await client.sendIQ(iq("encrypt", "set", [
-            Node("registration", content: .bytes([0, 0, 1, 2])),
-            Node("type", content: .bytes([5])),
-            Node("identity", content: .bytes([UInt8](repeating: 9, count: 32))),
-            Node("list", content: .nodes(keys)),
-            Node("skey", content: .nodes([
-                Node("id", content: .bytes([0, 0, 2])),
-                Node("value", content: .bytes([UInt8](signed))),
-                Node("signature", content: .bytes([UInt8](repeating: 1, count: 64))),
-            ])),
-        ]))
+        let (good, signed) = try upload(signedBy: identity, identity: identity.publicKey, skeyID: 2)
+        _ = try await client.sendIQ(good)
         let after = try await client.sendIQ(iq("encrypt", "get", [Node("count")]))
         XCTAssertEqual(after.child("count")?.string("value"), "3")
         let stored = await sim.device(device)
@@ -64,9 +73,6 @@ final class PostLoginQueryTests: XCTestCase {
         XCTAssertNotNil(conn.child("host")?.string("hostname"))
         let passive = try await client.sendIQ(iq("passive", "set", [Node("active")]))
         XCTAssertEqual(passive.string("type"), "result")
-        let unknown = try await client.sendIQ(iq("w:something-new", "get", [Node("whatever")]))
-        XCTAssertEqual(unknown.string("type"), "result")
-        XCTAssertEqual(unknown.children, [])
 
         // Slow answers: still answered, later.
         await sim.inject(.slowAnswers(.milliseconds(300)), device: device)
@@ -83,5 +89,90 @@ final class PostLoginQueryTests: XCTestCase {
         }
         await client.stop()
         await sim.shutdown()
+    }
+
+    /// The server's prekey rule: a signed prekey whose signature does not verify under the device's
+    /// identity key (or an upload naming another identity) is refused with an iq error and kept
+    /// nowhere; a malformed upload is a bad request.
+    func testRefusesPreKeyUploadWithBadSignedPreKeySignature() async throws {
+        let (sim, client, store, device) = try await linked("15559990002")
+        let record = try await store.loadDevice()
+        let identity = try XCTUnwrap(record).identityKey
+        let before = await sim.device(device)?.signedPreKey
+        func upload(identity: Curve25519PublicKey, signer: Curve25519KeyPair, tamper: Bool = false, dropSkey: Bool = false) throws -> Node {
+            let key = Curve25519KeyPair.generate().publicKey.rawRepresentation
+            var signature = try XEdDSA.sign(Data([5]) + key, privateKey: signer.privateKey)
+            if tamper { signature[signature.startIndex] ^= 1 }
+            var children = [
+                Node("registration", content: .bytes([0, 0, 1, 2])),
+                Node("type", content: .bytes([5])),
+                Node("identity", content: .bytes([UInt8](identity.rawRepresentation))),
+                Node("list", content: .nodes([Node("key", content: .nodes([
+                    Node("id", content: .bytes([0, 0, 7])),
+                    Node("value", content: .bytes([UInt8](Curve25519KeyPair.generate().publicKey.rawRepresentation))),
+                ]))])),
+            ]
+            if !dropSkey {
+                children.append(Node("skey", content: .nodes([
+                    Node("id", content: .bytes([0, 0, 9])), Node("value", content: .bytes([UInt8](key))),
+                    Node("signature", content: .bytes([UInt8](signature))),
+                ])))
+            }
+            return iq("encrypt", "set", children)
+        }
+        let stranger = Curve25519KeyPair.generate()
+        let cases: [(String, Node, String)] = [
+            ("tampered signature", try upload(identity: identity.publicKey, signer: identity, tamper: true), "406"),
+            ("signed by another key", try upload(identity: identity.publicKey, signer: stranger), "406"),
+            ("another identity", try upload(identity: stranger.publicKey, signer: stranger), "406"),
+            ("no skey", try upload(identity: identity.publicKey, signer: identity, dropSkey: true), "400"),
+        ]
+        for (name, node, code) in cases {
+            do {
+                _ = try await client.sendIQ(node)
+                XCTFail("\(name): the upload must be refused")
+            } catch let error as WAClientError {
+                XCTAssertEqual(error.code, .iqError, name)
+                XCTAssertTrue(error.message.contains(code), "\(name): \(error.message)")
+            }
+        }
+        let refused = await sim.device(device)
+        XCTAssertNil(refused?.preKeys[7], "a refused upload keeps no prekey")
+        XCTAssertEqual(refused?.signedPreKey.key, before?.key, "a refused upload keeps no signed prekey")
+        _ = try await client.sendIQ(try upload(identity: identity.publicKey, signer: identity))
+        let kept = await sim.device(device)
+        XCTAssertEqual(kept?.signedPreKey.id, 9, "a verifying upload is kept")
+        await client.stop()
+        await sim.shutdown()
+    }
+
+    /// The server answers a query it does not know with `<error code=501>`, not an empty result.
+    func testUnknownIQGetsNotImplementedError() async throws {
+        let (sim, client, _, _) = try await linked("15559990003")
+        for query in [iq("w:something-new", "get", [Node("whatever")]), iq("w:m", "get", [Node("other")]),
+                      iq("md", "get", [Node("ref")]), iq("encrypt", "get", [Node("digest")])] {
+            do {
+                _ = try await client.sendIQ(query)
+                XCTFail("\(query.string("xmlns") ?? ""): an unknown iq must get an error")
+            } catch let error as WAClientError {
+                XCTAssertEqual(error.code, .iqError)
+                XCTAssertTrue(error.message.contains("501 feature-not-implemented"), error.message)
+            }
+        }
+        await client.stop()
+        await sim.shutdown()
+    }
+
+    private func linked(_ number: String) async throws -> (WASim, WAClient, InMemoryDeviceStore, JID) {
+        let sim = try WASim()
+        try await sim.start()
+        await sim.createPhone(number: number)
+        let store = InMemoryDeviceStore()
+        let client = WAClient(store: store, configuration: .local(endpoint: await sim.endpoint, noiseRoot: sim.rootPublicKey))
+        var jid: JID?
+        for try await event in await client.loginWithQR() {
+            if case .code(let code) = event, jid == nil { jid = try await sim.scanQR(phone: number, qr: code.text) }
+        }
+        return (sim, client, store, try XCTUnwrap(jid))
     }
 }

@@ -90,7 +90,8 @@ public actor MediaTransfer {
         }
         var urls: [String] = []
         if info.directPath.hasPrefix("/") {
-            urls = try await connection().hosts.map { "\(configuration.scheme)://\($0)\(info.directPath)" }
+            let query = Self.downloadQuery(directPath: info.directPath, fileEncSHA256: info.fileEncSHA256, mmsType: info.kind.mmsType)
+            urls = try await connection().hosts.map { "\(configuration.scheme)://\($0)\(info.directPath)\(query)" }
         }
         if urls.isEmpty, !info.url.isEmpty { urls = [info.url] }
         guard !urls.isEmpty else { throw WAClientError(.mediaInfoInvalid, "media message without direct path or url") }
@@ -162,6 +163,13 @@ public actor MediaTransfer {
         } catch {
             throw WAClientError(.mediaTransferFailed, "media body unreadable: \(type(of: error))")
         }
+    }
+
+    /// What whatsmeow's download.go appends to a direct path: `&hash=<base64url fileEncSha256>&mms-type=<type>&__wa-mms=`
+    /// (`?` instead of the first `&` when the path has no query). The host checks both against the blob.
+    public static func downloadQuery(directPath: String, fileEncSHA256: Data, mmsType: String) -> String {
+        let separator = directPath.contains("?") ? "&" : "?"
+        return "\(separator)hash=\(percentEncoded(MediaCrypto.token(fileEncSHA256)))&mms-type=\(percentEncoded(mmsType))&__wa-mms="
     }
 
     private static func percentEncoded(_ text: String) -> String {

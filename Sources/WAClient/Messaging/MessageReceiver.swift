@@ -97,7 +97,7 @@ public struct MessageReceiver: Sendable {
                     // The peer reinstalled: a new session under a new identity. Accept it
                     // (as WhatsApp clients do) and report the change with the message.
                     identityChange = error.identityChange
-                    try await store.saveIdentity(error.identityChange!.newKey, for: error.identityChange!.address)
+                    if let key = error.identityChange?.newKey { try await store.saveIdentity(key, for: error.identityChange!.address) }
                     decrypted = try await decrypt(enc, sender: sender, chat: chat, keeping: keeping)
                 }
                 guard var message = decrypted else { continue }

@@ -77,6 +77,7 @@ public struct MessageSender: Sendable {
         let dsmPlaintext = try Self.serialize(dsm)
 
         var fanout = FanOut(mediaType: Self.mediaType(of: message))
+        fanout.hidesDecryptFailure = Self.hidesDecryptFailure(message)
         for device in recipientDevices where device != ownDevice {
             await fanout.encrypt(MessagePadding.pad(plaintext), for: device, sender: self, bundles: bundles)
         }
@@ -110,14 +111,16 @@ public struct MessageSender: Sendable {
         var skipped: [JID: WAClientError] = [:]
         var identityChanges: [IdentityChange] = []
         var hasPreKey = false
+        /// `<enc decrypt-fail=hide>`: a recipient that cannot decrypt shows no placeholder.
+        var hidesDecryptFailure = false
 
         mutating func encrypt(_ padded: Data, for device: JID, sender: MessageSender, bundles: [JID: PreKeyBundle]) async {
             do {
                 let (ciphertext, change) = try await sender.encrypt(padded, for: device, bundle: bundles[device])
                 if let change { identityChanges.append(change) }
-                participants.append(Node("to", attributes: ["jid": .jid(device)], children: [
-                    MessageSender.encNode(ciphertext, mediaType: mediaType),
-                ]))
+                var enc = MessageSender.encNode(ciphertext, mediaType: mediaType)
+                if hidesDecryptFailure { enc["decrypt-fail"] = "hide" }
+                participants.append(Node("to", attributes: ["jid": .jid(device)], children: [enc]))
                 devices.append(device)
                 if case .preKey = ciphertext { hasPreKey = true }
             } catch {
@@ -148,7 +151,7 @@ public struct MessageSender: Sendable {
             return nil
         } catch let error as SignalError where error.code == .untrustedIdentity && error.identityChange != nil {
             let change = error.identityChange!
-            try await store.saveIdentity(change.newKey, for: change.address)
+            if let key = change.newKey { try await store.saveIdentity(key, for: change.address) }
             try await builder.process(bundle: bundle)
             return change
         }
@@ -187,6 +190,13 @@ public struct MessageSender: Sendable {
         if message.hasImageMessage || message.hasVideoMessage || message.hasAudioMessage || message.hasDocumentMessage
             || message.hasStickerMessage || message.hasLocationMessage || message.hasContactMessage { return "media" }
         return "text"
+    }
+
+    /// Whether a 1:1 send marks its `<enc>` `decrypt-fail=hide`: edits (any `edit` attribute),
+    /// reactions and poll votes, as whatsmeow's send.go does — a failure to decrypt one of these
+    /// must not show the recipient a "waiting for this message" placeholder.
+    public static func hidesDecryptFailure(_ message: WAE2E_Message) -> Bool {
+        editAttribute(of: message) != nil || stanzaType(of: message) == "reaction" || message.hasPollUpdateMessage
     }
 
     /// `edit` attribute: "1" for an edit, "7" for revoking our own message.

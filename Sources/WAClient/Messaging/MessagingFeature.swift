@@ -180,11 +180,22 @@ public final class MessagingFeature: WAClientFeature {
                 await state.applyGroupNotification(node)
             } else if let own = OwnDevicesNotification(parsing: node) {
                 await state.applyOwnDevices(own, client: client)
+            } else if let from = Self.announcedIdentityChange(node) {
+                await state.identityChangeAnnounced(by: from, client: client)
             } else if PreKeyNodes.lowPreKeyCount(in: node) != nil {
                 Task { await self.state.refillPreKeys(client: client) }
             }
         default: break
         }
+    }
+
+    /// `<notification type=encrypt from=user><identity/></notification>`: the user's identity changed
+    /// (whatsmeow notification.go handleEncryptNotification); nil for any other notification.
+    static func announcedIdentityChange(_ node: Node) -> JID? {
+        guard node.tag == "notification", node.string("type") == "encrypt", node.child("identity") != nil,
+              let from = node.jid("from"), from != JID.serverJID,
+              from.server == JID.userServer || from.server == JID.lidServer, !from.user.isEmpty else { return nil }
+        return from.nonAD
     }
 
     /// Sends waiting for their server ack fail now, retryable, instead of at `ackTimeout`:
@@ -744,6 +755,21 @@ actor MessagingState {
             try? await client.send(receipt)
         }
         return true
+    }
+
+    /// The server says `user`'s identity changed: drop every session and trusted identity of the
+    /// user (the next message to or from them starts over from a bundle or pkmsg), and publish it.
+    func identityChangeAnnounced(by user: JID, client: WAClient) async {
+        let address = SignalAddress(jid: user)
+        do {
+            let ctx = try await context(client)
+            let previous = try await ctx.store.identity(for: address)
+            let dropped = try await ctx.store.deleteAllSessionsAndIdentities(named: address.name)
+            logger.info("identity change announced: sessions dropped", metadata: ["sessions": "\(dropped.count)"])
+            await client.emit(.identityChanged(IdentityChange(address: address, previousKey: previous, newKey: nil)))
+        } catch {
+            logger.warning("identity change not applied", metadata: ["error": "\((error as? WAClientError)?.code.rawValue ?? "\(type(of: error))")"])
+        }
     }
 
     func receiveReceipt(_ node: Node, client: WAClient) async {

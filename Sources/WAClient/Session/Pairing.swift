@@ -12,7 +12,7 @@ public enum Pairing {
     public static let qrLinkPrefix = "https://wa.me/settings/linked_devices#"
 
     /// `ref,noisePub,identityPub,advSecret` (standard base64), optionally with a platform id and the wa.me wrapper.
-    public static func qrString(ref: String, device: DeviceRecord, linkFormat: Bool = false, platformID: Int = 1) -> String {
+    public static func qrString(ref: String, device: DeviceRecord, linkFormat: Bool = true, platformID: Int = 1) -> String {
         let body = [
             ref,
             device.noiseKey.publicKey.rawRepresentation.base64EncodedString(),

@@ -361,7 +361,7 @@ public actor WAClient {
         case "stream:error": closeReason = StreamOutcome.streamError(node)
         case "xmlstreamend": closeReason = .transportLost("stream ended by server")
         case "ib": handleIB(node)
-        case "notification" where node.string("type") == "link_code_companion_reg":
+        case "notification" where Self.pairingNotificationTypes.contains(node.string("type") ?? ""):
             handleNotification(node) // pairing stays in the core, whatever features claim
         default:
             if let feature = features.first(where: { $0.stanzaTags.contains(node.tag) }) {
@@ -443,20 +443,76 @@ public actor WAClient {
         ], content: .nodes([Node("active")])))
     }
 
+    /// `<ib>` children, as whatsmeow's handleIB (connectionevents.go) and Baileys' socket.ts read them.
     private func handleIB(_ node: Node) {
-        if let offline = node.child("offline") {
-            emit(.offlineSyncCompleted(count: offline.int("count") ?? 0))
+        for child in node.children {
+            switch child.tag {
+            case "offline":
+                emit(.offlineSyncCompleted(count: child.int("count") ?? 0))
+            case "offline_preview":
+                emit(.offlineSyncPreview(OfflineSyncPreview(
+                    total: child.int("count") ?? 0, appDataChanges: child.int("appdata") ?? 0,
+                    messages: child.int("message") ?? 0, notifications: child.int("notification") ?? 0,
+                    receipts: child.int("receipt") ?? 0)))
+            case "dirty":
+                // The server marks a kind of state (account_sync, groups) dirty; the client says it is
+                // clean again (whatsmeow appstate.go MarkNotDirty, Baileys cleanDirtyBits).
+                guard let kind = child.string("type"), !kind.isEmpty else {
+                    logger.info("ib dirty without a type ignored")
+                    continue
+                }
+                var clean = Node("clean", [Attribute("type", .string(kind))])
+                if let ts = child.int("timestamp") { clean["timestamp"] = .string(String(ts)) }
+                let iq = Node("iq", [
+                    Attribute("to", .jid(.serverJID)), Attribute("type", "set"), Attribute("xmlns", "urn:xmpp:whatsapp:dirty"),
+                ], content: .nodes([clean]))
+                Task { [logger] in
+                    do { _ = try await self.sendIQ(iq) } catch {
+                        logger.info("dirty bit not cleaned", metadata: ["type": "\(kind)", "error": "\(Self.describe(error))"])
+                    }
+                }
+            case "edge_routing":
+                // Kept for the next connection (Baileys sends it in the connection header; whatsmeow
+                // ignores it). Bounded: the server sends a few dozen bytes.
+                if let info = child.child("routing_info")?.bytes, !info.isEmpty, info.count <= 1_024 {
+                    edgeRoutingInfo = Data(info)
+                    logger.debug("edge routing info stored", metadata: ["bytes": "\(info.count)"])
+                }
+            case "downgrade_webclient":
+                // The phone scanned our QR without multi-device (whatsmeow: QRScannedWithoutMultidevice).
+                logger.warning("the phone scanned the QR code without multi-device support")
+                emit(.qrScannedWithoutMultidevice)
+            default:
+                logger.info("unhandled ib child", metadata: ["tag": "\(child.tag)"])
+            }
         }
     }
 
-    /// Acks a notification, receipt or call (`<ack id class to [type] [participant]>`); for features.
+    /// The routing info of the last `<ib><edge_routing>` (nil until one came).
+    public private(set) var edgeRoutingInfo: Data?
+
+    /// Acks a notification, receipt or call (`<ack id class to [type] [participant] [recipient]>`); for features.
     public func ack(_ node: Node) { sendAck(for: node) }
+
+    /// Notifications of the pairing flows: pairing code, and passkey linking (refused).
+    static let pairingNotificationTypes: Set<String> = ["link_code_companion_reg", "passkey_prologue_request", "crsc_continuation"]
 
     private func handleNotification(_ node: Node) {
         sendAck(for: node)
-        if node.string("type") == "link_code_companion_reg", node.jid("from") == .serverJID,
+        let type = node.string("type")
+        if type == "link_code_companion_reg", node.jid("from") == .serverJID,
            let reg = node.child("link_code_companion_reg") {
             Task { await self.handleCodePairing(reg) }
+        } else if type == "passkey_prologue_request" || type == "crsc_continuation" {
+            // Passkey linking (whatsmeow pair-passkey.go) needs a WebAuthn authenticator, which a bridge
+            // has not: refused with a typed event instead of ignored. QR and code pairing go on.
+            guard node.jid("from") == .serverJID else {
+                logger.warning("passkey notification from a non-server JID ignored")
+                return
+            }
+            let error = WAClientError(.passkeyUnsupported, "passkey linking is not supported; pair by QR code or pairing code")
+            logger.warning("passkey pairing refused", metadata: ["code": "\(error.code)", "stage": "\(type ?? "")"])
+            emit(.pairingRefused(code: error.code.rawValue, reason: error.message))
         }
     }
 
@@ -465,6 +521,8 @@ public actor WAClient {
         var ack = Node("ack", [Attribute("id", .string(id)), Attribute("class", .string(node.tag)), Attribute("to", from)])
         if node.tag != "message", let type = node.string("type") { ack["type"] = .string(type) }
         if let participant = node["participant"] { ack["participant"] = participant }
+        // As whatsmeow's sendAck (receipt.go): a stanza naming a recipient (our own devices' copies) is acked with it.
+        if let recipient = node["recipient"] { ack["recipient"] = recipient }
         try? send(ack)
     }
 

@@ -18,8 +18,9 @@ public struct WAClientConfiguration: Sendable {
     public var appVersion: [UInt32] = WAClientConfiguration.defaultAppVersion
     /// DeviceProps.os: the name a phone shows for this linked device.
     public var deviceName = "wabridge"
-    /// When true QR strings are wrapped as `https://wa.me/settings/linked_devices#…` with a platform suffix.
-    public var qrLinkFormat = false
+    /// QR strings as `https://wa.me/settings/linked_devices#ref,noise,identity,adv,platform` (true, the
+    /// default: whatsmeow pair.go makeQRData's current form) or the older bare `ref,noise,identity,adv` (false).
+    public var qrLinkFormat = true
 
     public var keepalive = KeepalivePolicy()
     public var reconnect = ReconnectPolicy()

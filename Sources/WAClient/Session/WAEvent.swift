@@ -174,6 +174,23 @@ public enum StopReason: Sendable, Hashable {
     case qrTimeout
 }
 
+/// `<ib><offline_preview count appdata message notification receipt>`: what the offline queue holds.
+public struct OfflineSyncPreview: Sendable, Hashable {
+    public let total: Int
+    public let appDataChanges: Int
+    public let messages: Int
+    public let notifications: Int
+    public let receipts: Int
+
+    public init(total: Int, appDataChanges: Int, messages: Int, notifications: Int, receipts: Int) {
+        self.total = total
+        self.appDataChanges = appDataChanges
+        self.messages = messages
+        self.notifications = notifications
+        self.receipts = receipts
+    }
+}
+
 /// Everything a bridge publishes about a device, in order.
 public enum WAEvent: Sendable, Hashable {
     case state(StateTransition)
@@ -184,6 +201,12 @@ public enum WAEvent: Sendable, Hashable {
     case loggedIn(LoginInfo)
     /// The server delivered its offline queue (`<ib><offline count>`).
     case offlineSyncCompleted(count: Int)
+    /// The server announced what its offline queue holds (`<ib><offline_preview>`), before delivering it.
+    case offlineSyncPreview(OfflineSyncPreview)
+    /// The phone scanned our QR code without multi-device support (`<ib><downgrade_webclient>`).
+    case qrScannedWithoutMultidevice
+    /// A pairing method we do not support was offered (passkey linking): refused, with a stable code.
+    case pairingRefused(code: String, reason: String)
     /// The device was logged out; its keys are wiped.
     case loggedOut(StateReason)
     /// The client stopped and will not reconnect.
@@ -206,7 +229,8 @@ extension WAEvent {
     var isHighVolume: Bool {
         switch self {
         case .messageReceived, .messageUndecryptable, .messageStatus, .identityChanged: true
-        case .state, .qr, .pairingCode, .paired, .loggedIn, .offlineSyncCompleted, .loggedOut, .stopped: false
+        case .state, .qr, .pairingCode, .paired, .loggedIn, .offlineSyncCompleted, .offlineSyncPreview,
+             .qrScannedWithoutMultidevice, .pairingRefused, .loggedOut, .stopped: false
         }
     }
 }

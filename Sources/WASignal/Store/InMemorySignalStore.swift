@@ -59,6 +59,13 @@ public actor InMemorySignalStore: SignalProtocolStore {
     public func loadSession(for address: SignalAddress) -> SessionRecord? { sessions[address] }
     public func storeSession(_ record: SessionRecord, for address: SignalAddress) { sessions[address] = record }
     public func deleteSession(for address: SignalAddress) { sessions[address] = nil }
+    @discardableResult
+    public func deleteAllSessionsAndIdentities(named name: String) -> [SignalAddress] {
+        let gone = sessions.keys.filter { $0.name == name }
+        for address in gone { sessions[address] = nil }
+        for address in identities.keys where address.name == name { identities[address] = nil }
+        return gone
+    }
 
     /// All changes in one actor turn: no other call sees half of them.
     public func commit(_ changes: SignalStoreChanges) {

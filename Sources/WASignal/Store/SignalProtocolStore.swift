@@ -37,6 +37,11 @@ public protocol SessionStore: Sendable {
     func loadSession(for address: SignalAddress) async throws -> SessionRecord?
     func storeSession(_ record: SessionRecord, for address: SignalAddress) async throws
     func deleteSession(for address: SignalAddress) async throws
+    /// Deletes the sessions and trusted identities of every device of one address name (a user
+    /// or LID user, `SignalAddress.name`): a contact's identity changed (whatsmeow
+    /// notification.go deletes both). Returns the addresses whose session was deleted.
+    @discardableResult
+    func deleteAllSessionsAndIdentities(named name: String) async throws -> [SignalAddress]
 }
 
 public protocol SenderKeyStore: Sendable {

@@ -24,6 +24,24 @@ final class DirectMessagingTests: XCTestCase {
         for party in [alice1!, alice2!, bob0!, bob5!] { try await server.register(party) }
     }
 
+    /// Edits, revokes and reactions carry `<enc decrypt-fail=hide>` on every device's `<enc>` (as
+    /// whatsmeow's send.go); a plain text does not. The attribute reaches the recipient.
+    func testEditsAndReactionsHideDecryptFailures() async throws {
+        let cases: [(String, WAE2E_Message, Bool)] = [
+            ("text", text("plain"), false),
+            ("reaction", OutgoingContent.reaction(chat: bob0.user, messageID: "3EB0REACT", sender: bob0.user, fromMe: false, emoji: "👍"), true),
+            ("edit", OutgoingContent.edit(chat: bob0.user, messageID: "3EB0EDIT", newText: "fixed"), true),
+            ("revoke", OutgoingContent.revoke(chat: bob0.user, messageID: "3EB0GONE"), true),
+        ]
+        for (index, (name, message, hides)) in cases.enumerated() {
+            let (out, delivered) = try await sendDirect(alice1, to: bob0.user, message, id: "3EB0DF0\(index)", server: server)
+            let encs = try XCTUnwrap(try wire(out.node).child("participants")).children("to").compactMap { $0.child("enc") }
+            XCTAssertFalse(encs.isEmpty, name)
+            XCTAssertTrue(encs.allSatisfy { $0.string("decrypt-fail") == (hides ? "hide" : nil) }, "\(name): \(encs)")
+            XCTAssertEqual(delivered[bob5.device]?.child("enc")?.string("decrypt-fail"), hides ? "hide" : nil, name)
+        }
+    }
+
     func testTextToBothBobDevicesAndOwnCopyThenWhisper() async throws {
         let (out, delivered) = try await sendDirect(alice1, to: bob0.user, text("hello bob"), id: "3EB0AAAA", server: server)
 

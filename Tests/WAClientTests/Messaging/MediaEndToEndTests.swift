@@ -173,10 +173,32 @@ final class MediaEndToEndTests: XCTestCase {
         XCTAssertEqual(wrongType, 400)
         let uploadsRefused = await sim.mediaUploads
         XCTAssertEqual(uploadsRefused, 0)
-        let good = try await post("/mms/image/\(token)?auth=\(auth)&token=\(token)", encrypted.blob)
-        XCTAssertEqual(good, 200)
+        var upload = HTTPClientRequest(url: "http://\(host)/mms/image/\(token)?auth=\(auth)&token=\(token)")
+        upload.method = .POST
+        upload.body = .bytes(ByteBuffer(bytes: encrypted.blob))
+        let good = try await HTTPClient.shared.execute(upload, timeout: .seconds(10))
+        XCTAssertEqual(good.status.code, 200)
+        let body = try await good.body.collect(upTo: 1 << 16)
+        let answer = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]
+        let directPath = try XCTUnwrap(answer?["direct_path"] as? String)
         let uploadsAccepted = await sim.mediaUploads
         XCTAssertEqual(uploadsAccepted, 1)
+
+        // Downloads name the blob's hash and mms type, as whatsmeow's download.go builds the URL.
+        func get(_ query: String) async throws -> UInt {
+            try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://\(host)\(directPath)\(query)"), timeout: .seconds(10)).status.code
+        }
+        let hash = encrypted.uploadToken
+        let noQuery = try await get("")
+        XCTAssertEqual(noQuery, 400, "no hash, no mms-type")
+        let otherHash = try await get("&hash=\(Symmetric.sha256(Data([1])).base64EncodedString())&mms-type=image&__wa-mms=")
+        XCTAssertEqual(otherHash, 400)
+        let otherType = try await get("&hash=\(hash)&mms-type=video&__wa-mms=")
+        XCTAssertEqual(otherType, 400)
+        let rawHash = try await get("&hash=\(hash)&mms-type=image&__wa-mms=")
+        XCTAssertEqual(rawHash, 200, "whatsmeow's form: the hash unencoded")
+        let built = try await get(MediaTransfer.downloadQuery(directPath: directPath, fileEncSHA256: encrypted.fileEncSHA256, mmsType: "image"))
+        XCTAssertEqual(built, 200, "the client's form")
         let unknown = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://\(host)/v/t62.7118-24/x.enc"), timeout: .seconds(10))
         XCTAssertEqual(unknown.status.code, 404)
         await harness.shutdown(client)

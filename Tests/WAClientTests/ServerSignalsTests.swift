@@ -1,0 +1,149 @@
+import Foundation
+import WABinary
+import WAClient
+import WASim
+import WASignal
+import XCTest
+
+/// What the server tells a logged-in client beside messages (`<ib>` children, encrypt and
+/// passkey notifications), how the client acks, and the QR form — each against WASim.
+final class ServerSignalsTests: XCTestCase {
+    private func linked(_ number: String) async throws -> (SimHarness, WAClient, InMemoryDeviceStore, EventLog, JID) {
+        let harness = try await SimHarness.start()
+        let store = InMemoryDeviceStore()
+        let client = await harness.messagingClient(store: store)
+        let log = EventLog.watching(client)
+        let info = try await within(20) { try await harness.qrLogin(client, phone: number) }
+        return (harness, client, store, log, info.jid)
+    }
+
+    /// `<ib><dirty type=account_sync timestamp>` is answered with the clean iq (whatsmeow appstate.go
+    /// MarkNotDirty); `offline_preview` and `downgrade_webclient` become events; `edge_routing` is kept.
+    func testIBChildrenBeyondOffline() async throws {
+        let (harness, client, _, log, device) = try await linked("15557770001")
+        let sim = harness.sim
+        let routing: [UInt8] = [0x08, 0x02, 0x08, 0x05]
+        let sent = await sim.sendIB([
+            Node("dirty", [Attribute("type", "account_sync"), Attribute("timestamp", "1700000000")]),
+            Node("offline_preview", [
+                Attribute("count", "7"), Attribute("appdata", "1"), Attribute("message", "3"),
+                Attribute("notification", "2"), Attribute("receipt", "1"),
+            ]),
+            Node("edge_routing", content: .nodes([Node("routing_info", content: .bytes(routing))])),
+            Node("downgrade_webclient"),
+            Node("something_new"),
+        ], to: device)
+        XCTAssertTrue(sent)
+        try await eventually(5, "dirty bit cleaned") { await sim.dirtyCleaned(by: device) == ["account_sync"] }
+        try await eventually(5, "preview and downgrade events") {
+            let events = await log.events
+            return events.contains(.offlineSyncPreview(OfflineSyncPreview(total: 7, appDataChanges: 1, messages: 3, notifications: 2, receipts: 1)))
+                && events.contains(.qrScannedWithoutMultidevice)
+        }
+        let stored = await client.edgeRoutingInfo
+        XCTAssertEqual(stored, Data(routing))
+        let state = await client.state
+        XCTAssertEqual(state, .connected, "unknown ib children are logged, not fatal")
+        await harness.shutdown(client)
+    }
+
+    /// The ack of a stanza that names a `recipient` (our phone's copy of what it sent to someone)
+    /// carries it, as whatsmeow's sendAck does.
+    func testAckCarriesRecipient() async throws {
+        let (harness, client, _, log, device) = try await linked("15557770002")
+        let sim = harness.sim
+        await sim.createPhone(number: "15557770003")
+        let id = try await sim.sendText(from: "15557770002", to: user("15557770003"), text: "from my phone")
+        try await eventually(5, "own copy received") { await log.received.contains { $0.id == id } }
+        try await eventually(5, "message acked") {
+            await sim.acks(from: device).contains { $0.string("id") == id && $0.string("class") == "message" }
+        }
+        let ack = await sim.acks(from: device).first { $0.string("id") == id && $0.string("class") == "message" }
+        XCTAssertEqual(ack?.jid("recipient"), user("15557770003"))
+        XCTAssertEqual(ack?.jid("to"), user("15557770002"))
+        await harness.shutdown(client)
+    }
+
+    /// `<notification type=encrypt from=user><identity/>` drops every session and identity of that
+    /// user and publishes the identity change; the next send opens a fresh session that the peer reads.
+    func testIdentityChangeNotificationDropsSessions() async throws {
+        let (harness, client, store, log, device) = try await linked("15557770004")
+        let sim = harness.sim
+        let peer = "15557770005"
+        await sim.createPhone(number: peer)
+        let first = try await sim.sendText(from: peer, to: user("15557770004"), text: "hi")
+        try await eventually(5, "first message") { await log.received.contains { $0.id == first } }
+        let record = try await store.loadDevice()
+        let signal = try await store.signalStore(for: try XCTUnwrap(record))
+        let address = SignalAddress(jid: user(peer))
+        let before = try await signal.loadSession(for: address)
+        XCTAssertNotNil(before, "a session with the peer's phone exists")
+        let known = try await signal.identity(for: address)
+
+        let delivered = await sim.sendNotification(Node("notification", [
+            Attribute("from", .jid(user(peer))), Attribute("type", "encrypt"), Attribute("id", "3EB0IDCH"),
+            Attribute("t", "1700000000"),
+        ], content: .nodes([Node("identity")])), to: device)
+        XCTAssertTrue(delivered)
+        try await eventually(5, "identity change published") {
+            await log.events.contains(.identityChanged(IdentityChange(address: address, previousKey: known, newKey: nil)))
+        }
+        let after = try await signal.loadSession(for: address)
+        XCTAssertNil(after, "the session is dropped")
+        let identity = try await signal.identity(for: address)
+        XCTAssertNil(identity, "the trusted identity is dropped")
+        let acked = await sim.acks(from: device).contains { $0.string("id") == "3EB0IDCH" && $0.string("class") == "notification" }
+        XCTAssertTrue(acked)
+
+        let sent = try await client.sendText(to: user(peer), text: "after the change")
+        try await eventually(5, "the phone reads the fresh session") {
+            await sim.receivedMessages(phone: peer).contains { $0.id == sent.id && $0.text == "after the change" }
+        }
+        await harness.shutdown(client)
+    }
+
+    /// A passkey linking request (whatsmeow pair-passkey.go) is acked and refused with a typed
+    /// event, never ignored; the connection stays.
+    func testPasskeyPairingRequestIsRefused() async throws {
+        let (harness, client, _, log, device) = try await linked("15557770006")
+        let delivered = await harness.sim.sendNotification(Node("notification", [
+            Attribute("from", .jid(.serverJID)), Attribute("type", "passkey_prologue_request"), Attribute("id", "PK1"),
+        ], content: .nodes([Node("passkey_request_options", content: .bytes(Array("{}".utf8)))])), to: device)
+        XCTAssertTrue(delivered)
+        try await eventually(5, "passkey refused") {
+            await log.events.contains { if case .pairingRefused(let code, _) = $0 { code == "client.passkey_unsupported" } else { false } }
+        }
+        let acked = await harness.sim.acks(from: device).contains { $0.string("id") == "PK1" }
+        XCTAssertTrue(acked)
+        let state = await client.state
+        XCTAssertEqual(state, .connected)
+        await harness.shutdown(client)
+    }
+
+    /// The client's QR is the wa.me link form by default; the simulated phone parses it on its own
+    /// side and refuses a link without the platform or with a broken key.
+    func testQRLinkFormIsTheDefaultAndThePhoneChecksIt() async throws {
+        let harness = try await SimHarness.start()
+        await harness.sim.createPhone(number: "15557770007")
+        let client = await harness.client()
+        var linked: JID?
+        for try await event in await client.loginWithQR() {
+            guard case .code(let code) = event, linked == nil else { continue }
+            XCTAssertTrue(code.text.hasPrefix("https://wa.me/settings/linked_devices#"), code.text)
+            let parts = code.text.split(separator: ",", omittingEmptySubsequences: false)
+            XCTAssertEqual(parts.count, 5)
+            for bad in [parts.dropLast().joined(separator: ","),
+                        ([parts[0], "AAAA"] + parts.dropFirst(2)).joined(separator: ",")] {
+                do {
+                    _ = try await harness.sim.scanQR(phone: "15557770007", qr: bad)
+                    XCTFail("a malformed QR must be refused: \(bad)")
+                } catch let error as SimError {
+                    XCTAssertEqual(error.code, "sim.bad_qr")
+                }
+            }
+            linked = try await harness.sim.scanQR(phone: "15557770007", qr: code.text)
+        }
+        XCTAssertNotNil(linked)
+        await harness.shutdown(client)
+    }
+}
