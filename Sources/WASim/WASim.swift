@@ -668,6 +668,11 @@ extension WASim {
     /// A receipt from `device`: to every device of the original sender's user (or the one
     /// device named), except the one that sent the receipt. Group receipts are not routed yet.
     func routeReceipt(_ receipt: Node, from device: JID) async {
+        if let to = receipt.jid("to"), to.server == JID.groupServer, groups[to.user] != nil {
+            // Groups: in the group's addressing form (`Server/GroupRouting.swift`).
+            for (jid, node) in routeGroupReceipt(receipt, from: device, timestamp: nowSeconds) { await deliver(node, to: jid) }
+            return
+        }
         guard let target = ServerMessageRouting.originalSender(of: receipt).map(phoneNumberForm), target.server != JID.groupServer,
               let forwarded = try? ServerMessageRouting.forward(receipt: receipt, from: device, timestamp: nowSeconds)
         else { return }

@@ -42,7 +42,9 @@ final class LIDGroupEndToEndTests: XCTestCase {
         let cached = await messaging.cachedGroup(group)
         XCTAssertEqual(cached?.addressingMode, .lid)
         XCTAssertNotNil(cached, "our participant hash (over LID devices) matched the server's: the entry stays")
-        try await eventually(5, "delivered by alice") { await log.statuses(of: sent.id, by: alice).contains(.delivered) }
+        try await eventually(5, "delivered by alice, named by her LID") {
+            await log.statuses(of: sent.id, by: alicePhone.lidUser).contains(.delivered)
+        }
 
         // Phones → LID group: from their LID with participant_pn; decrypted under the LID sender key.
         let fromAlice = try await sim.sendGroupText(from: alice, group: group, text: "hi from alice")
@@ -67,6 +69,28 @@ final class LIDGroupEndToEndTests: XCTestCase {
         XCTAssertEqual(second.deviceCount, 0)
         try await eventually(5, "bob decrypted the skmsg alone") {
             await sim.receivedMessages(phone: bob).contains { $0.id == second.id && $0.text == "second" }
+        }
+
+        // Alice's phone loses its session with our LID device; bob leaves, so our new sender key
+        // goes to alice 1:1, which she cannot read: her retry receipt (from her LID) gets a resend
+        // under our LID sender key, addressed by LID, and she reads it.
+        let ourLIDDevice = JID(user: ownLID.user, device: info.jid.device, server: JID.lidServer)
+        try await sim.dropSession(phone: alice, with: ourLIDDevice)
+        try await sim.removeFromGroup(group, number: bob)
+        try await eventually(5, "the client saw bob leave") { await messaging.cachedGroup(group) == nil }
+        let rotated = try await within(10) { try await client.sendText(to: group, text: "after bob") }
+        XCTAssertEqual(rotated.deviceCount, 2)
+        try await eventually(10, "alice read the resend") {
+            await sim.receivedMessages(phone: alice).contains { $0.id == rotated.id && $0.text == "after bob" }
+        }
+        let retries = await sim.retryReceiptsSent(phone: alice)
+        XCTAssertGreaterThanOrEqual(retries, 1)
+        let bobGot = await sim.receivedMessages(phone: bob).contains { $0.id == rotated.id }
+        XCTAssertFalse(bobGot)
+        // The next skmsg decrypts at alice: the resend carried our LID sender key.
+        let afterRetry = try await within(10) { try await client.sendText(to: group, text: "after retry") }
+        try await eventually(5, "alice read the skmsg after the retry") {
+            await sim.receivedMessages(phone: alice).contains { $0.id == afterRetry.id && $0.text == "after retry" }
         }
 
         // Phone-number groups still work, addressed by phone number.

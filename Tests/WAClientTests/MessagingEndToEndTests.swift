@@ -393,7 +393,10 @@ final class MessagingEndToEndTests: XCTestCase {
                 await sim.receivedMessages(phone: phone).contains { $0.id == sent.id && $0.text == "hello group" && $0.chat == group }
             }
         }
-        try await eventually(5, "delivered by alice") { await log.statuses(of: sent.id, by: alice).contains(.delivered) }
+        // In a LID group the receipt names alice by her LID.
+        let alicePhone = await sim.phone(alice)
+        let aliceLID = try XCTUnwrap(alicePhone).lidUser
+        try await eventually(5, "delivered by alice") { await log.statuses(of: sent.id, by: aliceLID).contains(.delivered) }
 
         // A phone → group: the client installs alice's sender key and decrypts the skmsg.
         let incoming = try await sim.sendGroupText(from: alice, group: group, text: "hi all")

@@ -14,7 +14,8 @@ import WAClient
 ///   `addressing_mode=lid` and names devices by phone number (400 otherwise): a stanza
 ///   addressed in the wrong form would reach no one;
 /// * a group message carries one `<enc type=skmsg>` (400 without), except a resend after a
-///   retry receipt, which carries `participant` (the device that asked) and its `<enc>`;
+///   retry receipt, which carries `participant` (the device that asked, in the group's
+///   form; 400 otherwise), its `<enc>` and no `addressing_mode` (whatsmeow retry.go);
 /// * at most `maxGroupTargets` devices in `<participants>`.
 ///
 /// Each member device but the sender's gets
@@ -45,12 +46,16 @@ extension WASim {
         let senderPN = phoneNumberForm(sender)
         guard group.isMember(senderPN.user) else { return refuse(GroupRefusal.notMember) }
         let lidGroup = group.addressing == .lid
-        let stated = sent.string("addressing_mode")
-        guard lidGroup ? stated == "lid" : (stated == nil || stated == "pn") else { return refuse(GroupRefusal.malformed) }
         let wanted = lidGroup ? JID.lidServer : JID.userServer
         func inForm(_ device: JID) -> JID { lidGroup ? lidForm(device) : device }
-
         let targets = sent.child("participants")?.children("to") ?? []
+        // A resend names its one device in `participant` and (whatsmeow retry.go) no addressing_mode.
+        let resendTo = targets.isEmpty ? sent.jid("participant") : nil
+        let stated = sent.string("addressing_mode")
+        guard resendTo != nil || (lidGroup ? stated == "lid" : (stated == nil || stated == "pn")) else {
+            return refuse(GroupRefusal.malformed)
+        }
+
         guard targets.count <= Self.maxGroupTargets else { return refuse(GroupRefusal.malformed) }
         var perDevice: [JID: Node] = [:]
         perDevice.reserveCapacity(targets.count)
@@ -88,7 +93,7 @@ extension WASim {
             return children + [identity]
         }
 
-        if let asked = sent.jid("participant"), targets.isEmpty {
+        if let asked = resendTo {
             // A resend after a retry receipt: the one device that asked, its `<enc>` only.
             let device = phoneNumberForm(asked)
             guard asked.server == wanted, memberSet.contains(device), device != senderPN, !encs.isEmpty, skmsgs.isEmpty else {
@@ -106,6 +111,27 @@ extension WASim {
         }
         let phash = ParticipantHash.v2(members.map(inForm))
         return GroupRoute(ack: groupAck(for: sent, timestamp: timestamp, phash: phash), deliveries: deliveries)
+    }
+
+    /// A receipt for a group message (`to=G participant=<author device>`) as the author's
+    /// devices get it: `from=G participant=<the receipting device in the group's form>`
+    /// (`participant_pn` too in a LID group), to the one author device named or, for a
+    /// device-0 author, every device of that user but the receipting one.
+    func routeGroupReceipt(_ receipt: Node, from device: JID, timestamp: Int) -> [(JID, Node)] {
+        guard let to = receipt.jid("to"), let group = groups[to.user], let author = receipt.jid("participant") else { return [] }
+        let lidGroup = group.addressing == .lid
+        let receipting = phoneNumberForm(device)
+        guard group.isMember(receipting.user) else { return [] }
+        var attributes = [
+            Attribute("from", .jid(group.jid)), Attribute("participant", .jid(lidGroup ? lidForm(receipting) : receipting)),
+        ]
+        if lidGroup { attributes.append(Attribute("participant_pn", .jid(receipting))) }
+        attributes += receipt.attributes.filter { !["to", "participant", "from", "participant_pn", "participant_lid"].contains($0.key) }
+        if receipt["t"] == nil { attributes.append(Attribute("t", .string(String(timestamp)))) }
+        let forwarded = Node("receipt", attributes, content: receipt.content)
+        let target = phoneNumberForm(author)
+        let targets = target.device != 0 ? [target] : allDevices(of: target.user)
+        return targets.filter { $0 != device && $0 != receipting }.map { ($0, forwarded) }
     }
 
     /// `<ack class=message id from=G t [phash] [error]>`.
