@@ -66,6 +66,9 @@ public actor WASim {
         /// (`<notification type=devices>`), as the real server does. Off by default so a
         /// test can also leave a peer's device list stale (the phash path).
         public var announceDeviceChanges = false
+        /// A phone, once it linked a device, sends it the app-state sync keys and a history-sync
+        /// notification (peer messages), as a real phone does. On by default: every client runs under it.
+        public var phoneSendsInitialSync = true
         public var limits = Limits()
         public init() {}
     }
@@ -75,7 +78,7 @@ public actor WASim {
     private let configuration: Configuration
     private let staticKey = Curve25519KeyPair.generate()
     private let chain: Data
-    private let logger = Logger(label: "wabridge.sim")
+    let logger = Logger(label: "wabridge.sim")
     private var channels: [any Channel] = []
     public private(set) var port = 0
     public private(set) var tlsPort: Int?
@@ -87,8 +90,8 @@ public actor WASim {
     nonisolated let mediaAuth = Symmetric.randomBytes(24).base64EncodedString()
     let media: SimMediaStore
 
-    private var phones: [String: SimPhone] = [:]
-    private var devices: [JID: SimDevice] = [:]
+    private(set) var phones: [String: SimPhone] = [:]
+    private(set) var devices: [JID: SimDevice] = [:]
     private var live: [JID: SimConnection] = [:]
     private var connections: [Int: SimConnection] = [:]
     private var nextConnectionID = 0
@@ -96,7 +99,7 @@ public actor WASim {
     private var loginFaults: [JID: SimFault] = [:]
     private var slow: [JID: Duration] = [:]
     private var nextLID: UInt64 = 100_000_000_000_000
-    private var agents: [String: SimPhoneAgent] = [:]
+    private(set) var agents: [String: SimPhoneAgent] = [:]
     private var groups: [String: GroupNodes.Info] = [:]
     private var nextGroupID: UInt64 = 120_363_000_000_000_000
     /// Per device: stanzas delivered (or waiting to be) and not yet acked, oldest first.
@@ -114,6 +117,9 @@ public actor WASim {
     private var codePairings: [String: CodePairing] = [:]
     private var cleanedDirty: [JID: [String]] = [:]
     private var receivedAcks: [JID: [Node]] = [:]
+    /// What each phone sent a device it linked (`sendInitialSync`), and each phone's NCT salt.
+    var initialSyncs: [JID: SimInitialSync] = [:]
+    var nctSalts: [String: Data] = [:]
 
     public init(configuration: Configuration = Configuration()) throws {
         self.configuration = configuration
@@ -411,6 +417,7 @@ public actor WASim {
         let device = try await connection.pair(phone: phone, deviceJID: jid, lid: lid, keyIndex: keyIndex, advSecret: advSecret)
         devices[jid] = device
         logger.info("device linked", metadata: ["device": "\(jid)"])
+        if configuration.phoneSendsInitialSync { await sendInitialSync(phone: number, to: jid) }
         if configuration.announceDeviceChanges { await announceDeviceChange(.add, device: jid) }
         return jid
     }
@@ -444,6 +451,15 @@ public actor WASim {
                 Node("conflict", [Attribute("type", "device_removed")]),
             ])))
         }
+    }
+
+    /// A companion's `remove-companion-device` for itself: forgotten like an unlink, but its live
+    /// connection gets no stream error (the client disconnects on its own after the answer).
+    func companionRemovedItself(_ jid: JID) async {
+        guard devices.removeValue(forKey: jid) != nil else { return }
+        outbox.removeValue(forKey: jid)
+        logger.info("companion removed itself", metadata: ["device": "\(jid)"])
+        if configuration.announceDeviceChanges { await announceDeviceChange(.remove, device: jid) }
     }
 
     public enum DeviceChange: String, Sendable { case add, remove }
@@ -697,6 +713,14 @@ extension WASim {
             }
         }
         await live[jid]?.deliver(node)
+    }
+
+    /// A device's receipt for messages (delivery, read, sender, …; not retry) counts as their ack,
+    /// as the real server takes it: whatsmeow answers messages with receipts, not `<ack>`s.
+    func receiptAcks(_ receipt: Node, by jid: JID) {
+        guard receipt.string("type") != "retry", let first = receipt.string("id") else { return }
+        let ids = Set([first] + (receipt.child("list")?.children("item").compactMap { $0.string("id") } ?? []))
+        outbox[jid]?.removeAll { $0.tag == "message" && ids.contains($0.string("id") ?? "") }
     }
 
     /// A device acked a message or receipt: it leaves the outbox.
