@@ -17,6 +17,8 @@ actor SimConnection {
     private let logger = Logger(label: "wabridge.sim.connection")
     private var session: NoiseSession?
     private(set) var peerStatic: Curve25519PublicKey?
+    /// The edge routing info the client sent in its `ED` preamble, if any.
+    private(set) var routingInfo: Data?
     /// Set while a registering client waits to be paired.
     private(set) var registration: WAWa6_ClientPayload.DevicePairingRegistrationData?
     private(set) var device: JID?
@@ -59,6 +61,7 @@ actor SimConnection {
                             watchdog.cancel()
                             session = result.session
                             peerStatic = result.peerStatic
+                            routingInfo = result.routingInfo
                             await handlePayload(result.clientPayload)
                             for plaintext in result.earlyPlaintexts { try await process(plaintext) }
                         }

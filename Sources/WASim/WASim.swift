@@ -117,6 +117,7 @@ public actor WASim {
     private var codePairings: [String: CodePairing] = [:]
     private var cleanedDirty: [JID: [String]] = [:]
     private var receivedAcks: [JID: [Node]] = [:]
+    private var routingInfoSeen: [JID: Data] = [:]
     /// What each phone sent a device it linked (`sendInitialSync`), and each phone's NCT salt.
     var initialSyncs: [JID: SimInitialSync] = [:]
     var nctSalts: [String: Data] = [:]
@@ -283,6 +284,7 @@ public actor WASim {
             await previous.sendAndClose(Node("stream:error", content: .nodes([Node("conflict", [Attribute("type", "replaced")])])))
         }
         live[jid] = connection
+        routingInfoSeen[jid] = await connection.routingInfo
         if let delay = slow[jid] { await connection.setAnswerDelay(delay) }
         return .success(lid: device.lid, offline: outbox[jid] ?? [])
     }
@@ -511,6 +513,9 @@ public actor WASim {
         await connection.deliverNotification(node)
         return true
     }
+
+    /// The edge routing info a device sent in its last login's `ED` preamble (nil: none).
+    public func edgeRoutingInfo(receivedFrom jid: JID) -> Data? { routingInfoSeen[jid] }
 
     /// The newest acks a device sent (at most 256), oldest first.
     public func acks(from jid: JID) -> [Node] { receivedAcks[jid] ?? [] }

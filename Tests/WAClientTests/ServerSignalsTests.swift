@@ -47,6 +47,12 @@ final class ServerSignalsTests: XCTestCase {
         XCTAssertEqual(stored, Data(routing))
         let state = await client.state
         XCTAssertEqual(state, .connected, "unknown ib children are logged, not fatal")
+        let before = await sim.edgeRoutingInfo(receivedFrom: device)
+        XCTAssertNil(before, "no routing info before the server gave one")
+        // The next connection sends it in the `ED` preamble before the WA header.
+        await sim.inject(.dropConnection, device: device)
+        try await eventually(10, "routing info sent on reconnect") { await sim.edgeRoutingInfo(receivedFrom: device) == Data(routing) }
+        try await client.waitForState(.connected, timeout: .seconds(10))
         await harness.shutdown(client)
     }
 
