@@ -8,7 +8,7 @@ adding fields or when WhatsApp's schema moves.
 
 Needs protoc and Python's protobuf package. Usage:
   scripts/check-protos.py /path/to/whatsmeow/proto
-(the folder holding waWa6/, waCert/, waAdv/, waCompanionReg/, waCommon/, waE2E/).
+(the folder holding waWa6/, waCert/, waAdv/, waCompanionReg/, waCommon/, waE2E/, waHistorySync/).
 """
 import os
 import subprocess
@@ -29,6 +29,7 @@ PACKAGES = {
     "WACompanionReg": ("WACompanionReg", "waCompanionReg/WACompanionReg.proto"),
     "WACommon": ("WACommon", "waCommon/WACommon.proto"),
     "WAE2E": ("WAWebProtobufsE2E", "waE2E/WAWebProtobufsE2E.proto"),
+    "WAHistorySync": ("WAWebProtobufsHistorySync", "waHistorySync/WAWebProtobufsHistorySync.proto"),
 }
 
 

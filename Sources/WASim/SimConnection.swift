@@ -17,6 +17,8 @@ actor SimConnection {
     private let logger = Logger(label: "wabridge.sim.connection")
     private var session: NoiseSession?
     private(set) var peerStatic: Curve25519PublicKey?
+    /// The edge routing info the client sent in its `ED` preamble, if any.
+    private(set) var routingInfo: Data?
     /// Set while a registering client waits to be paired.
     private(set) var registration: WAWa6_ClientPayload.DevicePairingRegistrationData?
     private(set) var device: JID?
@@ -59,6 +61,7 @@ actor SimConnection {
                             watchdog.cancel()
                             session = result.session
                             peerStatic = result.peerStatic
+                            routingInfo = result.routingInfo
                             await handlePayload(result.clientPayload)
                             for plaintext in result.earlyPlaintexts { try await process(plaintext) }
                         }
@@ -232,7 +235,10 @@ actor SimConnection {
             if let id = node.string("id") {
                 send(Node("ack", [Attribute("class", "receipt"), Attribute("id", .string(id)), Attribute("from", .jid(.serverJID))]))
             }
-            if let device { await sim.routeReceipt(node, from: device) }
+            if let device {
+                await sim.receiptAcks(node, by: device)
+                await sim.routeReceipt(node, from: device)
+            }
         case "message":
             if let device { await sim.routeMessage(node, from: device, connection: self) }
         case "ack":
@@ -253,6 +259,14 @@ actor SimConnection {
         if let delay = answerDelay { try? await Task.sleep(for: delay) }
         var children: [Node] = []
         switch xmlns {
+        case "md" where type == "set" && node.child("remove-companion-device") != nil:
+            // A companion logs itself out (whatsmeow client.go Logout): the server forgets it.
+            guard let device, let target = node.child("remove-companion-device")?.jid("jid"), target == device else {
+                return answerError(id: id, code: 403, text: "forbidden")
+            }
+            send(Node("iq", [Attribute("from", .jid(.serverJID)), Attribute("type", "result"), Attribute("id", .string(id))]))
+            await sim.companionRemovedItself(device)
+            return
         case "md":
             guard let reg = node.child("link_code_companion_reg") else { return notImplemented(node, id: id) }
             do {

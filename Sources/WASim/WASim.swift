@@ -70,6 +70,9 @@ public actor WASim {
         /// (`<notification type=devices>`), as the real server does. Off by default so a
         /// test can also leave a peer's device list stale (the phash path).
         public var announceDeviceChanges = false
+        /// A phone, once it linked a device, sends it the app-state sync keys and a history-sync
+        /// notification (peer messages), as a real phone does. On by default: every client runs under it.
+        public var phoneSendsInitialSync = true
         public var limits = Limits()
         public init() {}
     }
@@ -79,7 +82,7 @@ public actor WASim {
     private let configuration: Configuration
     private let staticKey = Curve25519KeyPair.generate()
     private let chain: Data
-    private let logger = Logger(label: "wabridge.sim")
+    let logger = Logger(label: "wabridge.sim")
     private var channels: [any Channel] = []
     public private(set) var port = 0
     public private(set) var tlsPort: Int?
@@ -122,6 +125,10 @@ public actor WASim {
     private var codePairings: [String: CodePairing] = [:]
     private var cleanedDirty: [JID: [String]] = [:]
     private var receivedAcks: [JID: [Node]] = [:]
+    private var routingInfoSeen: [JID: Data] = [:]
+    /// What each phone sent a device it linked (`sendInitialSync`), and each phone's NCT salt.
+    var initialSyncs: [JID: SimInitialSync] = [:]
+    var nctSalts: [String: Data] = [:]
 
     public init(configuration: Configuration = Configuration()) throws {
         self.configuration = configuration
@@ -285,6 +292,7 @@ public actor WASim {
             await previous.sendAndClose(Node("stream:error", content: .nodes([Node("conflict", [Attribute("type", "replaced")])])))
         }
         live[jid] = connection
+        routingInfoSeen[jid] = await connection.routingInfo
         if let delay = slow[jid] { await connection.setAnswerDelay(delay) }
         return .success(lid: device.lid, offline: outbox[jid] ?? [])
     }
@@ -419,6 +427,7 @@ public actor WASim {
         let device = try await connection.pair(phone: phone, deviceJID: jid, lid: lid, keyIndex: keyIndex, advSecret: advSecret)
         devices[jid] = device
         logger.info("device linked", metadata: ["device": "\(jid)"])
+        if configuration.phoneSendsInitialSync { await sendInitialSync(phone: number, to: jid) }
         if configuration.announceDeviceChanges { await announceDeviceChange(.add, device: jid) }
         return jid
     }
@@ -452,6 +461,15 @@ public actor WASim {
                 Node("conflict", [Attribute("type", "device_removed")]),
             ])))
         }
+    }
+
+    /// A companion's `remove-companion-device` for itself: forgotten like an unlink, but its live
+    /// connection gets no stream error (the client disconnects on its own after the answer).
+    func companionRemovedItself(_ jid: JID) async {
+        guard devices.removeValue(forKey: jid) != nil else { return }
+        outbox.removeValue(forKey: jid)
+        logger.info("companion removed itself", metadata: ["device": "\(jid)"])
+        if configuration.announceDeviceChanges { await announceDeviceChange(.remove, device: jid) }
     }
 
     public enum DeviceChange: String, Sendable { case add, remove }
@@ -503,6 +521,9 @@ public actor WASim {
         await connection.deliverNotification(node)
         return true
     }
+
+    /// The edge routing info a device sent in its last login's `ED` preamble (nil: none).
+    public func edgeRoutingInfo(receivedFrom jid: JID) -> Data? { routingInfoSeen[jid] }
 
     /// The newest acks a device sent (at most 256), oldest first.
     public func acks(from jid: JID) -> [Node] { receivedAcks[jid] ?? [] }
@@ -713,6 +734,14 @@ extension WASim {
             }
         }
         await live[jid]?.deliver(node)
+    }
+
+    /// A device's receipt for messages (delivery, read, sender, …; not retry) counts as their ack,
+    /// as the real server takes it: whatsmeow answers messages with receipts, not `<ack>`s.
+    func receiptAcks(_ receipt: Node, by jid: JID) {
+        guard receipt.string("type") != "retry", let first = receipt.string("id") else { return }
+        let ids = Set([first] + (receipt.child("list")?.children("item").compactMap { $0.string("id") } ?? []))
+        outbox[jid]?.removeAll { $0.tag == "message" && ids.contains($0.string("id") ?? "") }
     }
 
     /// A device acked a message or receipt: it leaves the outbox.

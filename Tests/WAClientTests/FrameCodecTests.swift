@@ -54,6 +54,32 @@ final class FrameCodecTests: XCTestCase {
         XCTAssertEqual(try decoder.feed(bytes.dropFirst(2)), payloads)
     }
 
+    /// An `ED 0 1 <len:3> <routing info>` preamble before the header (edge routing) is read off,
+    /// byte by byte or at once; a bad one is a typed error, never a crash.
+    func testServerSideEdgeRoutingPreamble() throws {
+        let info = Data([8, 2, 8, 5, 0x45, 0x44])
+        let bytes = FrameCodec.routingPreamble(info) + FrameCodec.header + stream
+        XCTAssertEqual(bytes.prefix(7), Data([0x45, 0x44, 0, 1, 0, 0, 6]))
+        var whole = FrameDecoder(expectsHeader: true)
+        XCTAssertEqual(try whole.feed(bytes), payloads)
+        XCTAssertEqual(whole.routingInfo, info)
+        var split = FrameDecoder(expectsHeader: true)
+        var frames: [Data] = []
+        for byte in bytes.prefix(40) { frames += try split.feed([byte]) }
+        frames += try split.feed(bytes.dropFirst(40))
+        XCTAssertEqual(frames, payloads)
+        XCTAssertEqual(split.routingInfo, info)
+        var plain = FrameDecoder(expectsHeader: true)
+        _ = try plain.feed(FrameCodec.header + stream)
+        XCTAssertNil(plain.routingInfo)
+        for bad in [Data([0x45, 0x44, 0, 2, 0, 0, 1, 9]), Data([0x45, 0x44, 0, 1, 0, 0, 0]), Data([0x45, 0x44, 0, 1, 0x10, 0, 0])] {
+            var decoder = FrameDecoder(expectsHeader: true)
+            XCTAssertThrowsError(try decoder.feed(bad + FrameCodec.header)) {
+                XCTAssertEqual(($0 as? WAClientError)?.code, .badHeader)
+            }
+        }
+    }
+
     func testGarbledHeaderIsTypedError() {
         var decoder = FrameDecoder(expectsHeader: true)
         XCTAssertThrowsError(try decoder.feed(Data([0x57, 0x42]))) {

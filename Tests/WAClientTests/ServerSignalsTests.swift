@@ -1,6 +1,9 @@
+import AsyncHTTPClient
 import Foundation
 import WABinary
 import WAClient
+import WACrypto
+import WAProto
 import WASim
 import WASignal
 import XCTest
@@ -44,6 +47,12 @@ final class ServerSignalsTests: XCTestCase {
         XCTAssertEqual(stored, Data(routing))
         let state = await client.state
         XCTAssertEqual(state, .connected, "unknown ib children are logged, not fatal")
+        let before = await sim.edgeRoutingInfo(receivedFrom: device)
+        XCTAssertNil(before, "no routing info before the server gave one")
+        // The next connection sends it in the `ED` preamble before the WA header.
+        await sim.inject(.dropConnection, device: device)
+        try await eventually(10, "routing info sent on reconnect") { await sim.edgeRoutingInfo(receivedFrom: device) == Data(routing) }
+        try await client.waitForState(.connected, timeout: .seconds(10))
         await harness.shutdown(client)
     }
 
@@ -92,8 +101,9 @@ final class ServerSignalsTests: XCTestCase {
         XCTAssertNil(after, "the session is dropped")
         let identity = try await signal.identity(for: address)
         XCTAssertNil(identity, "the trusted identity is dropped")
-        let acked = await sim.acks(from: device).contains { $0.string("id") == "3EB0IDCH" && $0.string("class") == "notification" }
-        XCTAssertTrue(acked)
+        try await eventually(5, "notification acked") {
+            await sim.acks(from: device).contains { $0.string("id") == "3EB0IDCH" && $0.string("class") == "notification" }
+        }
 
         let sent = try await client.sendText(to: user(peer), text: "after the change")
         try await eventually(5, "the phone reads the fresh session") {
@@ -113,8 +123,7 @@ final class ServerSignalsTests: XCTestCase {
         try await eventually(5, "passkey refused") {
             await log.events.contains { if case .pairingRefused(let code, _) = $0 { code == "client.passkey_unsupported" } else { false } }
         }
-        let acked = await harness.sim.acks(from: device).contains { $0.string("id") == "PK1" }
-        XCTAssertTrue(acked)
+        try await eventually(5, "passkey notification acked") { await harness.sim.acks(from: device).contains { $0.string("id") == "PK1" } }
         let state = await client.state
         XCTAssertEqual(state, .connected)
         await harness.shutdown(client)
@@ -144,6 +153,53 @@ final class ServerSignalsTests: XCTestCase {
             linked = try await harness.sim.scanQR(phone: "15557770007", qr: code.text)
         }
         XCTAssertNotNil(linked)
+        await harness.shutdown(client)
+    }
+
+    /// A fresh link gets what a real phone sends: an app-state key share and a history-sync
+    /// notification whose blob is on the media host (zlib HistorySync under "WhatsApp History
+    /// Keys"). The client decrypts both, acks them and does not publish them as messages.
+    func testFreshLinkReceivesKeyShareAndHistorySync() async throws {
+        let (harness, client, _, log, device) = try await linked("15557770008")
+        let sim = harness.sim
+        let sent = await sim.initialSync(sentTo: device)
+        let sync = try XCTUnwrap(sent, "the phone sent its initial sync")
+        XCTAssertEqual(sync.keys.count, 3)
+        XCTAssertTrue(sync.keys.allSatisfy { $0.keyID.keyID.count == 6 && $0.keyData.keyData.count == 32 })
+        try await eventually(10, "both peer messages acked and out of the outbox") {
+            let acks = await sim.acks(from: device).filter { $0.string("class") == "message" }.compactMap { $0.string("id") }
+            let outbox = await sim.outboxCount(device)
+            return acks.contains(sync.keyShareID) && acks.contains(sync.historyNotificationID) && outbox == 0
+        }
+        let published = await log.received.filter { [sync.keyShareID, sync.historyNotificationID].contains($0.id) }
+        XCTAssertEqual(published.count, 0, "sync messages are not user messages")
+        let undecryptable = await log.events.contains { if case .messageUndecryptable = $0 { true } else { false } }
+        XCTAssertFalse(undecryptable)
+
+        // The blob downloads (with hash and mms-type) and decrypts to the history the phone sent.
+        let notification = sync.notification
+        XCTAssertEqual(notification.syncType, .initialBootstrap)
+        let mediaPort = await sim.mediaPort
+        let port = try XCTUnwrap(mediaPort)
+        let url = "http://127.0.0.1:\(port)\(notification.directPath)"
+            + MediaTransfer.downloadQuery(directPath: notification.directPath, fileEncSHA256: notification.fileEncSha256, mmsType: "md-msg-hist")
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
+        XCTAssertEqual(response.status.code, 200)
+        let body = try await response.body.collect(upTo: 1 << 20)
+        let blob = Data(body.readableBytesView)
+        XCTAssertEqual(Symmetric.sha256(blob), notification.fileEncSha256)
+        let deflated = try MediaCipher.decrypt(blob, keys: MediaKeys(mediaKey: notification.mediaKey, type: .history))
+        XCTAssertEqual(Symmetric.sha256(deflated), notification.fileSha256)
+        XCTAssertEqual(UInt64(deflated.count), notification.fileLength)
+        let inflated = try TransportPayload.decode(Data([TransportPayload.compressedFlag]) + deflated)
+        let history = try WAHistorySync_HistorySync(serializedBytes: inflated)
+        XCTAssertEqual(history, sync.history)
+        XCTAssertEqual(history.syncType, .initialBootstrap)
+        XCTAssertEqual(history.nctSalt.count, 32)
+        let simPhone = await sim.phone("15557770008")
+        let phone = try XCTUnwrap(simPhone)
+        XCTAssertTrue(history.phoneNumberToLidMappings.contains { $0.pnJid == phone.jid.description && $0.lidJid == phone.lid.description })
+        XCTAssertTrue(history.pushnames.contains { $0.id == phone.jid.description })
         await harness.shutdown(client)
     }
 }

@@ -741,6 +741,20 @@ actor MessagingState {
         receiver = working
         let key = MessageReceiver.stanzaKey(node)
         switch outcome {
+        case .message(let message, let receipt) where Self.isPhoneSyncMessage(message):
+            // App-state keys and history-sync notifications from our phone are not user messages:
+            // received, answered as whatsmeow answers them (receipt, `hist_sync` receipt, `peer_msg`
+            // receipt) and acked, not published. Consuming them is the sync feature's job.
+            if onMessage != nil { try? await ctx.store.removePendingPlaintexts(stanza: key) }
+            try? await client.send(receipt)
+            for type in message.message.protocolMessage.hasHistorySyncNotification ? ["hist_sync", "peer_msg"] : ["peer_msg"] {
+                try? await client.send(Node("receipt", attributes: [
+                    "id": .string(message.id), "type": .string(type), "to": .jid(ctx.own.nonAD),
+                ]))
+            }
+            logger.debug("phone sync message received", metadata: [
+                "id": "\(message.id)", "kind": "\(message.message.protocolMessage.type)",
+            ])
         case .message(let message, let receipt):
             guard await handOver(message, key: key, store: ctx.store) else { return false }
             try? await client.send(receipt)
@@ -770,6 +784,14 @@ actor MessagingState {
         } catch {
             logger.warning("identity change not applied", metadata: ["error": "\((error as? WAClientError)?.code.rawValue ?? "\(type(of: error))")"])
         }
+    }
+
+    /// A protocol message from our own primary phone carrying app-state sync keys or a history-sync
+    /// notification (whatsmeow message.go handleProtocolMessage handles these apart from messages).
+    static func isPhoneSyncMessage(_ message: ReceivedMessage) -> Bool {
+        guard message.isFromMe, message.sender.device == 0, message.message.hasProtocolMessage else { return false }
+        let proto = message.message.protocolMessage
+        return proto.hasHistorySyncNotification || proto.hasAppStateSyncKeyShare
     }
 
     func receiveReceipt(_ node: Node, client: WAClient) async {

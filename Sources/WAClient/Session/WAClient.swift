@@ -272,7 +272,8 @@ public actor WAClient {
 
         let verifier = configuration.noiseTrustRoot.map { CertChainVerifier(trustRoot: $0) } ?? .whatsApp
         var initiator = NoiseInitiator(
-            staticKey: device.noiseKey, clientPayload: payload, verifier: verifier, maxFrameSize: configuration.maxFrameSize)
+            staticKey: device.noiseKey, clientPayload: payload, verifier: verifier, maxFrameSize: configuration.maxFrameSize,
+            routingInfo: edgeRoutingInfo)
         let watchdog = Task { [configuration] in
             try? await Task.sleep(for: configuration.connectTimeout)
             if !Task.isCancelled { transport.close() }
@@ -472,9 +473,9 @@ public actor WAClient {
                     }
                 }
             case "edge_routing":
-                // Kept for the next connection (Baileys sends it in the connection header; whatsmeow
-                // ignores it). Bounded: the server sends a few dozen bytes.
-                if let info = child.child("routing_info")?.bytes, !info.isEmpty, info.count <= 1_024 {
+                // Sent in the next connection's `ED` preamble (Baileys noise-handler.ts; whatsmeow
+                // ignores it). Kept in memory only. Bounded: the server sends a few dozen bytes.
+                if let info = child.child("routing_info")?.bytes, !info.isEmpty, info.count <= FrameCodec.maxRoutingInfo {
                     edgeRoutingInfo = Data(info)
                     logger.debug("edge routing info stored", metadata: ["bytes": "\(info.count)"])
                 }

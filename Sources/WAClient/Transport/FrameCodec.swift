@@ -9,6 +9,16 @@ import Foundation
 public enum FrameCodec {
     /// The header: "WA", magic 6, dictionary version 3. It is also the Noise prologue.
     public static let header = Data([0x57, 0x41, 0x06, 0x03])
+    /// Largest edge routing info sent or taken in the `ED` preamble.
+    public static let maxRoutingInfo = 1_024
+
+    /// What a client sends before its header when the server gave it edge routing info
+    /// (`<ib><edge_routing><routing_info>`): "ED" 0 1, a 3-byte length, the info (Baileys
+    /// noise-handler.ts). The Noise prologue stays the `WA` header alone.
+    public static func routingPreamble(_ info: Data) -> Data {
+        let n = info.count
+        return Data([0x45, 0x44, 0, 1, UInt8(truncatingIfNeeded: n >> 16), UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)]) + info
+    }
     /// The largest length three bytes can carry.
     public static let maxFrameSize = (1 << 24) - 1
 
@@ -41,6 +51,9 @@ public struct FrameDecoder: Sendable {
     /// - Parameters:
     ///   - expectsHeader: true on the server side, which receives the client's header first.
     ///   - maxFrameSize: a frame longer than this is an error (default: the wire maximum).
+    /// The routing info of an `ED` preamble the client sent before its header (server side), if any.
+    public private(set) var routingInfo: Data?
+
     public init(expectsHeader: Bool = false, maxFrameSize: Int = FrameCodec.maxFrameSize) {
         self.awaitingHeader = expectsHeader
         self.maxFrameSize = min(maxFrameSize, FrameCodec.maxFrameSize)
@@ -54,6 +67,20 @@ public struct FrameDecoder: Sendable {
         buffer.append(contentsOf: chunk)
         var frames: [Data] = []
         if awaitingHeader {
+            // An edge-routing preamble may come first: "ED" 0 1, a 3-byte length, the routing info.
+            if routingInfo == nil, buffer.count > readIndex, buffer[readIndex] == 0x45 {
+                guard buffer.count - readIndex >= 7 else { return [] }
+                guard buffer[readIndex + 1] == 0x44, buffer[readIndex + 2] == 0, buffer[readIndex + 3] == 1 else {
+                    throw WAClientError(.badHeader, "edge routing preamble is not ED 0 1")
+                }
+                let length = Int(buffer[readIndex + 4]) << 16 | Int(buffer[readIndex + 5]) << 8 | Int(buffer[readIndex + 6])
+                guard length > 0, length <= FrameCodec.maxRoutingInfo else {
+                    throw WAClientError(.badHeader, "edge routing info of \(length) bytes")
+                }
+                guard buffer.count - readIndex >= 7 + length else { return [] }
+                routingInfo = Data(buffer[(readIndex + 7)..<(readIndex + 7 + length)])
+                readIndex += 7 + length
+            }
             let available = buffer.count - readIndex
             let header = [UInt8](FrameCodec.header)
             let compared = min(available, header.count)

@@ -19,4 +19,6 @@ public struct NoiseHandshakeResult: Sendable {
     public let clientPayload: Data
     /// Transport plaintexts that arrived in the same chunk as the last handshake frame.
     public let earlyPlaintexts: [Data]
+    /// Responder side: the edge routing info of the client's `ED` preamble, if it sent one.
+    public var routingInfo: Data? = nil
 }

@@ -25,6 +25,7 @@ public struct NoiseInitiator: Sendable {
     private let clientPayload: Data
     private let verifier: CertChainVerifier
     private let maxFrameSize: Int
+    private let routingInfo: Data?
     private var state: State = .idle
 
     /// - Parameters:
@@ -35,9 +36,12 @@ public struct NoiseInitiator: Sendable {
     ///   - maxFrameSize: the largest frame accepted from the server, during and after the handshake.
     public init(
         staticKey: Curve25519KeyPair, clientPayload: Data, verifier: CertChainVerifier = .whatsApp,
-        ephemeral: Curve25519KeyPair = .generate(), maxFrameSize: Int = FrameCodec.maxFrameSize
+        ephemeral: Curve25519KeyPair = .generate(), maxFrameSize: Int = FrameCodec.maxFrameSize,
+        routingInfo: Data? = nil
     ) {
         self.maxFrameSize = maxFrameSize
+        // Sent only when it fits the preamble's bound; otherwise the plain header.
+        self.routingInfo = routingInfo.flatMap { !$0.isEmpty && $0.count <= FrameCodec.maxRoutingInfo ? $0 : nil }
         self.staticKey = staticKey
         self.clientPayload = clientPayload
         self.verifier = verifier
@@ -53,7 +57,7 @@ public struct NoiseInitiator: Sendable {
         hello.clientHello.ephemeral = ephemeral.publicKey.rawRepresentation
         let frame = try FrameCodec.frame(try hello.serializedBytes() as Data)
         state = .awaitingServerHello(symmetric, FrameDecoder(maxFrameSize: maxFrameSize))
-        return .send(FrameCodec.header + frame)
+        return .send((routingInfo.map(FrameCodec.routingPreamble) ?? Data()) + FrameCodec.header + frame)
     }
 
     /// Feeds received bytes; returns the ClientFinish to send and the established session

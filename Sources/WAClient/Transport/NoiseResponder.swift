@@ -111,6 +111,7 @@ public struct NoiseResponder: Sendable {
         let early = try frames.dropFirst().map { try session.open($0) }
         state = .established
         return [.established(NoiseHandshakeResult(
-            session: session, peerStatic: clientStatic, clientPayload: payload, earlyPlaintexts: early))]
+            session: session, peerStatic: clientStatic, clientPayload: payload, earlyPlaintexts: early,
+            routingInfo: decoder.routingInfo))]
     }
 }

@@ -50,6 +50,26 @@ public nonisolated enum WAE2E_PollContentType: Int, SwiftProtobuf.Enum, Swift.Ca
 
 }
 
+/// What a primary phone sends its new linked device right after pairing (peer messages):
+/// the app-state sync keys, and where the encrypted, zlib-deflated HistorySync blob is
+/// (media type "WhatsApp History Keys", mms type md-msg-hist).
+public nonisolated enum WAE2E_HistorySyncType: Int, SwiftProtobuf.Enum, Swift.CaseIterable {
+  case initialBootstrap = 0
+  case initialStatusV3 = 1
+  case full = 2
+  case recent = 3
+  case pushName = 4
+  case nonBlockingData = 5
+  case onDemand = 6
+  case noHistory = 7
+  case messageAccessStatus = 8
+
+  public init() {
+    self = .initialBootstrap
+  }
+
+}
+
 public nonisolated struct WAE2E_Message: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -2369,6 +2389,24 @@ public nonisolated struct WAE2E_ProtocolMessage: @unchecked Sendable {
   /// Clears the value of `ephemeralSettingTimestamp`. Subsequent reads from it will return its default value.
   public mutating func clearEphemeralSettingTimestamp() {_uniqueStorage()._ephemeralSettingTimestamp = nil}
 
+  public var historySyncNotification: WAE2E_HistorySyncNotification {
+    get {_storage._historySyncNotification ?? WAE2E_HistorySyncNotification()}
+    set {_uniqueStorage()._historySyncNotification = newValue}
+  }
+  /// Returns true if `historySyncNotification` has been explicitly set.
+  public var hasHistorySyncNotification: Bool {_storage._historySyncNotification != nil}
+  /// Clears the value of `historySyncNotification`. Subsequent reads from it will return its default value.
+  public mutating func clearHistorySyncNotification() {_uniqueStorage()._historySyncNotification = nil}
+
+  public var appStateSyncKeyShare: WAE2E_AppStateSyncKeyShare {
+    get {_storage._appStateSyncKeyShare ?? WAE2E_AppStateSyncKeyShare()}
+    set {_uniqueStorage()._appStateSyncKeyShare = newValue}
+  }
+  /// Returns true if `appStateSyncKeyShare` has been explicitly set.
+  public var hasAppStateSyncKeyShare: Bool {_storage._appStateSyncKeyShare != nil}
+  /// Clears the value of `appStateSyncKeyShare`. Subsequent reads from it will return its default value.
+  public mutating func clearAppStateSyncKeyShare() {_uniqueStorage()._appStateSyncKeyShare = nil}
+
   public var disappearingMode: WAE2E_DisappearingMode {
     get {_storage._disappearingMode ?? WAE2E_DisappearingMode()}
     set {_uniqueStorage()._disappearingMode = newValue}
@@ -2684,6 +2722,285 @@ public nonisolated struct WAE2E_PollVoteMessage: Sendable {
   public init() {}
 }
 
+public nonisolated struct WAE2E_HistorySyncNotification: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var fileSha256: Data {
+    get {_fileSha256 ?? Data()}
+    set {_fileSha256 = newValue}
+  }
+  /// Returns true if `fileSha256` has been explicitly set.
+  public var hasFileSha256: Bool {self._fileSha256 != nil}
+  /// Clears the value of `fileSha256`. Subsequent reads from it will return its default value.
+  public mutating func clearFileSha256() {self._fileSha256 = nil}
+
+  public var fileLength: UInt64 {
+    get {_fileLength ?? 0}
+    set {_fileLength = newValue}
+  }
+  /// Returns true if `fileLength` has been explicitly set.
+  public var hasFileLength: Bool {self._fileLength != nil}
+  /// Clears the value of `fileLength`. Subsequent reads from it will return its default value.
+  public mutating func clearFileLength() {self._fileLength = nil}
+
+  public var mediaKey: Data {
+    get {_mediaKey ?? Data()}
+    set {_mediaKey = newValue}
+  }
+  /// Returns true if `mediaKey` has been explicitly set.
+  public var hasMediaKey: Bool {self._mediaKey != nil}
+  /// Clears the value of `mediaKey`. Subsequent reads from it will return its default value.
+  public mutating func clearMediaKey() {self._mediaKey = nil}
+
+  public var fileEncSha256: Data {
+    get {_fileEncSha256 ?? Data()}
+    set {_fileEncSha256 = newValue}
+  }
+  /// Returns true if `fileEncSha256` has been explicitly set.
+  public var hasFileEncSha256: Bool {self._fileEncSha256 != nil}
+  /// Clears the value of `fileEncSha256`. Subsequent reads from it will return its default value.
+  public mutating func clearFileEncSha256() {self._fileEncSha256 = nil}
+
+  public var directPath: String {
+    get {_directPath ?? String()}
+    set {_directPath = newValue}
+  }
+  /// Returns true if `directPath` has been explicitly set.
+  public var hasDirectPath: Bool {self._directPath != nil}
+  /// Clears the value of `directPath`. Subsequent reads from it will return its default value.
+  public mutating func clearDirectPath() {self._directPath = nil}
+
+  public var syncType: WAE2E_HistorySyncType {
+    get {_syncType ?? .initialBootstrap}
+    set {_syncType = newValue}
+  }
+  /// Returns true if `syncType` has been explicitly set.
+  public var hasSyncType: Bool {self._syncType != nil}
+  /// Clears the value of `syncType`. Subsequent reads from it will return its default value.
+  public mutating func clearSyncType() {self._syncType = nil}
+
+  public var chunkOrder: UInt32 {
+    get {_chunkOrder ?? 0}
+    set {_chunkOrder = newValue}
+  }
+  /// Returns true if `chunkOrder` has been explicitly set.
+  public var hasChunkOrder: Bool {self._chunkOrder != nil}
+  /// Clears the value of `chunkOrder`. Subsequent reads from it will return its default value.
+  public mutating func clearChunkOrder() {self._chunkOrder = nil}
+
+  public var originalMessageID: String {
+    get {_originalMessageID ?? String()}
+    set {_originalMessageID = newValue}
+  }
+  /// Returns true if `originalMessageID` has been explicitly set.
+  public var hasOriginalMessageID: Bool {self._originalMessageID != nil}
+  /// Clears the value of `originalMessageID`. Subsequent reads from it will return its default value.
+  public mutating func clearOriginalMessageID() {self._originalMessageID = nil}
+
+  public var progress: UInt32 {
+    get {_progress ?? 0}
+    set {_progress = newValue}
+  }
+  /// Returns true if `progress` has been explicitly set.
+  public var hasProgress: Bool {self._progress != nil}
+  /// Clears the value of `progress`. Subsequent reads from it will return its default value.
+  public mutating func clearProgress() {self._progress = nil}
+
+  public var oldestMsgInChunkTimestampSec: Int64 {
+    get {_oldestMsgInChunkTimestampSec ?? 0}
+    set {_oldestMsgInChunkTimestampSec = newValue}
+  }
+  /// Returns true if `oldestMsgInChunkTimestampSec` has been explicitly set.
+  public var hasOldestMsgInChunkTimestampSec: Bool {self._oldestMsgInChunkTimestampSec != nil}
+  /// Clears the value of `oldestMsgInChunkTimestampSec`. Subsequent reads from it will return its default value.
+  public mutating func clearOldestMsgInChunkTimestampSec() {self._oldestMsgInChunkTimestampSec = nil}
+
+  public var initialHistBootstrapInlinePayload: Data {
+    get {_initialHistBootstrapInlinePayload ?? Data()}
+    set {_initialHistBootstrapInlinePayload = newValue}
+  }
+  /// Returns true if `initialHistBootstrapInlinePayload` has been explicitly set.
+  public var hasInitialHistBootstrapInlinePayload: Bool {self._initialHistBootstrapInlinePayload != nil}
+  /// Clears the value of `initialHistBootstrapInlinePayload`. Subsequent reads from it will return its default value.
+  public mutating func clearInitialHistBootstrapInlinePayload() {self._initialHistBootstrapInlinePayload = nil}
+
+  public var peerDataRequestSessionID: String {
+    get {_peerDataRequestSessionID ?? String()}
+    set {_peerDataRequestSessionID = newValue}
+  }
+  /// Returns true if `peerDataRequestSessionID` has been explicitly set.
+  public var hasPeerDataRequestSessionID: Bool {self._peerDataRequestSessionID != nil}
+  /// Clears the value of `peerDataRequestSessionID`. Subsequent reads from it will return its default value.
+  public mutating func clearPeerDataRequestSessionID() {self._peerDataRequestSessionID = nil}
+
+  public var encHandle: String {
+    get {_encHandle ?? String()}
+    set {_encHandle = newValue}
+  }
+  /// Returns true if `encHandle` has been explicitly set.
+  public var hasEncHandle: Bool {self._encHandle != nil}
+  /// Clears the value of `encHandle`. Subsequent reads from it will return its default value.
+  public mutating func clearEncHandle() {self._encHandle = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _fileSha256: Data? = nil
+  fileprivate var _fileLength: UInt64? = nil
+  fileprivate var _mediaKey: Data? = nil
+  fileprivate var _fileEncSha256: Data? = nil
+  fileprivate var _directPath: String? = nil
+  fileprivate var _syncType: WAE2E_HistorySyncType? = nil
+  fileprivate var _chunkOrder: UInt32? = nil
+  fileprivate var _originalMessageID: String? = nil
+  fileprivate var _progress: UInt32? = nil
+  fileprivate var _oldestMsgInChunkTimestampSec: Int64? = nil
+  fileprivate var _initialHistBootstrapInlinePayload: Data? = nil
+  fileprivate var _peerDataRequestSessionID: String? = nil
+  fileprivate var _encHandle: String? = nil
+}
+
+public nonisolated struct WAE2E_AppStateSyncKeyShare: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var keys: [WAE2E_AppStateSyncKey] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WAE2E_AppStateSyncKey: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var keyID: WAE2E_AppStateSyncKeyId {
+    get {_keyID ?? WAE2E_AppStateSyncKeyId()}
+    set {_keyID = newValue}
+  }
+  /// Returns true if `keyID` has been explicitly set.
+  public var hasKeyID: Bool {self._keyID != nil}
+  /// Clears the value of `keyID`. Subsequent reads from it will return its default value.
+  public mutating func clearKeyID() {self._keyID = nil}
+
+  public var keyData: WAE2E_AppStateSyncKeyData {
+    get {_keyData ?? WAE2E_AppStateSyncKeyData()}
+    set {_keyData = newValue}
+  }
+  /// Returns true if `keyData` has been explicitly set.
+  public var hasKeyData: Bool {self._keyData != nil}
+  /// Clears the value of `keyData`. Subsequent reads from it will return its default value.
+  public mutating func clearKeyData() {self._keyData = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _keyID: WAE2E_AppStateSyncKeyId? = nil
+  fileprivate var _keyData: WAE2E_AppStateSyncKeyData? = nil
+}
+
+public nonisolated struct WAE2E_AppStateSyncKeyId: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var keyID: Data {
+    get {_keyID ?? Data()}
+    set {_keyID = newValue}
+  }
+  /// Returns true if `keyID` has been explicitly set.
+  public var hasKeyID: Bool {self._keyID != nil}
+  /// Clears the value of `keyID`. Subsequent reads from it will return its default value.
+  public mutating func clearKeyID() {self._keyID = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _keyID: Data? = nil
+}
+
+public nonisolated struct WAE2E_AppStateSyncKeyData: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var keyData: Data {
+    get {_keyData ?? Data()}
+    set {_keyData = newValue}
+  }
+  /// Returns true if `keyData` has been explicitly set.
+  public var hasKeyData: Bool {self._keyData != nil}
+  /// Clears the value of `keyData`. Subsequent reads from it will return its default value.
+  public mutating func clearKeyData() {self._keyData = nil}
+
+  public var fingerprint: WAE2E_AppStateSyncKeyFingerprint {
+    get {_fingerprint ?? WAE2E_AppStateSyncKeyFingerprint()}
+    set {_fingerprint = newValue}
+  }
+  /// Returns true if `fingerprint` has been explicitly set.
+  public var hasFingerprint: Bool {self._fingerprint != nil}
+  /// Clears the value of `fingerprint`. Subsequent reads from it will return its default value.
+  public mutating func clearFingerprint() {self._fingerprint = nil}
+
+  public var timestamp: Int64 {
+    get {_timestamp ?? 0}
+    set {_timestamp = newValue}
+  }
+  /// Returns true if `timestamp` has been explicitly set.
+  public var hasTimestamp: Bool {self._timestamp != nil}
+  /// Clears the value of `timestamp`. Subsequent reads from it will return its default value.
+  public mutating func clearTimestamp() {self._timestamp = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _keyData: Data? = nil
+  fileprivate var _fingerprint: WAE2E_AppStateSyncKeyFingerprint? = nil
+  fileprivate var _timestamp: Int64? = nil
+}
+
+public nonisolated struct WAE2E_AppStateSyncKeyFingerprint: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var rawID: UInt32 {
+    get {_rawID ?? 0}
+    set {_rawID = newValue}
+  }
+  /// Returns true if `rawID` has been explicitly set.
+  public var hasRawID: Bool {self._rawID != nil}
+  /// Clears the value of `rawID`. Subsequent reads from it will return its default value.
+  public mutating func clearRawID() {self._rawID = nil}
+
+  public var currentIndex: UInt32 {
+    get {_currentIndex ?? 0}
+    set {_currentIndex = newValue}
+  }
+  /// Returns true if `currentIndex` has been explicitly set.
+  public var hasCurrentIndex: Bool {self._currentIndex != nil}
+  /// Clears the value of `currentIndex`. Subsequent reads from it will return its default value.
+  public mutating func clearCurrentIndex() {self._currentIndex = nil}
+
+  public var deviceIndexes: [UInt32] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _rawID: UInt32? = nil
+  fileprivate var _currentIndex: UInt32? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "WAE2E"
@@ -2694,6 +3011,10 @@ nonisolated extension WAE2E_PollType: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension WAE2E_PollContentType: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0UNKNOWN_POLL_CONTENT_TYPE\0\u{1}TEXT\0\u{1}IMAGE\0")
+}
+
+nonisolated extension WAE2E_HistorySyncType: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0INITIAL_BOOTSTRAP\0\u{1}INITIAL_STATUS_V3\0\u{1}FULL\0\u{1}RECENT\0\u{1}PUSH_NAME\0\u{1}NON_BLOCKING_DATA\0\u{1}ON_DEMAND\0\u{1}NO_HISTORY\0\u{1}MESSAGE_ACCESS_STATUS\0")
 }
 
 nonisolated extension WAE2E_Message: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -4938,13 +5259,15 @@ nonisolated extension WAE2E_ReactionMessage: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension WAE2E_ProtocolMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ProtocolMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}type\0\u{2}\u{2}ephemeralExpiration\0\u{1}ephemeralSettingTimestamp\0\u{2}\u{6}disappearingMode\0\u{2}\u{3}editedMessage\0\u{1}timestampMS\0\u{2}\u{4}invokerJID\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}type\0\u{2}\u{2}ephemeralExpiration\0\u{1}ephemeralSettingTimestamp\0\u{1}historySyncNotification\0\u{1}appStateSyncKeyShare\0\u{2}\u{4}disappearingMode\0\u{2}\u{3}editedMessage\0\u{1}timestampMS\0\u{2}\u{4}invokerJID\0")
 
   fileprivate class _StorageClass {
     var _key: WACommon_MessageKey? = nil
     var _type: WAE2E_ProtocolMessage.TypeEnum? = nil
     var _ephemeralExpiration: UInt32? = nil
     var _ephemeralSettingTimestamp: Int64? = nil
+    var _historySyncNotification: WAE2E_HistorySyncNotification? = nil
+    var _appStateSyncKeyShare: WAE2E_AppStateSyncKeyShare? = nil
     var _disappearingMode: WAE2E_DisappearingMode? = nil
     var _editedMessage: WAE2E_Message? = nil
     var _timestampMs: Int64? = nil
@@ -4963,6 +5286,8 @@ nonisolated extension WAE2E_ProtocolMessage: SwiftProtobuf.Message, SwiftProtobu
       _type = source._type
       _ephemeralExpiration = source._ephemeralExpiration
       _ephemeralSettingTimestamp = source._ephemeralSettingTimestamp
+      _historySyncNotification = source._historySyncNotification
+      _appStateSyncKeyShare = source._appStateSyncKeyShare
       _disappearingMode = source._disappearingMode
       _editedMessage = source._editedMessage
       _timestampMs = source._timestampMs
@@ -4989,6 +5314,8 @@ nonisolated extension WAE2E_ProtocolMessage: SwiftProtobuf.Message, SwiftProtobu
         case 2: try { try decoder.decodeSingularEnumField(value: &_storage._type) }()
         case 4: try { try decoder.decodeSingularUInt32Field(value: &_storage._ephemeralExpiration) }()
         case 5: try { try decoder.decodeSingularInt64Field(value: &_storage._ephemeralSettingTimestamp) }()
+        case 6: try { try decoder.decodeSingularMessageField(value: &_storage._historySyncNotification) }()
+        case 7: try { try decoder.decodeSingularMessageField(value: &_storage._appStateSyncKeyShare) }()
         case 11: try { try decoder.decodeSingularMessageField(value: &_storage._disappearingMode) }()
         case 14: try { try decoder.decodeSingularMessageField(value: &_storage._editedMessage) }()
         case 15: try { try decoder.decodeSingularInt64Field(value: &_storage._timestampMs) }()
@@ -5017,6 +5344,12 @@ nonisolated extension WAE2E_ProtocolMessage: SwiftProtobuf.Message, SwiftProtobu
       try { if let v = _storage._ephemeralSettingTimestamp {
         try visitor.visitSingularInt64Field(value: v, fieldNumber: 5)
       } }()
+      try { if let v = _storage._historySyncNotification {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+      } }()
+      try { if let v = _storage._appStateSyncKeyShare {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+      } }()
       try { if let v = _storage._disappearingMode {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
       } }()
@@ -5042,6 +5375,8 @@ nonisolated extension WAE2E_ProtocolMessage: SwiftProtobuf.Message, SwiftProtobu
         if _storage._type != rhs_storage._type {return false}
         if _storage._ephemeralExpiration != rhs_storage._ephemeralExpiration {return false}
         if _storage._ephemeralSettingTimestamp != rhs_storage._ephemeralSettingTimestamp {return false}
+        if _storage._historySyncNotification != rhs_storage._historySyncNotification {return false}
+        if _storage._appStateSyncKeyShare != rhs_storage._appStateSyncKeyShare {return false}
         if _storage._disappearingMode != rhs_storage._disappearingMode {return false}
         if _storage._editedMessage != rhs_storage._editedMessage {return false}
         if _storage._timestampMs != rhs_storage._timestampMs {return false}
@@ -5319,6 +5654,291 @@ nonisolated extension WAE2E_PollVoteMessage: SwiftProtobuf.Message, SwiftProtobu
 
   public static func ==(lhs: WAE2E_PollVoteMessage, rhs: WAE2E_PollVoteMessage) -> Bool {
     if lhs.selectedOptions != rhs.selectedOptions {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WAE2E_HistorySyncNotification: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".HistorySyncNotification"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}fileSHA256\0\u{1}fileLength\0\u{1}mediaKey\0\u{1}fileEncSHA256\0\u{1}directPath\0\u{1}syncType\0\u{1}chunkOrder\0\u{1}originalMessageID\0\u{1}progress\0\u{1}oldestMsgInChunkTimestampSec\0\u{1}initialHistBootstrapInlinePayload\0\u{1}peerDataRequestSessionID\0\u{2}\u{2}encHandle\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self._fileSha256) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self._fileLength) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self._mediaKey) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self._fileEncSha256) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self._directPath) }()
+      case 6: try { try decoder.decodeSingularEnumField(value: &self._syncType) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self._chunkOrder) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self._originalMessageID) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self._progress) }()
+      case 10: try { try decoder.decodeSingularInt64Field(value: &self._oldestMsgInChunkTimestampSec) }()
+      case 11: try { try decoder.decodeSingularBytesField(value: &self._initialHistBootstrapInlinePayload) }()
+      case 12: try { try decoder.decodeSingularStringField(value: &self._peerDataRequestSessionID) }()
+      case 14: try { try decoder.decodeSingularStringField(value: &self._encHandle) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._fileSha256 {
+      try visitor.visitSingularBytesField(value: v, fieldNumber: 1)
+    } }()
+    try { if let v = self._fileLength {
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 2)
+    } }()
+    try { if let v = self._mediaKey {
+      try visitor.visitSingularBytesField(value: v, fieldNumber: 3)
+    } }()
+    try { if let v = self._fileEncSha256 {
+      try visitor.visitSingularBytesField(value: v, fieldNumber: 4)
+    } }()
+    try { if let v = self._directPath {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 5)
+    } }()
+    try { if let v = self._syncType {
+      try visitor.visitSingularEnumField(value: v, fieldNumber: 6)
+    } }()
+    try { if let v = self._chunkOrder {
+      try visitor.visitSingularUInt32Field(value: v, fieldNumber: 7)
+    } }()
+    try { if let v = self._originalMessageID {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 8)
+    } }()
+    try { if let v = self._progress {
+      try visitor.visitSingularUInt32Field(value: v, fieldNumber: 9)
+    } }()
+    try { if let v = self._oldestMsgInChunkTimestampSec {
+      try visitor.visitSingularInt64Field(value: v, fieldNumber: 10)
+    } }()
+    try { if let v = self._initialHistBootstrapInlinePayload {
+      try visitor.visitSingularBytesField(value: v, fieldNumber: 11)
+    } }()
+    try { if let v = self._peerDataRequestSessionID {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 12)
+    } }()
+    try { if let v = self._encHandle {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 14)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WAE2E_HistorySyncNotification, rhs: WAE2E_HistorySyncNotification) -> Bool {
+    if lhs._fileSha256 != rhs._fileSha256 {return false}
+    if lhs._fileLength != rhs._fileLength {return false}
+    if lhs._mediaKey != rhs._mediaKey {return false}
+    if lhs._fileEncSha256 != rhs._fileEncSha256 {return false}
+    if lhs._directPath != rhs._directPath {return false}
+    if lhs._syncType != rhs._syncType {return false}
+    if lhs._chunkOrder != rhs._chunkOrder {return false}
+    if lhs._originalMessageID != rhs._originalMessageID {return false}
+    if lhs._progress != rhs._progress {return false}
+    if lhs._oldestMsgInChunkTimestampSec != rhs._oldestMsgInChunkTimestampSec {return false}
+    if lhs._initialHistBootstrapInlinePayload != rhs._initialHistBootstrapInlinePayload {return false}
+    if lhs._peerDataRequestSessionID != rhs._peerDataRequestSessionID {return false}
+    if lhs._encHandle != rhs._encHandle {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WAE2E_AppStateSyncKeyShare: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AppStateSyncKeyShare"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keys\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.keys) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.keys.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.keys, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WAE2E_AppStateSyncKeyShare, rhs: WAE2E_AppStateSyncKeyShare) -> Bool {
+    if lhs.keys != rhs.keys {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WAE2E_AppStateSyncKey: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AppStateSyncKey"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keyID\0\u{1}keyData\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._keyID) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._keyData) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._keyID {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try { if let v = self._keyData {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WAE2E_AppStateSyncKey, rhs: WAE2E_AppStateSyncKey) -> Bool {
+    if lhs._keyID != rhs._keyID {return false}
+    if lhs._keyData != rhs._keyData {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WAE2E_AppStateSyncKeyId: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AppStateSyncKeyId"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keyID\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self._keyID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._keyID {
+      try visitor.visitSingularBytesField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WAE2E_AppStateSyncKeyId, rhs: WAE2E_AppStateSyncKeyId) -> Bool {
+    if lhs._keyID != rhs._keyID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WAE2E_AppStateSyncKeyData: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AppStateSyncKeyData"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keyData\0\u{1}fingerprint\0\u{1}timestamp\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self._keyData) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._fingerprint) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self._timestamp) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._keyData {
+      try visitor.visitSingularBytesField(value: v, fieldNumber: 1)
+    } }()
+    try { if let v = self._fingerprint {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try { if let v = self._timestamp {
+      try visitor.visitSingularInt64Field(value: v, fieldNumber: 3)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WAE2E_AppStateSyncKeyData, rhs: WAE2E_AppStateSyncKeyData) -> Bool {
+    if lhs._keyData != rhs._keyData {return false}
+    if lhs._fingerprint != rhs._fingerprint {return false}
+    if lhs._timestamp != rhs._timestamp {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WAE2E_AppStateSyncKeyFingerprint: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AppStateSyncKeyFingerprint"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rawID\0\u{1}currentIndex\0\u{1}deviceIndexes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self._rawID) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self._currentIndex) }()
+      case 3: try { try decoder.decodeRepeatedUInt32Field(value: &self.deviceIndexes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._rawID {
+      try visitor.visitSingularUInt32Field(value: v, fieldNumber: 1)
+    } }()
+    try { if let v = self._currentIndex {
+      try visitor.visitSingularUInt32Field(value: v, fieldNumber: 2)
+    } }()
+    if !self.deviceIndexes.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.deviceIndexes, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WAE2E_AppStateSyncKeyFingerprint, rhs: WAE2E_AppStateSyncKeyFingerprint) -> Bool {
+    if lhs._rawID != rhs._rawID {return false}
+    if lhs._currentIndex != rhs._currentIndex {return false}
+    if lhs.deviceIndexes != rhs.deviceIndexes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
