@@ -23,6 +23,11 @@ public struct SimReceivedMessage: Sendable, Hashable {
     public let ref: String?
     /// Mentioned JIDs (extended text).
     public let mentions: [String]
+
+    func renamed(chat: JID, sender: JID) -> SimReceivedMessage {
+        SimReceivedMessage(id: id, chat: chat, sender: sender, text: text, kind: kind, isFromMe: isFromMe, timestamp: timestamp,
+                           ref: ref, mentions: mentions)
+    }
 }
 
 /// The messaging half of a simulated phone (device 0 of its user): its own
@@ -36,6 +41,7 @@ actor SimPhoneAgent {
     static let maxSeenKeys = 50_000
 
     let jid: JID
+    let lid: JID
     let store: InMemorySignalStore
     let signedPreKey: SignedPreKeyRecord
     private var nextPreKeyID: UInt32 = 1
@@ -59,6 +65,7 @@ actor SimPhoneAgent {
     /// `identity`: the phone's Signal identity, its account key unless a reinstall replaced it.
     init(phone: SimPhone, identity: IdentityKeyPair? = nil) throws {
         jid = phone.jid
+        lid = phone.lid
         let identity = identity ?? IdentityKeyPair(keyPair: phone.accountKey)
         store = InMemorySignalStore(identity: identity)
         signedPreKey = try SignedPreKeyRecord.generate(id: 1, identity: identity)
@@ -128,17 +135,27 @@ actor SimPhoneAgent {
         }
     }
 
-    func sender(deviceIdentity: Data) -> MessageSender {
-        MessageSender(store: store, ownDevice: jid, deviceIdentity: deviceIdentity)
+    /// `asLID`: the phone speaks as its LID device (a LID-addressed send).
+    func sender(deviceIdentity: Data, asLID: Bool = false) -> MessageSender {
+        MessageSender(store: store, ownDevice: asLID ? lid : jid, deviceIdentity: deviceIdentity)
     }
 
     /// Devices among `devices` with no session yet.
-    func needingBundles(_ devices: [JID]) async throws -> [JID] {
-        try await sender(deviceIdentity: Data()).devicesNeedingBundles(devices)
+    func needingBundles(_ devices: [JID], asLID: Bool = false) async throws -> [JID] {
+        try await sender(deviceIdentity: Data(), asLID: asLID).devicesNeedingBundles(devices)
     }
 
-    func directMessage(id: String, to: JID, message: WAE2E_Message, recipient: [JID], own: [JID], bundles: [JID: PreKeyBundle]) async throws -> Node {
-        var node = try await sender(deviceIdentity: Data()).directMessage(
+    /// The phone learned that `pn` is `lid`: its sessions, identities and sender keys with that
+    /// user's devices move to the LID addresses, ratchets intact (whatsmeow's `MigratePNToLID`).
+    func migrateSessions(fromPN pn: JID, toLID lid: JID) async {
+        guard pn.server == JID.userServer, lid.server == JID.lidServer else { return }
+        await store.migrateAddresses(fromName: pn.nonAD.signalAddressUser, toName: lid.nonAD.signalAddressUser)
+    }
+
+    func directMessage(
+        id: String, to: JID, message: WAE2E_Message, recipient: [JID], own: [JID], bundles: [JID: PreKeyBundle], asLID: Bool = false
+    ) async throws -> Node {
+        var node = try await sender(deviceIdentity: Data(), asLID: asLID).directMessage(
             id: id, to: to, message: message, recipientDevices: recipient, ownDevices: own, bundles: bundles).node
         sent.insert(message, chat: to, id: id)
         // A primary phone has no ADV device identity: no <device-identity> with its pkmsgs.
@@ -159,8 +176,8 @@ actor SimPhoneAgent {
     /// The resend a retry receipt asks for (nil when the message is no longer cached or the
     /// resend fails), with `bundle` when the device's fresh bundle was fetched.
     func resend(for retry: RetryReceipt, bundle: PreKeyBundle?) async -> Node? {
-        let chat = retry.from.server == JID.groupServer ? retry.from : (retry.recipient ?? retry.from).nonAD
-        guard let message = sent.message(chat: chat, id: retry.messageID),
+        guard let entry = sent.entry(id: retry.messageID),
+              case let (message, chat) = (entry.message, entry.chat),
               var node = try? await sender(deviceIdentity: Data()).resend(message, chat: chat, for: retry, bundle: bundle)
         else { return nil }
         if case .nodes(let children) = node.content { node.content = .nodes(children.filter { $0.tag != "device-identity" }) }
