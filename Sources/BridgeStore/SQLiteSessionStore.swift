@@ -18,7 +18,7 @@ import WASignal
 public final class SQLiteSessionStore: DeviceStore, SignalProtocolStore, Sendable {
     public let deviceID: DeviceID
     private let cache: DatabaseCache
-    private let cipher: KeyCipher
+    let cipher: KeyCipher
 
     init(deviceID: DeviceID, cache: DatabaseCache, cipher: KeyCipher) {
         self.deviceID = deviceID
@@ -26,17 +26,17 @@ public final class SQLiteSessionStore: DeviceStore, SignalProtocolStore, Sendabl
         self.cipher = cipher
     }
 
-    private func queue() throws(StoreError) -> DatabaseQueue {
+    func queue() throws(StoreError) -> DatabaseQueue {
         try cache.database(for: .init(device: deviceID, kind: .session)).queue
     }
 
     // Run by the calling task, without a hop to the database queue's thread: see `DeviceDataStore`.
-    private func read<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
+    func read<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
         let queue = try queue()
         return try await StoreError.wrapping(what) { try queue.read(body) }
     }
 
-    private func write<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
+    func write<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
         let queue = try queue()
         return try await StoreError.wrapping(what) { try queue.write(body) }
     }
@@ -85,7 +85,7 @@ public final class SQLiteSessionStore: DeviceStore, SignalProtocolStore, Sendabl
     /// (`secure_delete`) and the WAL is truncated, so no key stays on disk.
     public func wipe() async throws {
         try await write("wipe") { db in
-            for table in ["account", "identity", "preKey", "signedPreKey", "session", "senderKey", "pendingPlaintext"] {
+            for table in ["account", "identity", "preKey", "signedPreKey", "session", "senderKey", "pendingPlaintext", "lidMapping"] {
                 try db.execute(sql: "DELETE FROM \(table)")
             }
         }
@@ -331,7 +331,7 @@ public final class SQLiteSessionStore: DeviceStore, SignalProtocolStore, Sendabl
         }
     }
 
-    private static func senderKeyColumns(_ name: SenderKeyName) -> (String, String, String) {
+    static func senderKeyColumns(_ name: SenderKeyName) -> (String, String, String) {
         (name.groupID, name.sender.description, "senderKey.\(name.groupID).\(name.sender)")
     }
 

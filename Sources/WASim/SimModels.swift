@@ -10,6 +10,9 @@ public struct SimPhone: Sendable {
     /// The account identity key: signs linked devices' ADV identities.
     public let accountKey: Curve25519KeyPair
     public let platform: String
+    /// The account was moved to LID addressing (every account is, by now): the server refuses
+    /// DMs addressed to its phone number and the phone sends LID-addressed.
+    public internal(set) var lidMigrated = true
     var nextDeviceID: UInt16 = 1
     var nextKeyIndex: UInt32 = 1
 

@@ -23,6 +23,11 @@ public struct SimReceivedMessage: Sendable, Hashable {
     public let ref: String?
     /// Mentioned JIDs (extended text).
     public let mentions: [String]
+
+    func renamed(chat: JID, sender: JID) -> SimReceivedMessage {
+        SimReceivedMessage(id: id, chat: chat, sender: sender, text: text, kind: kind, isFromMe: isFromMe, timestamp: timestamp,
+                           ref: ref, mentions: mentions)
+    }
 }
 
 /// The messaging half of a simulated phone (device 0 of its user): its own
@@ -131,18 +136,28 @@ actor SimPhoneAgent {
         }
     }
 
-    /// A sender as `own` (the phone's phone-number JID, or its LID in a LID group).
-    func sender(deviceIdentity: Data, own: JID? = nil) -> MessageSender {
-        MessageSender(store: store, ownDevice: own ?? jid, deviceIdentity: deviceIdentity)
+    /// A sender as `own` when given (its LID in a LID group), else as its LID device when `asLID`
+    /// (a LID-addressed DM), else as its phone-number JID.
+    func sender(deviceIdentity: Data, own: JID? = nil, asLID: Bool = false) -> MessageSender {
+        MessageSender(store: store, ownDevice: own ?? (asLID ? lid : jid), deviceIdentity: deviceIdentity)
     }
 
     /// Devices among `devices` with no session yet.
-    func needingBundles(_ devices: [JID], own: JID? = nil) async throws -> [JID] {
-        try await sender(deviceIdentity: Data(), own: own).devicesNeedingBundles(devices)
+    func needingBundles(_ devices: [JID], own: JID? = nil, asLID: Bool = false) async throws -> [JID] {
+        try await sender(deviceIdentity: Data(), own: own, asLID: asLID).devicesNeedingBundles(devices)
     }
 
-    func directMessage(id: String, to: JID, message: WAE2E_Message, recipient: [JID], own: [JID], bundles: [JID: PreKeyBundle]) async throws -> Node {
-        var node = try await sender(deviceIdentity: Data()).directMessage(
+    /// The phone learned that `pn` is `lid`: its sessions, identities and sender keys with that
+    /// user's devices move to the LID addresses, ratchets intact (whatsmeow's `MigratePNToLID`).
+    func migrateSessions(fromPN pn: JID, toLID lid: JID) async {
+        guard pn.server == JID.userServer, lid.server == JID.lidServer else { return }
+        await store.migrateAddresses(fromName: pn.nonAD.signalAddressUser, toName: lid.nonAD.signalAddressUser)
+    }
+
+    func directMessage(
+        id: String, to: JID, message: WAE2E_Message, recipient: [JID], own: [JID], bundles: [JID: PreKeyBundle], asLID: Bool = false
+    ) async throws -> Node {
+        var node = try await sender(deviceIdentity: Data(), asLID: asLID).directMessage(
             id: id, to: to, message: message, recipientDevices: recipient, ownDevices: own, bundles: bundles).node
         sent.insert(message, chat: to, id: id)
         // A primary phone has no ADV device identity: no <device-identity> with its pkmsgs.
@@ -166,10 +181,11 @@ actor SimPhoneAgent {
     /// The resend a retry receipt asks for (nil when the message is no longer cached or the
     /// resend fails), with `bundle` when the device's fresh bundle was fetched.
     func resend(for retry: RetryReceipt, bundle: PreKeyBundle?) async -> Node? {
-        let chat = retry.from.server == JID.groupServer ? retry.from : (retry.recipient ?? retry.from).nonAD
-        // In a LID group the device that asked is a LID and our sender key is our LID's.
+        // Found by message id whatever the addressing of the retry. In a LID group the device that
+        // asked is a LID and our sender key is our LID's.
         let own = retry.participant?.server == JID.lidServer ? lid : jid
-        guard let message = sent.message(chat: chat, id: retry.messageID),
+        guard let entry = sent.entry(id: retry.messageID),
+              case let (message, chat) = (entry.message, entry.chat),
               var node = try? await sender(deviceIdentity: Data(), own: own).resend(message, chat: chat, for: retry, bundle: bundle)
         else { return nil }
         if case .nodes(let children) = node.content { node.content = .nodes(children.filter { $0.tag != "device-identity" }) }

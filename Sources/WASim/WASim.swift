@@ -335,18 +335,28 @@ public actor WASim {
 
     // MARK: Control surface (tests, HTTP control API)
 
-    /// Creates a simulated phone (primary device) with its own account key and LID.
+    /// Creates a simulated phone (primary device) with its own account key and LID. `lidMigrated`
+    /// (the default, as every account is by now): DMs to its phone number are refused.
     @discardableResult
-    public func createPhone(number: String, pushName: String = "Sim User", platform: String = "android") -> SimPhone {
+    public func createPhone(number: String, pushName: String = "Sim User", platform: String = "android",
+                            lidMigrated: Bool = true) -> SimPhone {
         if let phone = phones[number] { return phone }
         nextLID += 1
-        let phone = SimPhone(number: number, lidUser: String(nextLID), pushName: pushName, accountKey: .generate(), platform: platform)
+        var phone = SimPhone(number: number, lidUser: String(nextLID), pushName: pushName, accountKey: .generate(), platform: platform)
+        phone.lidMigrated = lidMigrated
         phones[number] = phone
         agents[number] = try? SimPhoneAgent(phone: phone)
         return phone
     }
 
     public func phone(_ number: String) -> SimPhone? { phones[number] }
+
+    /// Moves an account to LID addressing (or back): from now on the server refuses DMs to its
+    /// phone number and its phone sends LID-addressed.
+    public func setLIDMigrated(_ number: String, _ migrated: Bool) throws {
+        guard phones[number] != nil else { throw SimError.unknownPhone(number) }
+        phones[number]?.lidMigrated = migrated
+    }
 
     /// The phone scans a QR string; returns the new linked device's JID once the client countersigned.
     public func scanQR(phone number: String, qr: String) async throws -> JID {
@@ -585,13 +595,13 @@ extension WASim {
 
     /// usync: each asked user's devices and LID (asked by phone number or by LID); unknown users are left out.
     func usyncAnswer(_ query: Node) throws -> Node {
-        let users = try UsyncNodes.parseDeviceQuery(query)
-        return UsyncNodes.deviceAnswer(to: query, users: users.compactMap { asked in
+        let users = try ServerUsync.parseQuery(query)
+        return ServerUsync.answer(to: query, users: users.compactMap { asked in
             let user = phoneNumberForm(asked)
             let devices = allDevices(of: user.user)
             guard !devices.isEmpty else { return nil }
             // A LID-addressed question gets LID-addressed devices.
-            return UsyncNodes.UserDevices(
+            return ServerUsync.UserDevices(
                 user: asked.nonAD, devices: asked.server == JID.lidServer ? devices.map(lidForm) : devices,
                 lid: phones[user.user]?.lid)
         })
@@ -663,16 +673,10 @@ extension WASim {
         }
         var deliveries: [ServerMessageRouting.Delivery] = []
         let ack: Node
-        if let to = sent.jid("to"), to.server == JID.userServer || to.server == JID.lidServer,
-           let fanned = try? ServerMessageRouting.deliveries(of: sent, from: sender, timestamp: now, pushName: phones[sender.user]?.pushName) {
-            let known = Set(allDevices(of: phoneNumberForm(to).user) + allDevices(of: sender.user))
-            deliveries = fanned.compactMap { delivery in
-                let device = phoneNumberForm(delivery.device)
-                return known.contains(device) && device != sender ? ServerMessageRouting.Delivery(device: device, node: delivery.node) : nil
-            }
-            // The hash covers the devices in the addressing the sender used (LID or phone number).
-            let hashed = to.server == JID.lidServer ? Set(known.map(lidForm)) : known
-            ack = ServerMessageRouting.ack(for: sent, timestamp: now, phash: ParticipantHash.v2(hashed))
+        if let to = sent.jid("to"), to.server == JID.userServer || to.server == JID.lidServer {
+            let direct = routeDirect(sent, to: to, from: sender, timestamp: now)
+            ack = direct.ack
+            deliveries = direct.deliveries
         } else {
             ack = ServerMessageRouting.ack(for: sent, timestamp: now, error: 400)
         }
@@ -694,9 +698,11 @@ extension WASim {
             for (jid, node) in routeGroupReceipt(receipt, from: device, timestamp: nowSeconds) { await deliver(node, to: jid) }
             return
         }
-        guard let target = ServerMessageRouting.originalSender(of: receipt).map(phoneNumberForm), target.server != JID.groupServer,
-              let forwarded = try? ServerMessageRouting.forward(receipt: receipt, from: device, timestamp: nowSeconds)
-        else { return }
+        guard let original = ServerMessageRouting.originalSender(of: receipt), original.server != JID.groupServer else { return }
+        let target = phoneNumberForm(original)
+        // A receipt for a LID-addressed message comes back from the receipting device's LID.
+        let from = original.server == JID.lidServer ? lidForm(device) : device
+        guard let forwarded = try? ServerMessageRouting.forward(receipt: receipt, from: from, timestamp: nowSeconds) else { return }
         let targets = target.device != 0 ? [target] : allDevices(of: target.user)
         for jid in targets where jid != device { await deliver(forwarded, to: jid) }
     }
@@ -705,6 +711,10 @@ extension WASim {
     /// it on its live connection and keeps it in its outbox until it acks, or on its next login.
     func deliver(_ node: Node, to jid: JID) async {
         if jid.device == 0, let agent = agents[jid.user] {
+            if node.tag == "message", let from = node.jid("from"), from.server == JID.lidServer, let pn = node.jid("sender_pn") {
+                // The phone learns the sender's LID and moves its sessions there, as whatsmeow does.
+                await agent.migrateSessions(fromPN: pn, toLID: from)
+            }
             if node.tag == "message" {
                 if let receipt = await agent.receive(node) { await routeReceipt(receipt, from: jid) }
             } else if node.tag == "receipt", node.string("type") == "retry" {
@@ -817,16 +827,25 @@ extension WASim {
     public func sendMessage(from number: String, to: JID, message: WAE2E_Message, id: String? = nil) async throws -> String {
         guard let phone = phones[number], let agent = agents[number] else { throw SimError.unknownPhone(number) }
         let id = id ?? MessageID.random(ownJID: phone.jid)
-        let recipient = allDevices(of: to.user)
+        let peer = phoneNumberForm(to.nonAD)
+        // A migrated phone addresses a user with a LID by the LID (its own devices too).
+        let viaLID = phone.lidMigrated && phones[peer.user] != nil
+        let form: (JID) -> JID = { viaLID ? self.lidForm($0) : $0 }
+        let recipient = allDevices(of: peer.user).map(form)
         guard !recipient.isEmpty else { throw SimError("sim.unknown_user", "\(to.user) has no devices") }
-        let own = allDevices(of: number)
+        let own = allDevices(of: number).map(form)
+        if viaLID {
+            await agent.migrateSessions(fromPN: peer, toLID: lidForm(peer))
+            await agent.migrateSessions(fromPN: phone.jid, toLID: phone.lid)
+        }
         var bundles: [JID: PreKeyBundle] = [:]
-        for device in try await agent.needingBundles(recipient + own) {
+        for device in try await agent.needingBundles(recipient + own, asLID: viaLID) {
             if let bundle = await bundle(for: device) { bundles[device] = bundle }
         }
         let node: Node
         do {
-            node = try await agent.directMessage(id: id, to: to.nonAD, message: message, recipient: recipient, own: own, bundles: bundles)
+            node = try await agent.directMessage(
+                id: id, to: form(peer), message: message, recipient: recipient, own: own, bundles: bundles, asLID: viaLID)
         } catch {
             throw SimError("sim.send_failed", "phone could not encrypt: \((error as? WAClientError)?.code.rawValue ?? "?")")
         }
@@ -868,7 +887,9 @@ extension WASim {
     /// keys): the device's next message fails to decrypt and the retry-receipt path must recover.
     public func dropSession(phone number: String, with device: JID) async throws {
         guard let agent = agents[number] else { throw SimError.unknownPhone(number) }
-        await agent.store.deleteSession(for: SignalAddress(jid: device))
+        // Whichever address the phone keeps it under (LID once the device spoke LID-addressed).
+        await agent.store.deleteSession(for: SignalAddress(jid: phoneNumberForm(device)))
+        await agent.store.deleteSession(for: SignalAddress(jid: lidForm(device)))
     }
 
     /// The phone `number` reads messages of a chat: a read receipt to their sender.
@@ -886,7 +907,15 @@ extension WASim {
     public func duplicatesDropped(phone number: String) async -> Int { await agents[number]?.duplicatesDropped ?? 0 }
 
     /// What the phone `number` received and decrypted, oldest first (the newest 5000).
+    /// Chats and senders are given by phone number where the simulator knows it (the phone's
+    /// app shows the contact, whichever address the message came by).
     public func receivedMessages(phone number: String) async -> [SimReceivedMessage] {
+        (await agents[number]?.received ?? []).map { $0.renamed(chat: phoneNumberForm($0.chat), sender: phoneNumberForm($0.sender)) }
+    }
+
+    /// What the phone received, with chat and sender as the stanza addressed them (a LID stays a
+    /// LID): for tests that check which address a client sent as.
+    public func receivedMessagesAsAddressed(phone number: String) async -> [SimReceivedMessage] {
         await agents[number]?.received ?? []
     }
 

@@ -45,7 +45,10 @@ final class MessagingPersistenceTests: XCTestCase {
         // Restart: a new BridgeStore on the same files; the peer's session is still there (msg, not pkmsg).
         bridge = try openStore(dir)
         keys = try bridge.device(id).keys
-        let hasSession = try await keys.hasSession(for: SignalAddress(jid: JID(user: peer, server: JID.userServer)))
+        // The peer is LID-migrated: its session is kept under its LID.
+        let peerPhone = await sim.phone(peer)
+        let peerLID = try XCTUnwrap(peerPhone?.lid)
+        let hasSession = try await keys.hasSession(for: SignalAddress(jid: peerLID))
         XCTAssertTrue(hasSession)
         client = WAClient(store: keys, configuration: configuration, features: [MessagingFeature(store: keys)])
         let after = Received()

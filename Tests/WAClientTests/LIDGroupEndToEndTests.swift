@@ -35,7 +35,7 @@ final class LIDGroupEndToEndTests: XCTestCase {
                 await sim.receivedMessages(phone: phone).contains { $0.id == sent.id && $0.text == "hello lid" && $0.chat == group }
             }
         }
-        let atAlice = await sim.receivedMessages(phone: alice).first { $0.id == sent.id }
+        let atAlice = await sim.receivedMessagesAsAddressed(phone: alice).first { $0.id == sent.id }
         XCTAssertEqual(atAlice?.sender.server, JID.lidServer, "our sender key is our LID device's")
         XCTAssertEqual(atAlice?.sender.user, ownLID.user)
         XCTAssertEqual(atAlice?.sender.device, info.jid.device)
@@ -57,11 +57,14 @@ final class LIDGroupEndToEndTests: XCTestCase {
         let received = await log.received
         let first = try XCTUnwrap(received.first { $0.id == fromAlice })
         XCTAssertEqual(first.chat, group)
-        XCTAssertEqual(first.sender, alicePhone.lid)
-        XCTAssertEqual(first.senderAlt, alicePhone.jid)
+        // Presented by phone number (the table learned it from participant_pn), the LID beside it.
+        XCTAssertEqual(first.sender, alicePhone.jid)
+        XCTAssertEqual(first.senderLID, alicePhone.lid)
+        XCTAssertEqual(first.senderAlt, alicePhone.lid)
         XCTAssertEqual(first.addressingMode, .lid)
         XCTAssertEqual(first.content, .text("hi from alice", context: nil))
-        XCTAssertEqual(received.first { $0.id == fromBob }?.sender, bobPhone.lid)
+        XCTAssertEqual(received.first { $0.id == fromBob }?.sender, bobPhone.jid)
+        XCTAssertEqual(received.first { $0.id == fromBob }?.senderLID, bobPhone.lid)
         XCTAssertEqual(received.first { $0.id == again }?.content, .text("alice again", context: nil))
 
         // A second send: everyone holds our LID sender key; only the skmsg.

@@ -297,7 +297,10 @@ final class MessagingEndToEndTests: XCTestCase {
         let loaded = try await store.loadDevice()
         let record = try XCTUnwrap(loaded)
         let signal = try await store.signalStore(for: record)
-        try await signal.deleteSession(for: SignalAddress(jid: user(peer)))
+        // Sessions with a LID-migrated peer are kept under its LID.
+        let peerPhone = await sim.phone(peer)
+        let peerLID = try XCTUnwrap(peerPhone?.lid)
+        try await signal.deleteSession(for: SignalAddress(jid: peerLID))
         let second = try await sim.sendText(from: peer, to: user(me), text: "two")
         try await eventually(10, "decrypted after retries") { await log.received.contains { $0.id == second } }
         let undecryptable = await log.events.filter {
@@ -359,7 +362,10 @@ final class MessagingEndToEndTests: XCTestCase {
         try await eventually(5, "after") { await log.received.contains { $0.id == after } }
         let message = await log.received.first { $0.id == after }
         let change = try XCTUnwrap(message?.identityChange)
-        XCTAssertEqual(change.address, SignalAddress(jid: user(peer)))
+        // The peer is LID-migrated: its identity is kept under its LID address.
+        let peerPhone = await sim.phone(peer)
+        let peerLID = try XCTUnwrap(peerPhone?.lid)
+        XCTAssertEqual(change.address, SignalAddress(jid: peerLID))
         XCTAssertNotNil(change.previousKey)
         XCTAssertNotEqual(change.previousKey, change.newKey)
         let published = await log.events.contains { $0 == .identityChanged(change) }
@@ -404,9 +410,11 @@ final class MessagingEndToEndTests: XCTestCase {
         let message = await log.received.first { $0.id == incoming }
         XCTAssertEqual(message?.chat, group)
         XCTAssertEqual(message?.isGroup, true)
-        // New groups are LID-addressed: the sender is named by LID, its phone number rides in participant_pn.
-        XCTAssertEqual(message?.senderAlt?.user, alice)
-        XCTAssertEqual(message?.sender.server, JID.lidServer)
+        // New groups are LID-addressed: the stanza names the sender by LID with its phone number in
+        // participant_pn; the client presents the phone number, the LID beside it.
+        XCTAssertEqual(message?.sender.user, alice)
+        XCTAssertEqual(message?.senderLID?.server, JID.lidServer)
+        XCTAssertEqual(message?.senderAlt?.server, JID.lidServer)
         XCTAssertEqual(message?.content, .text("hi all", context: nil))
         let atBob = await sim.receivedMessages(phone: bob).contains { $0.id == incoming && $0.text == "hi all" }
         XCTAssertTrue(atBob)

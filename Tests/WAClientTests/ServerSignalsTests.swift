@@ -68,8 +68,10 @@ final class ServerSignalsTests: XCTestCase {
             await sim.acks(from: device).contains { $0.string("id") == id && $0.string("class") == "message" }
         }
         let ack = await sim.acks(from: device).first { $0.string("id") == id && $0.string("class") == "message" }
-        XCTAssertEqual(ack?.jid("recipient"), user("15557770003"))
-        XCTAssertEqual(ack?.jid("to"), user("15557770002"))
+        // The phones are LID-migrated: the copy is addressed by LID, and the ack echoes that.
+        let peerLID = await sim.phone("15557770003")?.lid, ownLID = await sim.phone("15557770002")?.lid
+        XCTAssertEqual(ack?.jid("recipient"), peerLID)
+        XCTAssertEqual(ack?.jid("to"), ownLID)
         await harness.shutdown(client)
     }
 
@@ -84,7 +86,10 @@ final class ServerSignalsTests: XCTestCase {
         try await eventually(5, "first message") { await log.received.contains { $0.id == first } }
         let record = try await store.loadDevice()
         let signal = try await store.signalStore(for: try XCTUnwrap(record))
-        let address = SignalAddress(jid: user(peer))
+        // The peer is LID-migrated: its session lives under its LID; the server names it by number.
+        let peerPhone = await sim.phone(peer)
+        let peerLID = try XCTUnwrap(peerPhone?.lid)
+        let address = SignalAddress(jid: peerLID)
         let before = try await signal.loadSession(for: address)
         XCTAssertNotNil(before, "a session with the peer's phone exists")
         let known = try await signal.identity(for: address)

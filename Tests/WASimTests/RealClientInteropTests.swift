@@ -78,7 +78,9 @@ final class RealClientInteropTests: XCTestCase {
         let message = try XCTUnwrap(steps["message"], "no message step; simulator log:\n\(log)")
         let messageEvents = message["events"] as? [[String: Any]] ?? []
         XCTAssertTrue(messageEvents.contains { $0["event"] as? String == "message" && $0["text"] as? String == "from sim phone"
-            && $0["sender"] as? String == "15551230001" }, "whatsmeow did not decrypt the phone's text: \(message)")
+            // The phone is LID-migrated: it writes LID-addressed, whatsmeow names the number as SenderAlt.
+            && $0["sender_server"] as? String == "lid" && $0["sender_alt"] as? String == "15551230001" },
+            "whatsmeow did not decrypt the phone's LID-addressed text: \(message)")
         XCTAssertEqual(message["ok"] as? Bool, true, "whatsmeow's send: \(message)")
         let phoneReceived = message["phoneReceived"] as? [[String: Any]] ?? []
         XCTAssertTrue(phoneReceived.contains { $0["text"] as? String == "from neonize" && $0["sender"] as? String == "15551230000:1@s.whatsapp.net" },

@@ -8,6 +8,7 @@ enum SessionSchema {
         migrator.registerMigration("v1-keys", migrate: v1Keys)
         migrator.registerMigration("v2-pending-plaintexts", migrate: v2PendingPlaintexts)
         migrator.registerMigration("v3-prekey-counter", migrate: v3PreKeyCounter)
+        migrator.registerMigration("v4-lid-mapping", migrate: v4LIDMapping)
         return migrator
     }
 }

@@ -49,7 +49,9 @@ public struct MessageReceiver: Sendable {
         "\(stanza.string("from") ?? "")|\(stanza.string("participant") ?? "")|\(stanza.string("id") ?? "")"
     }
 
-    public mutating func receive(_ stanza: Node) async throws -> ReceiveOutcome {
+    /// `senderLID`: the sender's LID device when the stanza names it by phone number and its
+    /// LID is known; its Signal state is kept under the LID, so the stanza is decrypted there.
+    public mutating func receive(_ stanza: Node, senderLID: JID? = nil) async throws -> ReceiveOutcome {
         let ctx = "message"
         guard stanza.tag == "message" else { throw WAClientError(.stanzaMalformed, "\(ctx): not a message stanza") }
         let id = try stanza.requiredString("id", in: ctx)
@@ -58,6 +60,7 @@ public struct MessageReceiver: Sendable {
         let sender = isGroup ? try stanza.requiredJID("participant", in: ctx) : from
         let isFromMe = [ownDevice, ownLID].contains { own in own.map { sender.user == $0.user && sender.server == $0.server } ?? false }
         var chat = isGroup ? from : (isFromMe ? (stanza.jid("recipient") ?? from).nonAD : from.nonAD)
+        let signalSender = senderLID ?? sender
 
         let encs = stanza.children("enc")
         guard encs.count <= Self.maxEncPerMessage else {
@@ -74,7 +77,8 @@ public struct MessageReceiver: Sendable {
                 guard let senderIdentity = DeviceIdentityCheck.senderIdentity(ofPreKeyMessage: Data(pkmsg)) else {
                     throw WAClientError(.deviceIdentityInvalid, "pkmsg carries no identity key")
                 }
-                let primary = try await store.identity(for: SignalAddress(jid: JID(user: sender.user, device: 0, server: sender.server)))
+                let primary = try await store.identity(
+                    for: SignalAddress(jid: JID(user: signalSender.user, device: 0, server: signalSender.server)))
                 try DeviceIdentityCheck.verify(Data(identity), senderIdentity: senderIdentity, primaryIdentity: primary)
             } catch {
                 let refused = error as? WAClientError ?? WAClientError(.store, "identity lookup: \(type(of: error))")
@@ -92,13 +96,13 @@ public struct MessageReceiver: Sendable {
                 ? PendingPlaintextKey(stanza: stanzaKey, part: "\(index).\(enc.string("type") ?? "")") : nil
             do {
                 let decrypted: WAE2E_Message?
-                do { decrypted = try await decrypt(enc, sender: sender, chat: chat, keeping: keeping) } catch let error as SignalError
+                do { decrypted = try await decrypt(enc, sender: signalSender, chat: chat, keeping: keeping) } catch let error as SignalError
                     where error.code == .untrustedIdentity && enc.string("type") == "pkmsg" && error.identityChange != nil {
                     // The peer reinstalled: a new session under a new identity. Accept it
                     // (as WhatsApp clients do) and report the change with the message.
                     identityChange = error.identityChange
                     if let key = error.identityChange?.newKey { try await store.saveIdentity(key, for: error.identityChange!.address) }
-                    decrypted = try await decrypt(enc, sender: sender, chat: chat, keeping: keeping)
+                    decrypted = try await decrypt(enc, sender: signalSender, chat: chat, keeping: keeping)
                 }
                 guard var message = decrypted else { continue }
                 if message.hasDeviceSentMessage, isFromMe {
@@ -107,7 +111,7 @@ public struct MessageReceiver: Sendable {
                     message = dsm.message
                 }
                 if message.hasSenderKeyDistributionMessage {
-                    try await installSenderKey(message.senderKeyDistributionMessage, sender: sender, chat: chat)
+                    try await installSenderKey(message.senderKeyDistributionMessage, sender: signalSender, chat: chat)
                     message.clearSenderKeyDistributionMessage()
                 }
                 if message != WAE2E_Message() { content = message }
@@ -151,7 +155,9 @@ public struct MessageReceiver: Sendable {
         let prefix = isGroup ? "participant" : "sender"
         let alt = mode == .lid ? stanza.jid("\(prefix)_pn") : stanza.jid("\(prefix)_lid")
         // Only a JID of the other kind is an alternative address.
-        guard let alt, (alt.server == JID.lidServer) != (sender.server == JID.lidServer) else { return (mode, nil) }
+        guard var alt, (alt.server == JID.lidServer) != (sender.server == JID.lidServer) else { return (mode, nil) }
+        // The server names the user; the device is the sender's (as whatsmeow fills it in).
+        if alt.device == 0 { alt.device = sender.device }
         return (mode, alt)
     }
 

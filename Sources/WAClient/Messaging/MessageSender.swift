@@ -34,18 +34,29 @@ public struct MessageSender: Sendable {
     public let ownDevice: JID
     /// Our `ADVSignedDeviceIdentity` as serialized bytes (the account record from pairing).
     public let deviceIdentity: Data
+    /// Phone-number users whose LID is known, by user part (number → LID user): their
+    /// sessions are kept under the LID (whatsmeow's encryption identity), whichever address
+    /// the stanza names them by.
+    public var lidUsers: [String: String]
 
-    public init(store: any SignalProtocolStore, ownDevice: JID, deviceIdentity: Data) {
+    public init(store: any SignalProtocolStore, ownDevice: JID, deviceIdentity: Data, lidUsers: [String: String] = [:]) {
         self.store = store
         self.ownDevice = ownDevice
         self.deviceIdentity = deviceIdentity
+        self.lidUsers = lidUsers
+    }
+
+    /// Where `device`'s Signal state lives: its LID device when its number is mapped.
+    public func signalAddress(of device: JID) -> SignalAddress {
+        guard device.server == JID.userServer, let lid = lidUsers[device.user] else { return SignalAddress(jid: device) }
+        return SignalAddress(jid: JID(user: lid, device: device.device, server: JID.lidServer))
     }
 
     /// The devices among `devices` with no usable session yet: fetch bundles for these.
     public func devicesNeedingBundles(_ devices: [JID]) async throws -> [JID] {
         var out: [JID] = []
         for device in devices where device != ownDevice {
-            let record = try await store.loadSession(for: SignalAddress(jid: device))
+            let record = try await store.loadSession(for: signalAddress(of: device))
             if !(record?.hasCurrentSession ?? false) { out.append(device) }
         }
         return out
@@ -131,7 +142,7 @@ public struct MessageSender: Sendable {
 
     /// Encrypts for one device, first opening a session from `bundle` when there is none.
     func encrypt(_ padded: Data, for device: JID, bundle: PreKeyBundle?) async throws -> (CiphertextMessage, IdentityChange?) {
-        let address = SignalAddress(jid: device)
+        let address = signalAddress(of: device)
         let record = try await store.loadSession(for: address)
         var change: IdentityChange?
         if !(record?.hasCurrentSession ?? false) {
@@ -145,7 +156,7 @@ public struct MessageSender: Sendable {
     /// one we knew (the peer reinstalled) is accepted, as WhatsApp clients do,
     /// and the change is returned so the caller can tell the user.
     func openSession(_ bundle: PreKeyBundle, for device: JID) async throws -> IdentityChange? {
-        let builder = SessionBuilder(store: store, address: SignalAddress(jid: device))
+        let builder = SessionBuilder(store: store, address: signalAddress(of: device))
         do {
             try await builder.process(bundle: bundle)
             return nil

@@ -205,6 +205,7 @@ public final class MessagingFeature: WAClientFeature {
     }
 
     public func didLogin(_ info: LoginInfo, client: WAClient) async {
+        await state.learnOwnLID(info, client: client)
         await state.pruneKeptPlaintexts(client: client)
         await state.refillPreKeys(client: client)
     }
@@ -294,6 +295,9 @@ actor MessagingState {
     private var holderOrder: [JID] = []
     static let maxTrackedGroups = 1_000
     private(set) var uploads: [Int] = []
+    /// Phone numbers whose Signal state was moved to their LID in this process (bounded).
+    private var migratedPNUsers: Set<String> = []
+    static let maxMigratedUsers = 100_000
 
     private enum PendingAck {
         /// Written; the number is this write's, so a timer of an earlier write of the
@@ -323,6 +327,20 @@ actor MessagingState {
         recent = RecentMessageCache(capacity: configuration.recentMessages)
     }
 
+    /// True the first time `user` is noted (its sessions are to be moved now).
+    func notePNMigrated(_ user: String) -> Bool {
+        if migratedPNUsers.count >= Self.maxMigratedUsers { migratedPNUsers.removeAll() }
+        return migratedPNUsers.insert(user).inserted
+    }
+
+    func forgetPNMigrated(_ user: String) { migratedPNUsers.remove(user) }
+
+    /// Our own number and LID, as the login told them (whatsmeow stores the pair at connect).
+    func learnOwnLID(_ info: LoginInfo, client: WAClient) async {
+        guard let lid = info.lid, let mapping = try? LIDMapping(lid, info.jid) else { return }
+        await learn([mapping], store: try? await context(client).store)
+    }
+
     private func nextID(_ prefix: String) -> String {
         counter += 1
         return "\(prefix).\(counter).\(UInt32.random(in: 0...UInt32.max))"
@@ -335,7 +353,7 @@ actor MessagingState {
         var deviceIdentity: Data
     }
 
-    private func context(_ client: WAClient) async throws -> Context {
+    func context(_ client: WAClient) async throws -> Context {
         guard let record = await client.device, let own = record.jid, let account = record.account else {
             throw WAClientError(.notConnected, "device is not paired")
         }
@@ -387,22 +405,27 @@ actor MessagingState {
             let sent = try await sendGroup(message, group: chat, id: id, ctx: ctx, client: client)
             return StagedMessage(id: id, chat: chat) { sent }
         }
-        let lists = try await devices(of: [chat, ctx.own.nonAD], client: client)
-        let recipient = lists[chat]?.devices ?? []
+        let route = try await directRoute(chat, ctx: ctx, client: client)
+        if let pn = route.peerPN, let mapping = try? LIDMapping(route.to, pn) { await migrateSessions(mapping, store: ctx.store) }
+        let lists = try await devices(of: [route.to, route.own.nonAD], client: client)
+        let recipient = lists[route.to]?.devices ?? []
         guard !recipient.isEmpty else { throw WAClientError(.invalidRecipient, "\(chat) has no devices") }
-        let ownDevices = lists[ctx.own.nonAD]?.devices ?? [ctx.own]
-        let sender = MessageSender(store: ctx.store, ownDevice: ctx.own, deviceIdentity: ctx.deviceIdentity)
+        let ownDevices = lists[route.own.nonAD]?.devices ?? [route.own]
+        let sender = MessageSender(store: ctx.store, ownDevice: route.own, deviceIdentity: ctx.deviceIdentity)
         let missing = try await sender.devicesNeedingBundles(recipient + ownDevices)
         let bundles = try await fetchBundles(missing, client: client)
         let out = try await sender.directMessage(
-            id: id, to: chat, message: message, recipientDevices: recipient, ownDevices: ownDevices, bundles: bundles)
-        recent.insert(message, chat: chat, id: id)
+            id: id, to: route.to, message: message, recipientDevices: recipient, ownDevices: ownDevices, bundles: bundles)
+        var node = out.node
+        if let pn = route.peerPN { node["peer_recipient_pn"] = .jid(pn) }
+        recent.insert(message, chat: route.to, id: id)
         for change in out.identityChanges { await client.emit(.identityChanged(change)) }
-        try await writeAwaitingAck(out.node, id: id, client: client)
+        try await writeAwaitingAck(node, id: id, client: client)
         let (own, phash, count) = (ctx.own, out.phash, out.encryptedFor.count)
         return StagedMessage(id: id, chat: chat) { [self] in
             let ack = try await self.accepted(id: id, chat: chat, own: own, client: client)
             await self.checkParticipantHash(ack, ours: phash, chat: chat, own: own)
+            if route.to != chat { await self.checkParticipantHash(ack, ours: phash, chat: route.to, own: route.own) }
             return SentMessage(id: id, chat: chat, timestamp: ack.timestamp, phash: ack.phash, deviceCount: count)
         }
     }
@@ -427,7 +450,8 @@ actor MessagingState {
         if !users.contains(ownAddress.nonAD) { users.append(ownAddress.nonAD) }
         let lists = try await devices(of: users, client: client)
         let all = users.flatMap { lists[$0]?.devices ?? [] }
-        let sender = MessageSender(store: ctx.store, ownDevice: ownAddress, deviceIdentity: ctx.deviceIdentity)
+        let sender = MessageSender(store: ctx.store, ownDevice: ownAddress, deviceIdentity: ctx.deviceIdentity,
+                                   lidUsers: await lidUsers(of: users, store: ctx.store))
         let holders = senderKeyHolders[group] ?? []
         let rotate = !holders.isSubset(of: Set(all))
         let needKey = rotate ? all : all.filter { !holders.contains($0) }
@@ -494,24 +518,38 @@ actor MessagingState {
     func cachedGroup(_ group: JID) -> GroupMetadata? { groupCache.metadata(of: group) }
 
     /// A user linked or unlinked a device: update (or drop) the cached list.
-    func applyDeviceNotification(_ node: Node) {
+    func applyDeviceNotification(_ node: Node) async {
         guard let notification = try? DeviceListNotification(parsing: node) else {
             logger.info("devices notification ignored (malformed)")
             return
         }
         let outcome = deviceCache.apply(notification)
+        // The user's list may be cached under its LID too (a LID-addressed send asked for it).
+        var lid = notification.lid
+        if lid == nil { lid = await self.lid(forPN: notification.user) }
+        if let lid, let mapping = try? LIDMapping(lid, notification.user) {
+            await learn([mapping])
+            deviceCache.apply(notification, lid: mapping.lid)
+        }
         logger.debug("device list notification", metadata: ["outcome": "\(outcome)"])
     }
 
     /// Our own user linked or unlinked a device (`account_sync`): replace (or drop) our list.
     func applyOwnDevices(_ notification: OwnDevicesNotification, client: WAClient) async {
-        guard let own = await client.device?.jid else { return }
+        guard let record = await client.device, let own = record.jid else { return }
         let outcome = deviceCache.apply(own: notification, user: own)
+        if let lid = record.lid { deviceCache.apply(own: notification, user: own, lid: lid) }
         logger.debug("own device list notification", metadata: ["outcome": "\(outcome)"])
     }
 
-    /// The cached devices of `user` (tests, diagnostics).
-    func cachedDevices(of user: JID) -> [JID]? { deviceCache.devices(of: user)?.devices }
+    /// The cached devices of `user` (tests, diagnostics); for a number whose list is cached
+    /// under its LID, that list in phone-number form.
+    func cachedDevices(of user: JID) async -> [JID]? {
+        if let lid = await lid(forPN: user), let devices = deviceCache.devices(of: lid)?.devices {
+            return devices.map { JID(user: user.user, device: $0.device, server: user.server) }
+        }
+        return deviceCache.devices(of: user)?.devices
+    }
 
     private func rememberHolders(_ devices: Set<JID>, group: JID) {
         if senderKeyHolders.updateValue(devices, forKey: group) == nil {
@@ -520,7 +558,7 @@ actor MessagingState {
         }
     }
 
-    private func devices(of users: [JID], client: WAClient) async throws -> [JID: UsyncNodes.UserDevices] {
+    func devices(of users: [JID], client: WAClient) async throws -> [JID: UsyncNodes.UserDevices] {
         var out: [JID: UsyncNodes.UserDevices] = [:]
         var ask: [JID] = []
         for user in users {
@@ -531,10 +569,15 @@ actor MessagingState {
             let batch = Array(ask[start..<min(ask.count, start + configuration.usyncBatch)])
             start += batch.count
             let answer = try await client.sendIQ(UsyncNodes.deviceQueryIQ(id: nextID("us"), sid: nextID("sid"), users: batch))
+            var mappings: [LIDMapping] = []
             for user in try UsyncNodes.parseDeviceAnswer(answer) {
                 deviceCache.store(user)
                 out[user.user] = user
+                if let lid = user.lid, user.user.server == JID.userServer, let mapping = try? LIDMapping(lid, user.user) {
+                    mappings.append(mapping)
+                }
             }
+            await learn(mappings)
         }
         return out
     }
@@ -731,9 +774,13 @@ actor MessagingState {
             receiver?.keepPlaintexts = onMessage != nil
             receiverDevice = ctx.own
         }
+        do { await learn(try MessageAddressing.mappings(in: node), store: ctx.store) } catch {
+            logger.info("message addressing attributes ignored (malformed)")
+        }
+        let senderLID = await encryptionLID(of: node)
         var working = receiver!
         let outcome: ReceiveOutcome
-        do { outcome = try await working.receive(node) } catch {
+        do { outcome = try await working.receive(node, senderLID: senderLID) } catch {
             receiver = working
             logger.warning("message dropped", metadata: ["error": "\((error as? WAClientError)?.code.rawValue ?? "?")"])
             return true
@@ -755,7 +802,8 @@ actor MessagingState {
             logger.debug("phone sync message received", metadata: [
                 "id": "\(message.id)", "kind": "\(message.message.protocolMessage.type)",
             ])
-        case .message(let message, let receipt):
+        case .message(let addressed, let receipt):
+            let message = await presented(addressed)
             guard await handOver(message, key: key, store: ctx.store) else { return false }
             try? await client.send(receipt)
             if let change = message.identityChange { await client.emit(.identityChanged(change)) }
@@ -774,13 +822,23 @@ actor MessagingState {
     /// The server says `user`'s identity changed: drop every session and trusted identity of the
     /// user (the next message to or from them starts over from a bundle or pkmsg), and publish it.
     func identityChangeAnnounced(by user: JID, client: WAClient) async {
-        let address = SignalAddress(jid: user)
+        // The server may name the user by phone number while its sessions live under its LID
+        // (or the reverse): both forms are dropped.
+        var users = [user.nonAD]
+        if let lid = await lid(forPN: user) { users.append(lid.nonAD) }
+        if let pn = await pn(forLID: user) { users.append(pn.nonAD) }
         do {
             let ctx = try await context(client)
-            let previous = try await ctx.store.identity(for: address)
-            let dropped = try await ctx.store.deleteAllSessionsAndIdentities(named: address.name)
-            logger.info("identity change announced: sessions dropped", metadata: ["sessions": "\(dropped.count)"])
-            await client.emit(.identityChanged(IdentityChange(address: address, previousKey: previous, newKey: nil)))
+            var changes: [IdentityChange] = []
+            for each in users {
+                let address = SignalAddress(jid: each)
+                let previous = try await ctx.store.identity(for: address)
+                let dropped = try await ctx.store.deleteAllSessionsAndIdentities(named: address.name)
+                logger.info("identity change announced: sessions dropped", metadata: ["sessions": "\(dropped.count)"])
+                if previous != nil || !dropped.isEmpty { changes.append(IdentityChange(address: address, previousKey: previous, newKey: nil)) }
+            }
+            if changes.isEmpty { changes = [IdentityChange(address: SignalAddress(jid: user.nonAD), previousKey: nil, newKey: nil)] }
+            for change in changes { await client.emit(.identityChanged(change)) }
         } catch {
             logger.warning("identity change not applied", metadata: ["error": "\((error as? WAClientError)?.code.rawValue ?? "\(type(of: error))")"])
         }
@@ -795,7 +853,8 @@ actor MessagingState {
     }
 
     func receiveReceipt(_ node: Node, client: WAClient) async {
-        let parsed = try? ReceiptEvent(parsing: node)
+        var parsed = try? ReceiptEvent(parsing: node)
+        if case .status(let update)? = parsed { parsed = .status(await presented(update)) }
         if case .status(let update)? = parsed, let onStatus {
             do { try await onStatus(update) } catch {
                 // Not acked: the server keeps the receipt and sends it again.
@@ -816,15 +875,16 @@ actor MessagingState {
     private func answerRetry(_ retry: RetryReceipt, client: WAClient) async {
         do {
             let ctx = try await context(client)
-            let isGroup = retry.from.server == JID.groupServer
-            let chat = isGroup ? retry.from : (retry.recipient ?? retry.from).nonAD
-            guard let message = recent.message(chat: chat, id: retry.messageID) else {
+            // By id: the receipt may name the chat by another address than our send did.
+            guard let sent = recent.entry(id: retry.messageID) else {
                 logger.info("retry receipt for a message no longer cached")
                 return
             }
-            // In a LID group the device that asked is a LID and our sender key is our LID device's.
-            let own = isGroup && retry.device.server == JID.lidServer ? try ownLIDDevice(ctx) : ctx.own
-            let sender = MessageSender(store: ctx.store, ownDevice: own, deviceIdentity: ctx.deviceIdentity)
+            let (message, chat) = (sent.message, sent.chat)
+            // A retry from one of our LID devices: we speak as our LID there.
+            let own = retry.device.server == JID.lidServer ? (ownLID(ctx) ?? ctx.own) : ctx.own
+            let sender = MessageSender(store: ctx.store, ownDevice: own, deviceIdentity: ctx.deviceIdentity,
+                                       lidUsers: await lidUsers(of: [retry.device.nonAD], store: ctx.store))
             var fetched: PreKeyBundle?
             if retry.wantsFreshBundle {
                 fetched = try await fetchBundles([retry.device], client: client, reason: "identity")[retry.device]

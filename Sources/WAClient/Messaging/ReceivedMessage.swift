@@ -28,6 +28,11 @@ public struct ReceivedMessage: Sendable {
     /// JID for a LID-addressed stanza (`sender_pn` / `participant_pn`), or its
     /// LID for a phone-number-addressed one (`sender_lid` / `participant_lid`).
     public var senderAlt: JID?
+    /// The sender's LID device, when known. The messaging feature hands messages over with
+    /// `sender` (and `chat`, 1:1) by phone number where it knows the number, and the LIDs here.
+    public var senderLID: JID?
+    /// The 1:1 chat's LID user, when known.
+    public var chatLID: JID?
 
     public enum AddressingMode: String, Sendable { case phoneNumber = "pn", lid }
 }

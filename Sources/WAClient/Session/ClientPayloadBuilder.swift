@@ -62,7 +62,10 @@ public enum ClientPayloadBuilder {
     }
 
     /// The payload of a paired device resuming its session.
-    public static func login(_ device: DeviceRecord, configuration: WAClientConfiguration) throws -> Data {
+    /// `lidDbMigrated`: the client keeps a PN↔LID table (`LIDMappingStore`). whatsmeow always
+    /// claims it because it always has one; we claim it only when the store has one, since a
+    /// client without it cannot address migrated contacts as the flag promises.
+    public static func login(_ device: DeviceRecord, configuration: WAClientConfiguration, lidDbMigrated: Bool = false) throws -> Data {
         guard let jid = device.jid, let user = UInt64(jid.user) else {
             throw WAClientError(.invalidState, "login payload needs a paired device with a numeric JID")
         }
@@ -71,7 +74,7 @@ public enum ClientPayloadBuilder {
         payload.device = UInt32(jid.device)
         payload.passive = true
         payload.pull = true
-        payload.lidDbMigrated = true
+        if lidDbMigrated { payload.lidDbMigrated = true }
         return try payload.serializedBytes()
     }
 

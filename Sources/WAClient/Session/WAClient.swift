@@ -251,7 +251,7 @@ public actor WAClient {
         let payload: Data
         do {
             payload = device.isRegistered
-                ? try ClientPayloadBuilder.login(device, configuration: configuration)
+                ? try ClientPayloadBuilder.login(device, configuration: configuration, lidDbMigrated: store is any LIDMappingStore)
                 : try ClientPayloadBuilder.registration(device, configuration: configuration)
         } catch {
             return .transportLost("payload: \(error)")

@@ -101,8 +101,9 @@ public protocol DeviceStore: Sendable {
 }
 
 /// A `DeviceStore` in memory, for tests and the simulator's own clients.
-public actor InMemoryDeviceStore: DeviceStore, SignalStoreProvider {
+public actor InMemoryDeviceStore: DeviceStore, SignalStoreProvider, LIDMappingStore {
     private var record: DeviceRecord?
+    private var lidMap = InMemoryLIDMappingStore()
     private var signal: InMemorySignalStore?
     private var nextPreKeyID: UInt32 = 1
     /// How many times `wipe()` ran (tests check that logout wiped).
@@ -115,6 +116,7 @@ public actor InMemoryDeviceStore: DeviceStore, SignalStoreProvider {
     public func wipe() async throws {
         record = nil
         signal = nil
+        lidMap = InMemoryLIDMappingStore()
         nextPreKeyID = 1
         wipeCount += 1
     }
@@ -129,6 +131,10 @@ public actor InMemoryDeviceStore: DeviceStore, SignalStoreProvider {
         signal = store
         return store
     }
+
+    public func storeLIDMappings(_ mappings: [LIDMapping]) async throws { await lidMap.storeLIDMappings(mappings) }
+    public func lid(forPN pn: JID) async throws -> JID? { await lidMap.lid(forPN: pn) }
+    public func pn(forLID lid: JID) async throws -> JID? { await lidMap.pn(forLID: lid) }
 
     public func allocatePreKeyIDs(_ count: Int) async throws -> [UInt32] {
         guard count > 0 else { return [] }

@@ -117,4 +117,40 @@ extension DeviceListCache {
         entries[notification.user] = entry
         return .updated
     }
+
+    /// A notification about `notification.user` (by phone number, as the server names the user
+    /// and hashes its devices) applied to the list cached under its LID `lid`: the change is
+    /// checked in phone-number form and the result kept in LID form.
+    @discardableResult
+    public mutating func apply(_ notification: DeviceListNotification, lid: JID, now: Date = Date()) -> NotificationOutcome {
+        applyInPNForm(lid: lid.nonAD, pn: notification.user.nonAD, now: now) { $0.apply(notification, now: now) }
+    }
+
+    /// Our own `account_sync` applied to our list cached under our LID.
+    @discardableResult
+    public mutating func apply(own notification: OwnDevicesNotification, user: JID, lid: JID, now: Date = Date()) -> NotificationOutcome {
+        applyInPNForm(lid: lid.nonAD, pn: user.nonAD, now: now) { $0.apply(own: notification, user: user, now: now) }
+    }
+
+    private mutating func applyInPNForm(
+        lid: JID, pn: JID, now: Date, _ body: (inout DeviceListCache) -> NotificationOutcome
+    ) -> NotificationOutcome {
+        guard let entry = entries[lid] else { return .notCached }
+        var scratch = DeviceListCache(capacity: 1, ttl: .infinity)
+        var asPN = entry.value
+        asPN.user = pn
+        asPN.devices = entry.value.devices.map { JID(user: pn.user, device: $0.device, server: pn.server) }
+        scratch.store(asPN, now: now)
+        let outcome = body(&scratch)
+        guard outcome == .updated, let updated = scratch.entries[pn] else {
+            entries[lid] = nil
+            return outcome == .notCached ? .notCached : .dropped
+        }
+        var kept = entry
+        kept.value.devices = updated.value.devices.map { JID(user: lid.user, device: $0.device, server: lid.server) }
+        clock += 1
+        kept.lastUse = clock
+        entries[lid] = kept
+        return .updated
+    }
 }

@@ -1,8 +1,9 @@
 import Foundation
 import WABinary
 
-/// The device-list usync query, both directions (client query + parse, server
-/// parse + answer). Pure; the connection actor supplies the IQ id and `sid`.
+/// The device-list usync query, the client's side (query + parse of the answer;
+/// the server's side is the simulator's own `ServerUsync`). Pure; the connection
+/// actor supplies the IQ id and `sid`.
 ///
 /// ```
 /// <iq id type=get xmlns=usync to=s.whatsapp.net>
@@ -65,35 +66,17 @@ public enum UsyncNodes {
                 d.device = device
                 return d
             }
-            let lid = user.child("lid")?.jid("val")
-            return UserDevices(user: jid, devices: devices, lid: lid)
+            return UserDevices(user: jid, devices: devices, lid: try parseLID(user.child("lid")))
         }
     }
 
-    /// Server side: the users asked for.
-    public static func parseDeviceQuery(_ iq: Node) throws -> [JID] {
-        let users = try iq.required("usync", in: "usync query").required("list", in: "usync query").children("user")
-        guard users.count <= maxUsers else { throw WAClientError(.limitExceeded, "usync query: \(users.count) users, bound \(maxUsers)") }
-        return try users.map { try $0.requiredJID("jid", in: "usync query").nonAD }
-    }
-
-    /// Server side: the answer for `query` with each user's devices and LID.
-    public static func deviceAnswer(to query: Node, users: [UserDevices]) -> Node {
-        let asked = query.child("usync")
-        let list = users.map { user -> Node in
-            var children = [Node("devices", children: [
-                Node("device-list", children: user.devices.map { device in
-                    device.device == 0
-                        ? Node("device", attributes: ["id": "0"])
-                        : Node("device", attributes: ["id": .string(String(device.device)), "key-index": .string(String(device.device))])
-                }),
-            ])]
-            if let lid = user.lid { children.append(Node("lid", attributes: ["val": .jid(lid)])) }
-            return Node("user", attributes: ["jid": .jid(user.user)], children: children)
+    /// `<lid val="X@lid"/>`: nil when absent or without `val`; a `val` that is not a LID user
+    /// JID is malformed (it would poison the PN↔LID mapping).
+    static func parseLID(_ node: Node?) throws -> JID? {
+        guard let node, node["val"] != nil else { return nil }
+        guard let lid = node.jid("val"), lid.server == JID.lidServer, !lid.user.isEmpty else {
+            throw WAClientError(.stanzaMalformed, "usync: <lid val> is not a LID JID")
         }
-        let usync = Node("usync", attributes: [
-            "sid": .string(asked?.string("sid") ?? ""), "mode": "query", "last": "true", "index": "0", "context": "message",
-        ], children: [Node("list", children: list)])
-        return IQStanza.result(to: query, children: [usync])
+        return lid.nonAD
     }
 }

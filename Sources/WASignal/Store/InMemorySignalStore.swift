@@ -6,7 +6,7 @@ import WACrypto
 ///
 /// Trust: first use trusts; a different key for a known address is refused
 /// until `acceptIdentity` (or `saveIdentity`) records it.
-public actor InMemorySignalStore: SignalProtocolStore {
+public actor InMemorySignalStore: SignalProtocolStore, SignalAddressMigrating {
     private let identity: IdentityKeyPair
     private let registrationID: UInt32
     private var identities: [SignalAddress: Curve25519PublicKey] = [:]
@@ -100,6 +100,32 @@ public actor InMemorySignalStore: SignalProtocolStore {
     }
 
     public var pendingPlaintextCount: Int { pending.count }
+
+    @discardableResult
+    public func migrateAddresses(fromName: String, toName: String) -> Int {
+        guard fromName != toName else { return 0 }
+        var moved = 0
+        func renamed(_ address: SignalAddress) -> SignalAddress? {
+            address.name == fromName ? SignalAddress(name: toName, deviceID: address.deviceID) : nil
+        }
+        for (address, record) in sessions {
+            guard let target = renamed(address) else { continue }
+            sessions[address] = nil
+            if sessions[target] == nil { sessions[target] = record; moved += 1 }
+        }
+        for (address, key) in identities {
+            guard let target = renamed(address) else { continue }
+            identities[address] = nil
+            if identities[target] == nil { identities[target] = key; moved += 1 }
+        }
+        for (name, record) in senderKeys {
+            guard let target = renamed(name.sender) else { continue }
+            senderKeys[name] = nil
+            let newName = SenderKeyName(groupID: name.groupID, sender: target)
+            if senderKeys[newName] == nil { senderKeys[newName] = record; moved += 1 }
+        }
+        return moved
+    }
 
     public func loadSenderKey(for name: SenderKeyName) -> SenderKeyRecord? { senderKeys[name] }
     public func storeSenderKey(_ record: SenderKeyRecord, for name: SenderKeyName) { senderKeys[name] = record }

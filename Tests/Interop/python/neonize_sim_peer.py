@@ -146,7 +146,8 @@ def on_pair(c, ev):
 def on_message(c, ev):
     m = ev.Message
     text = m.conversation or m.extendedTextMessage.text
-    say(event="message", text=text, sender=ev.Info.MessageSource.Sender.User, id=ev.Info.ID)
+    say(event="message", text=text, sender=ev.Info.MessageSource.Sender.User,
+        sender_server=ev.Info.MessageSource.Sender.Server, sender_alt=ev.Info.MessageSource.SenderAlt.User, id=ev.Info.ID)
     if mode == "message" and text == "from sim phone":
         def reply():
             try:

@@ -1,6 +1,7 @@
 import Foundation
 import WABinary
 import WAClient
+import WASim
 import WAProto
 import WASignal
 import XCTest

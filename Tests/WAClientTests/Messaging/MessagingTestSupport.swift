@@ -2,6 +2,7 @@ import Foundation
 import WABinary
 import WACrypto
 import WAClient
+import WASim
 import WAProto
 import WASignal
 import XCTest
@@ -88,9 +89,9 @@ final class FakeServer {
     }
 
     func usyncAnswer(_ query: Node) throws -> Node {
-        let users = try UsyncNodes.parseDeviceQuery(query)
-        return UsyncNodes.deviceAnswer(to: query, users: users.map {
-            UsyncNodes.UserDevices(user: $0, devices: devices[$0] ?? [], lid: JID(user: "9\($0.user)", server: JID.lidServer))
+        let users = try ServerUsync.parseQuery(query)
+        return ServerUsync.answer(to: query, users: users.map {
+            ServerUsync.UserDevices(user: $0, devices: devices[$0] ?? [], lid: JID(user: "9\($0.user)", server: JID.lidServer))
         })
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import WABinary
 import WAClient
+import WASim
 import XCTest
 
 final class UsyncTests: XCTestCase {
@@ -16,10 +17,10 @@ final class UsyncTests: XCTestCase {
         XCTAssertEqual(usync.string("context"), "message")
         XCTAssertEqual(usync.string("mode"), "query")
         XCTAssertEqual(usync.child(path: "query", "devices")?.string("version"), "2")
-        XCTAssertEqual(try UsyncNodes.parseDeviceQuery(query), [alice, bob], "device JIDs asked as users")
+        XCTAssertEqual(try ServerUsync.parseQuery(query), [alice, bob], "device JIDs asked as users")
 
         let bobLID = JID(user: "8123456789", server: JID.lidServer)
-        let answer = try wire(UsyncNodes.deviceAnswer(to: query, users: [
+        let answer = try wire(ServerUsync.answer(to: query, users: [
             .init(user: alice, devices: [alice, JID(user: alice.user, device: 1, server: JID.userServer)]),
             .init(user: bob, devices: [bob, JID(user: bob.user, device: 4, server: JID.userServer), JID(user: bob.user, device: 9, server: JID.userServer)], lid: bobLID),
         ]))
