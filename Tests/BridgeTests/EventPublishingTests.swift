@@ -71,9 +71,13 @@ final class EventPublishingTests: XCTestCase {
         let received = await inbox.of("message.received")
         XCTAssertEqual(received.map { $0.data["message_id"]?.stringValue }, [t1, t2, t3, t4, t5, t6, t7], "in the phone's order")
         let peerJID = userJID(peer).description
+        let peerPhone = await sim.phone(peer)
+        let peerLID = try XCTUnwrap(peerPhone?.lid).description
         for e in received {
-            XCTAssertEqual(e.data["chat"]?.stringValue, peerJID)
+            XCTAssertEqual(e.data["chat"]?.stringValue, peerJID, "by number where known")
             XCTAssertEqual(e.data["sender"]?.stringValue, peerJID)
+            XCTAssertEqual(e.data["chat_lid"]?.stringValue, peerLID, "the LID beside it")
+            XCTAssertEqual(e.data["sender_lid"]?.stringValue, peerLID)
             XCTAssertEqual(e.data["from_me"]?.boolValue, false)
             XCTAssertEqual(e.data["is_group"]?.boolValue, false)
             XCTAssertEqual(e.data["push_name"]?.stringValue, "Peer Phone")
@@ -212,6 +216,21 @@ final class EventPublishingTests: XCTestCase {
     /// The broker stops while the phone sends a few hundred messages: the device stays
     /// connected, the outbox grows; when the broker is back every event arrives, in
     /// order, once.
+    /// A send refused with 463 (no privacy token) is `failed` with its own stable code; other
+    /// refusals stay `SEND_FAILED`.
+    func testAPrivacyTokenRefusalHasItsOwnCode() throws {
+        let peer = JID(user: "15550009999", server: JID.userServer)
+        func code(_ error: Int) -> String? {
+            let update = ReceiptEvent.StatusUpdate(
+                status: .failed(code: error), messageIDs: ["3EB0T1"], chat: peer, by: peer, isSelf: true, timestamp: nil)
+            let event = EventFactory.status(update, messageID: "3EB0T1", command: nil, device: try! DeviceID("t1"), jid: nil)
+            guard case .object(let data) = event.data, case .object(let error)? = data["error"] else { return nil }
+            return error["code"]?.stringValue
+        }
+        XCTAssertEqual(code(463), "PRIVACY_TOKEN_REQUIRED")
+        XCTAssertEqual(code(479), "SEND_FAILED")
+    }
+
     func testBrokerDownTheOutboxHoldsAndDrainsInOrderOnReturn() async throws {
         let rig = try await EventRig.start(devices: ["ev2"])
         let store = try rig.h.store()

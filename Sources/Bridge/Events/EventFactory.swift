@@ -79,6 +79,9 @@ enum EventFactory {
             "from_me": .bool(m.isFromMe), "is_group": .bool(m.isGroup), "timestamp": timeString(m.timestamp),
             "push_name": m.pushName.map(JSONValue.string) ?? .null, "kind": .string(messageKind(m.content)),
         ]
+        // `chat`/`sender` are by phone number where the client knows it; the LIDs beside them.
+        if let lid = m.senderLID { d["sender_lid"] = .string(lid.nonAD.description) }
+        if let lid = m.chatLID { d["chat_lid"] = .string(lid.nonAD.description) }
         func addContext(_ c: MessageContent.ReplyContext?) {
             guard let c else { return }
             if let id = c.quotedID {
@@ -132,6 +135,14 @@ enum EventFactory {
             kind: messageKind(m.content), status: "received", body: String(decoding: data.encoded(), as: UTF8.self))
     }
 
+    /// The stable code of a refused send: 463 is the server asking for a privacy token (a DM
+    /// to a contact who has not messaged us, without `<tctoken>`/`<cstoken>`:
+    /// "reach-out timelock" in reports, e.g. evolution-go #50); retrying cannot help, so it is
+    /// named apart.
+    static func failureCode(_ serverError: Int) -> String {
+        serverError == 463 ? "PRIVACY_TOKEN_REQUIRED" : "SEND_FAILED"
+    }
+
     static func statusString(_ s: MessageStatus) -> String {
         switch s {
         case .sent: "sent"
@@ -154,7 +165,7 @@ enum EventFactory {
         if u.by != u.chat { d["recipient"] = .string(u.by.description) }
         if let command { d["command_id"] = .string(command.commandID) }
         if case .failed(let code) = u.status {
-            d["error"] = ["code": "SEND_FAILED", "message": .string("WhatsApp refused the message (error \(code))")]
+            d["error"] = ["code": .string(failureCode(code)), "message": .string("WhatsApp refused the message (error \(code))")]
         }
         if let t = u.timestamp { d["timestamp"] = timeString(t) }
         let id = derivedID("message.status", device.rawValue, u.chat.description, messageID, status, u.by.description)

@@ -23,6 +23,15 @@ public enum ReceiptEvent: Sendable {
         /// True for `read-self` / `played-self` / `sender`: one of our own devices.
         public var isSelf: Bool
         public var timestamp: Date?
+
+        public init(status: MessageStatus, messageIDs: [String], chat: JID, by: JID, isSelf: Bool, timestamp: Date?) {
+            self.status = status
+            self.messageIDs = messageIDs
+            self.chat = chat
+            self.by = by
+            self.isSelf = isSelf
+            self.timestamp = timestamp
+        }
     }
 
     public init(parsing node: Node) throws {
