@@ -60,17 +60,17 @@ extension DeviceListCache {
     @discardableResult
     public mutating func apply(own notification: OwnDevicesNotification, user: JID, now: Date = Date()) -> NotificationOutcome {
         let user = user.nonAD
-        guard entries[user] != nil else { return .notCached }
+        guard base.entries[user] != nil else { return .notCached }
         let devices = notification.devices.filter { $0.user == user.user && $0.server == user.server }
         guard let hash = notification.hash, devices.count == notification.devices.count, ParticipantHash.v2(devices) == hash else {
-            entries[user] = nil
+            base.entries[user] = nil
             return .dropped
         }
-        var entry = entries[user]!
-        clock += 1
+        var entry = base.entries[user]!
+        base.clock += 1
         entry.value.devices = devices
-        entry.lastUse = clock
-        entries[user] = entry
+        entry.lastUse = base.clock
+        base.entries[user] = entry
         return .updated
     }
 
@@ -89,7 +89,7 @@ extension DeviceListCache {
     /// notification's `device_hash` (an `update`, or a change without a hash, drops it).
     @discardableResult
     public mutating func apply(_ notification: DeviceListNotification, now: Date = Date()) -> NotificationOutcome {
-        guard var entry = entries[notification.user] else { return .notCached }
+        guard var entry = base.entries[notification.user] else { return .notCached }
         var devices = entry.value.devices
         var outcome = NotificationOutcome.updated
         for change in notification.changes {
@@ -108,13 +108,13 @@ extension DeviceListCache {
             }
         }
         guard outcome == .updated else {
-            entries[notification.user] = nil
+            base.entries[notification.user] = nil
             return .dropped
         }
-        clock += 1
+        base.clock += 1
         entry.value.devices = devices
-        entry.lastUse = clock
-        entries[notification.user] = entry
+        entry.lastUse = base.clock
+        base.entries[notification.user] = entry
         return .updated
     }
 
@@ -135,22 +135,22 @@ extension DeviceListCache {
     private mutating func applyInPNForm(
         lid: JID, pn: JID, now: Date, _ body: (inout DeviceListCache) -> NotificationOutcome
     ) -> NotificationOutcome {
-        guard let entry = entries[lid] else { return .notCached }
+        guard let entry = base.entries[lid] else { return .notCached }
         var scratch = DeviceListCache(capacity: 1, ttl: .infinity)
         var asPN = entry.value
         asPN.user = pn
         asPN.devices = entry.value.devices.map { JID(user: pn.user, device: $0.device, server: pn.server) }
         scratch.store(asPN, now: now)
         let outcome = body(&scratch)
-        guard outcome == .updated, let updated = scratch.entries[pn] else {
-            entries[lid] = nil
+        guard outcome == .updated, let updated = scratch.base.entries[pn] else {
+            base.entries[lid] = nil
             return outcome == .notCached ? .notCached : .dropped
         }
         var kept = entry
         kept.value.devices = updated.value.devices.map { JID(user: lid.user, device: $0.device, server: lid.server) }
-        clock += 1
-        kept.lastUse = clock
-        entries[lid] = kept
+        base.clock += 1
+        kept.lastUse = base.clock
+        base.entries[lid] = kept
         return .updated
     }
 }
