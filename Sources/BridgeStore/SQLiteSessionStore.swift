@@ -85,7 +85,7 @@ public final class SQLiteSessionStore: DeviceStore, SignalProtocolStore, Sendabl
     /// (`secure_delete`) and the WAL is truncated, so no key stays on disk.
     public func wipe() async throws {
         try await write("wipe") { db in
-            for table in ["account", "identity", "preKey", "signedPreKey", "session", "senderKey", "pendingPlaintext", "lidMapping"] {
+            for table in ["account", "identity", "preKey", "signedPreKey", "session", "senderKey", "pendingPlaintext", "lidMapping", "privacyToken", "nctSalt"] {
                 try db.execute(sql: "DELETE FROM \(table)")
             }
         }

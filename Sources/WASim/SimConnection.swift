@@ -300,6 +300,11 @@ actor SimConnection {
                     return
                 }
             }
+        case "privacy" where type == "set" && node.child("tokens") != nil:
+            guard let device else { return answerError(id: id, code: 401, text: "not-authorized") }
+            do { try await sim.issuePrivacyTokens(node, by: device) } catch {
+                return answerError(id: id, code: error.code, text: error.text)
+            }
         case "abt" where node.child("props") != nil:
             children = [Node("props", [Attribute("protocol", "1"), Attribute("hash", "sim"), Attribute("refresh", "86400")])]
         case "w:m" where node.child("media_conn") != nil:

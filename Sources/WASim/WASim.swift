@@ -73,13 +73,16 @@ public actor WASim {
         /// A phone, once it linked a device, sends it the app-state sync keys and a history-sync
         /// notification (peer messages), as a real phone does. On by default: every client runs under it.
         public var phoneSendsInitialSync = true
+        /// DMs to someone who never messaged the sender need a privacy token (`<tctoken>` or
+        /// `<cstoken>`), else `<ack error=463>` (`Server/ServerPrivacyTokens.swift`).
+        public var requirePrivacyTokens = true
         public var limits = Limits()
         public init() {}
     }
 
     public nonisolated let rootPublicKey: Curve25519PublicKey
     public nonisolated let tls: SimTLS?
-    private let configuration: Configuration
+    let configuration: Configuration
     private let staticKey = Curve25519KeyPair.generate()
     private let chain: Data
     let logger = Logger(label: "wabridge.sim")
@@ -129,6 +132,16 @@ public actor WASim {
     /// What each phone sent a device it linked (`sendInitialSync`), and each phone's NCT salt.
     var initialSyncs: [JID: SimInitialSync] = [:]
     var nctSalts: [String: Data] = [:]
+    /// "from>to" (phone-number users): `from` has messaged `to` (so `to` may answer without a token).
+    var chatted: Set<String> = []
+    /// "issuer>holder": the token `issuer` issued to `holder`.
+    var issuedPrivacyTokens: [String: IssuedPrivacyToken] = [:]
+    /// "sender>peer>id" of DMs admitted by a token rule (a retry's resend passes again), bounded.
+    var admittedIDs: Set<String> = []
+    var admittedOrder: [String] = []
+    /// DMs refused for want of a privacy token, and those admitted, by the rule that admitted them.
+    public internal(set) var privacyTokenRefusals = 0
+    public internal(set) var privacyTokenAdmissions: [String: Int] = [:]
 
     public init(configuration: Configuration = Configuration()) throws {
         self.configuration = configuration
@@ -850,7 +863,9 @@ extension WASim {
             throw SimError("sim.send_failed", "phone could not encrypt: \((error as? WAClientError)?.code.rawValue ?? "?")")
         }
         await agent.markSent(id)
-        let ack = await routeMessage(node, from: phone.jid)
+        var withToken = node
+        if let token = phoneTokenNode(from: number, to: peer.user) { withToken.content = .nodes(node.children + [token]) }
+        let ack = await routeMessage(withToken, from: phone.jid)
         if let error = ack.string("error") { throw SimError("sim.send_failed", "routing refused: \(error)") }
         return id
     }

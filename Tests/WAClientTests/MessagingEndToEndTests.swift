@@ -240,6 +240,8 @@ final class MessagingEndToEndTests: XCTestCase {
         // Peers take all but 4 one-time prekeys: the server warns, the client uploads 50 more.
         for _ in 0..<(812 - 4) { _ = await sim.fetchBundle(for: info.jid) }
         try await eventually(10, "refilled") { await sim.uploadedPreKeyCount(info.jid) == 54 }
+        // The client counts an upload once the server answered it, a moment after the server stored it.
+        try await eventually(5, "the refill counted") { await feature.preKeyUploads.count == 2 }
         let uploads = await feature.preKeyUploads
         XCTAssertEqual(uploads, [812, 50])
         // The new keys work: with the 4 old ones taken too, a fresh peer opens a session with a new one.

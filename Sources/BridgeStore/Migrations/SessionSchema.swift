@@ -9,6 +9,7 @@ enum SessionSchema {
         migrator.registerMigration("v2-pending-plaintexts", migrate: v2PendingPlaintexts)
         migrator.registerMigration("v3-prekey-counter", migrate: v3PreKeyCounter)
         migrator.registerMigration("v4-lid-mapping", migrate: v4LIDMapping)
+        migrator.registerMigration("v5-privacy-tokens", migrate: v5PrivacyTokens)
         return migrator
     }
 }

@@ -145,6 +145,9 @@ public final class MessagingFeature: WAClientFeature {
         /// participant-hash mismatches drop an entry sooner).
         public var groupCacheCapacity = 1_000
         public var groupCacheTTL: TimeInterval = 86_400
+        /// How long a DM with no privacy token (and no NCT salt to derive one) waits for the
+        /// login's offline batch, which brings the phone's history sync and token notifications.
+        public var privacyTokenWait: Duration = .seconds(10)
         public init() {}
     }
 
@@ -178,6 +181,8 @@ public final class MessagingFeature: WAClientFeature {
                 await state.applyDeviceNotification(node)
             } else if node.string("type") == "w:gp2" {
                 await state.applyGroupNotification(node)
+            } else if node.string("type") == "privacy_token" {
+                await state.receivePrivacyTokens(node)
             } else if let own = OwnDevicesNotification(parsing: node) {
                 await state.applyOwnDevices(own, client: client)
             } else if let from = Self.announcedIdentityChange(node) {
@@ -202,13 +207,22 @@ public final class MessagingFeature: WAClientFeature {
     /// an ack never crosses to a new connection.
     public func linkClosed(client: WAClient) async {
         await state.failPendingAcks()
+        await state.offlineSyncReset()
+    }
+
+    public func offlineSyncCompleted(client: WAClient) async {
+        await state.offlineSyncDone()
     }
 
     public func didLogin(_ info: LoginInfo, client: WAClient) async {
         await state.learnOwnLID(info, client: client)
         await state.pruneKeptPlaintexts(client: client)
         await state.refillPreKeys(client: client)
+        await state.pruneExpiredPrivacyTokens()
     }
+
+    /// How many of our privacy tokens this feature issued to peers (tests, diagnostics).
+    public var privacyTokensIssued: Int { get async { await state.privacyTokensIssued } }
 
     /// The cached device list of `user`, nil when not cached (for tests and diagnostics).
     public func cachedDevices(of user: JID) async -> [JID]? { await state.cachedDevices(of: user) }
@@ -312,6 +326,15 @@ actor MessagingState {
     }
     private var pendingAcks: [String: PendingAck] = [:]
     private var counter: UInt64 = 0
+    /// This connection's offline batch is through (`<ib><offline/>`), and the DMs waiting for it.
+    var offlineSynced = false
+    var offlineWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+    private var offlineTickets: UInt64 = 0
+    /// When we last issued our privacy token to each peer (storage user), bounded.
+    var issuedTokens: [JID: Date] = [:]
+    static let maxIssuedTokens = 100_000
+    var privacyTokensIssued = 0
+    var lastTokenPrune: Date?
     let onMessage: MessagingFeature.MessageHandler?
     let onStatus: MessagingFeature.StatusHandler?
 
@@ -339,6 +362,11 @@ actor MessagingState {
     func learnOwnLID(_ info: LoginInfo, client: WAClient) async {
         guard let lid = info.lid, let mapping = try? LIDMapping(lid, info.jid) else { return }
         await learn([mapping], store: try? await context(client).store)
+    }
+
+    func nextOfflineTicket() -> UInt64 {
+        offlineTickets += 1
+        return offlineTickets
     }
 
     private func nextID(_ prefix: String) -> String {
@@ -407,6 +435,8 @@ actor MessagingState {
         }
         let route = try await directRoute(chat, ctx: ctx, client: client)
         if let pn = route.peerPN, let mapping = try? LIDMapping(route.to, pn) { await migrateSessions(mapping, store: ctx.store) }
+        // Before encrypting: a DM waiting for the offline batch must not hold a ratchet step.
+        let privacyToken = await privacyTokenNodeWaitingForOffline(for: route.to)
         let lists = try await devices(of: [route.to, route.own.nonAD], client: client)
         let recipient = lists[route.to]?.devices ?? []
         guard !recipient.isEmpty else { throw WAClientError(.invalidRecipient, "\(chat) has no devices") }
@@ -418,12 +448,14 @@ actor MessagingState {
             id: id, to: route.to, message: message, recipientDevices: recipient, ownDevices: ownDevices, bundles: bundles)
         var node = out.node
         if let pn = route.peerPN { node["peer_recipient_pn"] = .jid(pn) }
+        if let privacyToken { node.content = .nodes(node.children + [privacyToken]) }
         recent.insert(message, chat: route.to, id: id)
         for change in out.identityChanges { await client.emit(.identityChanged(change)) }
         try await writeAwaitingAck(node, id: id, client: client)
         let (own, phash, count) = (ctx.own, out.phash, out.encryptedFor.count)
         return StagedMessage(id: id, chat: chat) { [self] in
             let ack = try await self.accepted(id: id, chat: chat, own: own, client: client)
+            await self.issuePrivacyTokenIfDue(to: route.to, client: client)
             await self.checkParticipantHash(ack, ours: phash, chat: chat, own: own)
             if route.to != chat { await self.checkParticipantHash(ack, ours: phash, chat: route.to, own: route.own) }
             return SentMessage(id: id, chat: chat, timestamp: ack.timestamp, phash: ack.phash, deviceCount: count)
@@ -793,6 +825,12 @@ actor MessagingState {
             // received, answered as whatsmeow answers them (receipt, `hist_sync` receipt, `peer_msg`
             // receipt) and acked, not published. Consuming them is the sync feature's job.
             if onMessage != nil { try? await ctx.store.removePendingPlaintexts(stanza: key) }
+            let proto = message.message.protocolMessage
+            if proto.hasHistorySyncNotification {
+                do { try await ingestInlineHistory(proto.historySyncNotification) } catch {
+                    logger.warning("inline history sync not read", metadata: ["error": "\((error as? WAClientError)?.code.rawValue ?? "\(type(of: error))")"])
+                }
+            }
             try? await client.send(receipt)
             for type in message.message.protocolMessage.hasHistorySyncNotification ? ["hist_sync", "peer_msg"] : ["peer_msg"] {
                 try? await client.send(Node("receipt", attributes: [
@@ -839,6 +877,7 @@ actor MessagingState {
             }
             if changes.isEmpty { changes = [IdentityChange(address: SignalAddress(jid: user.nonAD), previousKey: nil, newKey: nil)] }
             for change in changes { await client.emit(.identityChanged(change)) }
+            await reissuePrivacyToken(after: user, client: client)
         } catch {
             logger.warning("identity change not applied", metadata: ["error": "\((error as? WAClientError)?.code.rawValue ?? "\(type(of: error))")"])
         }

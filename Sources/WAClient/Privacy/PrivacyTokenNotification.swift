@@ -61,11 +61,48 @@ public enum PrivacyTokens {
     public static let bucketSeconds: Int64 = 604_800
     public static let buckets: Int64 = 4
 
+    /// The start of the oldest live bucket: a token received before it is expired.
+    public static func cutoff(now: Date = Date()) -> Date {
+        let current = Int64(now.timeIntervalSince1970) / bucketSeconds
+        return Date(timeIntervalSince1970: TimeInterval((current - (buckets - 1)) * bucketSeconds))
+    }
+
     /// A token received at `timestamp` is expired once it falls before the oldest live bucket.
     public static func isExpired(_ timestamp: Date, now: Date = Date()) -> Bool {
-        let current = Int64(now.timeIntervalSince1970) / bucketSeconds
-        let cutoff = (current - (buckets - 1)) * bucketSeconds
-        return Int64(timestamp.timeIntervalSince1970) < cutoff
+        timestamp < cutoff(now: now)
+    }
+
+    /// Our own token is issued to a peer again once a bucket boundary passed since the last
+    /// issue (whatsmeow shouldSendNewTCToken): at most once a week per peer.
+    public static func isIssueDue(lastIssued: Date?, now: Date = Date()) -> Bool {
+        guard let lastIssued else { return true }
+        return Int64(now.timeIntervalSince1970) / bucketSeconds > Int64(lastIssued.timeIntervalSince1970) / bucketSeconds
+    }
+
+    /// Tokens ride on DMs to people only: not groups, broadcasts, the PSA account (`0`) or bots
+    /// (whatsmeow shouldSendTCTokenInChatAction / shouldSendCsToken).
+    public static func applies(to jid: JID) -> Bool {
+        let user = jid.nonAD
+        guard user.server == JID.userServer || user.server == JID.lidServer, !user.user.isEmpty, user.user != "0" else { return false }
+        return !(user.server == JID.userServer && isBotNumber(user.user))
+    }
+
+    /// whatsmeow's bot number pattern: `1313555` + 4 digits, or `131655500` + 2.
+    static func isBotNumber(_ user: String) -> Bool {
+        guard user.allSatisfy(\.isNumber) else { return false }
+        return (user.count == 11 && user.hasPrefix("1313555")) || (user.count == 11 && user.hasPrefix("131655500"))
+    }
+
+    /// `<iq xmlns=privacy type=set><tokens><token jid t type=trusted_contact/></tokens></iq>`:
+    /// we issue our token to `peer` (whatsmeow issuePrivacyToken); the server hands the peer
+    /// its token in a `privacy_token` notification.
+    public static func issueIQ(id: String, peer: JID, timestamp: Date) -> Node {
+        Node("iq", attributes: ["id": .string(id), "type": "set", "xmlns": "privacy", "to": .jid(JID.serverJID)], children: [
+            Node("tokens", content: .nodes([Node("token", [
+                Attribute("jid", .jid(peer.nonAD)), Attribute("t", .string(String(Int64(timestamp.timeIntervalSince1970)))),
+                Attribute("type", "trusted_contact"),
+            ])])),
+        ])
     }
 
     /// The `<cstoken>` for a DM to `recipientLID` (a LID user): HMAC-SHA256 over the LID's

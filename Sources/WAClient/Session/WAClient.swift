@@ -361,7 +361,9 @@ public actor WAClient {
         case "failure": closeReason = StreamOutcome.failure(node)
         case "stream:error": closeReason = StreamOutcome.streamError(node)
         case "xmlstreamend": closeReason = .transportLost("stream ended by server")
-        case "ib": handleIB(node)
+        case "ib":
+            handleIB(node)
+            if node.child("offline") != nil { for feature in features { await feature.offlineSyncCompleted(client: self) } }
         case "notification" where Self.pairingNotificationTypes.contains(node.string("type") ?? ""):
             handleNotification(node) // pairing stays in the core, whatever features claim
         default:

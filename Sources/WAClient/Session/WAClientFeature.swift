@@ -17,6 +17,9 @@ public protocol WAClientFeature: Sendable {
     func didLogin(_ info: LoginInfo, client: WAClient) async
     /// The connection ended (any reason); the client may reconnect after this.
     func linkClosed(client: WAClient) async
+    /// The login's offline batch is through (`<ib><offline/>`): every stanza the server held
+    /// for this device was handed to `handle` before this.
+    func offlineSyncCompleted(client: WAClient) async
 }
 
 extension WAClientFeature {
@@ -25,4 +28,5 @@ extension WAClientFeature {
     public func handle(_ node: Node, client: WAClient) async {}
     public func didLogin(_ info: LoginInfo, client: WAClient) async {}
     public func linkClosed(client: WAClient) async {}
+    public func offlineSyncCompleted(client: WAClient) async {}
 }

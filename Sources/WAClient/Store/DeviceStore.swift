@@ -101,9 +101,10 @@ public protocol DeviceStore: Sendable {
 }
 
 /// A `DeviceStore` in memory, for tests and the simulator's own clients.
-public actor InMemoryDeviceStore: DeviceStore, SignalStoreProvider, LIDMappingStore {
+public actor InMemoryDeviceStore: DeviceStore, SignalStoreProvider, LIDMappingStore, PrivacyTokenStore {
     private var record: DeviceRecord?
     private var lidMap = InMemoryLIDMappingStore()
+    private var privacy = InMemoryPrivacyTokenStore()
     private var signal: InMemorySignalStore?
     private var nextPreKeyID: UInt32 = 1
     /// How many times `wipe()` ran (tests check that logout wiped).
@@ -117,6 +118,7 @@ public actor InMemoryDeviceStore: DeviceStore, SignalStoreProvider, LIDMappingSt
         record = nil
         signal = nil
         lidMap = InMemoryLIDMappingStore()
+        privacy = InMemoryPrivacyTokenStore()
         nextPreKeyID = 1
         wipeCount += 1
     }
@@ -135,6 +137,17 @@ public actor InMemoryDeviceStore: DeviceStore, SignalStoreProvider, LIDMappingSt
     public func storeLIDMappings(_ mappings: [LIDMapping]) async throws { await lidMap.storeLIDMappings(mappings) }
     public func lid(forPN pn: JID) async throws -> JID? { await lidMap.lid(forPN: pn) }
     public func pn(forLID lid: JID) async throws -> JID? { await lidMap.pn(forLID: lid) }
+
+    public func storePrivacyTokens(_ tokens: [PrivacyToken]) async throws { await privacy.storePrivacyTokens(tokens) }
+    public func privacyToken(for user: JID) async throws -> PrivacyToken? { await privacy.privacyToken(for: user) }
+    public func setPrivacyTokenSenderTimestamp(_ timestamp: Date, for user: JID) async throws {
+        await privacy.setPrivacyTokenSenderTimestamp(timestamp, for: user)
+    }
+    public func deleteExpiredPrivacyTokens(before cutoff: Date) async throws -> Int {
+        await privacy.deleteExpiredPrivacyTokens(before: cutoff)
+    }
+    public func nctSalt() async throws -> Data? { await privacy.nctSalt() }
+    public func storeNCTSalt(_ salt: Data?) async throws { await privacy.storeNCTSalt(salt) }
 
     public func allocatePreKeyIDs(_ count: Int) async throws -> [UInt32] {
         guard count > 0 else { return [] }

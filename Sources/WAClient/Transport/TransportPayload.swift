@@ -30,6 +30,11 @@ public enum TransportPayload {
         return try inflate(Data(body), maxSize: maxInflatedSize)
     }
 
+    /// Inflates a zlib stream (with header) of at most `maxSize` bytes: a history-sync blob is one.
+    public static func inflateZlib(_ input: some DataProtocol, maxSize: Int) throws -> Data {
+        try inflate(Data(input), maxSize: maxSize)
+    }
+
     private static func inflate(_ input: Data, maxSize: Int) throws -> Data {
         var stream = z_stream()
         guard wab_inflate_init(&stream) == Z_OK else {

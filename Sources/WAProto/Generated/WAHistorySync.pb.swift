@@ -180,6 +180,33 @@ public nonisolated struct WAHistorySync_Conversation: Sendable {
   /// Clears the value of `name`. Subsequent reads from it will return its default value.
   public mutating func clearName() {self._name = nil}
 
+  public var tcToken: Data {
+    get {_tcToken ?? Data()}
+    set {_tcToken = newValue}
+  }
+  /// Returns true if `tcToken` has been explicitly set.
+  public var hasTcToken: Bool {self._tcToken != nil}
+  /// Clears the value of `tcToken`. Subsequent reads from it will return its default value.
+  public mutating func clearTcToken() {self._tcToken = nil}
+
+  public var tcTokenTimestamp: UInt64 {
+    get {_tcTokenTimestamp ?? 0}
+    set {_tcTokenTimestamp = newValue}
+  }
+  /// Returns true if `tcTokenTimestamp` has been explicitly set.
+  public var hasTcTokenTimestamp: Bool {self._tcTokenTimestamp != nil}
+  /// Clears the value of `tcTokenTimestamp`. Subsequent reads from it will return its default value.
+  public mutating func clearTcTokenTimestamp() {self._tcTokenTimestamp = nil}
+
+  public var tcTokenSenderTimestamp: UInt64 {
+    get {_tcTokenSenderTimestamp ?? 0}
+    set {_tcTokenSenderTimestamp = newValue}
+  }
+  /// Returns true if `tcTokenSenderTimestamp` has been explicitly set.
+  public var hasTcTokenSenderTimestamp: Bool {self._tcTokenSenderTimestamp != nil}
+  /// Clears the value of `tcTokenSenderTimestamp`. Subsequent reads from it will return its default value.
+  public mutating func clearTcTokenSenderTimestamp() {self._tcTokenSenderTimestamp = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -191,6 +218,9 @@ public nonisolated struct WAHistorySync_Conversation: Sendable {
   fileprivate var _unreadCount: UInt32? = nil
   fileprivate var _conversationTimestamp: UInt64? = nil
   fileprivate var _name: String? = nil
+  fileprivate var _tcToken: Data? = nil
+  fileprivate var _tcTokenTimestamp: UInt64? = nil
+  fileprivate var _tcTokenSenderTimestamp: UInt64? = nil
 }
 
 public nonisolated struct WAHistorySync_Pushname: Sendable {
@@ -340,7 +370,7 @@ nonisolated extension WAHistorySync_HistorySync.HistorySyncType: SwiftProtobuf._
 
 nonisolated extension WAHistorySync_Conversation: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Conversation"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ID\0\u{2}\u{2}newJID\0\u{1}oldJID\0\u{1}lastMsgTimestamp\0\u{1}unreadCount\0\u{2}\u{6}conversationTimestamp\0\u{1}name\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ID\0\u{2}\u{2}newJID\0\u{1}oldJID\0\u{1}lastMsgTimestamp\0\u{1}unreadCount\0\u{2}\u{6}conversationTimestamp\0\u{1}name\0\u{2}\u{8}tcToken\0\u{1}tcTokenTimestamp\0\u{2}\u{6}tcTokenSenderTimestamp\0")
 
   public var isInitialized: Bool {
     if self._id == nil {return false}
@@ -360,6 +390,9 @@ nonisolated extension WAHistorySync_Conversation: SwiftProtobuf.Message, SwiftPr
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self._unreadCount) }()
       case 12: try { try decoder.decodeSingularUInt64Field(value: &self._conversationTimestamp) }()
       case 13: try { try decoder.decodeSingularStringField(value: &self._name) }()
+      case 21: try { try decoder.decodeSingularBytesField(value: &self._tcToken) }()
+      case 22: try { try decoder.decodeSingularUInt64Field(value: &self._tcTokenTimestamp) }()
+      case 28: try { try decoder.decodeSingularUInt64Field(value: &self._tcTokenSenderTimestamp) }()
       default: break
       }
     }
@@ -391,6 +424,15 @@ nonisolated extension WAHistorySync_Conversation: SwiftProtobuf.Message, SwiftPr
     try { if let v = self._name {
       try visitor.visitSingularStringField(value: v, fieldNumber: 13)
     } }()
+    try { if let v = self._tcToken {
+      try visitor.visitSingularBytesField(value: v, fieldNumber: 21)
+    } }()
+    try { if let v = self._tcTokenTimestamp {
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 22)
+    } }()
+    try { if let v = self._tcTokenSenderTimestamp {
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 28)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -402,6 +444,9 @@ nonisolated extension WAHistorySync_Conversation: SwiftProtobuf.Message, SwiftPr
     if lhs._unreadCount != rhs._unreadCount {return false}
     if lhs._conversationTimestamp != rhs._conversationTimestamp {return false}
     if lhs._name != rhs._name {return false}
+    if lhs._tcToken != rhs._tcToken {return false}
+    if lhs._tcTokenTimestamp != rhs._tcTokenTimestamp {return false}
+    if lhs._tcTokenSenderTimestamp != rhs._tcTokenSenderTimestamp {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

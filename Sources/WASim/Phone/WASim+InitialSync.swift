@@ -75,6 +75,8 @@ extension WASim {
             notification.syncType = .initialBootstrap
             notification.chunkOrder = 1
             notification.progress = 100
+            // Today's phones put the initial bootstrap inline too (whatsmeow reads it before any download).
+            notification.initialHistBootstrapInlinePayload = deflated
             var historyMessage = WAE2E_Message()
             historyMessage.protocolMessage.type = .historySyncNotification
             historyMessage.protocolMessage.historySyncNotification = notification

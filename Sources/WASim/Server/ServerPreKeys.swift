@@ -26,6 +26,7 @@ enum ServerPreKeys {
 
         static func badRequest(_ reason: String) -> Refusal { Refusal(code: 400, text: "bad-request", reason: reason) }
         static func notAcceptable(_ reason: String) -> Refusal { Refusal(code: 406, text: "not-acceptable", reason: reason) }
+        static func notFound(_ reason: String) -> Refusal { Refusal(code: 404, text: "item-not-found", reason: reason) }
     }
 
     /// What a device published.

@@ -24,6 +24,9 @@ extension WASim {
         if named.contains(where: { $0.server != to.server }) {
             return (ServerMessageRouting.ack(for: sent, timestamp: now, error: Self.mixedAddressingError), [])
         }
+        if let refusal = privacyTokenRefusal(sent, from: sender, to: peer) {
+            return (ServerMessageRouting.ack(for: sent, timestamp: now, error: refusal), [])
+        }
         let addressedSender = viaLID ? lidForm(sender) : sender
         let alternates = viaLID
             ? ServerMessageRouting.Alternates(sender: sender.nonAD, recipient: peer)
@@ -33,6 +36,7 @@ extension WASim {
             of: sent, from: addressedSender, timestamp: now, pushName: phones[sender.user]?.pushName, alternates: alternates)
         else { return (ServerMessageRouting.ack(for: sent, timestamp: now, error: 400), []) }
         let known = Set(allDevices(of: peer.user) + allDevices(of: sender.user))
+        noteChatted(from: sender, to: peer)
         let deliveries = fanned.compactMap { delivery -> ServerMessageRouting.Delivery? in
             let device = phoneNumberForm(delivery.device)
             return known.contains(device) && device != sender ? ServerMessageRouting.Delivery(device: device, node: delivery.node) : nil

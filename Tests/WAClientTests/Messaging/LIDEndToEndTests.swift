@@ -6,13 +6,21 @@ import WASignal
 import XCTest
 
 /// A device store without a PN↔LID table: a client that can only address phone numbers.
-actor PNOnlyStore: DeviceStore, SignalStoreProvider {
+actor PNOnlyStore: DeviceStore, SignalStoreProvider, PrivacyTokenStore {
     private let inner = InMemoryDeviceStore()
     func loadDevice() async throws -> DeviceRecord? { try await inner.loadDevice() }
     func saveDevice(_ record: DeviceRecord) async throws { try await inner.saveDevice(record) }
     func wipe() async throws { try await inner.wipe() }
     func signalStore(for record: DeviceRecord) async throws -> any SignalProtocolStore { try await inner.signalStore(for: record) }
     func allocatePreKeyIDs(_ count: Int) async throws -> [UInt32] { try await inner.allocatePreKeyIDs(count) }
+    func storePrivacyTokens(_ tokens: [PrivacyToken]) async throws { try await inner.storePrivacyTokens(tokens) }
+    func privacyToken(for user: JID) async throws -> PrivacyToken? { try await inner.privacyToken(for: user) }
+    func setPrivacyTokenSenderTimestamp(_ timestamp: Date, for user: JID) async throws {
+        try await inner.setPrivacyTokenSenderTimestamp(timestamp, for: user)
+    }
+    func deleteExpiredPrivacyTokens(before cutoff: Date) async throws -> Int { try await inner.deleteExpiredPrivacyTokens(before: cutoff) }
+    func nctSalt() async throws -> Data? { try await inner.nctSalt() }
+    func storeNCTSalt(_ salt: Data?) async throws { try await inner.storeNCTSalt(salt) }
 }
 
 /// LID addressing against the simulator, which refuses DMs to the number of a LID-migrated
@@ -71,8 +79,13 @@ final class LIDEndToEndTests: XCTestCase {
         }
         let leaked = await sim.receivedMessages(phone: peer).contains { $0.id == "3EB0PN0001" }
         XCTAssertFalse(leaked)
-        // An account not migrated yet is still reached by number.
+        let tokenRefusals = await sim.privacyTokenRefusals
+        XCTAssertEqual(tokenRefusals, 0, "refused for its addressing, not for want of a privacy token")
+        // An account not migrated yet is still reached by number, with the token it issued us
+        // (a client with no LID table cannot derive a cstoken, which needs the recipient's LID).
         await sim.createPhone(number: legacy, lidMigrated: false)
+        try await sim.phoneIssuesPrivacyToken(from: legacy, to: user(me))
+        try await eventually(5, "token stored by number") { (try? await pnOnly.privacyToken(for: user(legacy))) != nil }
         let byNumber = try await old.sendText(to: user(legacy), text: "old style")
         try await eventually(5, "delivered by number") { await sim.receivedMessages(phone: legacy).contains { $0.id == byNumber.id } }
         await harness.shutdown(old)
