@@ -163,6 +163,40 @@ final class PostLoginQueryTests: XCTestCase {
         await sim.shutdown()
     }
 
+    /// `<iq xmlns=privacy>` token issues: a well-formed one is answered with a result; a malformed
+    /// entry is 400, an unknown holder 404 (the server's own parsing, never an empty result).
+    func testPrivacyTokenIssuesAreCheckedByTheServer() async throws {
+        let (sim, client, _, _) = try await linked("15559990004")
+        let peer = await sim.createPhone(number: "15559990005")
+        let now = String(Int(Date().timeIntervalSince1970))
+        func token(_ attributes: [Attribute]) -> Node { Node("tokens", content: .nodes([Node("token", attributes)])) }
+        let good = [Attribute("jid", .jid(peer.lid)), Attribute("t", .string(now)), Attribute("type", "trusted_contact")]
+        let answer = try await client.sendIQ(iq("privacy", "set", [token(good)]))
+        XCTAssertEqual(answer.string("type"), "result")
+        let issued = await sim.issuedPrivacyToken(by: "15559990004", for: "15559990005")
+        XCTAssertEqual(issued?.count, 32)
+        let refused: [(Node, String)] = [
+            (iq("privacy", "set", [Node("tokens")]), "400"),
+            (iq("privacy", "set", [token([Attribute("jid", .jid(peer.lid)), Attribute("t", "soon"), Attribute("type", "trusted_contact")])]), "400"),
+            (iq("privacy", "set", [token([Attribute("jid", .jid(peer.lid)), Attribute("t", .string(now)), Attribute("type", "other")])]), "400"),
+            (iq("privacy", "set", [token([Attribute("jid", .jid(JID(user: "123", server: JID.groupServer))), Attribute("t", .string(now)),
+                                          Attribute("type", "trusted_contact")])]), "400"),
+            (iq("privacy", "set", [token([Attribute("jid", .jid(JID(user: "15559990099", server: JID.userServer))),
+                                          Attribute("t", .string(now)), Attribute("type", "trusted_contact")])]), "404"),
+        ]
+        for (query, code) in refused {
+            do {
+                _ = try await client.sendIQ(query)
+                XCTFail("a malformed privacy iq must be refused")
+            } catch let error as WAClientError {
+                XCTAssertEqual(error.code, .iqError)
+                XCTAssertTrue(error.message.contains(code), error.message)
+            }
+        }
+        await client.stop()
+        await sim.shutdown()
+    }
+
     private func linked(_ number: String) async throws -> (WASim, WAClient, InMemoryDeviceStore, JID) {
         let sim = try WASim()
         try await sim.start()
