@@ -61,6 +61,9 @@ actor SimPhoneAgent {
     /// Media messages received (key, hashes, direct path), by message id (the newest `maxReceived`).
     private(set) var media: [String: MessageContent.MediaInfo] = [:]
     private var mediaOrder: [String] = []
+    /// The `<enc type>`s (`pkmsg`, `msg`, `skmsg`) of each message received, by id (bounded as `received`).
+    private(set) var encTypes: [String: [String]] = [:]
+    private var encOrder: [String] = []
     private var statusOrder: [String] = []
 
     /// `identity`: the phone's Signal identity, its account key unless a reinstall replaced it.
@@ -88,6 +91,11 @@ actor SimPhoneAgent {
 
     /// Decrypts a delivered `<message>`; returns the receipt to route (delivery or retry).
     func receive(_ node: Node) async -> Node? {
+        if let id = node.string("id"), encTypes[id] == nil {
+            encTypes[id] = node.children("enc").compactMap { $0.string("type") }
+            encOrder.append(id)
+            if encOrder.count > Self.maxReceived { encTypes[encOrder.removeFirst()] = nil }
+        }
         var working = receiver
         let outcome = try? await working.receive(node)
         receiver = working

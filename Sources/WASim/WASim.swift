@@ -934,6 +934,9 @@ extension WASim {
         await agents[number]?.received ?? []
     }
 
+    /// The `<enc type>`s of a message the phone received (`pkmsg` opens a session, `msg` rides on one).
+    public func encryptionTypes(phone number: String, id: String) async -> [String] { await agents[number]?.encTypes[id] ?? [] }
+
     /// How many resends the phone made for retry receipts.
     public func resendsMade(phone number: String) async -> Int { await agents[number]?.resends ?? 0 }
 

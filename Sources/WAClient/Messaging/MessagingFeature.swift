@@ -215,6 +215,7 @@ public final class MessagingFeature: WAClientFeature {
     }
 
     public func didLogin(_ info: LoginInfo, client: WAClient) async {
+        await state.resetPrivacyCaches()
         await state.learnOwnLID(info, client: client)
         await state.pruneKeptPlaintexts(client: client)
         await state.refillPreKeys(client: client)
@@ -335,6 +336,9 @@ actor MessagingState {
     static let maxIssuedTokens = 100_000
     var privacyTokensIssued = 0
     var lastTokenPrune: Date?
+    /// What the store holds of tokens (by storage user; nil inside: none) and of the salt.
+    var tokenCache: [JID: PrivacyToken?] = [:]
+    var saltCache: Data??
     let onMessage: MessagingFeature.MessageHandler?
     let onStatus: MessagingFeature.StatusHandler?
 

@@ -118,7 +118,8 @@ extension MessagingState {
     /// LID is known (`sender_lid`/`participant_lid`, or the table): whatsmeow keeps sessions of
     /// mapped peers under the LID only.
     func encryptionLID(of stanza: Node) async -> JID? {
-        guard let from = stanza.jid("from") else { return nil }
+        // A client without a PN↔LID table keeps every session by number, both ways.
+        guard lids != nil, let from = stanza.jid("from") else { return nil }
         let isGroup = from.server == JID.groupServer || from.server == JID.broadcastServer
         guard let sender = isGroup ? stanza.jid("participant") : from, sender.server == JID.userServer else { return nil }
         if let alt = stanza.jid(isGroup ? "participant_lid" : "sender_lid"), alt.server == JID.lidServer {

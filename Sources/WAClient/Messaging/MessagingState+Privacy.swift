@@ -28,6 +28,7 @@ extension MessagingState {
             let user: JID
             if let lid = parsed.senderLID, lids != nil { user = lid } else { user = await tokenStorageUser(parsed.sender) }
             try await store.storePrivacyTokens(parsed.tokens.map { PrivacyToken(user: user, token: $0.token, timestamp: $0.timestamp) })
+            forgetCachedToken(user)
             logger.debug("privacy tokens stored", metadata: ["count": "\(parsed.tokens.count)"])
         } catch let error as WAClientError {
             logger.info("privacy_token notification ignored", metadata: ["error": "\(error.code.rawValue)"])
@@ -40,13 +41,13 @@ extension MessagingState {
     func privacyTokenNode(for to: JID) async -> Node? {
         guard PrivacyTokens.applies(to: to), let store = privacyStore else { return nil }
         let storage = await tokenStorageUser(to)
-        if let stored = try? await store.privacyToken(for: storage) {
+        if let stored = await cachedToken(storage, store: store) {
             if let sent = stored.senderTimestamp, issuedTokens[storage] == nil { rememberIssued(sent, for: storage) }
             if !stored.token.isEmpty, !PrivacyTokens.isExpired(stored.timestamp) {
                 return Node("tctoken", content: .bytes([UInt8](stored.token)))
             }
         }
-        if storage.server == JID.lidServer, let salt = try? await store.nctSalt(),
+        if storage.server == JID.lidServer, let salt = await cachedSalt(store),
            let token = PrivacyTokens.csToken(salt: salt, recipientLID: storage) {
             return Node("cstoken", content: .bytes([UInt8](token)))
         }
@@ -109,6 +110,7 @@ extension MessagingState {
             let answer = try await client.sendIQ(PrivacyTokens.issueIQ(id: MessageID.random(), peer: peer, timestamp: timestamp))
             try IQStanza.checkResult(answer, "privacy token issue")
             try await store.setPrivacyTokenSenderTimestamp(timestamp, for: peer)
+            forgetCachedToken(peer)
             privacyTokensIssued += 1
         } catch {
             if issuedTokens[peer] == timestamp { issuedTokens[peer] = nil }
@@ -122,7 +124,7 @@ extension MessagingState {
         guard PrivacyTokens.applies(to: user), let store = privacyStore else { return }
         let storage = await tokenStorageUser(user)
         var sent = issuedTokens[storage]
-        if sent == nil { sent = try? await store.privacyToken(for: storage)?.senderTimestamp }
+        if sent == nil { sent = await cachedToken(storage, store: store)?.senderTimestamp }
         guard let sent, !PrivacyTokens.isExpired(sent) else { return }
         Task { [weak self] in await self?.issuePrivacyToken(to: storage, at: sent, store: store, client: client) }
     }
@@ -166,7 +168,10 @@ extension MessagingState {
         }
         await learn(mappings)
         guard let store = privacyStore else { return }
-        if history.hasNctSalt, !history.nctSalt.isEmpty { try await store.storeNCTSalt(history.nctSalt) }
+        if history.hasNctSalt, !history.nctSalt.isEmpty {
+            try await store.storeNCTSalt(history.nctSalt)
+            saltCache = .some(history.nctSalt)
+        }
         var tokens: [PrivacyToken] = []
         for conversation in history.conversations.prefix(Self.maxHistoryEntries) where conversation.hasTcToken && !conversation.tcToken.isEmpty {
             guard let chat = JID(conversation.id), PrivacyTokens.applies(to: chat),
@@ -178,11 +183,40 @@ extension MessagingState {
                 timestamp: Date(timeIntervalSince1970: TimeInterval(conversation.tcTokenTimestamp)), senderTimestamp: sender))
         }
         try await store.storePrivacyTokens(tokens)
+        for token in tokens { forgetCachedToken(token.user) }
         logger.info("history sync read", metadata: [
             "mappings": "\(mappings.count)", "tokens": "\(tokens.count)", "salt": "\(history.hasNctSalt && !history.nctSalt.isEmpty)",
         ])
     }
 
+    // MARK: Read cache: a DM reads the peer's token and the salt; both change only through this actor.
+
+    private func cachedToken(_ user: JID, store: any PrivacyTokenStore) async -> PrivacyToken? {
+        if let cached = tokenCache[user] { return cached }  // nil inside: known to have none
+        let loaded: PrivacyToken?
+        do { loaded = try await store.privacyToken(for: user) } catch { return nil }  // a failed read is not cached
+        if tokenCache.count >= Self.maxCachedTokens { tokenCache.removeAll() }
+        tokenCache[user] = .some(loaded)
+        return loaded
+    }
+
+    func forgetCachedToken(_ user: JID) { tokenCache[user] = nil }
+
+    private func cachedSalt(_ store: any PrivacyTokenStore) async -> Data? {
+        if let cached = saltCache { return cached }
+        let loaded: Data?
+        do { loaded = try await store.nctSalt() } catch { return nil }
+        saltCache = .some(loaded)
+        return loaded
+    }
+
+    /// A new login (possibly of another account after a logout): read from the store again.
+    func resetPrivacyCaches() {
+        tokenCache.removeAll()
+        saltCache = nil
+    }
+
+    static let maxCachedTokens = 10_000
     static let maxInlineHistory = 16 << 20
     static let maxHistoryEntries = 100_000
 }

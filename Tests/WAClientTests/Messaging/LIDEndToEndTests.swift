@@ -7,7 +7,8 @@ import XCTest
 
 /// A device store without a PN↔LID table: a client that can only address phone numbers.
 actor PNOnlyStore: DeviceStore, SignalStoreProvider, PrivacyTokenStore {
-    private let inner = InMemoryDeviceStore()
+    private let inner: InMemoryDeviceStore
+    init(_ inner: InMemoryDeviceStore = InMemoryDeviceStore()) { self.inner = inner }
     func loadDevice() async throws -> DeviceRecord? { try await inner.loadDevice() }
     func saveDevice(_ record: DeviceRecord) async throws { try await inner.saveDevice(record) }
     func wipe() async throws { try await inner.wipe() }
@@ -89,5 +90,51 @@ final class LIDEndToEndTests: XCTestCase {
         let byNumber = try await old.sendText(to: user(legacy), text: "old style")
         try await eventually(5, "delivered by number") { await sim.receivedMessages(phone: legacy).contains { $0.id == byNumber.id } }
         await harness.shutdown(old)
+    }
+    /// A session opened by number (a client from before LID addressing, talking to an account not
+    /// yet migrated) survives the move: once the peer is migrated and the upgraded client knows its
+    /// LID, the session moves to the LID with its ratchet, the next DM is a plain `msg` to the LID,
+    /// and the peer's answer from its LID decrypts.
+    func testASessionOpenedByNumberKeepsItsRatchetAfterThePeerMovesToLID() async throws {
+        let harness = try await SimHarness.start()
+        let sim = harness.sim
+        let me = "15550100311", peer = "15550100312"
+        await sim.createPhone(number: me, lidMigrated: false)
+        let peerPhone = await sim.createPhone(number: peer, lidMigrated: false)
+        let shared = InMemoryDeviceStore()
+        let pnOnly = PNOnlyStore(shared)
+        let old = WAClient(store: pnOnly, configuration: await harness.configuration(), features: [MessagingFeature(store: pnOnly)])
+        let oldLog = EventLog.watching(old)
+        _ = try await within(20) { try await harness.qrLogin(old, phone: me) }
+        let hello = try await sim.sendText(from: peer, to: user(me), text: "hello by number")
+        try await eventually(5, "received by number") { await oldLog.received.contains { $0.id == hello } }
+        let reply = try await old.sendText(to: user(peer), text: "reply by number")
+        try await eventually(5, "reply delivered") { await sim.receivedMessages(phone: peer).contains { $0.id == reply.id } }
+        let replyTypes = await sim.encryptionTypes(phone: peer, id: reply.id)
+        XCTAssertEqual(replyTypes, ["msg"], "the session the phone opened carries the reply")
+        let byNumber = await sim.receivedMessagesAsAddressed(phone: peer).first { $0.id == reply.id }
+        XCTAssertEqual(byNumber?.sender.server, JID.userServer)
+        await old.stop()
+
+        // The peer moves to LID addressing; the upgraded client (same keys, now with a LID table) starts.
+        try await sim.setLIDMigrated(peer, true)
+        let upgraded = WAClient(store: shared, configuration: await harness.configuration(), features: [MessagingFeature(store: shared)])
+        let log = EventLog.watching(upgraded)
+        try await upgraded.start()
+        try await eventually(10, "logged in again") { await upgraded.state == .connected }
+        let after = try await upgraded.sendText(to: user(peer), text: "after the move")
+        try await eventually(5, "delivered to the LID") { await sim.receivedMessages(phone: peer).contains { $0.id == after.id } }
+        let afterTypes = await sim.encryptionTypes(phone: peer, id: after.id)
+        XCTAssertEqual(afterTypes, ["msg"], "the moved session, not a new one from a bundle")
+        let asAddressed = await sim.receivedMessagesAsAddressed(phone: peer).first { $0.id == after.id }
+        XCTAssertEqual(asAddressed?.chat.server, JID.lidServer, "sent to the peer's LID")
+        let learned = try await shared.lid(forPN: user(peer))
+        XCTAssertEqual(learned, peerPhone.lid)
+
+        let answer = try await sim.sendText(from: peer, to: user(me), text: "answer from the LID")
+        try await eventually(5, "answer decrypted") { await log.received.contains { $0.id == answer } }
+        let retries = await sim.retryReceiptsSent(phone: peer)
+        XCTAssertEqual(retries, 0, "nothing failed to decrypt on the way")
+        await harness.shutdown(upgraded)
     }
 }
