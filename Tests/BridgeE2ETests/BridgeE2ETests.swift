@@ -213,7 +213,9 @@ final class BridgeE2ETests: XCTestCase {
         XCTAssertEqual(texts, (0..<total).map { "k \($0)" }, "per-device order")
         let dropped = await w.sim.duplicatesDropped(phone: peer)
         print("kill -9 during \(total) commands: second copies caught by message id at the phone: \(dropped)")
-        XCTAssertLessThanOrEqual(dropped, 32, "more resends than commands in flight at the kill")
+        // At most a prefetch's worth (64, `CommandSettings.prefetch`) can be written to the link
+        // and not yet recorded when the process dies; a busy machine gets closer to it.
+        XCTAssertLessThanOrEqual(dropped, 64, "more resends than commands in flight at the kill")
     }
 
     /// The broker stops for 30 s while the phone sends 500 messages: the device stays
