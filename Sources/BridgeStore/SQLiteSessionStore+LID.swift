@@ -33,6 +33,24 @@ extension SQLiteSessionStore: LIDMappingStore, SignalAddressMigrating {
         }.map { JID(user: $0, server: JID.userServer) }
     }
 
+    /// One query per 500 numbers instead of one per number (a large group's members).
+    public func lids(forPNs pns: [JID]) async throws -> [String: JID] {
+        let users = Array(Set(pns.map(\.user)))
+        guard !users.isEmpty else { return [:] }
+        return try await read("lidsForPNs") { db in
+            var out: [String: JID] = [:]
+            for start in stride(from: 0, to: users.count, by: 500) {
+                let chunk = Array(users[start..<min(start + 500, users.count)])
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                for row in try Row.fetchAll(db, sql: "SELECT pnUser, lidUser FROM lidMapping WHERE pnUser IN (\(marks))",
+                                            arguments: StatementArguments(chunk)) {
+                    out[row["pnUser"]] = JID(user: row["lidUser"], server: JID.lidServer)
+                }
+            }
+            return out
+        }
+    }
+
     /// How many mappings are stored (tests, diagnostics).
     public func lidMappingCount() async throws -> Int {
         try await read("lidMappingCount") { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM lidMapping") ?? 0 }

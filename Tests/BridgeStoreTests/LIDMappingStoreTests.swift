@@ -85,4 +85,21 @@ final class LIDMappingStoreTests: XCTestCase {
         let again = try await alice.storage.keys.migrateAddresses(fromName: bob.address.name, toName: bobLID.name)
         XCTAssertEqual(again, 0)
     }
+
+    /// A group send asks for every member at once: 1,200 numbers (three chunks of the query).
+    func testManyNumbersAreLookedUpAtOnce() async throws {
+        let dir = try makeTemporaryDirectory(self)
+        let store = try openStore(dir)
+        let id = try DeviceID("lidbatch")
+        try store.createDevice(id: id)
+        let keys = try store.device(id).keys
+        let numbers = (0..<1_200).map { JID(user: String(15_550_000_000 + $0), server: JID.userServer) }
+        let mapped = numbers.enumerated().filter { $0.offset % 3 != 0 }
+        try await keys.storeLIDMappings(try mapped.map { try LIDMapping(JID(user: String(100_000_000_000_000 + $0.offset), server: JID.lidServer), $0.element) })
+        let found = try await keys.lids(forPNs: numbers + [JID(user: numbers[1].user, device: 7, server: JID.userServer)])
+        XCTAssertEqual(found.count, mapped.count)
+        XCTAssertEqual(found[numbers[1].user], JID(user: "100000000000001", server: JID.lidServer))
+        XCTAssertNil(found[numbers[0].user])
+        XCTAssertEqual(found[numbers[1_199].user], JID(user: "100000000001199", server: JID.lidServer))
+    }
 }

@@ -134,8 +134,10 @@ extension MessagingState {
     /// Signal state moved to the LID first (once per number).
     func lidUsers(of users: [JID], store: any SignalProtocolStore) async -> [String: String] {
         var out: [String: String] = [:]
-        for user in users where user.server == JID.userServer {
-            guard let lid = await lid(forPN: user), let mapping = try? LIDMapping(lid, user) else { continue }
+        let numbers = users.filter { $0.server == JID.userServer }.map(\.nonAD)
+        guard !numbers.isEmpty, let found = try? await lids?.lids(forPNs: numbers) else { return out }
+        for user in numbers {
+            guard let lid = found[user.user], let mapping = try? LIDMapping(lid, user) else { continue }
             await migrateSessions(mapping, store: store)
             out[user.user] = lid.user
         }

@@ -27,6 +27,17 @@ public protocol LIDMappingStore: Sendable {
     func storeLIDMappings(_ mappings: [LIDMapping]) async throws
     func lid(forPN pn: JID) async throws -> JID?
     func pn(forLID lid: JID) async throws -> JID?
+    /// The LIDs of many numbers at once (number user → LID user JID; unmapped ones left out): a
+    /// group send asks for every member.
+    func lids(forPNs pns: [JID]) async throws -> [String: JID]
+}
+
+extension LIDMappingStore {
+    public func lids(forPNs pns: [JID]) async throws -> [String: JID] {
+        var out: [String: JID] = [:]
+        for pn in pns { if let lid = try await lid(forPN: pn) { out[pn.user] = lid } }
+        return out
+    }
 }
 
 /// A `LIDMappingStore` in memory (the in-memory device store's, the simulator's clients').
