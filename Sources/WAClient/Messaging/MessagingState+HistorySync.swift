@@ -150,15 +150,33 @@ extension MessagingState {
         }
         let own = await client.device?.jid?.nonAD
         let cutoff = configuration.historyMaxAge.map { Date().addingTimeInterval(-$0) }
-        var budget = configuration.historyMaxMessages
+        let conversationsIn = Array(history.conversations.prefix(Self.maxHistoryEntries))
+        // The count bound keeps the chunk's newest messages, whichever chats they are in.
+        var candidates: [(conversation: Int, message: Int, timestamp: UInt64)] = []
         var dropped = 0
-        // The newest conversations first, so the count bound keeps the most recent chats' messages.
-        let sorted = history.conversations.prefix(Self.maxHistoryEntries).sorted {
-            max($0.lastMsgTimestamp, $0.conversationTimestamp) > max($1.lastMsgTimestamp, $1.conversationTimestamp)
+        var seen = 0
+        for (c, conversation) in conversationsIn.enumerated() {
+            for (m, entry) in conversation.messages.enumerated() {
+                guard seen < Self.maxHistoryEntries else { dropped += 1; continue }
+                seen += 1
+                guard entry.hasMessage, !entry.message.key.id.isEmpty else { dropped += 1; continue }
+                let timestamp = entry.message.messageTimestamp
+                if let cutoff, Date(timeIntervalSince1970: TimeInterval(timestamp)) < cutoff { dropped += 1; continue }
+                candidates.append((c, m, timestamp))
+            }
         }
+        candidates.sort { $0.timestamp > $1.timestamp }
+        let budget = max(configuration.historyMaxMessages, 0)
+        if candidates.count > budget {
+            dropped += candidates.count - budget
+            candidates.removeLast(candidates.count - budget)
+        }
+        var kept: [Int: [Int]] = [:]
+        for candidate in candidates { kept[candidate.conversation, default: []].append(candidate.message) }
         var conversations: [HistoryConversation] = []
-        for conversation in sorted {
-            guard var chat = JID(conversation.id), !chat.user.isEmpty || chat.server == JID.groupServer else { continue }
+        for (c, conversation) in conversationsIn.enumerated() {
+            guard let original = JID(conversation.id), !original.user.isEmpty else { continue }
+            var chat = original
             let isGroup = chat.server == JID.groupServer
             var chatLID: JID?
             if chat.server == JID.lidServer {
@@ -167,27 +185,19 @@ extension MessagingState {
             } else if chat.server == JID.userServer {
                 chatLID = await lid(forPN: chat)
             }
-            // Newest first for the count bound, then oldest first for the application.
             var messages: [ReceivedMessage] = []
-            let entries = conversation.messages.prefix(Self.maxHistoryEntries)
-                .filter { $0.hasMessage && !$0.message.key.id.isEmpty }
-                .sorted { $0.message.messageTimestamp > $1.message.messageTimestamp }
-            for entry in entries {
-                let info = entry.message
-                let timestamp = Date(timeIntervalSince1970: TimeInterval(info.messageTimestamp))
-                if let cutoff, timestamp < cutoff { dropped += 1; continue }
-                guard budget > 0 else { dropped += 1; continue }
-                guard let message = await historicalMessage(info, chat: JID(conversation.id) ?? chat, isGroup: isGroup, own: own) else {
+            for m in kept[c] ?? [] {
+                guard let message = await historicalMessage(conversation.messages[m].message, chat: original, isGroup: isGroup, own: own) else {
                     dropped += 1
                     continue
                 }
-                budget -= 1
                 messages.append(message)
             }
+            messages.sort { $0.timestamp < $1.timestamp }
             conversations.append(HistoryConversation(
                 chat: chat, chatLID: chatLID, name: conversation.hasName && !conversation.name.isEmpty ? conversation.name : nil,
                 lastMessageAt: conversation.lastMsgTimestamp > 0 ? Date(timeIntervalSince1970: TimeInterval(conversation.lastMsgTimestamp)) : nil,
-                unreadCount: conversation.unreadCount, messages: messages.reversed()))
+                unreadCount: conversation.unreadCount, messages: messages))
         }
         var pushNames: [HistoryPushName] = []
         for entry in history.pushnames.prefix(Self.maxHistoryEntries) {
