@@ -70,13 +70,13 @@ public final class DeviceDataStore: Sendable {
         try await write("saveHistorySync") { db in
             for conversation in conversations { try conversation.save(db) }
             for name in pushNames { try name.save(db) }
-            var inserted = 0
+            var inserted: [(chat: String, id: String)] = []
             for m in messages {
                 try db.execute(sql: """
                     INSERT OR IGNORE INTO message (id, chat, sender, direction, timestamp, kind, status, body, historical)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)
                     """, arguments: [m.id, m.chat, m.sender, m.direction.rawValue, m.timestamp, m.kind, m.status, m.body])
-                inserted += db.changesCount
+                if db.changesCount > 0 { inserted.append((m.chat, m.id)) }
             }
             var pruned = 0
             if let maxAge = bounds.maxAge {
@@ -89,8 +89,15 @@ public final class DeviceDataStore: Sendable {
                 (SELECT rowid FROM message WHERE historical = 1 ORDER BY timestamp DESC, id DESC LIMIT ?)
                 """, arguments: [max(bounds.maxMessages, 0)])
             pruned += db.changesCount
-            return HistorySyncStored(conversations: conversations.count, messages: max(inserted - pruned, 0),
-                                     pushNames: pushNames.count, pruned: pruned)
+            var kept = inserted.count
+            if pruned > 0 {
+                kept = 0
+                for (chat, id) in inserted {
+                    kept += try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM message WHERE chat = ? AND id = ? AND historical = 1",
+                                             arguments: [chat, id]) ?? 0
+                }
+            }
+            return HistorySyncStored(conversations: conversations.count, messages: kept, pushNames: pushNames.count, pruned: pruned)
         }
     }
 

@@ -44,6 +44,26 @@ final class HistorySyncTests: XCTestCase {
         return Running(rig: rig, manager: m, publisher: publisher, connection: conn, me: me, peer: peer)
     }
 
+    /// The settings: small defaults, 0 days is no age bound, bad values refused with a code.
+    func testSettingsAndTheirDefaults() throws {
+        let defaults = try BridgeConfiguration.resolve(flags: [:], environment: [:], fileContents: nil).historySettings()
+        XCTAssertEqual(defaults, HistorySettings(bounds: HistoryBounds(maxAge: 7 * 86_400, maxMessages: 1_000), publishMessages: false))
+        let set = try BridgeConfiguration.resolve(flags: [:], environment: [
+            "WABRIDGE_HISTORY_DAYS": "0", "WABRIDGE_HISTORY_MAX_MESSAGES": "50", "WABRIDGE_HISTORY_EVENTS": "true",
+        ], fileContents: nil).historySettings()
+        XCTAssertEqual(set, HistorySettings(bounds: HistoryBounds(maxAge: nil, maxMessages: 50), publishMessages: true))
+        for (key, value) in [("WABRIDGE_HISTORY_DAYS", "-1"), ("WABRIDGE_HISTORY_MAX_MESSAGES", "lots"), ("WABRIDGE_HISTORY_EVENTS", "maybe")] {
+            XCTAssertThrowsError(try BridgeConfiguration.resolve(flags: [:], environment: [key: value], fileContents: nil)) { error in
+                XCTAssertEqual((error as? ConfigurationError)?.code, .invalidValue, key)
+            }
+        }
+        let local = try BridgeConfiguration.resolve(flags: [:], environment: ["WABRIDGE_WA_URL": "ws://127.0.0.1:5280/ws/chat"],
+                                                    fileContents: nil).deviceManagerConfiguration()
+        XCTAssertEqual(local.client.mediaScheme, "http", "a plain ws:// endpoint is a simulator, its media host plain http")
+        let real = try BridgeConfiguration.resolve(flags: [:], environment: [:], fileContents: nil).deviceManagerConfiguration()
+        XCTAssertEqual(real.client.mediaScheme, "https")
+    }
+
     func testAFreshLinkStoresTheHistoryAndPublishesHistorySync() async throws {
         let run = try await link("hs1", me: "15557100001", peer: "15557100002",
                                  history: HistorySettings(bounds: HistoryBounds(maxAge: 7 * 86_400, maxMessages: 1_000),
