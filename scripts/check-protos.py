@@ -8,7 +8,7 @@ adding fields or when WhatsApp's schema moves.
 
 Needs protoc and Python's protobuf package. Usage:
   scripts/check-protos.py /path/to/whatsmeow/proto
-(the folder holding waWa6/, waCert/, waAdv/, waCompanionReg/, waCommon/, waE2E/, waHistorySync/).
+(the folder holding waWa6/, waCert/, waAdv/, waCompanionReg/, waCommon/, waE2E/, waHistorySync/, waWeb/).
 """
 import os
 import subprocess
@@ -30,6 +30,7 @@ PACKAGES = {
     "WACommon": ("WACommon", "waCommon/WACommon.proto"),
     "WAE2E": ("WAWebProtobufsE2E", "waE2E/WAWebProtobufsE2E.proto"),
     "WAHistorySync": ("WAWebProtobufsHistorySync", "waHistorySync/WAWebProtobufsHistorySync.proto"),
+    "WAWeb": ("WAWebProtobufsWeb", "waWeb/WAWebProtobufsWeb.proto"),
 }
 
 

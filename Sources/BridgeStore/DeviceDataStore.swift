@@ -58,6 +58,68 @@ public final class DeviceDataStore: Sendable {
         }
     }
 
+    // MARK: History sync
+
+    /// Stores one history-sync chunk in one transaction: conversations and push names upserted,
+    /// messages inserted as `historical` unless a message of that chat and id is already kept
+    /// (a live copy wins), then the historical messages cut to `bounds` (oldest first).
+    public func saveHistorySync(
+        conversations: [HistoryConversationRecord], messages: [HistoryMessage], pushNames: [PushNameRecord],
+        bounds: HistoryBounds, now: Date = Date()
+    ) async throws(StoreError) -> HistorySyncStored {
+        try await write("saveHistorySync") { db in
+            for conversation in conversations { try conversation.save(db) }
+            for name in pushNames { try name.save(db) }
+            var inserted: [(chat: String, id: String)] = []
+            for m in messages {
+                try db.execute(sql: """
+                    INSERT OR IGNORE INTO message (id, chat, sender, direction, timestamp, kind, status, body, historical)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)
+                    """, arguments: [m.id, m.chat, m.sender, m.direction.rawValue, m.timestamp, m.kind, m.status, m.body])
+                if db.changesCount > 0 { inserted.append((m.chat, m.id)) }
+            }
+            var pruned = 0
+            if let maxAge = bounds.maxAge {
+                try db.execute(sql: "DELETE FROM message WHERE historical = 1 AND timestamp < ?",
+                               arguments: [Int64(now.timeIntervalSince1970 - maxAge)])
+                pruned += db.changesCount
+            }
+            try db.execute(sql: """
+                DELETE FROM message WHERE historical = 1 AND rowid NOT IN
+                (SELECT rowid FROM message WHERE historical = 1 ORDER BY timestamp DESC, id DESC LIMIT ?)
+                """, arguments: [max(bounds.maxMessages, 0)])
+            pruned += db.changesCount
+            var kept = inserted.count
+            if pruned > 0 {
+                kept = 0
+                for (chat, id) in inserted {
+                    kept += try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM message WHERE chat = ? AND id = ? AND historical = 1",
+                                             arguments: [chat, id]) ?? 0
+                }
+            }
+            return HistorySyncStored(conversations: conversations.count, messages: kept, pushNames: pushNames.count, pruned: pruned)
+        }
+    }
+
+    /// The conversations history sync named, the most recent first.
+    public func conversations(limit: Int = 100) async throws(StoreError) -> [HistoryConversationRecord] {
+        try await read("conversations") { db in
+            try HistoryConversationRecord.order(Column("lastMessageAt").desc, Column("chat")).limit(limit).fetchAll(db)
+        }
+    }
+
+    /// The push name history sync gave `jid`, if any.
+    public func pushName(for jid: String) async throws(StoreError) -> String? {
+        try await read("pushName") { db in try PushNameRecord.fetchOne(db, key: jid)?.name }
+    }
+
+    /// How many messages came from history sync (after the bounds).
+    public func historicalMessageCount() async throws(StoreError) -> Int {
+        try await read("historicalMessageCount") { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM message WHERE historical = 1") ?? 0
+        }
+    }
+
     // MARK: Outbox
 
     /// How many published event ids `deleteEvents` keeps (newest first) so a

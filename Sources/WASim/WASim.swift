@@ -73,6 +73,9 @@ public actor WASim {
         /// A phone, once it linked a device, sends it the app-state sync keys and a history-sync
         /// notification (peer messages), as a real phone does. On by default: every client runs under it.
         public var phoneSendsInitialSync = true
+        /// The media host alters the blob of this chunk of the initial history sync (a tampering
+        /// host or network): the client's hash check must refuse it. nil: none altered.
+        public var corruptedHistoryChunk: SimHistoryChunk.Kind?
         /// DMs to someone who never messaged the sender need a privacy token (`<tctoken>` or
         /// `<cstoken>`), else `<ack error=463>` (`Server/ServerPrivacyTokens.swift`).
         public var requirePrivacyTokens = true

@@ -93,8 +93,8 @@ final class EventRig: Sendable {
         self.inbox = inbox
     }
 
-    static func start(devices: [String]) async throws -> EventRig {
-        let h = try await DeviceHarness.start()
+    static func start(devices: [String], _ simTweak: (inout WASim.Configuration) -> Void = { _ in }) async throws -> EventRig {
+        let h = try await DeviceHarness.start(simTweak)
         let prefix = "evt\(UUID().uuidString.prefix(8).lowercased())"
         let topology = BridgeTopology(prefix: prefix)
         let admin = try await AMQPConnection.connect(try TestBroker.configuration("events-test-consumer"))
@@ -120,13 +120,13 @@ final class EventRig: Sendable {
     }
 
     /// A manager on the rig's folder (not started publishing: see `publish`).
-    func manager(recorder: (any EventRecording)? = nil,
+    func manager(recorder: (any EventRecording)? = nil, history: HistorySettings = HistorySettings(),
                  _ tweak: (inout WAClientConfiguration) -> Void = { _ in }) async throws -> DeviceManager {
         var client = WAClientConfiguration.local(endpoint: await h.sim.endpoint, noiseRoot: h.sim.rootPublicKey)
         client.keepalive = KeepalivePolicy(minInterval: .seconds(5), maxInterval: .seconds(5), timeout: .seconds(5))
         tweak(&client)
         let m = DeviceManager(store: try h.store(), configuration: .init(client: client, reconnectSpread: .milliseconds(100),
-                                                                          qrTimeout: .seconds(10)),
+                                                                          qrTimeout: .seconds(10), history: history),
                               recorder: recorder)
         try await m.start()
         return m

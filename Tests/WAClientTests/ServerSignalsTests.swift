@@ -204,7 +204,8 @@ final class ServerSignalsTests: XCTestCase {
         let simPhone = await sim.phone("15557770008")
         let phone = try XCTUnwrap(simPhone)
         XCTAssertTrue(history.phoneNumberToLidMappings.contains { $0.pnJid == phone.jid.description && $0.lidJid == phone.lid.description })
-        XCTAssertTrue(history.pushnames.contains { $0.id == phone.jid.description })
+        let names = try XCTUnwrap(sync.chunk(.pushName), "push names come in their own chunk").history
+        XCTAssertTrue(names.pushnames.contains { $0.id == phone.jid.description })
         await harness.shutdown(client)
     }
 }

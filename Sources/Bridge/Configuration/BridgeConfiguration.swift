@@ -50,6 +50,12 @@ public struct BridgeConfiguration: Sendable, Equatable {
     /// WhatsApp sends per second per device (token bucket rate) and the burst after a pause.
     public var sendRate: Double = 1
     public var sendBurst: Int = 5
+    /// History sync: messages older than this many days are not kept (0: no age bound) ...
+    public var historyDays: Int = 7
+    /// ... and at most this many per device, the newest.
+    public var historyMaxMessages: Int = 1_000
+    /// Publish stored history messages as `message.received` with `"historical": true`.
+    public var historyEvents: Bool = false
 
     public init() {}
 
@@ -76,6 +82,9 @@ public struct BridgeConfiguration: Sendable, Equatable {
         case commandWait = "WABRIDGE_COMMAND_WAIT"
         case sendRate = "WABRIDGE_SEND_RATE"
         case sendBurst = "WABRIDGE_SEND_BURST"
+        case historyDays = "WABRIDGE_HISTORY_DAYS"
+        case historyMaxMessages = "WABRIDGE_HISTORY_MAX_MESSAGES"
+        case historyEvents = "WABRIDGE_HISTORY_EVENTS"
     }
 
     /// Resolves the configuration. `flags` holds only the settings given on
@@ -183,6 +192,19 @@ public struct BridgeConfiguration: Sendable, Equatable {
                 throw ConfigurationError(code: .invalidValue, message: "\(key.rawValue): 1...10000: \(value)")
             }
             sendBurst = n
+        case .historyDays:
+            let n = try int(value)
+            guard (0...36_500).contains(n) else {
+                throw ConfigurationError(code: .invalidValue, message: "\(key.rawValue): days 0...36500 (0: no age bound): \(value)")
+            }
+            historyDays = n
+        case .historyMaxMessages:
+            let n = try int(value)
+            guard (0...10_000_000).contains(n) else {
+                throw ConfigurationError(code: .invalidValue, message: "\(key.rawValue): 0...10000000: \(value)")
+            }
+            historyMaxMessages = n
+        case .historyEvents: historyEvents = try bool(value)
         }
     }
 

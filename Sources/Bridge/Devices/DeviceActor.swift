@@ -12,6 +12,8 @@ actor DeviceActor {
     private let storage: DeviceStorage
     private let registry: Registry
     private let configuration: WAClientConfiguration
+    /// What the device keeps of its phone's history sync (`HistorySettings`).
+    private let history: HistorySettings
     private let emit: @Sendable (DeviceEvent) -> Void
     private let recorder: any EventRecording
     private let counters: MessageCounters
@@ -42,8 +44,9 @@ actor DeviceActor {
 
     init(id: DeviceID, storage: DeviceStorage, registry: Registry, configuration: WAClientConfiguration,
          recorder: any EventRecording, counters: MessageCounters, retryPolicy: EventRetryPolicy = EventRetryPolicy(),
-         logger: Logger, emit: @escaping @Sendable (DeviceEvent) -> Void) {
+         history: HistorySettings = HistorySettings(), logger: Logger, emit: @escaping @Sendable (DeviceEvent) -> Void) {
         self.id = id
+        self.history = history
         self.storage = storage
         self.registry = registry
         self.configuration = configuration
@@ -100,11 +103,15 @@ actor DeviceActor {
 
     private func ensureClient() -> WAClient {
         if let client { return client }
+        var messagingConfiguration = MessagingFeature.Configuration()
+        history.apply(to: &messagingConfiguration)
         let messaging = MessagingFeature(
-            store: storage.keys,
+            store: storage.keys, configuration: messagingConfiguration,
             onMessage: Self.messageHandler(
                 id: id, jid: jid, data: storage.data, recorder: recorder, counters: counters, logger: logger),
-            onStatus: Self.statusHandler(id: id, jid: jid, data: storage.data, recorder: recorder, inFlight: inFlight))
+            onStatus: Self.statusHandler(id: id, jid: jid, data: storage.data, recorder: recorder, inFlight: inFlight),
+            onHistory: Self.historyHandler(
+                id: id, jid: jid, data: storage.data, recorder: recorder, settings: history, logger: logger))
         let c = WAClient(store: storage.keys, configuration: configuration, features: [messaging], logger: logger)
         client = c
         // The tasks hold the streams, not the client: when the client goes away

@@ -17,10 +17,13 @@ public actor DeviceManager {
         public var qrTimeout: Duration
         /// Pauses between attempts to record a device's event the outbox refused.
         public var eventRetry: EventRetryPolicy
+        /// What devices keep of their phones' history sync.
+        public var history: HistorySettings
         public init(client: WAClientConfiguration = WAClientConfiguration(),
                     reconnectSpread: Duration = .seconds(10), qrTimeout: Duration = .seconds(25),
-                    eventRetry: EventRetryPolicy = EventRetryPolicy()) {
+                    eventRetry: EventRetryPolicy = EventRetryPolicy(), history: HistorySettings = HistorySettings()) {
             self.client = client
+            self.history = history
             self.reconnectSpread = reconnectSpread
             self.qrTimeout = qrTimeout
             self.eventRetry = eventRetry
@@ -115,7 +118,8 @@ public actor DeviceManager {
         let sink = self.sink
         return DeviceActor(id: id, storage: storage, registry: store.registry,
                            configuration: configuration.client, recorder: recorder, counters: counters,
-                           retryPolicy: configuration.eventRetry, logger: logger, emit: { sink.yield($0) })
+                           retryPolicy: configuration.eventRetry, history: configuration.history, logger: logger,
+                           emit: { sink.yield($0) })
     }
 
     // MARK: Registry

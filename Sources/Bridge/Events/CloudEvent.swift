@@ -16,6 +16,7 @@ public enum EventType: String, Sendable, CaseIterable, Codable {
     case deviceCreated = "device.created"
     case deviceDeleted = "device.deleted"
     case deviceError = "device.error"
+    case historySync = "history.sync"
 
     public var cloudEventType: String { "wabridge.\(rawValue).v1" }
 }

@@ -72,7 +72,8 @@ enum EventFactory {
     }
 
     /// `message.received`; its id is derived from (device, chat, sender, WhatsApp message id).
-    static func received(_ m: ReceivedMessage, device: DeviceID, jid: String?) -> CloudEvent {
+    /// `historical`: a message of the phone's history sync (its `data` says so).
+    static func received(_ m: ReceivedMessage, device: DeviceID, jid: String?, historical: Bool = false) -> CloudEvent {
         let chat = m.chat.description, sender = m.sender.nonAD.description
         var d: [String: JSONValue] = [
             "message_id": .string(m.id), "chat": .string(chat), "sender": .string(sender),
@@ -82,6 +83,7 @@ enum EventFactory {
         // `chat`/`sender` are by phone number where the client knows it; the LIDs beside them.
         if let lid = m.senderLID { d["sender_lid"] = .string(lid.nonAD.description) }
         if let lid = m.chatLID { d["chat_lid"] = .string(lid.nonAD.description) }
+        if historical { d["historical"] = .bool(true) }
         func addContext(_ c: MessageContent.ReplyContext?) {
             guard let c else { return }
             if let id = c.quotedID {
@@ -128,11 +130,54 @@ enum EventFactory {
     }
 
     /// The history row of a received message (its body is the event's `data`).
-    static func historyMessage(_ m: ReceivedMessage, data: JSONValue) -> HistoryMessage {
+    static func historyMessage(_ m: ReceivedMessage, data: JSONValue, status: String = "received") -> HistoryMessage {
         HistoryMessage(
             id: m.id, chat: m.chat.description, sender: m.sender.nonAD.description,
             direction: m.isFromMe ? .outgoing : .incoming, timestamp: Int64(m.timestamp.timeIntervalSince1970),
-            kind: messageKind(m.content), status: "received", body: String(decoding: data.encoded(), as: UTF8.self))
+            kind: messageKind(m.content), status: status, body: String(decoding: data.encoded(), as: UTF8.self))
+    }
+
+    // MARK: History sync
+
+    /// `history.sync` for one chunk; its id is derived from (device, notification message id), so
+    /// the same chunk recorded again is not published twice.
+    static func historySync(
+        _ chunk: HistorySyncChunk, stored: HistorySyncStored?, failure: (code: String, cause: String)?, device: DeviceID, jid: String?
+    ) -> CloudEvent {
+        var d: [String: JSONValue] = [
+            "sync_type": .string(chunk.syncType), "chunk_order": .number(Double(chunk.chunkOrder)),
+            "progress": chunk.progress.map { .number(Double($0)) } ?? .null, "source": .string(chunk.source.rawValue),
+            "conversations": .number(Double(stored?.conversations ?? 0)), "messages": .number(Double(stored?.messages ?? 0)),
+            "push_names": .number(Double(stored?.pushNames ?? 0)), "error": .null,
+        ]
+        if case .success(let content) = chunk.outcome {
+            d["mappings"] = .number(Double(content.mappings))
+            d["messages_dropped"] = .number(Double(content.messagesDropped + (stored?.pruned ?? 0)))
+        }
+        if let failure {
+            d["error"] = ["code": .string(failure.code), "cause": .string(failure.cause),
+                          "message": .string(historyFailureMessage(failure.code))]
+        }
+        let id = derivedID("history.sync", device.rawValue, chunk.notificationID)
+        return CloudEvent(id: id, type: .historySync, deviceID: device, time: Date(), jid: jid, data: .object(d))
+    }
+
+    /// The stable code of a chunk that could not be read, from the client's typed error.
+    static func historyFailureCode(_ code: WAClientError.Code) -> String {
+        switch code {
+        case .mediaHashMismatch, .mediaBadMAC: "HISTORY_BLOB_INVALID"
+        case .mediaTransferFailed, .mediaTooLarge, .mediaConnInvalid, .mediaInfoInvalid: "HISTORY_DOWNLOAD_FAILED"
+        default: "HISTORY_PAYLOAD_INVALID"
+        }
+    }
+
+    static func historyFailureMessage(_ code: String) -> String {
+        switch code {
+        case "HISTORY_BLOB_INVALID": "the history blob from the media host failed its hash or MAC check; the chunk was skipped"
+        case "HISTORY_DOWNLOAD_FAILED": "the history blob could not be downloaded from the media host; the chunk was skipped"
+        case "HISTORY_STORE_FAILED": "the chunk could not be written to the device's history; it was skipped"
+        default: "the history payload did not inflate or parse; the chunk was skipped"
+        }
     }
 
     /// The stable code of a refused send: 463 is the server asking for a privacy token (a DM

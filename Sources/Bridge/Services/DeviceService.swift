@@ -36,6 +36,8 @@ extension BridgeConfiguration {
             throw ConfigurationError(code: .invalidValue, message: "WABRIDGE_WA_URL is not a URL")
         }
         client.endpoint = url
+        // A plain ws:// endpoint is a local simulator, whose media host speaks plain http too.
+        if url.scheme?.lowercased() == "ws" { client.mediaScheme = "http" }
         if let waVersion { client.appVersion = waVersion }
         if let hex = waRootKey {
             var bytes: [UInt8] = []
@@ -51,6 +53,16 @@ extension BridgeConfiguration {
             }
             client.noiseTrustRoot = key
         }
-        return DeviceManager.Configuration(client: client, reconnectSpread: .milliseconds(Int(reconnectSpread * 1000)))
+        return DeviceManager.Configuration(client: client, reconnectSpread: .milliseconds(Int(reconnectSpread * 1000)),
+                                           history: historySettings())
+    }
+}
+
+extension BridgeConfiguration {
+    /// `WABRIDGE_HISTORY_DAYS`, `WABRIDGE_HISTORY_MAX_MESSAGES`, `WABRIDGE_HISTORY_EVENTS`.
+    public func historySettings() -> HistorySettings {
+        HistorySettings(bounds: HistoryBounds(maxAge: historyDays > 0 ? TimeInterval(historyDays) * 86_400 : nil,
+                                              maxMessages: historyMaxMessages),
+                        publishMessages: historyEvents)
     }
 }

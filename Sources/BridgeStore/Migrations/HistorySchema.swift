@@ -8,6 +8,7 @@ enum HistorySchema {
         migrator.registerMigration("v1-history-outbox-idempotency", migrate: v1)
         migrator.registerMigration("v2-idempotency-correlation", migrate: v2)
         migrator.registerMigration("v3-published-events", migrate: v3)
+        migrator.registerMigration("v4-history-sync", migrate: v4)
         return migrator
     }
 }

@@ -84,3 +84,68 @@ public struct IdempotencyRecord: Sendable, Equatable, Codable {
 extension IdempotencyRecord: FetchableRecord, PersistableRecord {
     public static var databaseTableName: String { "idempotency" }
 }
+
+/// A chat the phone's history sync named (`conversation` table).
+public struct HistoryConversationRecord: Sendable, Equatable, Codable {
+    public var chat: String
+    public var chatLID: String?
+    public var name: String?
+    /// Seconds since 1970.
+    public var lastMessageAt: Int64?
+    public var unreadCount: Int
+    public var updatedAt: Date
+
+    public init(chat: String, chatLID: String? = nil, name: String? = nil, lastMessageAt: Int64? = nil, unreadCount: Int = 0,
+                updatedAt: Date = Date()) {
+        self.chat = chat
+        self.chatLID = chatLID
+        self.name = name
+        self.lastMessageAt = lastMessageAt
+        self.unreadCount = unreadCount
+        self.updatedAt = updatedAt
+    }
+}
+
+extension HistoryConversationRecord: FetchableRecord, PersistableRecord {
+    public static var databaseTableName: String { "conversation" }
+}
+
+/// The name a contact set for itself, as the phone's history sync told it (`push_name` table).
+public struct PushNameRecord: Sendable, Equatable, Codable {
+    public var jid: String
+    public var name: String
+    public var updatedAt: Date
+
+    public init(jid: String, name: String, updatedAt: Date = Date()) {
+        self.jid = jid
+        self.name = name
+        self.updatedAt = updatedAt
+    }
+}
+
+extension PushNameRecord: FetchableRecord, PersistableRecord {
+    public static var databaseTableName: String { "push_name" }
+}
+
+/// The bounds on history messages a device keeps (`WABRIDGE_HISTORY_DAYS`, `WABRIDGE_HISTORY_MAX_MESSAGES`).
+public struct HistoryBounds: Sendable, Equatable {
+    /// None older than this many seconds before now (nil: no age bound).
+    public var maxAge: TimeInterval?
+    /// At most this many, the newest kept.
+    public var maxMessages: Int
+
+    public init(maxAge: TimeInterval? = 7 * 86_400, maxMessages: Int = 1_000) {
+        self.maxAge = maxAge
+        self.maxMessages = maxMessages
+    }
+}
+
+/// What one history-sync chunk added to a device's history.
+public struct HistorySyncStored: Sendable, Equatable {
+    public var conversations: Int
+    /// Messages new to the history (a message already kept, live or from an earlier chunk, is not counted).
+    public var messages: Int
+    public var pushNames: Int
+    /// Historical messages removed by the bounds after this chunk.
+    public var pruned: Int
+}

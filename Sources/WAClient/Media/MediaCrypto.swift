@@ -39,18 +39,25 @@ public struct EncryptedMedia: Sendable {
 /// `fileSha256` over the plaintext. Each failure has its own typed code.
 public enum MediaCrypto {
     public static func decrypt(_ blob: Data, info: MessageContent.MediaInfo) throws -> Data {
-        guard info.mediaKey.count == 32, info.fileSHA256.count == 32, info.fileEncSHA256.count == 32 else {
+        try decrypt(blob, mediaKey: info.mediaKey, fileSHA256: info.fileSHA256, fileEncSHA256: info.fileEncSHA256,
+                    type: info.kind.keyType)
+    }
+
+    /// The same checks for media that is not a message's (a history-sync blob: `.history` keys).
+    public static func decrypt(_ blob: Data, mediaKey: Data, fileSHA256: Data, fileEncSHA256: Data,
+                               type: MediaKeys.MediaType) throws -> Data {
+        guard mediaKey.count == 32, fileSHA256.count == 32, fileEncSHA256.count == 32 else {
             throw WAClientError(.mediaInfoInvalid, "media key or hashes missing or of the wrong size")
         }
-        guard Symmetric.sha256(blob) == info.fileEncSHA256 else {
+        guard Symmetric.sha256(blob) == fileEncSHA256 else {
             throw WAClientError(.mediaHashMismatch, "downloaded blob does not match fileEncSha256")
         }
         let plaintext: Data
-        do { plaintext = try MediaCipher.decrypt(blob, keys: MediaKeys(mediaKey: info.mediaKey, type: info.kind.keyType)) } catch {
+        do { plaintext = try MediaCipher.decrypt(blob, keys: MediaKeys(mediaKey: mediaKey, type: type)) } catch {
             let code = (error as? WACryptoError)?.code
             throw WAClientError(code == .badMAC ? .mediaBadMAC : .mediaHashMismatch, "media blob does not decrypt", underlying: code)
         }
-        guard Symmetric.sha256(plaintext) == info.fileSHA256 else {
+        guard Symmetric.sha256(plaintext) == fileSHA256 else {
             throw WAClientError(.mediaHashMismatch, "decrypted file does not match fileSha256")
         }
         return plaintext

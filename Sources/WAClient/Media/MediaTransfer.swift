@@ -85,24 +85,54 @@ public actor MediaTransfer {
     /// Downloads and decrypts the media of a received message, checking
     /// `fileEncSha256`, the MAC and `fileSha256` (`MediaCrypto.decrypt`).
     public func download(_ info: MessageContent.MediaInfo) async throws -> Data {
-        guard info.fileLength <= UInt64(configuration.maxDownloadBytes) else {
-            throw WAClientError(.mediaTooLarge, "media of \(info.fileLength) bytes, bound \(configuration.maxDownloadBytes)")
+        try await download(
+            directPath: info.directPath, url: info.url, fileLength: info.fileLength, fileEncSHA256: info.fileEncSHA256,
+            mmsType: info.kind.mmsType,
+            limit: configuration.maxDownloadBytes
+        ) { blob in try MediaCrypto.decrypt(blob, info: info) }
+    }
+
+    /// Downloads and decrypts the blob of a history-sync notification (mms type `md-msg-hist`,
+    /// "WhatsApp History Keys"; whatsmeow download.go), at most `limit` bytes of (deflated) plaintext.
+    public func downloadHistory(_ notification: WAE2E_HistorySyncNotification, limit: Int) async throws -> Data {
+        guard notification.hasDirectPath, notification.directPath.hasPrefix("/") else {
+            throw WAClientError(.mediaInfoInvalid, "history sync notification without a direct path")
+        }
+        return try await download(
+            directPath: notification.directPath, url: "", fileLength: notification.fileLength,
+            fileEncSHA256: notification.fileEncSha256, mmsType: Self.historyMMSType,
+            limit: min(limit, configuration.maxDownloadBytes)
+        ) { blob in
+            try MediaCrypto.decrypt(blob, mediaKey: notification.mediaKey, fileSHA256: notification.fileSha256,
+                                    fileEncSHA256: notification.fileEncSha256, type: .history)
+        }
+    }
+
+    /// The mms type of history-sync blobs.
+    public static let historyMMSType = "md-msg-hist"
+
+    private func download(
+        directPath: String, url: String, fileLength: UInt64, fileEncSHA256: Data, mmsType: String, limit plainLimit: Int,
+        decrypt: (Data) throws -> Data
+    ) async throws -> Data {
+        guard fileLength <= UInt64(plainLimit) else {
+            throw WAClientError(.mediaTooLarge, "media of \(fileLength) bytes, bound \(plainLimit)")
         }
         var urls: [String] = []
-        if info.directPath.hasPrefix("/") {
-            let query = Self.downloadQuery(directPath: info.directPath, fileEncSHA256: info.fileEncSHA256, mmsType: info.kind.mmsType)
-            urls = try await connection().hosts.map { "\(configuration.scheme)://\($0)\(info.directPath)\(query)" }
+        if directPath.hasPrefix("/") {
+            let query = Self.downloadQuery(directPath: directPath, fileEncSHA256: fileEncSHA256, mmsType: mmsType)
+            urls = try await connection().hosts.map { "\(configuration.scheme)://\($0)\(directPath)\(query)" }
         }
-        if urls.isEmpty, !info.url.isEmpty { urls = [info.url] }
+        if urls.isEmpty, !url.isEmpty { urls = [url] }
         guard !urls.isEmpty else { throw WAClientError(.mediaInfoInvalid, "media message without direct path or url") }
         // CBC pads to the next block; the MAC adds 10 bytes.
-        let limit = configuration.maxDownloadBytes + 16 + MediaCipher.macLength
+        let limit = plainLimit + 16 + MediaCipher.macLength
         var lastError = WAClientError(.mediaTransferFailed, "no media host")
         for url in urls {
             var request = HTTPClientRequest(url: url)
             request.headers.add(name: "Origin", value: "https://web.whatsapp.com")
             do {
-                return try MediaCrypto.decrypt(try await exchange(request, limit: limit), info: info)
+                return try decrypt(try await exchange(request, limit: limit))
             } catch let error as WAClientError where error.code == .mediaTransferFailed {
                 lastError = error
             }

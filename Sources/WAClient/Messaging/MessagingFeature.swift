@@ -148,6 +148,10 @@ public final class MessagingFeature: WAClientFeature {
         /// How long a DM with no privacy token (and no NCT salt to derive one) waits for the
         /// login's offline batch, which brings the phone's history sync and token notifications.
         public var privacyTokenWait: Duration = .seconds(10)
+        /// History-sync messages handed to `onHistory`: none older than this (nil: no age bound) ...
+        public var historyMaxAge: TimeInterval? = 7 * 86_400
+        /// ... and at most this many per chunk, the newest kept.
+        public var historyMaxMessages = 1_000
         public init() {}
     }
 
@@ -163,11 +167,15 @@ public final class MessagingFeature: WAClientFeature {
     /// receipt again. The status is also published as `WAEvent.messageStatus`.
     public typealias StatusHandler = @Sendable (ReceiptEvent.StatusUpdate) async throws -> Void
 
+    /// Called with each history-sync chunk the phone sent (read or failed), in order, off the
+    /// read loop; the stanza was acknowledged before (the phone does not send a chunk twice).
+    public typealias HistoryHandler = @Sendable (HistorySyncChunk) async -> Void
+
     public init(store: any SignalStoreProvider, configuration: Configuration = Configuration(),
                 logger: Logger = Logger(label: "wabridge.waclient.messaging"), onMessage: MessageHandler? = nil,
-                onStatus: StatusHandler? = nil) {
+                onStatus: StatusHandler? = nil, onHistory: HistoryHandler? = nil) {
         state = MessagingState(provider: store, configuration: configuration, logger: logger, onMessage: onMessage,
-                               onStatus: onStatus)
+                               onStatus: onStatus, onHistory: onHistory)
     }
 
     public func handle(_ node: Node, client: WAClient) async {
@@ -221,6 +229,12 @@ public final class MessagingFeature: WAClientFeature {
         await state.refillPreKeys(client: client)
         await state.pruneExpiredPrivacyTokens()
     }
+
+    /// Waits until the history-sync chunks received so far are handed over (tests).
+    public func historySettled() async { await state.historySettled() }
+
+    /// History-sync chunks handed over so far (read or failed).
+    public var historyChunksHandled: Int { get async { await state.historyChunksHandled } }
 
     /// How many of our privacy tokens this feature issued to peers (tests, diagnostics).
     public var privacyTokensIssued: Int { get async { await state.privacyTokensIssued } }
@@ -341,9 +355,15 @@ actor MessagingState {
     var saltCache: Data??
     let onMessage: MessagingFeature.MessageHandler?
     let onStatus: MessagingFeature.StatusHandler?
+    let onHistory: MessagingFeature.HistoryHandler?
+    /// The last history chunk queued (`MessagingState+HistorySync`): the next one waits for it.
+    var historyTail: Task<Void, Never>?
+    var historyChunksHandled = 0
 
     init(provider: any SignalStoreProvider, configuration: MessagingFeature.Configuration, logger: Logger,
-         onMessage: MessagingFeature.MessageHandler? = nil, onStatus: MessagingFeature.StatusHandler? = nil) {
+         onMessage: MessagingFeature.MessageHandler? = nil, onStatus: MessagingFeature.StatusHandler? = nil,
+         onHistory: MessagingFeature.HistoryHandler? = nil) {
+        self.onHistory = onHistory
         self.provider = provider
         self.configuration = configuration
         self.logger = logger
@@ -831,9 +851,7 @@ actor MessagingState {
             if onMessage != nil { try? await ctx.store.removePendingPlaintexts(stanza: key) }
             let proto = message.message.protocolMessage
             if proto.hasHistorySyncNotification {
-                do { try await ingestInlineHistory(proto.historySyncNotification) } catch {
-                    logger.warning("inline history sync not read", metadata: ["error": "\((error as? WAClientError)?.code.rawValue ?? "\(type(of: error))")"])
-                }
+                await receiveHistoryNotification(proto.historySyncNotification, id: message.id, client: client)
             }
             try? await client.send(receipt)
             for type in message.message.protocolMessage.hasHistorySyncNotification ? ["hist_sync", "peer_msg"] : ["peer_msg"] {

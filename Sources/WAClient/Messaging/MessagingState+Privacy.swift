@@ -149,25 +149,25 @@ extension MessagingState {
 
     // MARK: History sync (the parts this layer uses)
 
-    /// The initial history sync a phone sends inline in its notification (whatsmeow
-    /// DownloadHistorySync takes `initialHistBootstrapInlinePayload` first): the NCT salt, the
-    /// PN↔LID mappings and the conversations' privacy tokens are stored. A blob that has to be
-    /// downloaded is left to the sync feature. Throws typed errors for a payload that does not
-    /// inflate or parse.
+    /// The inline payload of a notification through `ingestHistory` (throws typed errors for one
+    /// that does not inflate or parse).
     func ingestInlineHistory(_ notification: WAE2E_HistorySyncNotification) async throws {
         guard notification.hasInitialHistBootstrapInlinePayload else { return }
-        let inflated = try TransportPayload.inflateZlib(notification.initialHistBootstrapInlinePayload, maxSize: Self.maxInlineHistory)
-        let history: WAHistorySync_HistorySync
-        do { history = try WAHistorySync_HistorySync(serializedBytes: inflated) } catch {
-            throw WAClientError(.payloadMalformed, "history sync payload does not parse")
-        }
+        try await ingestHistory(Self.decodeHistory(notification.initialHistBootstrapInlinePayload))
+    }
+
+    /// What the client itself keeps of a history-sync chunk (whatsmeow DownloadHistorySync's
+    /// storage part): the PN↔LID mappings, the NCT salt and the conversations' privacy tokens.
+    /// Returns how many mappings it carried.
+    @discardableResult
+    func ingestHistory(_ history: WAHistorySync_HistorySync) async throws -> Int {
         var mappings: [LIDMapping] = []
         for entry in history.phoneNumberToLidMappings.prefix(Self.maxHistoryEntries) {
             guard let pn = JID(entry.pnJid), let lid = JID(entry.lidJid), let mapping = try? LIDMapping(pn, lid) else { continue }
             mappings.append(mapping)
         }
         await learn(mappings)
-        guard let store = privacyStore else { return }
+        guard let store = privacyStore else { return mappings.count }
         if history.hasNctSalt, !history.nctSalt.isEmpty {
             try await store.storeNCTSalt(history.nctSalt)
             saltCache = .some(history.nctSalt)
@@ -187,6 +187,7 @@ extension MessagingState {
         logger.info("history sync read", metadata: [
             "mappings": "\(mappings.count)", "tokens": "\(tokens.count)", "salt": "\(history.hasNctSalt && !history.nctSalt.isEmpty)",
         ])
+        return mappings.count
     }
 
     // MARK: Read cache: a DM reads the peer's token and the salt; both change only through this actor.

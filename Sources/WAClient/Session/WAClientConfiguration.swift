@@ -8,6 +8,9 @@ public struct WAClientConfiguration: Sendable {
     public var endpoint: URL = URL(string: "wss://web.whatsapp.com/ws/chat")!
     /// Sent as the WebSocket `Origin` header.
     public var origin = "https://web.whatsapp.com"
+    /// How media hosts are reached (the history-sync download): `https` for WhatsApp's;
+    /// the simulator's loopback media host speaks `http`.
+    public var mediaScheme = "https"
     /// The Noise certificate root to trust; nil means WhatsApp's real root.
     public var noiseTrustRoot: Curve25519PublicKey?
     /// Extra TLS roots (PEM/DER certificates) to trust for `wss://`; nil means the system's.
@@ -50,6 +53,7 @@ public struct WAClientConfiguration: Sendable {
         var c = WAClientConfiguration()
         c.endpoint = endpoint
         c.noiseTrustRoot = noiseRoot
+        c.mediaScheme = "http"
         c.reconnect = ReconnectPolicy(base: .milliseconds(50), cap: .milliseconds(500), jitter: 0.2)
         c.connectTimeout = .seconds(5)
         c.iqTimeout = .seconds(5)

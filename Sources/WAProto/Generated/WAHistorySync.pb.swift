@@ -9,8 +9,8 @@
 //   https://github.com/apple/swift-protobuf/
 
 /// The history a primary phone uploads for a new linked device (WhatsApp's
-/// WAWebProtobufsHistorySync), trimmed to the top level: conversations without
-/// their messages for now, push names, PN↔LID mappings and the NCT salt. Field
+/// WAWebProtobufsHistorySync), trimmed to what the bridge reads: conversations
+/// with their messages, push names, PN↔LID mappings and the NCT salt. Field
 /// numbers are WhatsApp's; unknown fields are kept on decode.
 
 #if canImport(FoundationEssentials)
@@ -126,6 +126,8 @@ public nonisolated struct WAHistorySync_Conversation: Sendable {
   /// Clears the value of `id`. Subsequent reads from it will return its default value.
   public mutating func clearID() {self._id = nil}
 
+  public var messages: [WAHistorySync_HistorySyncMsg] = []
+
   public var newJid: String {
     get {_newJid ?? String()}
     set {_newJid = newValue}
@@ -221,6 +223,37 @@ public nonisolated struct WAHistorySync_Conversation: Sendable {
   fileprivate var _tcToken: Data? = nil
   fileprivate var _tcTokenTimestamp: UInt64? = nil
   fileprivate var _tcTokenSenderTimestamp: UInt64? = nil
+}
+
+public nonisolated struct WAHistorySync_HistorySyncMsg: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var message: WAWeb_WebMessageInfo {
+    get {_message ?? WAWeb_WebMessageInfo()}
+    set {_message = newValue}
+  }
+  /// Returns true if `message` has been explicitly set.
+  public var hasMessage: Bool {self._message != nil}
+  /// Clears the value of `message`. Subsequent reads from it will return its default value.
+  public mutating func clearMessage() {self._message = nil}
+
+  public var msgOrderID: UInt64 {
+    get {_msgOrderID ?? 0}
+    set {_msgOrderID = newValue}
+  }
+  /// Returns true if `msgOrderID` has been explicitly set.
+  public var hasMsgOrderID: Bool {self._msgOrderID != nil}
+  /// Clears the value of `msgOrderID`. Subsequent reads from it will return its default value.
+  public mutating func clearMsgOrderID() {self._msgOrderID = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _message: WAWeb_WebMessageInfo? = nil
+  fileprivate var _msgOrderID: UInt64? = nil
 }
 
 public nonisolated struct WAHistorySync_Pushname: Sendable {
@@ -370,10 +403,11 @@ nonisolated extension WAHistorySync_HistorySync.HistorySyncType: SwiftProtobuf._
 
 nonisolated extension WAHistorySync_Conversation: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Conversation"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ID\0\u{2}\u{2}newJID\0\u{1}oldJID\0\u{1}lastMsgTimestamp\0\u{1}unreadCount\0\u{2}\u{6}conversationTimestamp\0\u{1}name\0\u{2}\u{8}tcToken\0\u{1}tcTokenTimestamp\0\u{2}\u{6}tcTokenSenderTimestamp\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ID\0\u{1}messages\0\u{1}newJID\0\u{1}oldJID\0\u{1}lastMsgTimestamp\0\u{1}unreadCount\0\u{2}\u{6}conversationTimestamp\0\u{1}name\0\u{2}\u{8}tcToken\0\u{1}tcTokenTimestamp\0\u{2}\u{6}tcTokenSenderTimestamp\0")
 
   public var isInitialized: Bool {
     if self._id == nil {return false}
+    if !SwiftProtobuf.Internal.areAllInitialized(self.messages) {return false}
     return true
   }
 
@@ -384,6 +418,7 @@ nonisolated extension WAHistorySync_Conversation: SwiftProtobuf.Message, SwiftPr
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self._id) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.messages) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self._newJid) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self._oldJid) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self._lastMsgTimestamp) }()
@@ -406,6 +441,9 @@ nonisolated extension WAHistorySync_Conversation: SwiftProtobuf.Message, SwiftPr
     try { if let v = self._id {
       try visitor.visitSingularStringField(value: v, fieldNumber: 1)
     } }()
+    if !self.messages.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.messages, fieldNumber: 2)
+    }
     try { if let v = self._newJid {
       try visitor.visitSingularStringField(value: v, fieldNumber: 3)
     } }()
@@ -438,6 +476,7 @@ nonisolated extension WAHistorySync_Conversation: SwiftProtobuf.Message, SwiftPr
 
   public static func ==(lhs: WAHistorySync_Conversation, rhs: WAHistorySync_Conversation) -> Bool {
     if lhs._id != rhs._id {return false}
+    if lhs.messages != rhs.messages {return false}
     if lhs._newJid != rhs._newJid {return false}
     if lhs._oldJid != rhs._oldJid {return false}
     if lhs._lastMsgTimestamp != rhs._lastMsgTimestamp {return false}
@@ -447,6 +486,50 @@ nonisolated extension WAHistorySync_Conversation: SwiftProtobuf.Message, SwiftPr
     if lhs._tcToken != rhs._tcToken {return false}
     if lhs._tcTokenTimestamp != rhs._tcTokenTimestamp {return false}
     if lhs._tcTokenSenderTimestamp != rhs._tcTokenSenderTimestamp {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WAHistorySync_HistorySyncMsg: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".HistorySyncMsg"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}message\0\u{1}msgOrderID\0")
+
+  public var isInitialized: Bool {
+    if let v = self._message, !v.isInitialized {return false}
+    return true
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._message) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self._msgOrderID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._message {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try { if let v = self._msgOrderID {
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WAHistorySync_HistorySyncMsg, rhs: WAHistorySync_HistorySyncMsg) -> Bool {
+    if lhs._message != rhs._message {return false}
+    if lhs._msgOrderID != rhs._msgOrderID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
