@@ -131,6 +131,8 @@ public actor WASim {
     private var codePairings: [String: CodePairing] = [:]
     private var cleanedDirty: [JID: [String]] = [:]
     private var receivedAcks: [JID: [Node]] = [:]
+    /// Receipts each device sent (newest 256), for tests of which receipts a client sends.
+    private var receivedReceipts: [JID: [Node]] = [:]
     private var routingInfoSeen: [JID: Data] = [:]
     /// What each phone sent a device it linked (`sendInitialSync`), and each phone's NCT salt.
     var initialSyncs: [JID: SimInitialSync] = [:]
@@ -554,6 +556,9 @@ public actor WASim {
     /// The newest acks a device sent (at most 256), oldest first.
     public func acks(from jid: JID) -> [Node] { receivedAcks[jid] ?? [] }
 
+    /// The receipts `jid` sent (newest 256), as sent.
+    public func receipts(from jid: JID) -> [Node] { receivedReceipts[jid] ?? [] }
+
     /// A device sent `<iq xmlns=urn:xmpp:whatsapp:dirty><clean type>`.
     func cleaned(_ kind: String, by jid: JID) {
         cleanedDirty[jid, default: []].append(kind)
@@ -765,6 +770,8 @@ extension WASim {
     /// A device's receipt for messages (delivery, read, sender, …; not retry) counts as their ack,
     /// as the real server takes it: whatsmeow answers messages with receipts, not `<ack>`s.
     func receiptAcks(_ receipt: Node, by jid: JID) {
+        receivedReceipts[jid, default: []].append(receipt)
+        if receivedReceipts[jid]!.count > 256 { receivedReceipts[jid]!.removeFirst() }
         guard receipt.string("type") != "retry", let first = receipt.string("id") else { return }
         let ids = Set([first] + (receipt.child("list")?.children("item").compactMap { $0.string("id") } ?? []))
         outbox[jid]?.removeAll { $0.tag == "message" && ids.contains($0.string("id") ?? "") }

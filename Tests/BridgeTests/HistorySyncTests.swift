@@ -64,6 +64,16 @@ final class HistorySyncTests: XCTestCase {
         XCTAssertEqual(real.client.mediaScheme, "https")
     }
 
+    /// Each client error of a chunk maps to the event's stable code.
+    func testFailureCodes() {
+        XCTAssertEqual(EventFactory.historyFailureCode(.mediaHashMismatch), "HISTORY_BLOB_INVALID")
+        XCTAssertEqual(EventFactory.historyFailureCode(.mediaBadMAC), "HISTORY_BLOB_INVALID")
+        XCTAssertEqual(EventFactory.historyFailureCode(.payloadMalformed), "HISTORY_PAYLOAD_INVALID")
+        XCTAssertEqual(EventFactory.historyFailureCode(.payloadTooLarge), "HISTORY_PAYLOAD_INVALID")
+        XCTAssertEqual(EventFactory.historyFailureCode(.mediaTransferFailed), "HISTORY_DOWNLOAD_FAILED")
+        XCTAssertEqual(EventFactory.historyFailureCode(.notConnected), "HISTORY_DOWNLOAD_FAILED", "the link dropped mid-download")
+    }
+
     func testAFreshLinkStoresTheHistoryAndPublishesHistorySync() async throws {
         let run = try await link("hs1", me: "15557100001", peer: "15557100002",
                                  history: HistorySettings(bounds: HistoryBounds(maxAge: 7 * 86_400, maxMessages: 1_000),

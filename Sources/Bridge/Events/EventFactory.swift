@@ -166,8 +166,9 @@ enum EventFactory {
     static func historyFailureCode(_ code: WAClientError.Code) -> String {
         switch code {
         case .mediaHashMismatch, .mediaBadMAC: "HISTORY_BLOB_INVALID"
-        case .mediaTransferFailed, .mediaTooLarge, .mediaConnInvalid, .mediaInfoInvalid: "HISTORY_DOWNLOAD_FAILED"
-        default: "HISTORY_PAYLOAD_INVALID"
+        case .payloadMalformed, .payloadTooLarge: "HISTORY_PAYLOAD_INVALID"
+        // The media host, the media_conn IQ, or the link under it (a drop mid-download).
+        default: "HISTORY_DOWNLOAD_FAILED"
         }
     }
 

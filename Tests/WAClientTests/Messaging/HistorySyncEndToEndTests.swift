@@ -56,6 +56,17 @@ final class HistorySyncEndToEndTests: XCTestCase {
         let sentSync = await harness.sim.initialSync(sentTo: device)
         let sync = try XCTUnwrap(sentSync)
         XCTAssertEqual(chunks.map(\.notificationID), sync.chunks.map(\.messageID))
+        // Per notification, as whatsmeow's handleProtocolMessage: one hist_sync and one peer_msg receipt.
+        try await eventually(10, "receipts of the three notifications") {
+            let receipts = await harness.sim.receipts(from: device)
+            return sync.chunks.allSatisfy { chunk in receipts.contains { $0.string("id") == chunk.messageID && $0.string("type") == "peer_msg" } }
+        }
+        let receipts = await harness.sim.receipts(from: device)
+        for chunk in sync.chunks {
+            let types = receipts.filter { $0.string("id") == chunk.messageID }.compactMap { $0.string("type") }
+            XCTAssertEqual(types.filter { $0 == "hist_sync" }.count, 1, "\(chunk.kind): \(types)")
+            XCTAssertEqual(types.filter { $0 == "peer_msg" }.count, 1, "\(chunk.kind): \(types)")
+        }
 
         // Bootstrap: two DMs and the group, their recent messages oldest first, by phone number.
         let bootstrap = try content(chunks[0])
