@@ -30,6 +30,7 @@ PACKAGES = {
     "WACommon": ("WACommon", "waCommon/WACommon.proto"),
     "WAE2E": ("WAWebProtobufsE2E", "waE2E/WAWebProtobufsE2E.proto"),
     "WAHistorySync": ("WAWebProtobufsHistorySync", "waHistorySync/WAWebProtobufsHistorySync.proto"),
+    "WAWeb": ("WAWebProtobufsWeb", "waWeb/WAWebProtobufsWeb.proto"),
 }
 
 

@@ -104,7 +104,8 @@ actor DeviceActor {
             store: storage.keys,
             onMessage: Self.messageHandler(
                 id: id, jid: jid, data: storage.data, recorder: recorder, counters: counters, logger: logger),
-            onStatus: Self.statusHandler(id: id, jid: jid, data: storage.data, recorder: recorder, inFlight: inFlight))
+            onStatus: Self.statusHandler(id: id, jid: jid, data: storage.data, recorder: recorder, inFlight: inFlight),
+            onUndecryptable: Self.undecryptableHandler(id: id, jid: jid, recorder: recorder))
         let c = WAClient(store: storage.keys, configuration: configuration, features: [messaging], logger: logger)
         client = c
         // The tasks hold the streams, not the client: when the client goes away
@@ -141,6 +142,18 @@ actor DeviceActor {
                 try await recorder.record(event)
             }.value
             counters.countReceived(id)
+        }
+    }
+
+    /// The `onUndecryptable` of the device's `MessagingFeature`: `message.undecryptable` goes into
+    /// the outbox before the stanza's retry receipt and ack, like a received message: a stanza
+    /// that cannot be read is never acked unreported.
+    private static func undecryptableHandler(id: DeviceID, jid: JIDCache, recorder: any EventRecording)
+        -> MessagingFeature.UndecryptableHandler {
+        { failed in
+            let event = EventFactory.undecryptable(failed, device: id, jid: jid.jid)
+            // Not cancelled with the client, like the message handler.
+            try await Task { try await recorder.record(event) }.value
         }
     }
 
@@ -285,6 +298,15 @@ actor DeviceActor {
             publish(DeviceEvent(deviceID: id, kind: .loggedOut(reason: reason.description)))
         case .messageStatus(let update):
             statusChanged(update)
+        case .messageUndecryptable:
+            break  // recorded by `undecryptableHandler` before the stanza's ack
+        case .identityChanged(let change):
+            publish(DeviceEvent(deviceID: id, kind: .identityChanged(
+                jid: EventFactory.jid(of: change.address),
+                previousKey: change.previousKey.map { $0.rawRepresentation.base64EncodedString() },
+                newKey: change.newKey.map { $0.rawRepresentation.base64EncodedString() })))
+        case .offlineSyncCompleted(let count):
+            publish(DeviceEvent(deviceID: id, kind: .offlineSync(count: count)))
         case .stopped(let reason):
             if let error = Self.operatorError(reason, version: configuration.appVersion) {
                 // An operator must act (upgrade, wait out a ban, find the other connection): say so

@@ -16,6 +16,9 @@ public enum EventType: String, Sendable, CaseIterable, Codable {
     case deviceCreated = "device.created"
     case deviceDeleted = "device.deleted"
     case deviceError = "device.error"
+    case messageUndecryptable = "message.undecryptable"
+    case identityChanged = "identity.changed"
+    case offlineSync = "offline.sync"
 
     public var cloudEventType: String { "wabridge.\(rawValue).v1" }
 }

@@ -163,11 +163,16 @@ public final class MessagingFeature: WAClientFeature {
     /// receipt again. The status is also published as `WAEvent.messageStatus`.
     public typealias StatusHandler = @Sendable (ReceiptEvent.StatusUpdate) async throws -> Void
 
+    /// Called with each message that could not be read, before its retry receipt and its ack:
+    /// the bridge records `message.undecryptable` here, so no stanza is acked unreported.
+    /// Throwing withholds the ack (the server delivers the stanza again).
+    public typealias UndecryptableHandler = @Sendable (UndecryptableMessage) async throws -> Void
+
     public init(store: any SignalStoreProvider, configuration: Configuration = Configuration(),
                 logger: Logger = Logger(label: "wabridge.waclient.messaging"), onMessage: MessageHandler? = nil,
-                onStatus: StatusHandler? = nil) {
+                onStatus: StatusHandler? = nil, onUndecryptable: UndecryptableHandler? = nil) {
         state = MessagingState(provider: store, configuration: configuration, logger: logger, onMessage: onMessage,
-                               onStatus: onStatus)
+                               onStatus: onStatus, onUndecryptable: onUndecryptable)
     }
 
     public func handle(_ node: Node, client: WAClient) async {
@@ -341,14 +346,17 @@ actor MessagingState {
     var saltCache: Data??
     let onMessage: MessagingFeature.MessageHandler?
     let onStatus: MessagingFeature.StatusHandler?
+    let onUndecryptable: MessagingFeature.UndecryptableHandler?
 
     init(provider: any SignalStoreProvider, configuration: MessagingFeature.Configuration, logger: Logger,
-         onMessage: MessagingFeature.MessageHandler? = nil, onStatus: MessagingFeature.StatusHandler? = nil) {
+         onMessage: MessagingFeature.MessageHandler? = nil, onStatus: MessagingFeature.StatusHandler? = nil,
+         onUndecryptable: MessagingFeature.UndecryptableHandler? = nil) {
         self.provider = provider
         self.configuration = configuration
         self.logger = logger
         self.onMessage = onMessage
         self.onStatus = onStatus
+        self.onUndecryptable = onUndecryptable
         deviceCache = DeviceListCache(capacity: configuration.deviceCacheCapacity, ttl: configuration.deviceCacheTTL)
         groupCache = GroupMetadataCache(capacity: configuration.groupCacheCapacity, ttl: configuration.groupCacheTTL)
         recent = RecentMessageCache(capacity: configuration.recentMessages)
@@ -818,8 +826,12 @@ actor MessagingState {
         let outcome: ReceiveOutcome
         do { outcome = try await working.receive(node, senderLID: senderLID) } catch {
             receiver = working
-            logger.warning("message dropped", metadata: ["error": "\((error as? WAClientError)?.code.rawValue ?? "?")"])
-            return true
+            // A stanza that names itself (id, from) is reported; one that does not cannot be.
+            guard let failed = Self.failure(of: node, error) else {
+                logger.warning("message dropped: no id or sender", metadata: ["error": "\((error as? WAClientError)?.code.rawValue ?? "?")"])
+                return true
+            }
+            outcome = .undecryptable(failed, retryReceipt: nil)
         }
         receiver = working
         let key = MessageReceiver.stanzaKey(node)
@@ -850,15 +862,35 @@ actor MessagingState {
             try? await client.send(receipt)
             if let change = message.identityChange { await client.emit(.identityChanged(change)) }
             await client.emit(.messageReceived(message))
-        case .undecryptable(let failed, let retryReceipt):
+        case .undecryptable(var failed, let retryReceipt):
+            if failed.reason == .unavailable { failed.phoneResendRequested = await requestFromPhone(failed, ctx: ctx, client: client) }
+            logger.info("message undecryptable", metadata: [
+                "id": "\(failed.id)", "reason": "\(failed.reason.rawValue)", "retry": "\(failed.retryRequested)",
+            ])
+            if let onUndecryptable {
+                do { try await onUndecryptable(failed) } catch {
+                    logger.warning("undecryptable message not handed over; ack withheld", metadata: ["id": "\(failed.id)"])
+                    return false
+                }
+            }
             if let retryReceipt { try? await client.send(retryReceipt) }
-            await client.emit(.messageUndecryptable(
-                id: failed.id, chat: failed.chat, sender: failed.sender, code: failed.error.code.rawValue))
+            await client.emit(.messageUndecryptable(failed))
         case .ignored(_, _, let receipt):
             // A duplicate: handed over before (a kept plaintext would have been served instead).
             try? await client.send(receipt)
         }
         return true
+    }
+
+    /// The failure of a stanza the receive path refused as a whole (malformed, store error), when it
+    /// names its id and sender; nil when it does not.
+    static func failure(of node: Node, _ error: any Error) -> UndecryptableMessage? {
+        guard let id = node.string("id"), !id.isEmpty, id.count <= 128, let from = node.jid("from") else { return nil }
+        let isGroup = from.server == JID.groupServer || from.server == JID.broadcastServer
+        let sender = isGroup ? (node.jid("participant") ?? from) : from
+        let clientError = error as? WAClientError ?? WAClientError(.store, "receive: \(type(of: error))")
+        return UndecryptableMessage(id: id, chat: from.nonAD, sender: sender, error: clientError, retryCount: nil,
+                                    reason: UndecryptableReason(error))
     }
 
     /// The server says `user`'s identity changed: drop every session and trusted identity of the

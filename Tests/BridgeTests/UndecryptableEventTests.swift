@@ -1,0 +1,74 @@
+@testable import Bridge
+import BridgeStore
+import Foundation
+import WABinary
+import WAClient
+import WASim
+import XCTest
+
+/// Issue 14, "nothing silent": every message the phone sends ends in `message.received`,
+/// `message.undecryptable` (valid against its schema, with its reason) or a retry, and
+/// `identity.changed` / `offline.sync` reach subscribers. Real simulator, store and broker.
+final class UndecryptableEventTests: XCTestCase {
+    /// Each reason the simulator can produce gives exactly one `message.undecryptable` with that
+    /// reason, valid against its schema; the reasons a retry can cure asked the sender for one
+    /// (the sender's phone got the retry receipt), the others did not.
+    func testEachUndecryptableReasonPublishesOneValidEvent() async throws {
+        let rig = try await EventRig.start(devices: ["ev-und"])
+        let m = try await rig.manager()
+        let (publisher, conn) = try await rig.publish(try XCTUnwrap(m.recorder as? OutboxRecorder))
+        let sim = rig.h.sim
+        let me = "15557100001", peer = "15557100002", stranger = "15557100003"
+        let jid = try await rig.link(m, device: "ev-und", phone: me)
+        await sim.createPhone(number: peer, pushName: "Peer")
+        await sim.createPhone(number: stranger, pushName: "Stranger")
+        let inbox = rig.inbox
+        // A session with the peer first: a forged `msg` under it fails its MAC.
+        let good = try await sim.sendText(from: peer, to: userJID(me), text: "hello")
+        try await waitUntil(20, "message.received") { await inbox.count("message.received") == 1 }
+
+        let badMAC = try await sim.sendUndecryptable(.badMAC, from: peer, to: jid)
+        let noSession = try await sim.sendUndecryptable(.noSession, from: stranger, to: jid)
+        let identity = try await sim.sendUndecryptable(.invalidDeviceIdentity, from: peer, to: jid)
+        let tooMany = try await sim.sendUndecryptable(.tooManyEnc, from: peer, to: jid)
+        let expected: [String: (reason: String, retry: Bool)] = [
+            badMAC: ("BAD_MAC", true), noSession: ("NO_SESSION", true),
+            identity: ("INVALID_DEVICE_IDENTITY", false), tooMany: ("TOO_MANY_ENC", false),
+        ]
+        try await waitUntil(20, "four message.undecryptable") { await inbox.count("message.undecryptable") == 4 }
+        let events = await inbox.of("message.undecryptable")
+        for (id, want) in expected {
+            let mine = events.filter { $0.data["message_id"]?.stringValue == id }
+            XCTAssertEqual(mine.count, 1, "exactly one event for \(want.reason)")
+            let e = try XCTUnwrap(mine.first)
+            XCTAssertEqual(e.data["reason"]?.stringValue, want.reason)
+            XCTAssertEqual(e.data["retry_requested"], .bool(want.retry), want.reason)
+            XCTAssertEqual(e.routingKey, "ev-und.message.undecryptable")
+        }
+        XCTAssertFalse(events.contains { $0.data["message_id"]?.stringValue == good })
+        let peerRetries = await sim.retryReceiptsReceived(phone: peer)
+        let strangerRetries = await sim.retryReceiptsReceived(phone: stranger)
+        XCTAssertEqual(peerRetries, [badMAC], "only the retryable failure asked the peer again")
+        XCTAssertEqual(strangerRetries, [noSession])
+        let offline = await inbox.count("offline.sync")
+        XCTAssertGreaterThanOrEqual(offline, 1, "the login's offline batch is announced")
+
+        // The peer reinstalls: its next message comes under a new identity, accepted and published.
+        try await sim.reinstallPhone(peer)
+        _ = try await sim.sendText(from: peer, to: userJID(me), text: "new phone")
+        try await waitUntil(20, "identity.changed") { await inbox.count("identity.changed") >= 1 }
+        try await waitUntil(20, "the message after it") { await inbox.count("message.received") == 2 }
+        let changes = await inbox.of("identity.changed")
+        let change = try XCTUnwrap(changes.first)
+        XCTAssertNotNil(change.data["new_key"]?.stringValue)
+        XCTAssertNotNil(change.data["previous_key"]?.stringValue)
+
+        let problems = try schemaProblems(await inbox.events)
+        XCTAssertEqual(problems, [], "every event validates against its schemas")
+        publisher.cancel()
+        await publisher.value
+        await conn.close()
+        await m.shutdown()
+        await rig.shutdown()
+    }
+}
