@@ -71,4 +71,53 @@ final class UndecryptableEventTests: XCTestCase {
         await m.shutdown()
         await rig.shutdown()
     }
+
+    /// The phone sends a mix (good texts, and undecryptable ones of every kind, interleaved):
+    /// every id it sent is in exactly one of message.received and message.undecryptable, and
+    /// every undecryptable one whose event says a retry was requested reached its sender as a
+    /// retry receipt. Nothing the simulator sent is missing.
+    func testNothingTheSimulatorSentIsMissing() async throws {
+        let rig = try await EventRig.start(devices: ["ev-count"])
+        let m = try await rig.manager()
+        let (publisher, conn) = try await rig.publish(try XCTUnwrap(m.recorder as? OutboxRecorder))
+        let sim = rig.h.sim
+        let me = "15557200001", peer = "15557200002", stranger = "15557200003"
+        let jid = try await rig.link(m, device: "ev-count", phone: me)
+        await sim.createPhone(number: peer, pushName: "Peer")
+        await sim.createPhone(number: stranger, pushName: "Stranger")
+        let inbox = rig.inbox
+        var sent: [String] = [try await sim.sendText(from: peer, to: userJID(me), text: "first")]
+        try await waitUntil(20, "the session") { await inbox.count("message.received") == 1 }
+        let kinds: [SimUndecryptableKind] = [.badMAC, .tooManyEnc, .invalidDeviceIdentity, .badMAC]
+        for round in 0..<4 {
+            for n in 0..<3 { sent.append(try await sim.sendText(from: peer, to: userJID(me), text: "r\(round) m\(n)")) }
+            sent.append(try await sim.sendUndecryptable(kinds[round], from: peer, to: jid))
+            sent.append(try await sim.sendUndecryptable(.noSession, from: stranger, to: jid))
+        }
+        XCTAssertEqual(Set(sent).count, sent.count)
+        let total = sent.count
+        try await waitUntil(30, "every message accounted for") {
+            await inbox.count("message.received") + inbox.count("message.undecryptable") >= total
+        }
+        let received = await inbox.of("message.received").compactMap { $0.data["message_id"]?.stringValue }
+        let failed = await inbox.of("message.undecryptable")
+        let failedIDs = failed.compactMap { $0.data["message_id"]?.stringValue }
+        let retried = Set(await sim.retryReceiptsReceived(phone: peer) + sim.retryReceiptsReceived(phone: stranger))
+        for id in sent {
+            XCTAssertEqual(received.filter { $0 == id }.count + failedIDs.filter { $0 == id }.count, 1, "\(id) ends once")
+        }
+        XCTAssertEqual(Set(received + failedIDs), Set(sent), "nothing else, nothing missing")
+        XCTAssertEqual(received.count, 13)
+        for e in failed where e.data["retry_requested"] == .bool(true) {
+            XCTAssertTrue(retried.contains(e.data["message_id"]?.stringValue ?? ""), "a requested retry reached the sender")
+        }
+        XCTAssertEqual(failed.filter { $0.data["retry_requested"] == .bool(true) }.count, 6, "bad MAC and no session ask again")
+        let problems = try schemaProblems(await inbox.events)
+        XCTAssertEqual(problems, [])
+        publisher.cancel()
+        await publisher.value
+        await conn.close()
+        await m.shutdown()
+        await rig.shutdown()
+    }
 }
