@@ -14,6 +14,35 @@ public struct SentMessage: Sendable, Hashable {
     public var phash: String?
     /// How many devices the message was encrypted for (theirs and our other ones).
     public var deviceCount: Int
+    /// Devices the message could not be encrypted for (no prekey bundle, untrusted identity…):
+    /// they do not get it, while the others do.
+    public var failedDevices: [DeviceSendFailure] = []
+}
+
+/// One recipient device a send skipped, with a stable code.
+public struct DeviceSendFailure: Sendable, Hashable {
+    public var device: JID
+    /// `NO_PREKEY_BUNDLE`, `UNTRUSTED_IDENTITY`, `ENCRYPT_FAILED`, `STORE_ERROR`.
+    public var code: String
+
+    public init(device: JID, code: String) {
+        self.device = device
+        self.code = code
+    }
+
+    /// The failures of a fan-out, by device, sorted for a stable order.
+    static func list(_ skipped: [JID: WAClientError]) -> [DeviceSendFailure] {
+        skipped.map { DeviceSendFailure(device: $0.key, code: code(of: $0.value)) }.sorted { $0.device.description < $1.device.description }
+    }
+
+    /// `WAClientError.signal` keeps Signal's code in the text; a missing bundle is the sender's own refusal.
+    static func code(of error: WAClientError) -> String {
+        let text = error.message
+        if text.hasSuffix(SignalError.Code.untrustedIdentity.rawValue) { return "UNTRUSTED_IDENTITY" }
+        if text.contains("no session and no prekey bundle") { return "NO_PREKEY_BUNDLE" }
+        if text.hasSuffix(SignalError.Code.corruptRecord.rawValue) || error.code == .store { return "STORE_ERROR" }
+        return "ENCRYPT_FAILED"
+    }
 }
 
 /// The message a reply quotes.
@@ -463,6 +492,10 @@ actor MessagingState {
         if let privacyToken { node.content = .nodes(node.children + [privacyToken]) }
         recent.insert(message, chat: route.to, id: id)
         for change in out.identityChanges { await client.emit(.identityChanged(change)) }
+        let failed = DeviceSendFailure.list(out.skipped)
+        if !failed.isEmpty {
+            logger.warning("message not encrypted for some devices", metadata: ["id": "\(id)", "devices": "\(failed.count)"])
+        }
         try await writeAwaitingAck(node, id: id, client: client)
         let (own, phash, count) = (ctx.own, out.phash, out.encryptedFor.count)
         return StagedMessage(id: id, chat: chat) { [self] in
@@ -470,7 +503,8 @@ actor MessagingState {
             await self.issuePrivacyTokenIfDue(to: route.to, client: client)
             await self.checkParticipantHash(ack, ours: phash, chat: chat, own: own)
             if route.to != chat { await self.checkParticipantHash(ack, ours: phash, chat: route.to, own: route.own) }
-            return SentMessage(id: id, chat: chat, timestamp: ack.timestamp, phash: ack.phash, deviceCount: count)
+            return SentMessage(id: id, chat: chat, timestamp: ack.timestamp, phash: ack.phash, deviceCount: count,
+                               failedDevices: failed)
         }
     }
 
@@ -519,7 +553,12 @@ actor MessagingState {
             logger.info("group participant hash differs; metadata dropped from the cache")
         }
         rememberHolders((rotate ? [] : holders).union(out.encryptedFor), group: group)
-        return SentMessage(id: id, chat: group, timestamp: ack.timestamp, phash: ack.phash, deviceCount: out.encryptedFor.count)
+        let failed = DeviceSendFailure.list(out.skipped)
+        if !failed.isEmpty {
+            logger.warning("group message not encrypted for some devices", metadata: ["id": "\(id)", "devices": "\(failed.count)"])
+        }
+        return SentMessage(id: id, chat: group, timestamp: ack.timestamp, phash: ack.phash, deviceCount: out.encryptedFor.count,
+                           failedDevices: failed)
     }
 
     /// Our own device as a LID (`lid:device@lid`), as the server told us at login.
