@@ -681,6 +681,10 @@ extension WASim {
     @discardableResult
     func routeMessage(_ sent: Node, from sender: JID, connection: SimConnection? = nil) async -> Node {
         let now = nowSeconds
+        if sent.string("category") == "peer" {
+            // Peer messages: only to the sender's own phone (`Phone/WASim+Undecryptable.swift`).
+            return await routePeerMessage(sent, from: sender, connection: connection)
+        }
         if let to = sent.jid("to"), to.server == JID.groupServer {
             // Groups: the server-side rules and fan-out of `Server/GroupRouting.swift`.
             let routed = routeGroupMessage(sent, from: sender, timestamp: now)

@@ -120,4 +120,44 @@ final class UndecryptableEventTests: XCTestCase {
         await m.shutdown()
         await rig.shutdown()
     }
+
+    /// The server hands the device `<unavailable>` instead of ciphertext: `message.undecryptable`
+    /// says UNAVAILABLE with the phone asked, the device's own phone answers the placeholder-resend
+    /// request, and the message arrives as `message.received` with its id and text.
+    func testAnUnavailableMessageIsRecoveredThroughThePhone() async throws {
+        let rig = try await EventRig.start(devices: ["ev-unav"])
+        let m = try await rig.manager()
+        let (publisher, conn) = try await rig.publish(try XCTUnwrap(m.recorder as? OutboxRecorder))
+        let sim = rig.h.sim
+        let me = "15557300001", peer = "15557300002"
+        let jid = try await rig.link(m, device: "ev-unav", phone: me)
+        await sim.createPhone(number: peer, pushName: "Peer")
+        let inbox = rig.inbox
+        let id = try await sim.sendUndecryptable(.unavailable, from: peer, to: jid, text: "kept by the phone")
+        try await waitUntil(20, "the recovered message") {
+            await inbox.of("message.received").contains { $0.data["message_id"]?.stringValue == id }
+        }
+        let failed = await inbox.of("message.undecryptable")
+        XCTAssertEqual(failed.count, 1)
+        let event = try XCTUnwrap(failed.first)
+        XCTAssertEqual(event.data["message_id"]?.stringValue, id)
+        XCTAssertEqual(event.data["reason"], "UNAVAILABLE")
+        XCTAssertEqual(event.data["unavailable_type"], "view_once")
+        XCTAssertEqual(event.data["phone_resend_requested"], .bool(true))
+        XCTAssertEqual(event.data["retry_requested"], .bool(true))
+        let received = await inbox.of("message.received").filter { $0.data["message_id"]?.stringValue == id }
+        XCTAssertEqual(received.count, 1)
+        XCTAssertEqual(received.first?.data["text"], "kept by the phone")
+        XCTAssertEqual(received.first?.data["chat"]?.stringValue, userJID(peer).description)
+        XCTAssertEqual(received.first?.data["sender"]?.stringValue, userJID(peer).description)
+        let answered = await sim.placeholderRequestsAnswered
+        XCTAssertEqual(answered, 1, "the phone answered one request")
+        let problems = try schemaProblems(await inbox.events)
+        XCTAssertEqual(problems, [])
+        publisher.cancel()
+        await publisher.value
+        await conn.close()
+        await m.shutdown()
+        await rig.shutdown()
+    }
 }

@@ -376,6 +376,9 @@ actor MessagingState {
     let onMessage: MessagingFeature.MessageHandler?
     let onStatus: MessagingFeature.StatusHandler?
     let onUndecryptable: MessagingFeature.UndecryptableHandler?
+    /// Messages we asked our phone for (placeholder resend): message id → request id, bounded.
+    var placeholderRequests: [String: String] = [:]
+    var placeholderOrder: [String] = []
 
     init(provider: any SignalStoreProvider, configuration: MessagingFeature.Configuration, logger: Logger,
          onMessage: MessagingFeature.MessageHandler? = nil, onStatus: MessagingFeature.StatusHandler? = nil,
@@ -875,6 +878,19 @@ actor MessagingState {
         receiver = working
         let key = MessageReceiver.stanzaKey(node)
         switch outcome {
+        case .message(let response, let receipt) where Self.isPlaceholderResponse(response):
+            // Our phone hands over messages the server could not: each is delivered as received.
+            for recovered in placeholderMessages(in: response) {
+                let message = await presented(recovered)
+                guard await handOver(message, key: key, store: ctx.store) else { return false }
+                placeholderRequests[message.id] = nil
+                await client.emit(.messageReceived(message))
+            }
+            if onMessage != nil { try? await ctx.store.removePendingPlaintexts(stanza: key) }
+            try? await client.send(receipt)
+            try? await client.send(Node("receipt", attributes: [
+                "id": .string(response.id), "type": "peer_msg", "to": .jid(ctx.own.nonAD),
+            ]))
         case .message(let message, let receipt) where Self.isPhoneSyncMessage(message):
             // App-state keys and history-sync notifications from our phone are not user messages:
             // received, answered as whatsmeow answers them (receipt, `hist_sync` receipt, `peer_msg`

@@ -130,3 +130,59 @@ extension WASim {
         return (try? signed.serializedData()) ?? Data()
     }
 }
+
+extension WASim {
+    /// A `category=peer` message: the server hands it only to the sender's own primary phone
+    /// (to = the sender's own user); anything else is refused with 400. The phone answers a
+    /// placeholder-resend request with the messages it holds for that device.
+    func routePeerMessage(_ sent: Node, from sender: JID, connection: SimConnection?) async -> Node {
+        let now = nowSeconds
+        guard let to = sent.jid("to"), phoneNumberForm(to.nonAD).user == sender.user, to.device == 0,
+              let phone = phones[sender.user], let agent = agents[sender.user], !sent.children("enc").isEmpty else {
+            let refused = ServerMessageRouting.ack(for: sent, timestamp: now, error: 400)
+            await connection?.sendMessageAck(refused)
+            return refused
+        }
+        let ack = ServerMessageRouting.ack(for: sent, timestamp: now)
+        await connection?.sendMessageAck(ack)
+        var delivered = Node("message", [
+            Attribute("from", .jid(sender)), Attribute("id", .string(sent.string("id") ?? "")),
+            Attribute("t", .string(String(now))), Attribute("type", "text"), Attribute("category", "peer"),
+        ], content: .nodes(sent.children("enc") + (sent.child("device-identity").map { [$0] } ?? [])))
+        delivered["recipient"] = .jid(phone.jid.nonAD)
+        guard let request = await agent.receivePeer(delivered), request.hasProtocolMessage,
+              request.protocolMessage.type == .peerDataOperationRequestMessage,
+              request.protocolMessage.peerDataOperationRequestMessage.peerDataOperationRequestType == .placeholderMessageResend
+        else { return ack }
+        var response = WAE2E_Message()
+        response.protocolMessage.type = .peerDataOperationRequestResponseMessage
+        response.protocolMessage.peerDataOperationRequestResponseMessage.peerDataOperationRequestType = .placeholderMessageResend
+        response.protocolMessage.peerDataOperationRequestResponseMessage.stanzaID = sent.string("id") ?? ""
+        for asked in request.protocolMessage.peerDataOperationRequestMessage.placeholderMessageResendRequest.prefix(32) {
+            guard let held = placeholders[phone.number]?[asked.messageKey.id],
+                  let bytes = try? held.info.serializedData() else { continue }
+            var result = WAE2E_PeerDataOperationRequestResponseMessage.PeerDataOperationResult()
+            result.placeholderMessageResendResponse.webMessageInfoBytes = bytes
+            response.protocolMessage.peerDataOperationRequestResponseMessage.peerDataOperationResult.append(result)
+        }
+        guard !response.protocolMessage.peerDataOperationRequestResponseMessage.peerDataOperationResult.isEmpty else { return ack }
+        do {
+            var bundles: [JID: PreKeyBundle] = [:]
+            for device in try await agent.needingBundles([sender]) {
+                if let bundle = await bundle(for: device) { bundles[device] = bundle }
+            }
+            let id = MessageID.random(ownJID: phone.jid)
+            let node = try await agent.directMessage(
+                id: id, to: phone.jid.nonAD, message: response, recipient: [], own: [sender], bundles: bundles)
+            let answer = Node("message", [
+                Attribute("from", .jid(phone.jid)), Attribute("id", .string(id)), Attribute("t", .string(String(nowSeconds))),
+                Attribute("type", "text"), Attribute("category", "peer"), Attribute("recipient", .jid(phone.jid.nonAD)),
+            ], content: .nodes(Self.encs(in: node)))
+            placeholderRequestsAnswered += 1
+            await deliver(answer, to: sender)
+        } catch {
+            logger.warning("phone could not answer a placeholder resend", metadata: ["error": "\(type(of: error))"])
+        }
+        return ack
+    }
+}
