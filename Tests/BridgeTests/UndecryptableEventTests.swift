@@ -171,4 +171,29 @@ final class UndecryptableEventTests: XCTestCase {
         await m.shutdown()
         await rig.shutdown()
     }
+
+    /// A refused pairing (here passkey linking offered; a pairing code whose finish fails takes the
+    /// same path) is published as `device.error` PAIRING_REFUSED, valid, instead of being only logged.
+    func testARefusedPairingIsPublished() async throws {
+        let rig = try await EventRig.start(devices: ["ev-pk"])
+        let m = try await rig.manager()
+        let (publisher, conn) = try await rig.publish(try XCTUnwrap(m.recorder as? OutboxRecorder))
+        let jid = try await rig.link(m, device: "ev-pk", phone: "15557400001")
+        let delivered = await rig.h.sim.sendNotification(Node("notification", [
+            Attribute("from", .jid(.serverJID)), Attribute("type", "passkey_prologue_request"), Attribute("id", "PK9"),
+        ], content: .nodes([Node("passkey_request_options", content: .bytes(Array("{}".utf8)))])), to: jid)
+        XCTAssertTrue(delivered)
+        let inbox = rig.inbox
+        try await waitUntil(15, "device.error") { await inbox.count("device.error") == 1 }
+        let errors = await inbox.of("device.error")
+        XCTAssertEqual(errors.first?.data["code"], "PAIRING_REFUSED")
+        XCTAssertTrue(errors.first?.data["message"]?.stringValue?.contains("client.passkey_unsupported") == true)
+        let problems = try schemaProblems(await inbox.events)
+        XCTAssertEqual(problems, [])
+        publisher.cancel()
+        await publisher.value
+        await conn.close()
+        await m.shutdown()
+        await rig.shutdown()
+    }
 }

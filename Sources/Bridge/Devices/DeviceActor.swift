@@ -104,7 +104,8 @@ actor DeviceActor {
             store: storage.keys,
             onMessage: Self.messageHandler(
                 id: id, jid: jid, data: storage.data, recorder: recorder, counters: counters, logger: logger),
-            onStatus: Self.statusHandler(id: id, jid: jid, data: storage.data, recorder: recorder, inFlight: inFlight),
+            onStatus: Self.statusHandler(id: id, jid: jid, data: storage.data, recorder: recorder, inFlight: inFlight,
+                                         logger: logger),
             onUndecryptable: Self.undecryptableHandler(id: id, jid: jid, recorder: recorder))
         let c = WAClient(store: storage.keys, configuration: configuration, features: [messaging], logger: logger)
         client = c
@@ -245,7 +246,8 @@ actor DeviceActor {
     /// withholds the ack and the receipt comes again). Receipts of our own other
     /// devices (read-self, sender) are not statuses of a sent message.
     private static func statusHandler(
-        id: DeviceID, jid: JIDCache, data: DeviceDataStore, recorder: any EventRecording, inFlight: InFlightSends
+        id: DeviceID, jid: JIDCache, data: DeviceDataStore, recorder: any EventRecording, inFlight: InFlightSends,
+        logger: Logger
     ) -> MessagingFeature.StatusHandler {
         { u in
             guard !u.isSelf else { return }
@@ -259,8 +261,15 @@ actor DeviceActor {
                         InFlightSends.CommandRef(commandID: $0.commandID, correlationID: $0.correlationID ?? $0.commandID)
                     } ?? inFlight.command(for: messageID)
                     try await recorder.record(EventFactory.status(u, messageID: messageID, command: command, device: id, jid: jid))
-                    _ = try? await data.updateMessageStatus(
-                        chat: u.chat.description, id: messageID, status: EventFactory.statusString(u.status))
+                    do {
+                        _ = try await data.updateMessageStatus(
+                            chat: u.chat.description, id: messageID, status: EventFactory.statusString(u.status))
+                    } catch {
+                        // The event is durable (the fact is not lost); the history row keeps its
+                        // older status. Said, not swallowed.
+                        logger.warning("message status not written to history",
+                                       metadata: ["code": "\(EventFactory.errorCode(error))", "id": "\(messageID)"])
+                    }
                 }
             }.value
         }
@@ -307,6 +316,12 @@ actor DeviceActor {
                 newKey: change.newKey.map { $0.rawRepresentation.base64EncodedString() })))
         case .offlineSyncCompleted(let count):
             publish(DeviceEvent(deviceID: id, kind: .offlineSync(count: count)))
+        case .pairingRefused(let code, let reason):
+            // Passkey linking offered, or a pairing code that could not be finished: the login
+            // will not complete by itself; an operator starts another.
+            logger.warning("pairing refused", metadata: ["code": "\(code)"])
+            counters.countDeviceError("PAIRING_REFUSED")
+            publish(DeviceEvent(deviceID: id, kind: .error(code: "PAIRING_REFUSED", message: "\(reason) (\(code))", reason: nil)))
         case .stopped(let reason):
             if let error = Self.operatorError(reason, version: configuration.appVersion) {
                 // An operator must act (upgrade, wait out a ban, find the other connection): say so

@@ -404,8 +404,21 @@ actor MessagingState {
 
     /// Our own number and LID, as the login told them (whatsmeow stores the pair at connect).
     func learnOwnLID(_ info: LoginInfo, client: WAClient) async {
-        guard let lid = info.lid, let mapping = try? LIDMapping(lid, info.jid) else { return }
-        await learn([mapping], store: try? await context(client).store)
+        guard let lid = info.lid else { return }
+        let mapping: LIDMapping
+        do { mapping = try LIDMapping(lid, info.jid) } catch {
+            logger.warning("own LID not recorded: the login's pair does not map", metadata: ["error": "\(type(of: error))"])
+            return
+        }
+        let store: (any SignalProtocolStore)?
+        do { store = try await context(client).store } catch {
+            // The mapping is still kept; our sessions move to the LID at the next send instead.
+            logger.warning("own LID recorded without moving sessions: signal store unavailable", metadata: [
+                "error": "\((error as? WAClientError)?.code.rawValue ?? "\(type(of: error))")",
+            ])
+            store = nil
+        }
+        await learn([mapping], store: store)
     }
 
     func nextOfflineTicket() -> UInt64 {

@@ -205,7 +205,8 @@ public enum WAEvent: Sendable, Hashable {
     case offlineSyncPreview(OfflineSyncPreview)
     /// The phone scanned our QR code without multi-device support (`<ib><downgrade_webclient>`).
     case qrScannedWithoutMultidevice
-    /// A pairing method we do not support was offered (passkey linking): refused, with a stable code.
+    /// A pairing method we do not support was offered (passkey linking), or a pairing code could not
+    /// be finished: refused, with a stable code.
     case pairingRefused(code: String, reason: String)
     /// The device was logged out; its keys are wiped.
     case loggedOut(StateReason)
