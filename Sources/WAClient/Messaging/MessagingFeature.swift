@@ -996,7 +996,14 @@ actor MessagingState {
     }
 
     func receiveReceipt(_ node: Node, client: WAClient) async {
-        var parsed = try? ReceiptEvent(parsing: node)
+        var parsed: ReceiptEvent?
+        do { parsed = try ReceiptEvent(parsing: node) } catch {
+            // Acked (a redelivery would not parse either) but said: a status may be missing.
+            logger.warning("receipt not understood; acked without a status", metadata: [
+                "id": "\(String((node.string("id") ?? "").prefix(128)))",
+                "error": "\((error as? WAClientError)?.code.rawValue ?? "\(type(of: error))")",
+            ])
+        }
         if case .status(let update)? = parsed { parsed = .status(await presented(update)) }
         if case .status(let update)? = parsed, let onStatus {
             do { try await onStatus(update) } catch {
