@@ -89,6 +89,16 @@ actor SimPhoneAgent {
             identityKey: await store.identityKeyPair().publicKey)
     }
 
+    /// Decrypts a peer message from one of the phone's own linked devices (a request to the
+    /// phone, not a chat message: not kept in `received`). Nil when it does not decrypt.
+    func receivePeer(_ node: Node) async -> WAE2E_Message? {
+        var working = receiver
+        let outcome = try? await working.receive(node)
+        receiver = working
+        if case .message(let message, _) = outcome { return message.message }
+        return nil
+    }
+
     /// Decrypts a delivered `<message>`; returns the receipt to route (delivery or retry).
     func receive(_ node: Node) async -> Node? {
         if let id = node.string("id"), encTypes[id] == nil {

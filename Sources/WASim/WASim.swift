@@ -147,6 +147,13 @@ public actor WASim {
     /// DMs refused for want of a privacy token, and those admitted, by the rule that admitted them.
     public internal(set) var privacyTokenRefusals = 0
     public internal(set) var privacyTokenAdmissions: [String: Int] = [:]
+    /// Message ids of the retry receipts that reached each phone (number), newest `maxRetriesSeen`.
+    var retriesSeen: [String: [String]] = [:]
+    static let maxRetriesSeen = 10_000
+    /// What each phone holds for its linked devices' placeholder-resend requests, by message id.
+    var placeholders: [String: [String: SimPlaceholder]] = [:]
+    var placeholderOrder: [String: [String]] = [:]
+    public internal(set) var placeholderRequestsAnswered = 0
 
     public init(configuration: Configuration = Configuration()) throws {
         self.configuration = configuration
@@ -682,6 +689,10 @@ extension WASim {
     @discardableResult
     func routeMessage(_ sent: Node, from sender: JID, connection: SimConnection? = nil) async -> Node {
         let now = nowSeconds
+        if sent.string("category") == "peer" {
+            // Peer messages: only to the sender's own phone (`Phone/WASim+Undecryptable.swift`).
+            return await routePeerMessage(sent, from: sender, connection: connection)
+        }
         if let to = sent.jid("to"), to.server == JID.groupServer {
             // Groups: the server-side rules and fan-out of `Server/GroupRouting.swift`.
             let routed = routeGroupMessage(sent, from: sender, timestamp: now)
@@ -741,6 +752,7 @@ extension WASim {
             } else if node.tag == "receipt", node.string("type") == "retry" {
                 // The phone answers a retry receipt: resend (with a fresh bundle from the second retry).
                 guard let retry = try? RetryReceipt(parsing: node) else { return }
+                noteRetry(retry.messageID, phone: jid.user)
                 let fresh = retry.wantsFreshBundle ? await bundle(for: retry.device) : nil
                 if let resend = await agent.resend(for: retry, bundle: fresh) { await routeMessage(resend, from: jid) }
             } else if node.tag == "receipt" {

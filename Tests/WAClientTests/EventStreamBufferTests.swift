@@ -8,7 +8,8 @@ import XCTest
 final class EventStreamBufferTests: XCTestCase {
     private func undecryptable(_ id: String) -> WAEvent {
         let peer = JID(user: "15550009999", server: JID.userServer)
-        return .messageUndecryptable(id: id, chat: peer, sender: peer, code: "test")
+        return .messageUndecryptable(UndecryptableMessage(
+            id: id, chat: peer, sender: peer, error: WAClientError(.messageDecryptFailed, "test"), retryCount: nil))
     }
 
     /// Twenty pairing codes, each followed by ten message events, into a buffer of four:

@@ -306,7 +306,7 @@ final class MessagingEndToEndTests: XCTestCase {
         let second = try await sim.sendText(from: peer, to: user(me), text: "two")
         try await eventually(10, "decrypted after retries") { await log.received.contains { $0.id == second } }
         let undecryptable = await log.events.filter {
-            if case .messageUndecryptable(let id, _, _, _) = $0 { return id == second }
+            if case .messageUndecryptable(let failed) = $0 { return failed.id == second }
             return false
         }.count
         XCTAssertEqual(undecryptable, 2)

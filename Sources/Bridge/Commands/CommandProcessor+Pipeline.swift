@@ -230,7 +230,8 @@ extension CommandProcessor {
             })
             // `sent` before the replies (as on the one-at-a-time path).
             try await events.record(contentsOf: done.map {
-                statusEvent(device: device, $0.c, messageID: $0.messageID, chat: $0.c.action.chat!, status: "sent", error: nil)
+                statusEvent(device: device, $0.c, messageID: $0.messageID, chat: $0.c.action.chat!, status: "sent", error: nil,
+                            failedDevices: Self.failedDevices(inResult: $0.result))
             })
         } catch {
             // Nothing is acked: the redelivered commands find their results (or send again

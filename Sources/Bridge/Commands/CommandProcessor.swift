@@ -114,7 +114,8 @@ struct CommandProcessor: Sendable {
             logger.debug("command repeated; replying its recorded result", metadata: meta(c, device))
             try await reply(c, body: Array(stored.result.utf8))
             if c.kind.sendsMessage, let mid = stored.messageID, let chat = c.action.chat {
-                try await recordStatus(device: device, c, messageID: mid, chat: chat, status: "sent", error: nil)
+                try await recordStatus(device: device, c, messageID: mid, chat: chat, status: "sent", error: nil,
+                                       failedDevices: Self.failedDevices(inResult: stored.result))
             }
             return ack(d)
         }
@@ -218,7 +219,8 @@ struct CommandProcessor: Sendable {
         // `sent` before the reply: a reply that fails (broker down) must not let the
         // recipient's receipts reach the outbox ahead of it.
         if let messageID, let chat = c.action.chat {
-            try await recordStatus(device: device, c, messageID: messageID, chat: chat, status: "sent", error: nil)
+            try await recordStatus(device: device, c, messageID: messageID, chat: chat, status: "sent", error: nil,
+                                   failedDevices: result["failed_devices"])
         }
         try await reply(c, body: Array(record.result.utf8))
         logger.debug("command done", metadata: meta(c, device))
@@ -410,19 +412,21 @@ struct CommandProcessor: Sendable {
     }
 
     func recordStatus(device: DeviceID, _ c: ParsedCommand, messageID: String, chat: JID, status: String,
-                      error: JSONValue?) async throws {
-        let event = statusEvent(device: device, c, messageID: messageID, chat: chat, status: status, error: error)
+                      error: JSONValue?, failedDevices: JSONValue? = nil) async throws {
+        let event = statusEvent(device: device, c, messageID: messageID, chat: chat, status: status, error: error,
+                                failedDevices: failedDevices)
         do { try await events.record(event) } catch { throw Retry(reason: "message.status not recorded: \(error)") }
     }
 
     /// The `message.status` a command records about its message; its id is stable per (device, command, status).
     func statusEvent(device: DeviceID, _ c: ParsedCommand, messageID: String, chat: JID, status: String,
-                     error: JSONValue?) -> CloudEvent {
+                     error: JSONValue?, failedDevices: JSONValue? = nil) -> CloudEvent {
         var data: [String: JSONValue] = [
             "message_id": .string(messageID), "chat": .string(chat.description), "status": .string(status),
             "command_id": .string(c.id),
         ]
         if let error { data["error"] = error }
+        if let failedDevices { data["failed_devices"] = failedDevices }
         return CloudEvent(id: Self.eventID(device.rawValue, c.id, "status", status), type: .messageStatus,
                           deviceID: device, correlationID: c.correlationID, data: .object(data))
     }
@@ -463,8 +467,23 @@ struct CommandProcessor: Sendable {
 
     /// The result document of a command whose message the server acknowledged.
     static func sentResult(_ c: ParsedCommand, _ s: SentMessage) -> [String: JSONValue] {
-        ["command_id": .string(c.id), "kind": .string(c.kind.rawValue), "status": "sent", "message_id": .string(s.id),
-         "timestamp": .string(CloudEvent.timeString(s.timestamp ?? Date()))]
+        var result: [String: JSONValue] = [
+            "command_id": .string(c.id), "kind": .string(c.kind.rawValue), "status": "sent", "message_id": .string(s.id),
+            "timestamp": .string(CloudEvent.timeString(s.timestamp ?? Date())),
+        ]
+        if let failed = failedDevices(s) { result["failed_devices"] = failed }
+        return result
+    }
+
+    /// The recipient devices a send skipped (`device`, `code`), nil when none: the others got it.
+    static func failedDevices(_ s: SentMessage) -> JSONValue? {
+        guard !s.failedDevices.isEmpty else { return nil }
+        return .array(s.failedDevices.map { ["device": .string($0.device.description), "code": .string($0.code)] })
+    }
+
+    /// `failed_devices` of a recorded result (text), for the `sent` status that goes with it.
+    static func failedDevices(inResult text: String) -> JSONValue? {
+        JSONValue.parse(Data(text.utf8))?["failed_devices"]
     }
 
     /// The chat and the WhatsApp message of a command that sends one (nil for the others).

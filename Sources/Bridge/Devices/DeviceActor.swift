@@ -109,9 +109,11 @@ actor DeviceActor {
             store: storage.keys, configuration: messagingConfiguration,
             onMessage: Self.messageHandler(
                 id: id, jid: jid, data: storage.data, recorder: recorder, counters: counters, logger: logger),
-            onStatus: Self.statusHandler(id: id, jid: jid, data: storage.data, recorder: recorder, inFlight: inFlight),
+            onStatus: Self.statusHandler(id: id, jid: jid, data: storage.data, recorder: recorder, inFlight: inFlight,
+                                         logger: logger),
             onHistory: Self.historyHandler(
-                id: id, jid: jid, data: storage.data, recorder: recorder, settings: history, logger: logger))
+                id: id, jid: jid, data: storage.data, recorder: recorder, settings: history, logger: logger),
+            onUndecryptable: Self.undecryptableHandler(id: id, jid: jid, recorder: recorder))
         let c = WAClient(store: storage.keys, configuration: configuration, features: [messaging], logger: logger)
         client = c
         // The tasks hold the streams, not the client: when the client goes away
@@ -148,6 +150,18 @@ actor DeviceActor {
                 try await recorder.record(event)
             }.value
             counters.countReceived(id)
+        }
+    }
+
+    /// The `onUndecryptable` of the device's `MessagingFeature`: `message.undecryptable` goes into
+    /// the outbox before the stanza's retry receipt and ack, like a received message: a stanza
+    /// that cannot be read is never acked unreported.
+    private static func undecryptableHandler(id: DeviceID, jid: JIDCache, recorder: any EventRecording)
+        -> MessagingFeature.UndecryptableHandler {
+        { failed in
+            let event = EventFactory.undecryptable(failed, device: id, jid: jid.jid)
+            // Not cancelled with the client, like the message handler.
+            try await Task { try await recorder.record(event) }.value
         }
     }
 
@@ -239,7 +253,8 @@ actor DeviceActor {
     /// withholds the ack and the receipt comes again). Receipts of our own other
     /// devices (read-self, sender) are not statuses of a sent message.
     private static func statusHandler(
-        id: DeviceID, jid: JIDCache, data: DeviceDataStore, recorder: any EventRecording, inFlight: InFlightSends
+        id: DeviceID, jid: JIDCache, data: DeviceDataStore, recorder: any EventRecording, inFlight: InFlightSends,
+        logger: Logger
     ) -> MessagingFeature.StatusHandler {
         { u in
             guard !u.isSelf else { return }
@@ -253,8 +268,15 @@ actor DeviceActor {
                         InFlightSends.CommandRef(commandID: $0.commandID, correlationID: $0.correlationID ?? $0.commandID)
                     } ?? inFlight.command(for: messageID)
                     try await recorder.record(EventFactory.status(u, messageID: messageID, command: command, device: id, jid: jid))
-                    _ = try? await data.updateMessageStatus(
-                        chat: u.chat.description, id: messageID, status: EventFactory.statusString(u.status))
+                    do {
+                        _ = try await data.updateMessageStatus(
+                            chat: u.chat.description, id: messageID, status: EventFactory.statusString(u.status))
+                    } catch {
+                        // The event is durable (the fact is not lost); the history row keeps its
+                        // older status. Said, not swallowed.
+                        logger.warning("message status not written to history",
+                                       metadata: ["code": "\(EventFactory.errorCode(error))", "id": "\(messageID)"])
+                    }
                 }
             }.value
         }
@@ -292,6 +314,21 @@ actor DeviceActor {
             publish(DeviceEvent(deviceID: id, kind: .loggedOut(reason: reason.description)))
         case .messageStatus(let update):
             statusChanged(update)
+        case .messageUndecryptable:
+            break  // recorded by `undecryptableHandler` before the stanza's ack
+        case .identityChanged(let change):
+            publish(DeviceEvent(deviceID: id, kind: .identityChanged(
+                jid: EventFactory.jid(of: change.address),
+                previousKey: change.previousKey.map { $0.rawRepresentation.base64EncodedString() },
+                newKey: change.newKey.map { $0.rawRepresentation.base64EncodedString() })))
+        case .offlineSyncCompleted(let count):
+            publish(DeviceEvent(deviceID: id, kind: .offlineSync(count: count)))
+        case .pairingRefused(let code, let reason):
+            // Passkey linking offered, or a pairing code that could not be finished: the login
+            // will not complete by itself; an operator starts another.
+            logger.warning("pairing refused", metadata: ["code": "\(code)"])
+            counters.countDeviceError("PAIRING_REFUSED")
+            publish(DeviceEvent(deviceID: id, kind: .error(code: "PAIRING_REFUSED", message: "\(reason) (\(code))", reason: nil)))
         case .stopped(let reason):
             if let error = Self.operatorError(reason, version: configuration.appVersion) {
                 // An operator must act (upgrade, wait out a ban, find the other connection): say so

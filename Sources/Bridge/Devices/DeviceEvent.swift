@@ -18,6 +18,11 @@ public struct DeviceEvent: Sendable, Equatable {
         /// `TEMPORARILY_BANNED`, `REPLACED`, …), a message saying what to do, and the server's
         /// failure reason when there was one.
         case error(code: String, message: String, reason: Int?)
+        /// A peer device's identity key changed (reinstall, new phone): the device as a JID,
+        /// the keys (public, base64) when known.
+        case identityChanged(jid: String, previousKey: String?, newKey: String?)
+        /// The server delivered its offline queue (`<ib><offline count>`).
+        case offlineSync(count: Int)
     }
 
     public let deviceID: DeviceID

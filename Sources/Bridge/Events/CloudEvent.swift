@@ -17,6 +17,9 @@ public enum EventType: String, Sendable, CaseIterable, Codable {
     case deviceDeleted = "device.deleted"
     case deviceError = "device.error"
     case historySync = "history.sync"
+    case messageUndecryptable = "message.undecryptable"
+    case identityChanged = "identity.changed"
+    case offlineSync = "offline.sync"
 
     public var cloudEventType: String { "wabridge.\(rawValue).v1" }
 }

@@ -4,6 +4,7 @@ import WABinary
 import WAClient
 import WACrypto
 import WAProto
+import WASignal
 
 /// Turns what a device reports (`DeviceEvent`, `ReceivedMessage`, status
 /// updates) into CloudEvents with the `data` of `schemas/events/<type>.json`.
@@ -42,6 +43,11 @@ enum EventFactory {
         case .error(let code, let message, let reason):
             typeAndData = (.deviceError, ["code": .string(code), "message": .string(message),
                                           "reason": reason.map { .number(Double($0)) } ?? .null])
+        case .identityChanged(let jid, let previousKey, let newKey):
+            typeAndData = (.identityChanged, ["jid": .string(jid), "previous_key": previousKey.map(JSONValue.string) ?? .null,
+                                              "new_key": newKey.map(JSONValue.string) ?? .null])
+        case .offlineSync(let count):
+            typeAndData = (.offlineSync, ["status": "completed", "count": .number(Double(count))])
         }
         return CloudEvent(id: UUID().uuidString.lowercased(), type: typeAndData.0, deviceID: e.deviceID, time: e.time,
                           jid: jid, data: typeAndData.1)
@@ -127,6 +133,29 @@ enum EventFactory {
         }
         let id = derivedID("message.received", device.rawValue, chat, sender, m.id)
         return CloudEvent(id: id, type: .messageReceived, deviceID: device, time: Date(), jid: jid, data: .object(d))
+    }
+
+    /// `message.undecryptable`; its id is derived from (device, chat, sender, message id, retry
+    /// count, reason), so the same stanza redelivered after a crash gives the same id.
+    static func undecryptable(_ f: UndecryptableMessage, device: DeviceID, jid: String?) -> CloudEvent {
+        let chat = f.chat.nonAD.description, sender = f.sender.description
+        let d: [String: JSONValue] = [
+            "message_id": .string(f.id), "chat": .string(chat), "sender": .string(sender), "is_group": .bool(f.isGroup),
+            "reason": .string(f.reason.rawValue), "retry_requested": .bool(f.retryRequested),
+            "retry_count": f.retryCount.map { .number(Double($0)) } ?? .null,
+            "phone_resend_requested": .bool(f.phoneResendRequested),
+            "unavailable_type": f.unavailableType.map(JSONValue.string) ?? .null,
+        ]
+        let id = derivedID("message.undecryptable", device.rawValue, chat, sender, f.id, "\(f.retryCount ?? 0)", f.reason.rawValue)
+        return CloudEvent(id: id, type: .messageUndecryptable, deviceID: device, time: Date(), jid: jid, data: .object(d))
+    }
+
+    /// The JID of a Signal address (`user` or `user_1` for a LID, with its device).
+    static func jid(of address: SignalAddress) -> String {
+        let isLID = address.name.hasSuffix("_1")
+        let user = isLID ? String(address.name.dropLast(2)) : address.name
+        let device = address.deviceID == 0 ? "" : ":\(address.deviceID)"
+        return "\(user)\(device)@\(isLID ? JID.lidServer : JID.userServer)"
     }
 
     /// The history row of a received message (its body is the event's `data`).

@@ -64,7 +64,20 @@ public struct MessageReceiver: Sendable {
 
         let encs = stanza.children("enc")
         guard encs.count <= Self.maxEncPerMessage else {
-            throw WAClientError(.limitExceeded, "\(ctx): \(encs.count) <enc>, bound \(Self.maxEncPerMessage)")
+            // Reported, not dropped: nothing is decrypted and no retry is asked (a resend would be the same).
+            let refused = WAClientError(.limitExceeded, "\(ctx): \(encs.count) <enc>, bound \(Self.maxEncPerMessage)")
+            return .undecryptable(
+                UndecryptableMessage(id: id, chat: chat, sender: sender, error: refused, retryCount: nil, reason: .tooManyEnc),
+                retryReceipt: nil)
+        }
+        if encs.isEmpty, let unavailable = stanza.child("unavailable") {
+            // The server holds no ciphertext for us (whatsmeow decryptMessages): only our phone can
+            // hand the message over (placeholder resend); no retry receipt to the sender.
+            let missing = WAClientError(.stanzaMalformed, "\(ctx): unavailable")
+            return .undecryptable(
+                UndecryptableMessage(id: id, chat: chat, sender: sender, error: missing, retryCount: nil, reason: .unavailable,
+                                     unavailableType: String((unavailable.string("type") ?? "").prefix(64))),
+                retryReceipt: nil)
         }
         guard !encs.isEmpty else {
             return .ignored(id: id, reason: "no <enc> in stanza", receipt: ReceiptNodes.delivery(answering: stanza))
@@ -128,7 +141,8 @@ public struct MessageReceiver: Sendable {
                         for: stanza, count: count, registrationID: try await store.localRegistrationID(), keys: keys)
                 }
                 return .undecryptable(
-                    UndecryptableMessage(id: id, chat: chat, sender: sender, error: clientError, retryCount: receipt == nil ? nil : count),
+                    UndecryptableMessage(id: id, chat: chat, sender: sender, error: clientError, retryCount: receipt == nil ? nil : count,
+                                         reason: UndecryptableReason(error)),
                     retryReceipt: receipt)
             }
         }

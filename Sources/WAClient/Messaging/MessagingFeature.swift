@@ -14,6 +14,35 @@ public struct SentMessage: Sendable, Hashable {
     public var phash: String?
     /// How many devices the message was encrypted for (theirs and our other ones).
     public var deviceCount: Int
+    /// Devices the message could not be encrypted for (no prekey bundle, untrusted identity…):
+    /// they do not get it, while the others do.
+    public var failedDevices: [DeviceSendFailure] = []
+}
+
+/// One recipient device a send skipped, with a stable code.
+public struct DeviceSendFailure: Sendable, Hashable {
+    public var device: JID
+    /// `NO_PREKEY_BUNDLE`, `UNTRUSTED_IDENTITY`, `ENCRYPT_FAILED`, `STORE_ERROR`.
+    public var code: String
+
+    public init(device: JID, code: String) {
+        self.device = device
+        self.code = code
+    }
+
+    /// The failures of a fan-out, by device, sorted for a stable order.
+    static func list(_ skipped: [JID: WAClientError]) -> [DeviceSendFailure] {
+        skipped.map { DeviceSendFailure(device: $0.key, code: code(of: $0.value)) }.sorted { $0.device.description < $1.device.description }
+    }
+
+    /// `WAClientError.signal` keeps Signal's code in the text; a missing bundle is the sender's own refusal.
+    static func code(of error: WAClientError) -> String {
+        let text = error.message
+        if text.hasSuffix(SignalError.Code.untrustedIdentity.rawValue) { return "UNTRUSTED_IDENTITY" }
+        if text.contains("no session and no prekey bundle") { return "NO_PREKEY_BUNDLE" }
+        if text.hasSuffix(SignalError.Code.corruptRecord.rawValue) || error.code == .store { return "STORE_ERROR" }
+        return "ENCRYPT_FAILED"
+    }
 }
 
 /// The message a reply quotes.
@@ -171,11 +200,16 @@ public final class MessagingFeature: WAClientFeature {
     /// read loop; the stanza was acknowledged before (the phone does not send a chunk twice).
     public typealias HistoryHandler = @Sendable (HistorySyncChunk) async -> Void
 
+    /// Called with each message that could not be read, before its retry receipt and its ack:
+    /// the bridge records `message.undecryptable` here, so no stanza is acked unreported.
+    /// Throwing withholds the ack (the server delivers the stanza again).
+    public typealias UndecryptableHandler = @Sendable (UndecryptableMessage) async throws -> Void
+
     public init(store: any SignalStoreProvider, configuration: Configuration = Configuration(),
                 logger: Logger = Logger(label: "wabridge.waclient.messaging"), onMessage: MessageHandler? = nil,
-                onStatus: StatusHandler? = nil, onHistory: HistoryHandler? = nil) {
+                onStatus: StatusHandler? = nil, onHistory: HistoryHandler? = nil, onUndecryptable: UndecryptableHandler? = nil) {
         state = MessagingState(provider: store, configuration: configuration, logger: logger, onMessage: onMessage,
-                               onStatus: onStatus, onHistory: onHistory)
+                               onStatus: onStatus, onHistory: onHistory, onUndecryptable: onUndecryptable)
     }
 
     public func handle(_ node: Node, client: WAClient) async {
@@ -359,16 +393,21 @@ actor MessagingState {
     /// The last history chunk queued (`MessagingState+HistorySync`): the next one waits for it.
     var historyTail: Task<Void, Never>?
     var historyChunksHandled = 0
+    let onUndecryptable: MessagingFeature.UndecryptableHandler?
+    /// Messages we asked our phone for (placeholder resend): message id → request id, bounded.
+    var placeholderRequests: [String: String] = [:]
+    var placeholderOrder: [String] = []
 
     init(provider: any SignalStoreProvider, configuration: MessagingFeature.Configuration, logger: Logger,
          onMessage: MessagingFeature.MessageHandler? = nil, onStatus: MessagingFeature.StatusHandler? = nil,
-         onHistory: MessagingFeature.HistoryHandler? = nil) {
+         onHistory: MessagingFeature.HistoryHandler? = nil, onUndecryptable: MessagingFeature.UndecryptableHandler? = nil) {
         self.onHistory = onHistory
         self.provider = provider
         self.configuration = configuration
         self.logger = logger
         self.onMessage = onMessage
         self.onStatus = onStatus
+        self.onUndecryptable = onUndecryptable
         deviceCache = DeviceListCache(capacity: configuration.deviceCacheCapacity, ttl: configuration.deviceCacheTTL)
         groupCache = GroupMetadataCache(capacity: configuration.groupCacheCapacity, ttl: configuration.groupCacheTTL)
         recent = RecentMessageCache(capacity: configuration.recentMessages)
@@ -384,8 +423,21 @@ actor MessagingState {
 
     /// Our own number and LID, as the login told them (whatsmeow stores the pair at connect).
     func learnOwnLID(_ info: LoginInfo, client: WAClient) async {
-        guard let lid = info.lid, let mapping = try? LIDMapping(lid, info.jid) else { return }
-        await learn([mapping], store: try? await context(client).store)
+        guard let lid = info.lid else { return }
+        let mapping: LIDMapping
+        do { mapping = try LIDMapping(lid, info.jid) } catch {
+            logger.warning("own LID not recorded: the login's pair does not map", metadata: ["error": "\(type(of: error))"])
+            return
+        }
+        let store: (any SignalProtocolStore)?
+        do { store = try await context(client).store } catch {
+            // The mapping is still kept; our sessions move to the LID at the next send instead.
+            logger.warning("own LID recorded without moving sessions: signal store unavailable", metadata: [
+                "error": "\((error as? WAClientError)?.code.rawValue ?? "\(type(of: error))")",
+            ])
+            store = nil
+        }
+        await learn([mapping], store: store)
     }
 
     func nextOfflineTicket() -> UInt64 {
@@ -475,6 +527,10 @@ actor MessagingState {
         if let privacyToken { node.content = .nodes(node.children + [privacyToken]) }
         recent.insert(message, chat: route.to, id: id)
         for change in out.identityChanges { await client.emit(.identityChanged(change)) }
+        let failed = DeviceSendFailure.list(out.skipped)
+        if !failed.isEmpty {
+            logger.warning("message not encrypted for some devices", metadata: ["id": "\(id)", "devices": "\(failed.count)"])
+        }
         try await writeAwaitingAck(node, id: id, client: client)
         let (own, phash, count) = (ctx.own, out.phash, out.encryptedFor.count)
         return StagedMessage(id: id, chat: chat) { [self] in
@@ -482,7 +538,8 @@ actor MessagingState {
             await self.issuePrivacyTokenIfDue(to: route.to, client: client)
             await self.checkParticipantHash(ack, ours: phash, chat: chat, own: own)
             if route.to != chat { await self.checkParticipantHash(ack, ours: phash, chat: route.to, own: route.own) }
-            return SentMessage(id: id, chat: chat, timestamp: ack.timestamp, phash: ack.phash, deviceCount: count)
+            return SentMessage(id: id, chat: chat, timestamp: ack.timestamp, phash: ack.phash, deviceCount: count,
+                               failedDevices: failed)
         }
     }
 
@@ -531,7 +588,12 @@ actor MessagingState {
             logger.info("group participant hash differs; metadata dropped from the cache")
         }
         rememberHolders((rotate ? [] : holders).union(out.encryptedFor), group: group)
-        return SentMessage(id: id, chat: group, timestamp: ack.timestamp, phash: ack.phash, deviceCount: out.encryptedFor.count)
+        let failed = DeviceSendFailure.list(out.skipped)
+        if !failed.isEmpty {
+            logger.warning("group message not encrypted for some devices", metadata: ["id": "\(id)", "devices": "\(failed.count)"])
+        }
+        return SentMessage(id: id, chat: group, timestamp: ack.timestamp, phash: ack.phash, deviceCount: out.encryptedFor.count,
+                           failedDevices: failed)
     }
 
     /// Our own device as a LID (`lid:device@lid`), as the server told us at login.
@@ -838,12 +900,29 @@ actor MessagingState {
         let outcome: ReceiveOutcome
         do { outcome = try await working.receive(node, senderLID: senderLID) } catch {
             receiver = working
-            logger.warning("message dropped", metadata: ["error": "\((error as? WAClientError)?.code.rawValue ?? "?")"])
-            return true
+            // A stanza that names itself (id, from) is reported; one that does not cannot be.
+            guard let failed = Self.failure(of: node, error) else {
+                logger.warning("message dropped: no id or sender", metadata: ["error": "\((error as? WAClientError)?.code.rawValue ?? "?")"])
+                return true
+            }
+            outcome = .undecryptable(failed, retryReceipt: nil)
         }
         receiver = working
         let key = MessageReceiver.stanzaKey(node)
         switch outcome {
+        case .message(let response, let receipt) where Self.isPlaceholderResponse(response):
+            // Our phone hands over messages the server could not: each is delivered as received.
+            for recovered in placeholderMessages(in: response) {
+                let message = await presented(recovered)
+                guard await handOver(message, key: key, store: ctx.store) else { return false }
+                placeholderRequests[message.id] = nil
+                await client.emit(.messageReceived(message))
+            }
+            if onMessage != nil { try? await ctx.store.removePendingPlaintexts(stanza: key) }
+            try? await client.send(receipt)
+            try? await client.send(Node("receipt", attributes: [
+                "id": .string(response.id), "type": "peer_msg", "to": .jid(ctx.own.nonAD),
+            ]))
         case .message(let message, let receipt) where Self.isPhoneSyncMessage(message):
             // App-state keys and history-sync notifications from our phone are not user messages:
             // received, answered as whatsmeow answers them (receipt, `hist_sync` receipt, `peer_msg`
@@ -868,15 +947,35 @@ actor MessagingState {
             try? await client.send(receipt)
             if let change = message.identityChange { await client.emit(.identityChanged(change)) }
             await client.emit(.messageReceived(message))
-        case .undecryptable(let failed, let retryReceipt):
+        case .undecryptable(var failed, let retryReceipt):
+            if failed.reason == .unavailable { failed.phoneResendRequested = await requestFromPhone(failed, ctx: ctx, client: client) }
+            logger.info("message undecryptable", metadata: [
+                "id": "\(failed.id)", "reason": "\(failed.reason.rawValue)", "retry": "\(failed.retryRequested)",
+            ])
+            if let onUndecryptable {
+                do { try await onUndecryptable(failed) } catch {
+                    logger.warning("undecryptable message not handed over; ack withheld", metadata: ["id": "\(failed.id)"])
+                    return false
+                }
+            }
             if let retryReceipt { try? await client.send(retryReceipt) }
-            await client.emit(.messageUndecryptable(
-                id: failed.id, chat: failed.chat, sender: failed.sender, code: failed.error.code.rawValue))
+            await client.emit(.messageUndecryptable(failed))
         case .ignored(_, _, let receipt):
             // A duplicate: handed over before (a kept plaintext would have been served instead).
             try? await client.send(receipt)
         }
         return true
+    }
+
+    /// The failure of a stanza the receive path refused as a whole (malformed, store error), when it
+    /// names its id and sender; nil when it does not.
+    static func failure(of node: Node, _ error: any Error) -> UndecryptableMessage? {
+        guard let id = node.string("id"), !id.isEmpty, id.count <= 128, let from = node.jid("from") else { return nil }
+        let isGroup = from.server == JID.groupServer || from.server == JID.broadcastServer
+        let sender = isGroup ? (node.jid("participant") ?? from) : from
+        let clientError = error as? WAClientError ?? WAClientError(.store, "receive: \(type(of: error))")
+        return UndecryptableMessage(id: id, chat: from.nonAD, sender: sender, error: clientError, retryCount: nil,
+                                    reason: UndecryptableReason(error))
     }
 
     /// The server says `user`'s identity changed: drop every session and trusted identity of the
@@ -914,7 +1013,14 @@ actor MessagingState {
     }
 
     func receiveReceipt(_ node: Node, client: WAClient) async {
-        var parsed = try? ReceiptEvent(parsing: node)
+        var parsed: ReceiptEvent?
+        do { parsed = try ReceiptEvent(parsing: node) } catch {
+            // Acked (a redelivery would not parse either) but said: a status may be missing.
+            logger.warning("receipt not understood; acked without a status", metadata: [
+                "id": "\(String((node.string("id") ?? "").prefix(128)))",
+                "error": "\((error as? WAClientError)?.code.rawValue ?? "\(type(of: error))")",
+            ])
+        }
         if case .status(let update)? = parsed { parsed = .status(await presented(update)) }
         if case .status(let update)? = parsed, let onStatus {
             do { try await onStatus(update) } catch {

@@ -441,9 +441,17 @@ public actor WAClient {
     /// What every client does once logged in; features add theirs in `didLogin` (prekeys, …).
     private func afterLogin(gen: Int) async {
         guard link?.generation == gen else { return }
-        _ = try? await sendIQ(Node("iq", [
-            Attribute("to", .jid(.serverJID)), Attribute("type", "set"), Attribute("xmlns", "passive"),
-        ], content: .nodes([Node("active")])))
+        do {
+            let answer = try await sendIQ(Node("iq", [
+                Attribute("to", .jid(.serverJID)), Attribute("type", "set"), Attribute("xmlns", "passive"),
+            ], content: .nodes([Node("active")])))
+            try IQStanza.checkResult(answer, "passive active")
+        } catch {
+            // Without it the server may keep treating the link as passive (no offline delivery):
+            // said loudly; the next connection sends it again.
+            guard link?.generation == gen else { return }
+            logger.warning("passive/active iq failed", metadata: ["error": "\(Self.describe(error))"])
+        }
     }
 
     /// `<ib>` children, as whatsmeow's handleIB (connectionevents.go) and Baileys' socket.ts read them.
@@ -625,7 +633,10 @@ public actor WAClient {
                 Attribute("to", .jid(.serverJID)), Attribute("type", "set"), Attribute("xmlns", "md"),
             ], content: .nodes([finish])))
         } catch {
+            // Surfaced, not only logged: the login cannot complete, a new pairing code is needed.
             logger.warning("pairing-code finish failed", metadata: ["error": "\(Self.describe(error))"])
+            let code = (error as? WAClientError)?.code ?? .pairingFailed
+            emit(.pairingRefused(code: code.rawValue, reason: "the pairing code could not be finished; request a new one"))
         }
     }
 

@@ -205,7 +205,8 @@ public enum WAEvent: Sendable, Hashable {
     case offlineSyncPreview(OfflineSyncPreview)
     /// The phone scanned our QR code without multi-device support (`<ib><downgrade_webclient>`).
     case qrScannedWithoutMultidevice
-    /// A pairing method we do not support was offered (passkey linking): refused, with a stable code.
+    /// A pairing method we do not support was offered (passkey linking), or a pairing code could not
+    /// be finished: refused, with a stable code.
     case pairingRefused(code: String, reason: String)
     /// The device was logged out; its keys are wiped.
     case loggedOut(StateReason)
@@ -213,8 +214,9 @@ public enum WAEvent: Sendable, Hashable {
     case stopped(StopReason)
     /// A message arrived and was decrypted (its delivery receipt is already sent).
     case messageReceived(ReceivedMessage)
-    /// A message arrived that could not be decrypted (a retry receipt was sent when allowed).
-    case messageUndecryptable(id: String, chat: JID, sender: JID, code: String)
+    /// A message arrived that could not be decrypted (a retry receipt was sent when allowed, our
+    /// phone asked for an `<unavailable>` one): its id, sender, stable reason and whether it may still come.
+    case messageUndecryptable(UndecryptableMessage)
     /// A peer's identity key changed (reinstall or new phone) and was accepted, on a message
     /// from it or while sending to it. Only public keys: safe to log and to publish.
     case identityChanged(IdentityChange)

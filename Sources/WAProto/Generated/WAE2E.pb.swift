@@ -70,6 +70,21 @@ public nonisolated enum WAE2E_HistorySyncType: Int, SwiftProtobuf.Enum, Swift.Ca
 
 }
 
+/// Requests a companion sends its own primary phone (peer messages), trimmed to the
+/// placeholder resend: the phone hands over a message the server could not.
+public nonisolated enum WAE2E_PeerDataOperationRequestType: Int, SwiftProtobuf.Enum, Swift.CaseIterable {
+  case uploadSticker = 0
+  case sendRecentStickerBootstrap = 1
+  case generateLinkPreview = 2
+  case historySyncOnDemand = 3
+  case placeholderMessageResend = 4
+
+  public init() {
+    self = .uploadSticker
+  }
+
+}
+
 public nonisolated struct WAE2E_Message: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -2443,6 +2458,24 @@ public nonisolated struct WAE2E_ProtocolMessage: @unchecked Sendable {
   /// Clears the value of `invokerJid`. Subsequent reads from it will return its default value.
   public mutating func clearInvokerJid() {_uniqueStorage()._invokerJid = nil}
 
+  public var peerDataOperationRequestMessage: WAE2E_PeerDataOperationRequestMessage {
+    get {_storage._peerDataOperationRequestMessage ?? WAE2E_PeerDataOperationRequestMessage()}
+    set {_uniqueStorage()._peerDataOperationRequestMessage = newValue}
+  }
+  /// Returns true if `peerDataOperationRequestMessage` has been explicitly set.
+  public var hasPeerDataOperationRequestMessage: Bool {_storage._peerDataOperationRequestMessage != nil}
+  /// Clears the value of `peerDataOperationRequestMessage`. Subsequent reads from it will return its default value.
+  public mutating func clearPeerDataOperationRequestMessage() {_uniqueStorage()._peerDataOperationRequestMessage = nil}
+
+  public var peerDataOperationRequestResponseMessage: WAE2E_PeerDataOperationRequestResponseMessage {
+    get {_storage._peerDataOperationRequestResponseMessage ?? WAE2E_PeerDataOperationRequestResponseMessage()}
+    set {_uniqueStorage()._peerDataOperationRequestResponseMessage = newValue}
+  }
+  /// Returns true if `peerDataOperationRequestResponseMessage` has been explicitly set.
+  public var hasPeerDataOperationRequestResponseMessage: Bool {_storage._peerDataOperationRequestResponseMessage != nil}
+  /// Clears the value of `peerDataOperationRequestResponseMessage`. Subsequent reads from it will return its default value.
+  public mutating func clearPeerDataOperationRequestResponseMessage() {_uniqueStorage()._peerDataOperationRequestResponseMessage = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum TypeEnum: Int, SwiftProtobuf.Enum, Swift.CaseIterable {
@@ -3001,6 +3034,125 @@ public nonisolated struct WAE2E_AppStateSyncKeyFingerprint: Sendable {
   fileprivate var _currentIndex: UInt32? = nil
 }
 
+public nonisolated struct WAE2E_PeerDataOperationRequestMessage: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var peerDataOperationRequestType: WAE2E_PeerDataOperationRequestType {
+    get {_peerDataOperationRequestType ?? .uploadSticker}
+    set {_peerDataOperationRequestType = newValue}
+  }
+  /// Returns true if `peerDataOperationRequestType` has been explicitly set.
+  public var hasPeerDataOperationRequestType: Bool {self._peerDataOperationRequestType != nil}
+  /// Clears the value of `peerDataOperationRequestType`. Subsequent reads from it will return its default value.
+  public mutating func clearPeerDataOperationRequestType() {self._peerDataOperationRequestType = nil}
+
+  public var placeholderMessageResendRequest: [WAE2E_PeerDataOperationRequestMessage.PlaceholderMessageResendRequest] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated struct PlaceholderMessageResendRequest: Sendable {
+    // SwiftProtobuf.Message conformance is added in an extension below. See the
+    // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+    // methods supported on all messages.
+
+    public var messageKey: WACommon_MessageKey {
+      get {_messageKey ?? WACommon_MessageKey()}
+      set {_messageKey = newValue}
+    }
+    /// Returns true if `messageKey` has been explicitly set.
+    public var hasMessageKey: Bool {self._messageKey != nil}
+    /// Clears the value of `messageKey`. Subsequent reads from it will return its default value.
+    public mutating func clearMessageKey() {self._messageKey = nil}
+
+    public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+    public init() {}
+
+    fileprivate var _messageKey: WACommon_MessageKey? = nil
+  }
+
+  public init() {}
+
+  fileprivate var _peerDataOperationRequestType: WAE2E_PeerDataOperationRequestType? = nil
+}
+
+public nonisolated struct WAE2E_PeerDataOperationRequestResponseMessage: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var peerDataOperationRequestType: WAE2E_PeerDataOperationRequestType {
+    get {_peerDataOperationRequestType ?? .uploadSticker}
+    set {_peerDataOperationRequestType = newValue}
+  }
+  /// Returns true if `peerDataOperationRequestType` has been explicitly set.
+  public var hasPeerDataOperationRequestType: Bool {self._peerDataOperationRequestType != nil}
+  /// Clears the value of `peerDataOperationRequestType`. Subsequent reads from it will return its default value.
+  public mutating func clearPeerDataOperationRequestType() {self._peerDataOperationRequestType = nil}
+
+  public var stanzaID: String {
+    get {_stanzaID ?? String()}
+    set {_stanzaID = newValue}
+  }
+  /// Returns true if `stanzaID` has been explicitly set.
+  public var hasStanzaID: Bool {self._stanzaID != nil}
+  /// Clears the value of `stanzaID`. Subsequent reads from it will return its default value.
+  public mutating func clearStanzaID() {self._stanzaID = nil}
+
+  public var peerDataOperationResult: [WAE2E_PeerDataOperationRequestResponseMessage.PeerDataOperationResult] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated struct PeerDataOperationResult: Sendable {
+    // SwiftProtobuf.Message conformance is added in an extension below. See the
+    // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+    // methods supported on all messages.
+
+    public var placeholderMessageResendResponse: WAE2E_PeerDataOperationRequestResponseMessage.PeerDataOperationResult.PlaceholderMessageResendResponse {
+      get {_placeholderMessageResendResponse ?? WAE2E_PeerDataOperationRequestResponseMessage.PeerDataOperationResult.PlaceholderMessageResendResponse()}
+      set {_placeholderMessageResendResponse = newValue}
+    }
+    /// Returns true if `placeholderMessageResendResponse` has been explicitly set.
+    public var hasPlaceholderMessageResendResponse: Bool {self._placeholderMessageResendResponse != nil}
+    /// Clears the value of `placeholderMessageResendResponse`. Subsequent reads from it will return its default value.
+    public mutating func clearPlaceholderMessageResendResponse() {self._placeholderMessageResendResponse = nil}
+
+    public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+    public nonisolated struct PlaceholderMessageResendResponse: Sendable {
+      // SwiftProtobuf.Message conformance is added in an extension below. See the
+      // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+      // methods supported on all messages.
+
+      public var webMessageInfoBytes: Data {
+        get {_webMessageInfoBytes ?? Data()}
+        set {_webMessageInfoBytes = newValue}
+      }
+      /// Returns true if `webMessageInfoBytes` has been explicitly set.
+      public var hasWebMessageInfoBytes: Bool {self._webMessageInfoBytes != nil}
+      /// Clears the value of `webMessageInfoBytes`. Subsequent reads from it will return its default value.
+      public mutating func clearWebMessageInfoBytes() {self._webMessageInfoBytes = nil}
+
+      public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+      public init() {}
+
+      fileprivate var _webMessageInfoBytes: Data? = nil
+    }
+
+    public init() {}
+
+    fileprivate var _placeholderMessageResendResponse: WAE2E_PeerDataOperationRequestResponseMessage.PeerDataOperationResult.PlaceholderMessageResendResponse? = nil
+  }
+
+  public init() {}
+
+  fileprivate var _peerDataOperationRequestType: WAE2E_PeerDataOperationRequestType? = nil
+  fileprivate var _stanzaID: String? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "WAE2E"
@@ -3015,6 +3167,10 @@ nonisolated extension WAE2E_PollContentType: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension WAE2E_HistorySyncType: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0INITIAL_BOOTSTRAP\0\u{1}INITIAL_STATUS_V3\0\u{1}FULL\0\u{1}RECENT\0\u{1}PUSH_NAME\0\u{1}NON_BLOCKING_DATA\0\u{1}ON_DEMAND\0\u{1}NO_HISTORY\0\u{1}MESSAGE_ACCESS_STATUS\0")
+}
+
+nonisolated extension WAE2E_PeerDataOperationRequestType: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0UPLOAD_STICKER\0\u{1}SEND_RECENT_STICKER_BOOTSTRAP\0\u{1}GENERATE_LINK_PREVIEW\0\u{1}HISTORY_SYNC_ON_DEMAND\0\u{1}PLACEHOLDER_MESSAGE_RESEND\0")
 }
 
 nonisolated extension WAE2E_Message: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -5259,7 +5415,7 @@ nonisolated extension WAE2E_ReactionMessage: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension WAE2E_ProtocolMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ProtocolMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}type\0\u{2}\u{2}ephemeralExpiration\0\u{1}ephemeralSettingTimestamp\0\u{1}historySyncNotification\0\u{1}appStateSyncKeyShare\0\u{2}\u{4}disappearingMode\0\u{2}\u{3}editedMessage\0\u{1}timestampMS\0\u{2}\u{4}invokerJID\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}type\0\u{2}\u{2}ephemeralExpiration\0\u{1}ephemeralSettingTimestamp\0\u{1}historySyncNotification\0\u{1}appStateSyncKeyShare\0\u{2}\u{4}disappearingMode\0\u{2}\u{3}editedMessage\0\u{1}timestampMS\0\u{1}peerDataOperationRequestMessage\0\u{1}peerDataOperationRequestResponseMessage\0\u{2}\u{2}invokerJID\0")
 
   fileprivate class _StorageClass {
     var _key: WACommon_MessageKey? = nil
@@ -5272,6 +5428,8 @@ nonisolated extension WAE2E_ProtocolMessage: SwiftProtobuf.Message, SwiftProtobu
     var _editedMessage: WAE2E_Message? = nil
     var _timestampMs: Int64? = nil
     var _invokerJid: String? = nil
+    var _peerDataOperationRequestMessage: WAE2E_PeerDataOperationRequestMessage? = nil
+    var _peerDataOperationRequestResponseMessage: WAE2E_PeerDataOperationRequestResponseMessage? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -5292,6 +5450,8 @@ nonisolated extension WAE2E_ProtocolMessage: SwiftProtobuf.Message, SwiftProtobu
       _editedMessage = source._editedMessage
       _timestampMs = source._timestampMs
       _invokerJid = source._invokerJid
+      _peerDataOperationRequestMessage = source._peerDataOperationRequestMessage
+      _peerDataOperationRequestResponseMessage = source._peerDataOperationRequestResponseMessage
     }
   }
 
@@ -5319,6 +5479,8 @@ nonisolated extension WAE2E_ProtocolMessage: SwiftProtobuf.Message, SwiftProtobu
         case 11: try { try decoder.decodeSingularMessageField(value: &_storage._disappearingMode) }()
         case 14: try { try decoder.decodeSingularMessageField(value: &_storage._editedMessage) }()
         case 15: try { try decoder.decodeSingularInt64Field(value: &_storage._timestampMs) }()
+        case 16: try { try decoder.decodeSingularMessageField(value: &_storage._peerDataOperationRequestMessage) }()
+        case 17: try { try decoder.decodeSingularMessageField(value: &_storage._peerDataOperationRequestResponseMessage) }()
         case 19: try { try decoder.decodeSingularStringField(value: &_storage._invokerJid) }()
         default: break
         }
@@ -5359,6 +5521,12 @@ nonisolated extension WAE2E_ProtocolMessage: SwiftProtobuf.Message, SwiftProtobu
       try { if let v = _storage._timestampMs {
         try visitor.visitSingularInt64Field(value: v, fieldNumber: 15)
       } }()
+      try { if let v = _storage._peerDataOperationRequestMessage {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+      } }()
+      try { if let v = _storage._peerDataOperationRequestResponseMessage {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+      } }()
       try { if let v = _storage._invokerJid {
         try visitor.visitSingularStringField(value: v, fieldNumber: 19)
       } }()
@@ -5381,6 +5549,8 @@ nonisolated extension WAE2E_ProtocolMessage: SwiftProtobuf.Message, SwiftProtobu
         if _storage._editedMessage != rhs_storage._editedMessage {return false}
         if _storage._timestampMs != rhs_storage._timestampMs {return false}
         if _storage._invokerJid != rhs_storage._invokerJid {return false}
+        if _storage._peerDataOperationRequestMessage != rhs_storage._peerDataOperationRequestMessage {return false}
+        if _storage._peerDataOperationRequestResponseMessage != rhs_storage._peerDataOperationRequestResponseMessage {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -5939,6 +6109,191 @@ nonisolated extension WAE2E_AppStateSyncKeyFingerprint: SwiftProtobuf.Message, S
     if lhs._rawID != rhs._rawID {return false}
     if lhs._currentIndex != rhs._currentIndex {return false}
     if lhs.deviceIndexes != rhs.deviceIndexes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WAE2E_PeerDataOperationRequestMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PeerDataOperationRequestMessage"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}peerDataOperationRequestType\0\u{2}\u{4}placeholderMessageResendRequest\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self._peerDataOperationRequestType) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.placeholderMessageResendRequest) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._peerDataOperationRequestType {
+      try visitor.visitSingularEnumField(value: v, fieldNumber: 1)
+    } }()
+    if !self.placeholderMessageResendRequest.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.placeholderMessageResendRequest, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WAE2E_PeerDataOperationRequestMessage, rhs: WAE2E_PeerDataOperationRequestMessage) -> Bool {
+    if lhs._peerDataOperationRequestType != rhs._peerDataOperationRequestType {return false}
+    if lhs.placeholderMessageResendRequest != rhs.placeholderMessageResendRequest {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WAE2E_PeerDataOperationRequestMessage.PlaceholderMessageResendRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = WAE2E_PeerDataOperationRequestMessage.protoMessageName + ".PlaceholderMessageResendRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}messageKey\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._messageKey) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._messageKey {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WAE2E_PeerDataOperationRequestMessage.PlaceholderMessageResendRequest, rhs: WAE2E_PeerDataOperationRequestMessage.PlaceholderMessageResendRequest) -> Bool {
+    if lhs._messageKey != rhs._messageKey {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WAE2E_PeerDataOperationRequestResponseMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PeerDataOperationRequestResponseMessage"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}peerDataOperationRequestType\0\u{1}stanzaID\0\u{1}peerDataOperationResult\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self._peerDataOperationRequestType) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self._stanzaID) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.peerDataOperationResult) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._peerDataOperationRequestType {
+      try visitor.visitSingularEnumField(value: v, fieldNumber: 1)
+    } }()
+    try { if let v = self._stanzaID {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 2)
+    } }()
+    if !self.peerDataOperationResult.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.peerDataOperationResult, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WAE2E_PeerDataOperationRequestResponseMessage, rhs: WAE2E_PeerDataOperationRequestResponseMessage) -> Bool {
+    if lhs._peerDataOperationRequestType != rhs._peerDataOperationRequestType {return false}
+    if lhs._stanzaID != rhs._stanzaID {return false}
+    if lhs.peerDataOperationResult != rhs.peerDataOperationResult {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WAE2E_PeerDataOperationRequestResponseMessage.PeerDataOperationResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = WAE2E_PeerDataOperationRequestResponseMessage.protoMessageName + ".PeerDataOperationResult"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\u{4}placeholderMessageResendResponse\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._placeholderMessageResendResponse) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._placeholderMessageResendResponse {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WAE2E_PeerDataOperationRequestResponseMessage.PeerDataOperationResult, rhs: WAE2E_PeerDataOperationRequestResponseMessage.PeerDataOperationResult) -> Bool {
+    if lhs._placeholderMessageResendResponse != rhs._placeholderMessageResendResponse {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WAE2E_PeerDataOperationRequestResponseMessage.PeerDataOperationResult.PlaceholderMessageResendResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = WAE2E_PeerDataOperationRequestResponseMessage.PeerDataOperationResult.protoMessageName + ".PlaceholderMessageResendResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}webMessageInfoBytes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self._webMessageInfoBytes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._webMessageInfoBytes {
+      try visitor.visitSingularBytesField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WAE2E_PeerDataOperationRequestResponseMessage.PeerDataOperationResult.PlaceholderMessageResendResponse, rhs: WAE2E_PeerDataOperationRequestResponseMessage.PeerDataOperationResult.PlaceholderMessageResendResponse) -> Bool {
+    if lhs._webMessageInfoBytes != rhs._webMessageInfoBytes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -21,20 +21,37 @@ final class MessagingBoundsTests: XCTestCase {
             Node("enc", attributes: ["v": "2", "type": "msg"], content: .bytes([1, 2, 3]))
         }
         let stanza = try wire(Node("message", attributes: ["from": .jid(alice), "id": "H1", "t": "1"], children: encs))
-        do {
-            _ = try await receiver.receive(stanza)
-            XCTFail("expected limit_exceeded")
-        } catch let error as WAClientError {
-            XCTAssertEqual(error.code, .limitExceeded)
+        // Reported (message.undecryptable TOO_MANY_ENC), not dropped; no retry: a resend would be the same.
+        guard case .undecryptable(let failed, let retry) = try await receiver.receive(stanza) else {
+            return XCTFail("expected undecryptable")
         }
+        XCTAssertEqual(failed.error.code, .limitExceeded)
+        XCTAssertEqual(failed.reason, .tooManyEnc)
+        XCTAssertEqual(failed.id, "H1")
+        XCTAssertNil(retry)
+        XCTAssertFalse(failed.retryRequested)
     }
 
     func testStanzaWithoutEncIsIgnoredWithAReceipt() async throws {
         var receiver = try await receiver()
-        let stanza = try wire(Node("message", attributes: ["from": .jid(alice), "id": "H2", "t": "1"], children: [Node("unavailable")]))
+        let stanza = try wire(Node("message", attributes: ["from": .jid(alice), "id": "H2", "t": "1"], children: [Node("meta")]))
         guard case .ignored(let id, _, let receipt) = try await receiver.receive(stanza) else { return XCTFail("expected ignored") }
         XCTAssertEqual(id, "H2")
         XCTAssertEqual(try wire(receipt).jid("to"), alice)
+    }
+
+    /// `<unavailable>` instead of ciphertext is reported UNAVAILABLE with its type (our phone is
+    /// asked for it by the messaging feature), never ignored.
+    func testUnavailableIsReportedWithItsType() async throws {
+        var receiver = try await receiver()
+        let stanza = try wire(Node("message", attributes: ["from": .jid(alice), "id": "H4", "t": "1"],
+                                   children: [Node("unavailable", attributes: ["type": "view_once"])]))
+        guard case .undecryptable(let failed, let retry) = try await receiver.receive(stanza) else {
+            return XCTFail("expected undecryptable")
+        }
+        XCTAssertEqual(failed.reason, .unavailable)
+        XCTAssertEqual(failed.unavailableType, "view_once")
+        XCTAssertNil(retry, "no retry receipt to the sender: it has nothing to resend to the server")
     }
 
     func testGroupMessageWithoutParticipantIsMalformed() async throws {
