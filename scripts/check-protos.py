@@ -30,6 +30,8 @@ PACKAGES = {
     "WACommon": ("WACommon", "waCommon/WACommon.proto"),
     "WAE2E": ("WAWebProtobufsE2E", "waE2E/WAWebProtobufsE2E.proto"),
     "WAHistorySync": ("WAWebProtobufsHistorySync", "waHistorySync/WAWebProtobufsHistorySync.proto"),
+    "WAServerSync": ("WAWebProtobufsServerSync", "waServerSync/WAWebProtobufsServerSync.proto"),
+    "WASyncAction": ("WAWebProtobufSyncAction", "waSyncAction/WAWebProtobufSyncAction.proto"),
 }
 
 

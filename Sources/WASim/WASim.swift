@@ -73,6 +73,9 @@ public actor WASim {
         /// A phone, once it linked a device, sends it the app-state sync keys and a history-sync
         /// notification (peer messages), as a real phone does. On by default: every client runs under it.
         public var phoneSendsInitialSync = true
+        /// The phone's first key share leaves out the key its app-state patches are sealed with: the
+        /// companion must ask for it (`appStateSyncKeyRequest`), and the phone answers with a share.
+        public var phoneWithholdsAppStateKey = false
         /// DMs to someone who never messaged the sender need a privacy token (`<tctoken>` or
         /// `<cstoken>`), else `<ack error=463>` (`Server/ServerPrivacyTokens.swift`).
         public var requirePrivacyTokens = true
@@ -132,6 +135,10 @@ public actor WASim {
     /// What each phone sent a device it linked (`sendInitialSync`), and each phone's NCT salt.
     var initialSyncs: [JID: SimInitialSync] = [:]
     var nctSalts: [String: Data] = [:]
+    /// App state per account number and collection (`Server/ServerAppState.swift`), and what each
+    /// phone keeps to build its patches (`Phone/WASim+AppState.swift`).
+    var appStates: [String: [String: SimAppStateCollection]] = [:]
+    var phoneAppStates: [String: SimPhoneAppState] = [:]
     /// "from>to" (phone-number users): `from` has messaged `to` (so `to` may answer without a token).
     var chatted: Set<String> = []
     /// "issuer>holder": the token `issuer` issued to `holder`.

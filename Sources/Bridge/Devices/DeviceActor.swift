@@ -105,7 +105,8 @@ actor DeviceActor {
             onMessage: Self.messageHandler(
                 id: id, jid: jid, data: storage.data, recorder: recorder, counters: counters, logger: logger),
             onStatus: Self.statusHandler(id: id, jid: jid, data: storage.data, recorder: recorder, inFlight: inFlight))
-        let c = WAClient(store: storage.keys, configuration: configuration, features: [messaging], logger: logger)
+        let appState = AppStateFeature(store: storage.keys)
+        let c = WAClient(store: storage.keys, configuration: configuration, features: [messaging, appState], logger: logger)
         client = c
         // The tasks hold the streams, not the client: when the client goes away
         // its deinit finishes the streams and the tasks end.
@@ -298,6 +299,8 @@ actor DeviceActor {
             // (after a logout its cached record would be stale).
             client = nil
             failQRWaiters(DeviceError(.loginFailed, "the client stopped"))
+        case .appStateSyncFailed(let collection, let version, let code):
+            publish(DeviceEvent(deviceID: id, kind: .appStateSyncFailed(collection: collection, version: version, code: code)))
         default:
             break
         }

@@ -18,6 +18,8 @@ public struct DeviceEvent: Sendable, Equatable {
         /// `TEMPORARILY_BANNED`, `REPLACED`, …), a message saying what to do, and the server's
         /// failure reason when there was one.
         case error(code: String, message: String, reason: Int?)
+        /// An app-state collection could not be synced (a `WAClientError` code; no key or value).
+        case appStateSyncFailed(collection: String, version: UInt64, code: String)
     }
 
     public let deviceID: DeviceID

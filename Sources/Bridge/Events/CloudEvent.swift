@@ -16,6 +16,7 @@ public enum EventType: String, Sendable, CaseIterable, Codable {
     case deviceCreated = "device.created"
     case deviceDeleted = "device.deleted"
     case deviceError = "device.error"
+    case appStateSyncFailed = "app_state.sync_failed"
 
     public var cloudEventType: String { "wabridge.\(rawValue).v1" }
 }

@@ -42,6 +42,9 @@ enum EventFactory {
         case .error(let code, let message, let reason):
             typeAndData = (.deviceError, ["code": .string(code), "message": .string(message),
                                           "reason": reason.map { .number(Double($0)) } ?? .null])
+        case .appStateSyncFailed(let collection, let version, let code):
+            typeAndData = (.appStateSyncFailed, ["collection": .string(collection), "version": .number(Double(version)),
+                                                 "code": .string(code)])
         }
         return CloudEvent(id: UUID().uuidString.lowercased(), type: typeAndData.0, deviceID: e.deviceID, time: e.time,
                           jid: jid, data: typeAndData.1)
