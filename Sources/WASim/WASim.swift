@@ -139,6 +139,7 @@ public actor WASim {
     /// phone keeps to build its patches (`Phone/WASim+AppState.swift`).
     var appStates: [String: [String: SimAppStateCollection]] = [:]
     var phoneAppStates: [String: SimPhoneAppState] = [:]
+    var keyRequestsAnswered = 0
     /// "from>to" (phone-number users): `from` has messaged `to` (so `to` may answer without a token).
     var chatted: Set<String> = []
     /// "issuer>holder": the token `issuer` issued to `holder`.
@@ -691,6 +692,13 @@ extension WASim {
             for delivery in routed.deliveries { await deliver(delivery.node, to: delivery.device) }
             return routed.ack
         }
+        if sent.string("category") == "peer", let to = sent.jid("to"), to.user == sender.user, to.server == sender.server {
+            // A peer message to one of the sender's own devices (a key request to the phone).
+            let ack = ServerMessageRouting.ack(for: sent, timestamp: now)
+            await connection?.sendMessageAck(ack)
+            await routePeerMessage(sent, from: sender, pushPriority: nil)
+            return ack
+        }
         var deliveries: [ServerMessageRouting.Delivery] = []
         let ack: Node
         if let to = sent.jid("to"), to.server == JID.userServer || to.server == JID.lidServer {
@@ -737,6 +745,7 @@ extension WASim {
             }
             if node.tag == "message" {
                 if let receipt = await agent.receive(node) { await routeReceipt(receipt, from: jid) }
+                for request in await agent.takeKeyRequests() { await answerKeyRequest(request, phone: jid.user) }
             } else if node.tag == "receipt", node.string("type") == "retry" {
                 // The phone answers a retry receipt: resend (with a fresh bundle from the second retry).
                 guard let retry = try? RetryReceipt(parsing: node) else { return }

@@ -127,3 +127,29 @@ extension WASim {
         }
     }
 }
+
+extension WASim {
+    /// A companion asked for app-state keys: the phone shares those it has among the asked ids
+    /// (whatsmeow handleAppStateSyncKeyRequest, from the phone's side), to that device alone.
+    func answerKeyRequest(_ request: (device: JID, ids: [Data]), phone number: String) async {
+        guard let phone = phones[number], let agent = agents[number], request.device.user == number, request.device.device != 0,
+              devices[request.device] != nil else { return }
+        let asked = Set(request.ids.prefix(64))
+        let keys = phoneAppState(number).keys.filter { asked.contains($0.keyID.keyID) }
+        guard !keys.isEmpty else { return }
+        keyRequestsAnswered += 1
+        var message = WAE2E_Message()
+        message.protocolMessage.type = .appStateSyncKeyShare
+        message.protocolMessage.appStateSyncKeyShare.keys = keys
+        do {
+            let id = MessageID.random(ownJID: phone.jid)
+            let node = try await agent.peerMessage(id: id, to: request.device, message: message, bundles: [:])
+            await routePeerMessage(node, from: phone.jid, pushPriority: "high")
+        } catch {
+            logger.warning("phone could not answer a key request", metadata: ["error": "\(type(of: error))"])
+        }
+    }
+
+    /// How many app-state key requests the phones answered (tests).
+    public var appStateKeyRequestsAnswered: Int { keyRequestsAnswered }
+}
