@@ -223,7 +223,7 @@ actor AppStateState {
             requestedKeys.formUnion(fresh)
             keyRequestsSent += 1
         } catch {
-            logger.warning("app-state key request not sent", metadata: ["error": "\((error as? WAClientError)?.code.rawValue ?? "\(type(of: error))")"])
+            logger.warning("app-state key request not sent", metadata: ["error": "\((error as? WAClientError)?.description ?? "\(type(of: error))")"])
         }
     }
 }

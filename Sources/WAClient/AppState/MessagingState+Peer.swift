@@ -7,17 +7,25 @@ extension MessagingState {
     /// (whatsmeow SendPeerMessage): not wrapped as a DeviceSentMessage, no ack awaited.
     func sendPeerMessage(_ message: WAE2E_Message, client: WAClient) async throws {
         let ctx = try await context(client)
-        let phone = JID(user: ctx.own.user, server: ctx.own.server)
-        let sender = MessageSender(store: ctx.store, ownDevice: ctx.own, deviceIdentity: ctx.deviceIdentity, lidUsers: [:])
-        let out = try await sender.directMessage(id: MessageID.random(ownJID: ctx.own.nonAD), to: phone, message: message,
-                                                 recipientDevices: [phone], ownDevices: [])
-        guard let enc = out.node.child("participants")?.children("to").first?.child("enc") else {
-            throw out.skipped[phone] ?? WAClientError(.messageEncryptFailed, "peer message not encrypted")
+        // The session with our phone lives under our phone number or, after the LID move, our LID.
+        var lastError: (any Error)?
+        for own in [ctx.own, ownLID(ctx)].compactMap({ $0 }) {
+            let phone = JID(user: own.user, server: own.server)
+            do {
+                let sender = MessageSender(store: ctx.store, ownDevice: own, deviceIdentity: ctx.deviceIdentity, lidUsers: [:])
+                let out = try await sender.directMessage(id: MessageID.random(ownJID: ctx.own.nonAD), to: phone, message: message,
+                                                         recipientDevices: [phone], ownDevices: [])
+                guard let enc = out.node.child("participants")?.children("to").first?.child("enc") else {
+                    throw out.skipped[phone] ?? WAClientError(.messageEncryptFailed, "peer message not encrypted")
+                }
+                try await client.send(Node("message", [
+                    Attribute("to", .jid(phone)), Attribute("id", .string(out.node.string("id") ?? "")),
+                    Attribute("type", "text"), Attribute("category", "peer"),
+                ], content: .nodes([enc])))
+                return
+            } catch { lastError = error }
         }
-        try await client.send(Node("message", [
-            Attribute("to", .jid(phone)), Attribute("id", .string(out.node.string("id") ?? "")),
-            Attribute("type", "text"), Attribute("category", "peer"),
-        ], content: .nodes([enc])))
+        throw lastError ?? WAClientError(.messageEncryptFailed, "peer message not encrypted")
     }
 }
 

@@ -113,6 +113,8 @@ final class AppStateSyncTests: XCTestCase {
         let (harness, client, store, appState, _, _) = try await linked { $0.phoneWithholdsAppStateKey = true }
         try await eventually(15, "a key request sent") { await appState.keyRequestsSent >= 1 }
         try await eventually(15, "contacts after the requested key") { (try? await store.appStateContact(jid(peer))) != nil }
+        let answered = await harness.sim.appStateKeyRequestsAnswered
+        XCTAssertGreaterThanOrEqual(answered, 1, "the phone answered the request")
         await harness.shutdown(client)
     }
 }
