@@ -163,8 +163,10 @@ actor AppStateState {
             }
             logger.debug("app-state collection synced", metadata: ["collection": "\(name)", "version": "\(current.version)"])
         } catch {
-            let code = (error as? WAClientError)?.code.rawValue ?? "client.app_state_store_failed"
             if (error as? WAClientError)?.code == .notConnected { return }
+            // One code family for the event: an iq error or timeout is a failed fetch, anything else a store failure.
+            var code = (error as? WAClientError)?.code.rawValue ?? "client.app_state_store_failed"
+            if !code.hasPrefix("client.app_state_") { code = WAClientError.Code.appStateFetchFailed.rawValue }
             failures.append((name, code))
             if failures.count > Self.maxFailures { failures.removeFirst() }
             logger.warning("app-state sync failed", metadata: ["collection": "\(name)", "error": "\(code)"])

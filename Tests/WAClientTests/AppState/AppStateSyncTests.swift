@@ -119,6 +119,42 @@ final class AppStateSyncTests: XCTestCase {
     }
 }
 
+extension AppStateSyncTests {
+    /// The server refuses malformed sync iqs with an error (its own parsing, not the client's).
+    func testServerRefusesMalformedSyncIQs() async throws {
+        let (harness, client, _, appState, _, _) = try await linked()
+        try await eventually(15, "initial sync done") { await appState.versions["critical_unblock_low"] == 1 }
+        func ask(_ children: [Node]) async throws -> Node {
+            try await client.sendIQ(Node("iq", [
+                Attribute("to", .jid(JID.serverJID)), Attribute("xmlns", "w:sync:app:state"), Attribute("type", "set"),
+            ], content: .nodes([Node("sync", content: children.isEmpty ? .none : .nodes(children))])))
+        }
+        func collection(_ name: String, _ version: String?) -> Node {
+            var attributes = [Attribute("name", .string(name))]
+            if let version { attributes.append(Attribute("version", .string(version))) }
+            return Node("collection", attributes)
+        }
+        for (children, code) in [([], "400"), ([collection("nope", "0")], "400"), ([collection("regular", nil)], "400"),
+                                 ([collection("regular", "x")], "400"),
+                                 ([collection("regular", "0"), collection("regular", "0")], "400"),
+                                 ([collection("critical_unblock_low", "99")], "409")] as [([Node], String)] {
+            do {
+                _ = try await ask(children)
+                XCTFail("a malformed sync iq must be refused: \(children)")
+            } catch let error as WAClientError {
+                XCTAssertEqual(error.code, .iqError)
+                XCTAssertTrue(error.message.contains(code), "\(error) for \(children)")
+            }
+        }
+        let good = try await ask([collection("critical_unblock_low", "0")])
+        XCTAssertEqual(good.string("type"), "result")
+        XCTAssertEqual(good.child("sync")?.child("collection")?.child("patches")?.children("patch").count, 1)
+        let state = await client.state
+        XCTAssertEqual(state, .connected)
+        await harness.shutdown(client)
+    }
+}
+
 /// The decoder on its own: built patches round-trip; altered or malformed input is a typed error.
 final class AppStateDecoderTests: XCTestCase {
     let keyID = Data([1, 2, 3, 4, 5, 6])
