@@ -31,6 +31,8 @@ PACKAGES = {
     "WAE2E": ("WAWebProtobufsE2E", "waE2E/WAWebProtobufsE2E.proto"),
     "WAHistorySync": ("WAWebProtobufsHistorySync", "waHistorySync/WAWebProtobufsHistorySync.proto"),
     "WAWeb": ("WAWebProtobufsWeb", "waWeb/WAWebProtobufsWeb.proto"),
+    "WAServerSync": ("WAWebProtobufsServerSync", "waServerSync/WAWebProtobufsServerSync.proto"),
+    "WASyncAction": ("WAWebProtobufSyncAction", "waSyncAction/WAWebProtobufSyncAction.proto"),
 }
 
 

@@ -85,7 +85,8 @@ public final class SQLiteSessionStore: DeviceStore, SignalProtocolStore, Sendabl
     /// (`secure_delete`) and the WAL is truncated, so no key stays on disk.
     public func wipe() async throws {
         try await write("wipe") { db in
-            for table in ["account", "identity", "preKey", "signedPreKey", "session", "senderKey", "pendingPlaintext", "lidMapping", "privacyToken", "nctSalt"] {
+            for table in ["account", "identity", "preKey", "signedPreKey", "session", "senderKey", "pendingPlaintext", "lidMapping", "privacyToken", "nctSalt",
+                          "appStateSyncKey", "appStateVersion", "appStateMutationMAC", "appStateContact", "appStateChat", "appStateSetting"] {
                 try db.execute(sql: "DELETE FROM \(table)")
             }
         }

@@ -15,6 +15,10 @@ public enum Symmetric {
         Data(HMAC<SHA256>.authenticationCode(for: Data(data), using: SymmetricKey(data: Data(key))))
     }
 
+    public static func hmacSHA512(key: some DataProtocol, _ data: some DataProtocol) -> Data {
+        Data(HMAC<SHA512>.authenticationCode(for: Data(data), using: SymmetricKey(data: Data(key))))
+    }
+
     /// HKDF-SHA256 (RFC 5869). An empty salt means HashLen zero bytes, as the RFC says.
     public static func hkdfSHA256(
         inputKeyMaterial: some DataProtocol, salt: some DataProtocol = Data(), info: some DataProtocol = Data(),

@@ -280,6 +280,10 @@ actor SimConnection {
                 answerError(id: id, code: 404, text: "item-not-found")
             }
             return
+        case "w:sync:app:state":
+            guard let device else { return answerError(id: id, code: 401, text: "not-authorized") }
+            do { send(try await sim.appStateAnswer(node, from: device)) } catch { answerError(id: id, code: error.code, text: error.text) }
+            return
         case "usync":
             do { send(try await sim.usyncAnswer(node)) } catch { answerError(id: id, code: 400, text: "bad-request") }
             return

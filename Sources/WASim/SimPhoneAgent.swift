@@ -48,6 +48,12 @@ actor SimPhoneAgent {
     private var nextPreKeyID: UInt32 = 1
     private var receiver: MessageReceiver
     private(set) var received: [SimReceivedMessage] = []
+    /// App-state key requests from our companions not yet answered: (device, key ids).
+    private var keyRequests: [(device: JID, ids: [Data])] = []
+    func takeKeyRequests() -> [(device: JID, ids: [Data])] {
+        defer { keyRequests = [] }
+        return keyRequests
+    }
     /// A phone app shows a message once per (chat, sender user, id): a second copy with the
     /// same key (a sender resending after a crash) is counted here and not shown again.
     private(set) var duplicatesDropped = 0
@@ -111,6 +117,12 @@ actor SimPhoneAgent {
         receiver = working
         switch outcome {
         case .message(let message, let receipt):
+            if message.isFromMe, message.message.protocolMessage.hasAppStateSyncKeyRequest {
+                // One of our companions lacks app-state keys (WASim+AppState answers it).
+                keyRequests.append((message.sender, message.message.protocolMessage.appStateSyncKeyRequest.keyIds.map(\.keyID)))
+                if keyRequests.count > Self.maxReceived { keyRequests.removeFirst() }
+                return receipt
+            }
             var text: String?
             var ref: String?
             var mentions: [String] = []

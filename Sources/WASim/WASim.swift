@@ -76,6 +76,9 @@ public actor WASim {
         /// The media host alters the blob of this chunk of the initial history sync (a tampering
         /// host or network): the client's hash check must refuse it. nil: none altered.
         public var corruptedHistoryChunk: SimHistoryChunk.Kind?
+        /// The phone's first key share leaves out the key its app-state patches are sealed with: the
+        /// companion must ask for it (`appStateSyncKeyRequest`), and the phone answers with a share.
+        public var phoneWithholdsAppStateKey = false
         /// DMs to someone who never messaged the sender need a privacy token (`<tctoken>` or
         /// `<cstoken>`), else `<ack error=463>` (`Server/ServerPrivacyTokens.swift`).
         public var requirePrivacyTokens = true
@@ -137,6 +140,11 @@ public actor WASim {
     /// What each phone sent a device it linked (`sendInitialSync`), and each phone's NCT salt.
     var initialSyncs: [JID: SimInitialSync] = [:]
     var nctSalts: [String: Data] = [:]
+    /// App state per account number and collection (`Server/ServerAppState.swift`), and what each
+    /// phone keeps to build its patches (`Phone/WASim+AppState.swift`).
+    var appStates: [String: [String: SimAppStateCollection]] = [:]
+    var phoneAppStates: [String: SimPhoneAppState] = [:]
+    var keyRequestsAnswered = 0
     /// "from>to" (phone-number users): `from` has messaged `to` (so `to` may answer without a token).
     var chatted: Set<String> = []
     /// "issuer>holder": the token `issuer` issued to `holder`.
@@ -703,6 +711,16 @@ extension WASim {
             for delivery in routed.deliveries { await deliver(delivery.node, to: delivery.device) }
             return routed.ack
         }
+        if sent.string("category") == "peer", let to = sent.jid("to"), phoneNumberForm(to).user == sender.user {
+            // A peer message to one of the sender's own devices (a key request to the phone), named
+            // by number or by LID: delivered in the sender's addressing.
+            let ack = ServerMessageRouting.ack(for: sent, timestamp: now)
+            await connection?.sendMessageAck(ack)
+            var routed = sent
+            routed["to"] = .jid(phoneNumberForm(to))
+            await routePeerMessage(routed, from: sender, pushPriority: nil)
+            return ack
+        }
         var deliveries: [ServerMessageRouting.Delivery] = []
         let ack: Node
         if let to = sent.jid("to"), to.server == JID.userServer || to.server == JID.lidServer {
@@ -749,6 +767,7 @@ extension WASim {
             }
             if node.tag == "message" {
                 if let receipt = await agent.receive(node) { await routeReceipt(receipt, from: jid) }
+                for request in await agent.takeKeyRequests() { await answerKeyRequest(request, phone: jid.user) }
             } else if node.tag == "receipt", node.string("type") == "retry" {
                 // The phone answers a retry receipt: resend (with a fresh bundle from the second retry).
                 guard let retry = try? RetryReceipt(parsing: node) else { return }

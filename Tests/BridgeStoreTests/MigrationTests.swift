@@ -32,9 +32,9 @@ final class MigrationTests: XCTestCase {
         let session = folder.appendingPathComponent("session.sqlite")
         let history = folder.appendingPathComponent("history.sqlite")
         XCTAssertEqual(try migrations(registry), ["v1-devices", "v2-outbox"])
-        XCTAssertEqual(try migrations(session), ["v1-keys", "v2-pending-plaintexts", "v3-prekey-counter", "v4-lid-mapping", "v5-privacy-tokens"])
+        XCTAssertEqual(try migrations(session), ["v1-keys", "v2-pending-plaintexts", "v3-prekey-counter", "v4-lid-mapping", "v5-privacy-tokens", "v6-app-state-keys"])
         XCTAssertEqual(try migrations(history), ["v1-history-outbox-idempotency", "v2-idempotency-correlation", "v3-published-events", "v4-history-sync"])
-        XCTAssertTrue(try tables(session).isSuperset(of: ["meta", "account", "identity", "preKey", "signedPreKey", "session", "senderKey", "pendingPlaintext", "preKeyCounter"]))
+        XCTAssertTrue(try tables(session).isSuperset(of: ["meta", "account", "identity", "preKey", "signedPreKey", "session", "senderKey", "pendingPlaintext", "preKeyCounter", "appStateSyncKey", "appStateVersion", "appStateMutationMAC"]))
         XCTAssertTrue(try tables(history).isSuperset(of: ["message", "outbox", "idempotency", "published_event"]))
         XCTAssertTrue(try tables(registry).contains("device"))
 
@@ -45,7 +45,7 @@ final class MigrationTests: XCTestCase {
             try await device.data.appendEvent(eventID: UUID().uuidString, routingKey: "mig.x", payload: Data())
             store.closeAll()
         }
-        XCTAssertEqual(try migrations(session), ["v1-keys", "v2-pending-plaintexts", "v3-prekey-counter", "v4-lid-mapping", "v5-privacy-tokens"])
+        XCTAssertEqual(try migrations(session), ["v1-keys", "v2-pending-plaintexts", "v3-prekey-counter", "v4-lid-mapping", "v5-privacy-tokens", "v6-app-state-keys"])
         XCTAssertEqual(try migrations(history), ["v1-history-outbox-idempotency", "v2-idempotency-correlation", "v3-published-events", "v4-history-sync"])
         store = try openStore(dir)
         let count = try await store.device(id).data.outboxCount()

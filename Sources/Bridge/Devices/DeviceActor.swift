@@ -114,7 +114,8 @@ actor DeviceActor {
             onHistory: Self.historyHandler(
                 id: id, jid: jid, data: storage.data, recorder: recorder, settings: history, logger: logger),
             onUndecryptable: Self.undecryptableHandler(id: id, jid: jid, recorder: recorder))
-        let c = WAClient(store: storage.keys, configuration: configuration, features: [messaging], logger: logger)
+        let appState = AppStateFeature(store: storage.keys)
+        let c = WAClient(store: storage.keys, configuration: configuration, features: [messaging, appState], logger: logger)
         client = c
         // The tasks hold the streams, not the client: when the client goes away
         // its deinit finishes the streams and the tasks end.
@@ -342,6 +343,8 @@ actor DeviceActor {
             // (after a logout its cached record would be stale).
             client = nil
             failQRWaiters(DeviceError(.loginFailed, "the client stopped"))
+        case .appStateSyncFailed(let collection, let version, let code):
+            publish(DeviceEvent(deviceID: id, kind: .appStateSyncFailed(collection: collection, version: version, code: code)))
         default:
             break
         }

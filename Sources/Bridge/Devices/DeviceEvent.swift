@@ -23,6 +23,8 @@ public struct DeviceEvent: Sendable, Equatable {
         case identityChanged(jid: String, previousKey: String?, newKey: String?)
         /// The server delivered its offline queue (`<ib><offline count>`).
         case offlineSync(count: Int)
+        /// An app-state collection could not be synced (a `WAClientError` code; no key or value).
+        case appStateSyncFailed(collection: String, version: UInt64, code: String)
     }
 
     public let deviceID: DeviceID

@@ -20,6 +20,7 @@ public enum EventType: String, Sendable, CaseIterable, Codable {
     case messageUndecryptable = "message.undecryptable"
     case identityChanged = "identity.changed"
     case offlineSync = "offline.sync"
+    case appStateSyncFailed = "app_state.sync_failed"
 
     public var cloudEventType: String { "wabridge.\(rawValue).v1" }
 }

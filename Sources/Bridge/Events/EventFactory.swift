@@ -48,6 +48,9 @@ enum EventFactory {
                                               "new_key": newKey.map(JSONValue.string) ?? .null])
         case .offlineSync(let count):
             typeAndData = (.offlineSync, ["status": "completed", "count": .number(Double(count))])
+        case .appStateSyncFailed(let collection, let version, let code):
+            typeAndData = (.appStateSyncFailed, ["collection": .string(collection), "version": .number(Double(version)),
+                                                 "code": .string(code)])
         }
         return CloudEvent(id: UUID().uuidString.lowercased(), type: typeAndData.0, deviceID: e.deviceID, time: e.time,
                           jid: jid, data: typeAndData.1)

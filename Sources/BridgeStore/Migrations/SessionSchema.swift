@@ -10,6 +10,7 @@ enum SessionSchema {
         migrator.registerMigration("v3-prekey-counter", migrate: v3PreKeyCounter)
         migrator.registerMigration("v4-lid-mapping", migrate: v4LIDMapping)
         migrator.registerMigration("v5-privacy-tokens", migrate: v5PrivacyTokens)
+        migrator.registerMigration("v6-app-state-keys", migrate: v6AppState)
         return migrator
     }
 }

@@ -223,6 +223,8 @@ public final class MessagingFeature: WAClientFeature {
                 await state.applyDeviceNotification(node)
             } else if node.string("type") == "w:gp2" {
                 await state.applyGroupNotification(node)
+            } else if node.string("type") == "server_sync" {
+                await client.appState?.serverSync(node, client: client)
             } else if node.string("type") == "privacy_token" {
                 await state.receivePrivacyTokens(node)
             } else if let own = OwnDevicesNotification(parsing: node) {
@@ -933,6 +935,9 @@ actor MessagingState {
                 await receiveHistoryNotification(proto.historySyncNotification, id: message.id, client: client)
             }
             try? await client.send(receipt)
+            if proto.hasAppStateSyncKeyShare, let appState = await client.appState {
+                Task { await appState.receiveKeyShare(message, client: client) } // app state (WAClient/AppState)
+            }
             for type in message.message.protocolMessage.hasHistorySyncNotification ? ["hist_sync", "peer_msg"] : ["peer_msg"] {
                 try? await client.send(Node("receipt", attributes: [
                     "id": .string(message.id), "type": .string(type), "to": .jid(ctx.own.nonAD),

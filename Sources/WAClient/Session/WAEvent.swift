@@ -223,6 +223,10 @@ public enum WAEvent: Sendable, Hashable {
     /// One of our sent messages changed status: `sent` / `failed` from the server's ack (`by` is
     /// then the chat), `delivered`, `read`, `played` from receipts (also from our other devices).
     case messageStatus(ReceiptEvent.StatusUpdate)
+    /// An app-state collection could not be synced (a MAC that did not verify, a malformed patch,
+    /// a server error): nothing of the failing patch was applied; the device stays connected.
+    /// `code` is a `WAClientError` code; no key or value is carried.
+    case appStateSyncFailed(collection: String, version: UInt64, code: String)
 }
 
 extension WAEvent {
@@ -232,7 +236,7 @@ extension WAEvent {
         switch self {
         case .messageReceived, .messageUndecryptable, .messageStatus, .identityChanged: true
         case .state, .qr, .pairingCode, .paired, .loggedIn, .offlineSyncCompleted, .offlineSyncPreview,
-             .qrScannedWithoutMultidevice, .pairingRefused, .loggedOut, .stopped: false
+             .qrScannedWithoutMultidevice, .pairingRefused, .loggedOut, .stopped, .appStateSyncFailed: false
         }
     }
 }

@@ -101,10 +101,11 @@ public protocol DeviceStore: Sendable {
 }
 
 /// A `DeviceStore` in memory, for tests and the simulator's own clients.
-public actor InMemoryDeviceStore: DeviceStore, SignalStoreProvider, LIDMappingStore, PrivacyTokenStore {
+public actor InMemoryDeviceStore: DeviceStore, SignalStoreProvider, LIDMappingStore, PrivacyTokenStore, AppStateStore {
     private var record: DeviceRecord?
     private var lidMap = InMemoryLIDMappingStore()
     private var privacy = InMemoryPrivacyTokenStore()
+    private var appState = InMemoryAppStateStore()
     private var signal: InMemorySignalStore?
     private var nextPreKeyID: UInt32 = 1
     /// How many times `wipe()` ran (tests check that logout wiped).
@@ -119,6 +120,7 @@ public actor InMemoryDeviceStore: DeviceStore, SignalStoreProvider, LIDMappingSt
         signal = nil
         lidMap = InMemoryLIDMappingStore()
         privacy = InMemoryPrivacyTokenStore()
+        appState = InMemoryAppStateStore()
         nextPreKeyID = 1
         wipeCount += 1
     }
@@ -148,6 +150,21 @@ public actor InMemoryDeviceStore: DeviceStore, SignalStoreProvider, LIDMappingSt
     }
     public func nctSalt() async throws -> Data? { await privacy.nctSalt() }
     public func storeNCTSalt(_ salt: Data?) async throws { await privacy.storeNCTSalt(salt) }
+
+    public func storeAppStateSyncKeys(_ keys: [AppStateSyncKey]) async throws { await appState.storeAppStateSyncKeys(keys) }
+    public func appStateSyncKey(id: Data) async throws -> AppStateSyncKey? { await appState.appStateSyncKey(id: id) }
+    public func appStateVersion(_ collection: String) async throws -> AppStateHashState { await appState.appStateVersion(collection) }
+    public func appStateValueMAC(_ collection: String, indexMAC: Data) async throws -> Data? {
+        await appState.appStateValueMAC(collection, indexMAC: indexMAC)
+    }
+    public func commitAppState(_ collection: String, state: AppStateHashState, removed: [Data], added: [AppStateMutationMAC],
+                               changes: [AppStateChange]) async throws {
+        await appState.commitAppState(collection, state: state, removed: removed, added: added, changes: changes)
+    }
+    public func appStateContact(_ jid: JID) async throws -> AppStateContact? { await appState.appStateContact(jid) }
+    public func appStateContacts() async throws -> [AppStateContact] { await appState.appStateContacts() }
+    public func appStateChatSettings(_ jid: JID) async throws -> AppStateChatSettings? { await appState.appStateChatSettings(jid) }
+    public func appStateOwnPushName() async throws -> String? { await appState.appStateOwnPushName() }
 
     public func allocatePreKeyIDs(_ count: Int) async throws -> [UInt32] {
         guard count > 0 else { return [] }

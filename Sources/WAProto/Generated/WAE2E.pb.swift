@@ -2422,6 +2422,15 @@ public nonisolated struct WAE2E_ProtocolMessage: @unchecked Sendable {
   /// Clears the value of `appStateSyncKeyShare`. Subsequent reads from it will return its default value.
   public mutating func clearAppStateSyncKeyShare() {_uniqueStorage()._appStateSyncKeyShare = nil}
 
+  public var appStateSyncKeyRequest: WAE2E_AppStateSyncKeyRequest {
+    get {_storage._appStateSyncKeyRequest ?? WAE2E_AppStateSyncKeyRequest()}
+    set {_uniqueStorage()._appStateSyncKeyRequest = newValue}
+  }
+  /// Returns true if `appStateSyncKeyRequest` has been explicitly set.
+  public var hasAppStateSyncKeyRequest: Bool {_storage._appStateSyncKeyRequest != nil}
+  /// Clears the value of `appStateSyncKeyRequest`. Subsequent reads from it will return its default value.
+  public mutating func clearAppStateSyncKeyRequest() {_uniqueStorage()._appStateSyncKeyRequest = nil}
+
   public var disappearingMode: WAE2E_DisappearingMode {
     get {_storage._disappearingMode ?? WAE2E_DisappearingMode()}
     set {_uniqueStorage()._disappearingMode = newValue}
@@ -2894,6 +2903,18 @@ public nonisolated struct WAE2E_HistorySyncNotification: Sendable {
   fileprivate var _initialHistBootstrapInlinePayload: Data? = nil
   fileprivate var _peerDataRequestSessionID: String? = nil
   fileprivate var _encHandle: String? = nil
+}
+
+public nonisolated struct WAE2E_AppStateSyncKeyRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var keyIds: [WAE2E_AppStateSyncKeyId] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct WAE2E_AppStateSyncKeyShare: Sendable {
@@ -5415,7 +5436,7 @@ nonisolated extension WAE2E_ReactionMessage: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension WAE2E_ProtocolMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ProtocolMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}type\0\u{2}\u{2}ephemeralExpiration\0\u{1}ephemeralSettingTimestamp\0\u{1}historySyncNotification\0\u{1}appStateSyncKeyShare\0\u{2}\u{4}disappearingMode\0\u{2}\u{3}editedMessage\0\u{1}timestampMS\0\u{1}peerDataOperationRequestMessage\0\u{1}peerDataOperationRequestResponseMessage\0\u{2}\u{2}invokerJID\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}type\0\u{2}\u{2}ephemeralExpiration\0\u{1}ephemeralSettingTimestamp\0\u{1}historySyncNotification\0\u{1}appStateSyncKeyShare\0\u{1}appStateSyncKeyRequest\0\u{2}\u{3}disappearingMode\0\u{2}\u{3}editedMessage\0\u{1}timestampMS\0\u{1}peerDataOperationRequestMessage\0\u{1}peerDataOperationRequestResponseMessage\0\u{2}\u{2}invokerJID\0")
 
   fileprivate class _StorageClass {
     var _key: WACommon_MessageKey? = nil
@@ -5424,6 +5445,7 @@ nonisolated extension WAE2E_ProtocolMessage: SwiftProtobuf.Message, SwiftProtobu
     var _ephemeralSettingTimestamp: Int64? = nil
     var _historySyncNotification: WAE2E_HistorySyncNotification? = nil
     var _appStateSyncKeyShare: WAE2E_AppStateSyncKeyShare? = nil
+    var _appStateSyncKeyRequest: WAE2E_AppStateSyncKeyRequest? = nil
     var _disappearingMode: WAE2E_DisappearingMode? = nil
     var _editedMessage: WAE2E_Message? = nil
     var _timestampMs: Int64? = nil
@@ -5446,6 +5468,7 @@ nonisolated extension WAE2E_ProtocolMessage: SwiftProtobuf.Message, SwiftProtobu
       _ephemeralSettingTimestamp = source._ephemeralSettingTimestamp
       _historySyncNotification = source._historySyncNotification
       _appStateSyncKeyShare = source._appStateSyncKeyShare
+      _appStateSyncKeyRequest = source._appStateSyncKeyRequest
       _disappearingMode = source._disappearingMode
       _editedMessage = source._editedMessage
       _timestampMs = source._timestampMs
@@ -5476,6 +5499,7 @@ nonisolated extension WAE2E_ProtocolMessage: SwiftProtobuf.Message, SwiftProtobu
         case 5: try { try decoder.decodeSingularInt64Field(value: &_storage._ephemeralSettingTimestamp) }()
         case 6: try { try decoder.decodeSingularMessageField(value: &_storage._historySyncNotification) }()
         case 7: try { try decoder.decodeSingularMessageField(value: &_storage._appStateSyncKeyShare) }()
+        case 8: try { try decoder.decodeSingularMessageField(value: &_storage._appStateSyncKeyRequest) }()
         case 11: try { try decoder.decodeSingularMessageField(value: &_storage._disappearingMode) }()
         case 14: try { try decoder.decodeSingularMessageField(value: &_storage._editedMessage) }()
         case 15: try { try decoder.decodeSingularInt64Field(value: &_storage._timestampMs) }()
@@ -5512,6 +5536,9 @@ nonisolated extension WAE2E_ProtocolMessage: SwiftProtobuf.Message, SwiftProtobu
       try { if let v = _storage._appStateSyncKeyShare {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
       } }()
+      try { if let v = _storage._appStateSyncKeyRequest {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+      } }()
       try { if let v = _storage._disappearingMode {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
       } }()
@@ -5545,6 +5572,7 @@ nonisolated extension WAE2E_ProtocolMessage: SwiftProtobuf.Message, SwiftProtobu
         if _storage._ephemeralSettingTimestamp != rhs_storage._ephemeralSettingTimestamp {return false}
         if _storage._historySyncNotification != rhs_storage._historySyncNotification {return false}
         if _storage._appStateSyncKeyShare != rhs_storage._appStateSyncKeyShare {return false}
+        if _storage._appStateSyncKeyRequest != rhs_storage._appStateSyncKeyRequest {return false}
         if _storage._disappearingMode != rhs_storage._disappearingMode {return false}
         if _storage._editedMessage != rhs_storage._editedMessage {return false}
         if _storage._timestampMs != rhs_storage._timestampMs {return false}
@@ -5918,6 +5946,36 @@ nonisolated extension WAE2E_HistorySyncNotification: SwiftProtobuf.Message, Swif
     if lhs._initialHistBootstrapInlinePayload != rhs._initialHistBootstrapInlinePayload {return false}
     if lhs._peerDataRequestSessionID != rhs._peerDataRequestSessionID {return false}
     if lhs._encHandle != rhs._encHandle {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WAE2E_AppStateSyncKeyRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AppStateSyncKeyRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keyIDs\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.keyIds) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.keyIds.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.keyIds, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WAE2E_AppStateSyncKeyRequest, rhs: WAE2E_AppStateSyncKeyRequest) -> Bool {
+    if lhs.keyIds != rhs.keyIds {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -10,8 +10,8 @@
 
 /// A message as WhatsApp's clients keep it in their chat database (WhatsApp's
 /// WAWebProtobufsWeb.WebMessageInfo), trimmed to what history sync needs: the
-/// key, the message, its timestamp, status, group participant and push name.
-/// Field numbers are WhatsApp's; unknown fields are kept on decode.
+/// key, the message, its timestamp, status, group participant and push name (a
+/// placeholder resend carries the same). Field numbers are WhatsApp's; unknown fields are kept on decode.
 
 import SwiftProtobuf
 

@@ -55,22 +55,18 @@ public struct SimInitialSync: Sendable {
 /// only on the media host. The chats are the phone's DMs with every other phone of the simulator
 /// (texts both ways) and one group with up to three of them.
 extension WASim {
-    static let appStateKeysShared = 3
+    static var appStateKeysShared: Int { appStateKeyCount }
 
     /// Builds, uploads and queues the phone's initial sync for `device` (delivered at its next login).
     func sendInitialSync(phone number: String, to device: JID) async {
         guard let phone = phones[number], let agent = agents[number], let record = devices[device] else { return }
         do {
-            let now = Int64(Date().timeIntervalSince1970)
+            // The phone's app state exists before the link: uploaded (once) before the keys go out.
+            await uploadInitialAppState(phone: number, excluding: device)
             var share = WAE2E_AppStateSyncKeyShare()
-            share.keys = (0..<Self.appStateKeysShared).map { index in
-                var key = WAE2E_AppStateSyncKey()
-                key.keyID.keyID = Symmetric.randomBytes(6)
-                key.keyData.keyData = Symmetric.randomBytes(32)
-                key.keyData.fingerprint.rawID = UInt32.random(in: 1...UInt32.max)
-                key.keyData.fingerprint.currentIndex = UInt32(index)
+            share.keys = appStateKeysToShare(number).map { key in
+                var key = key
                 key.keyData.fingerprint.deviceIndexes = [0, record.keyIndex]
-                key.keyData.timestamp = now * 1000
                 return key
             }
             var shareMessage = WAE2E_Message()
@@ -85,6 +81,7 @@ extension WASim {
             let shareNode = try await agent.peerMessage(id: shareID, to: device, message: shareMessage, bundles: bundles)
             await routePeerMessage(shareNode, from: phone.jid, pushPriority: "high")
 
+            let now = Int64(Date().timeIntervalSince1970)
             var chunks: [SimHistoryChunk] = []
             for (index, (kind, history)) in historyChunks(for: phone, now: now).enumerated() {
                 let inflated: Data = try history.serializedBytes()

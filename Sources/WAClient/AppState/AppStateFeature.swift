@@ -1,0 +1,231 @@
+import Foundation
+import Logging
+import WABinary
+import WAProto
+
+/// App-state sync (whatsmeow appstate.go, message.go handleAppStateSyncKeyShare,
+/// notification.go handleAppStateNotification): keeps the phone's sync keys, fetches the
+/// collections (`w:sync:app:state`), verifies every MAC and applies contacts, our push name,
+/// mute/pin/archive and the NCT salt. A patch that fails is refused whole (nothing of it is
+/// stored), published as `WAEvent.appStateSyncFailed`, and the link stays up.
+///
+/// It claims no stanza: MessagingFeature hands it the phone's key shares (phone-sync branch)
+/// and `server_sync` notifications.
+public final class AppStateFeature: WAClientFeature {
+    public typealias Store = AppStateStore & PrivacyTokenStore
+    let state: AppStateState
+
+    public init(store: any Store, limits: AppStateLimits = AppStateLimits(),
+                logger: Logger = Logger(label: "wabridge.waclient.appstate")) {
+        state = AppStateState(store: store, limits: limits, logger: logger)
+    }
+
+    public func didLogin(_ info: LoginInfo, client: WAClient) async {
+        // Keys from an earlier link: catch up with what changed while we were away.
+        guard await state.hasKeys() else { return }
+        await state.fetch(AppStateCollection.all, client: client)
+    }
+
+    /// Collections synced so far (tests and diagnostics): name → version.
+    public var versions: [String: UInt64] { get async { await state.versions } }
+    /// Failures seen, oldest first (collection, error code), bounded.
+    public var failures: [(collection: String, code: String)] { get async { await state.failures } }
+    /// How many key requests were sent to the phone.
+    public var keyRequestsSent: Int { get async { await state.keyRequestsSent } }
+    /// How many fetch rounds finished (success or failure), for tests to wait on.
+    public var fetchesDone: Int { get async { await state.fetchesDone } }
+
+    /// Our phone shared sync keys (`protocolMessage{appStateSyncKeyShare}`, a peer message).
+    func receiveKeyShare(_ message: ReceivedMessage, client: WAClient) async {
+        // Only our own phone may give us keys (whatsmeow checks the sender is our device 0).
+        guard message.isFromMe, message.sender.device == 0, !message.isGroup else { return }
+        await state.receiveKeyShare(message.message.protocolMessage.appStateSyncKeyShare, client: client)
+    }
+
+    /// `<notification type=server_sync><collection name version/>…`: fetch those collections.
+    func serverSync(_ node: Node, client: WAClient) async {
+        let names = node.children("collection").compactMap { $0.string("name") }.filter { AppStateCollection.all.contains($0) }
+        guard !names.isEmpty else { return }
+        Task { await self.state.fetch(Array(Set(names)).sorted(), client: client) }
+    }
+}
+
+extension WAClient {
+    var appState: AppStateFeature? { features.lazy.compactMap { $0 as? AppStateFeature }.first }
+}
+
+/// The one owner of app-state sync state of a client.
+actor AppStateState {
+    let store: any AppStateFeature.Store
+    let limits: AppStateLimits
+    let logger: Logger
+    static let maxShareKeys = 64
+    static let maxRounds = 50
+    static let maxFailures = 64
+    private(set) var versions: [String: UInt64] = [:]
+    private(set) var failures: [(collection: String, code: String)] = []
+    private(set) var keyRequestsSent = 0
+    private(set) var fetchesDone = 0
+    private var running: Set<String> = []
+    private var again: Set<String> = []
+    private var requestedKeys: Set<Data> = []
+    private var keyCache: [Data: AppStateMutationKeys] = [:]
+    private var anyKey = false
+
+    init(store: any AppStateFeature.Store, limits: AppStateLimits, logger: Logger) {
+        self.store = store
+        self.limits = limits
+        self.logger = logger
+    }
+
+    func hasKeys() async -> Bool { anyKey }
+
+    func receiveKeyShare(_ share: WAE2E_AppStateSyncKeyShare, client: WAClient) async {
+        let keys = share.keys.prefix(Self.maxShareKeys).compactMap { key -> AppStateSyncKey? in
+            guard key.hasKeyID, !key.keyID.keyID.isEmpty, key.keyID.keyID.count <= 64, key.keyData.keyData.count == 32 else { return nil }
+            let fingerprint = (try? key.keyData.fingerprint.serializedData()) ?? Data()
+            return AppStateSyncKey(id: key.keyID.keyID, data: key.keyData.keyData, fingerprint: fingerprint,
+                                   timestamp: key.keyData.timestamp)
+        }
+        guard !keys.isEmpty else { return }
+        do { try await store.storeAppStateSyncKeys(keys) } catch {
+            logger.warning("app-state keys not stored", metadata: ["error": "\(type(of: error))"])
+            return
+        }
+        anyKey = true
+        for key in keys { requestedKeys.remove(key.id) }
+        logger.info("app-state keys received", metadata: ["count": "\(keys.count)"])
+        await fetch(AppStateCollection.all, client: client)
+    }
+
+    private func mutationKeys(_ id: Data) async throws -> AppStateMutationKeys? {
+        if let keys = keyCache[id] { return keys }
+        guard let key = try await store.appStateSyncKey(id: id) else { return nil }
+        let keys = AppStateMutationKeys(syncKey: key.data)
+        keyCache[id] = keys
+        return keys
+    }
+
+    /// Fetches `names` (one at a time each; a fetch asked for while one runs runs again after it).
+    func fetch(_ names: [String], client: WAClient) async {
+        for name in names {
+            if running.contains(name) { again.insert(name); continue }
+            running.insert(name)
+            repeat {
+                again.remove(name)
+                await fetchOne(name, client: client)
+            } while again.contains(name)
+            running.remove(name)
+        }
+    }
+
+    private func fetchOne(_ name: String, client: WAClient) async {
+        defer { fetchesDone += 1 }
+        var current = AppStateHashState()
+        do {
+            current = try await store.appStateVersion(name)
+            for _ in 0..<Self.maxRounds {
+                let answer = try await client.sendIQ(Node("iq", [
+                    Attribute("to", .jid(JID.serverJID)), Attribute("xmlns", "w:sync:app:state"), Attribute("type", "set"),
+                ], content: .nodes([Node("sync", content: .nodes([Node("collection", [
+                    Attribute("name", .string(name)), Attribute("version", .string(String(current.version))),
+                    Attribute("return_snapshot", current.version == 0 ? "true" : "false"),
+                ])]))])))
+                guard answer.string("type") == "result",
+                      let collection = answer.child("sync")?.children("collection").first(where: { $0.string("name") == name }) else {
+                    throw WAClientError(.appStateFetchFailed, "sync iq answered \(answer.child("error")?.string("code") ?? "without the collection")")
+                }
+                if collection.string("type") == "error" {
+                    throw WAClientError(.appStateFetchFailed, "collection error \(collection.child("error")?.string("code") ?? "")")
+                }
+                let list = try AppStatePatchList(parsing: collection, limits: limits)
+                if list.snapshotReference != nil {
+                    throw WAClientError(.appStateExternalUnsupported, "snapshot download not implemented")
+                }
+                let decoder = AppStateDecoder(
+                    collection: name, limits: limits, key: { [weak self] id in try await self?.mutationKeys(id) },
+                    previousValueMAC: { [store] mac in try await store.appStateValueMAC(name, indexMAC: mac) })
+                let missing = try await decoder.missingKeyIDs(list.patches)
+                if !missing.isEmpty {
+                    await requestKeys(missing, client: client)
+                    logger.info("app-state sync waits for keys", metadata: ["collection": "\(name)", "missing": "\(missing.count)"])
+                    return
+                }
+                for patch in list.patches {
+                    let out = try await decoder.decode(patch, current: current)
+                    let changes = try await apply(out.mutations)
+                    try await store.commitAppState(name, state: out.state, removed: out.removedMACs, added: out.addedMACs,
+                                                   changes: changes)
+                    current = out.state
+                }
+                versions[name] = current.version
+                if !list.hasMorePatches { break }
+            }
+            logger.debug("app-state collection synced", metadata: ["collection": "\(name)", "version": "\(current.version)"])
+        } catch {
+            if (error as? WAClientError)?.code == .notConnected { return }
+            // One code family for the event: an iq error or timeout is a failed fetch, anything else a store failure.
+            var code = (error as? WAClientError)?.code.rawValue ?? "client.app_state_store_failed"
+            if !code.hasPrefix("client.app_state_") { code = WAClientError.Code.appStateFetchFailed.rawValue }
+            failures.append((name, code))
+            if failures.count > Self.maxFailures { failures.removeFirst() }
+            logger.warning("app-state sync failed", metadata: ["collection": "\(name)", "error": "\(code)"])
+            await client.emit(.appStateSyncFailed(collection: name, version: current.version, code: code))
+        }
+    }
+
+    /// What the verified mutations change; the NCT salt goes to the privacy-token store at once.
+    private func apply(_ mutations: [AppStateMutation]) async throws -> [AppStateChange] {
+        var changes: [AppStateChange] = []
+        for mutation in mutations {
+            let set = mutation.operation == .set
+            let value = mutation.value
+            let jid = mutation.index.count > 1 ? try? JID(parsing: mutation.index[1]) : nil
+            switch mutation.index[0] {
+            case "contact":
+                guard let jid else { continue }
+                if set, value.hasContactAction {
+                    changes.append(.contact(AppStateContact(jid: jid, fullName: value.contactAction.fullName,
+                                                            firstName: value.contactAction.firstName)))
+                } else if !set { changes.append(.contactRemoved(jid)) }
+            case "setting_pushName" where set && value.hasPushNameSetting:
+                changes.append(.pushName(value.pushNameSetting.name))
+            case "mute":
+                guard let jid else { continue }
+                let until: Date? = set && value.muteAction.muted
+                    ? (value.muteAction.muteEndTimestamp <= 0 ? .distantFuture
+                        : Date(timeIntervalSince1970: TimeInterval(value.muteAction.muteEndTimestamp) / 1000)) : nil
+                changes.append(.mute(jid, until: until))
+            case "pin_v1":
+                if let jid { changes.append(.pin(jid, set && value.pinAction.pinned)) }
+            case "archive":
+                if let jid { changes.append(.archive(jid, set && value.archiveChatAction.archived)) }
+            case "nct_salt_sync":
+                // A removal clears the salt (cstoken then waits for a new one).
+                try await store.storeNCTSalt(set && value.hasNctSaltSyncAction ? value.nctSaltSyncAction.salt : nil)
+            default: continue
+            }
+        }
+        return changes
+    }
+
+    /// Asks our phone for keys it has not shared (whatsmeow requestAppStateKeys); each id once.
+    private func requestKeys(_ ids: [Data], client: WAClient) async {
+        let fresh = ids.filter { !requestedKeys.contains($0) }
+        guard !fresh.isEmpty, let messaging = await client.messaging else { return }
+        var message = WAE2E_Message()
+        message.protocolMessage.type = .appStateSyncKeyRequest
+        message.protocolMessage.appStateSyncKeyRequest.keyIds = fresh.map { id in
+            var keyID = WAE2E_AppStateSyncKeyId()
+            keyID.keyID = id
+            return keyID
+        }
+        do {
+            try await messaging.sendPeerMessage(message, client: client)
+            requestedKeys.formUnion(fresh)
+            keyRequestsSent += 1
+        } catch {
+            logger.warning("app-state key request not sent", metadata: ["error": "\((error as? WAClientError)?.description ?? "\(type(of: error))")"])
+        }
+    }
+}
