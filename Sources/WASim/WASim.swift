@@ -711,16 +711,6 @@ extension WASim {
             for delivery in routed.deliveries { await deliver(delivery.node, to: delivery.device) }
             return routed.ack
         }
-        if sent.string("category") == "peer", let to = sent.jid("to"), phoneNumberForm(to).user == sender.user {
-            // A peer message to one of the sender's own devices (a key request to the phone), named
-            // by number or by LID: delivered in the sender's addressing.
-            let ack = ServerMessageRouting.ack(for: sent, timestamp: now)
-            await connection?.sendMessageAck(ack)
-            var routed = sent
-            routed["to"] = .jid(phoneNumberForm(to))
-            await routePeerMessage(routed, from: sender, pushPriority: nil)
-            return ack
-        }
         var deliveries: [ServerMessageRouting.Delivery] = []
         let ack: Node
         if let to = sent.jid("to"), to.server == JID.userServer || to.server == JID.lidServer {

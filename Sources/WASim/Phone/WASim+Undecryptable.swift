@@ -150,8 +150,13 @@ extension WASim {
             Attribute("t", .string(String(now))), Attribute("type", "text"), Attribute("category", "peer"),
         ], content: .nodes(sent.children("enc") + (sent.child("device-identity").map { [$0] } ?? [])))
         delivered["recipient"] = .jid(phone.jid.nonAD)
-        guard let request = await agent.receivePeer(delivered), request.hasProtocolMessage,
-              request.protocolMessage.type == .peerDataOperationRequestMessage,
+        guard let request = await agent.receivePeer(delivered), request.hasProtocolMessage else { return ack }
+        if request.protocolMessage.hasAppStateSyncKeyRequest {
+            // A companion lacks app-state keys: the phone shares those it has (`Phone/WASim+AppState.swift`).
+            await answerKeyRequest((sender, request.protocolMessage.appStateSyncKeyRequest.keyIds.map(\.keyID)), phone: phone.number)
+            return ack
+        }
+        guard request.protocolMessage.type == .peerDataOperationRequestMessage,
               request.protocolMessage.peerDataOperationRequestMessage.peerDataOperationRequestType == .placeholderMessageResend
         else { return ack }
         var response = WAE2E_Message()
