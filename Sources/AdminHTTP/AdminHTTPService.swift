@@ -27,7 +27,11 @@ public struct AdminHTTPService: Service {
             logger: logger)
     }
 
-    public func run() async throws { try await application.runService() }
+    /// No signals of its own: Hummingbird's default (SIGTERM, SIGINT) would stop the admin server
+    /// before the worker's ServiceGroup reaches it, which that group reports as the service
+    /// having finished unexpectedly (exit 1 on a clean SIGTERM, seen in CI). The worker's group
+    /// alone handles signals and shuts the admin server down first.
+    public func run() async throws { try await application.runService(gracefulShutdownSignals: []) }
 
     static func isLoopback(_ host: String) -> Bool {
         host == "127.0.0.1" || host == "::1" || host == "localhost" || host.hasPrefix("127.")
