@@ -16,7 +16,9 @@ import Prometheus
 ///     POST /devices/{id}/logout              POST /devices/{id}/reconnect
 ///     GET  /devices/{id}/page                HTML page: state, QR refreshing while logging in
 ///     GET  /device, POST /login/qr, GET /login/qr.png, POST /login/pair-code, POST /logout,
-///     POST /reconnect                        shortcuts: X-Device-Id, or the default-device rule
+///     GET  /devices/{id}/settings            the settings in use, and the device's own overrides
+///     PATCH /devices/{id}/settings           JSON merge patch of the overrides (null: the default)
+///     POST /reconnect, GET|PATCH /settings   shortcuts: X-Device-Id, or the default-device rule
 ///     GET  /healthz  /readyz  /metrics
 ///
 /// Every error is `{"error": {"code", "message"}}`; bodies above `maxBodySize` get 413.
@@ -57,6 +59,24 @@ public enum AdminAPI {
     struct QRBody: ResponseEncodable { let qr: String; let expiresAt: String; let expiresIn: Int }
     struct CodeBody: ResponseEncodable { let code: String }
     struct StatusBody: ResponseEncodable { let status: String }
+
+    /// `history` is what the device runs with; `overrides` only what it chose itself, in the
+    /// shape a PATCH takes.
+    struct SettingsBody: ResponseEncodable {
+        struct History: Encodable {
+            let days: Int
+            let maxMessages: Int
+            let events: Bool
+            enum CodingKeys: String, CodingKey { case days, maxMessages = "max_messages", events }
+        }
+        let history: History
+        let overrides: DeviceSettings
+        init(_ v: DeviceSettingsView) {
+            history = History(days: v.history.bounds.maxAge.map { Int(($0 / 86_400).rounded()) } ?? 0,
+                              maxMessages: v.history.bounds.maxMessages, events: v.history.publishMessages)
+            overrides = v.stored
+        }
+    }
 
     static let deviceHeader = HTTPField.Name("X-Device-Id")!
 
@@ -131,6 +151,18 @@ public enum AdminAPI {
                 let id = try await resolve(request, context)
                 try await manager.logout(id)
                 return DeviceBody(try await manager.get(id))
+            }
+            router.get(RouterPath("\(prefix)/settings")) { request, context in
+                SettingsBody(try await manager.settings(try await resolve(request, context)))
+            }
+            router.patch(RouterPath("\(prefix)/settings")) { request, context -> SettingsBody in
+                let id = try await resolve(request, context)
+                var request = request
+                let buffer: ByteBuffer
+                do { buffer = try await request.collectBody(upTo: maxBody) } catch {
+                    throw AdminError(.contentTooLarge, "PAYLOAD_TOO_LARGE", "request bodies are limited to \(maxBody) bytes")
+                }
+                return SettingsBody(try await manager.updateSettings(id, patch: Data(buffer.readableBytesView)))
             }
             router.post(RouterPath("\(prefix)/reconnect")) { request, context -> EditedResponse<DeviceBody> in
                 let id = try await resolve(request, context)

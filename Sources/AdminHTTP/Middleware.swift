@@ -20,7 +20,7 @@ struct AdminError: Error, Sendable {
 /// The status each device error code maps to.
 func status(for code: DeviceError.Code) -> HTTPResponse.Status {
     switch code {
-    case .idInvalid, .idRequired: .badRequest
+    case .idInvalid, .idRequired, .invalidSettings: .badRequest
     case .notFound: .notFound
     case .exists, .alreadyLoggedIn, .notLoggedIn: .conflict
     case .invalidPhoneNumber, .loginFailed: .unprocessableContent

@@ -126,6 +126,11 @@ final class OpenAPIConformanceTests: XCTestCase {
             _ = try await call(client, .get, "/device")
             _ = try await call(client, .get, "/devices/spec-1", route: "/devices/{id}")
             _ = try await call(client, .get, "/devices/spec-1/page", route: "/devices/{id}/page")
+            _ = try await call(client, .get, "/devices/spec-1/settings", route: "/devices/{id}/settings")
+            _ = try await call(client, .patch, "/devices/spec-1/settings", json: #"{"history":{"events":true}}"#,
+                               route: "/devices/{id}/settings")
+            _ = try await call(client, .patch, "/settings", json: #"{"history":{"days":"x"}}"#)
+            _ = try await call(client, .get, "/settings")
             _ = try await call(client, .get, "/login/qr.png")
             _ = try await call(client, .post, "/reconnect")
             let qr = try await call(client, .post, "/login/qr")

@@ -140,8 +140,10 @@ final class EventRig: Sendable {
     }
 
     /// Creates `device`, links it by QR to the simulated phone `phone`, waits until it can receive.
-    func link(_ m: DeviceManager, device: String, phone: String) async throws -> JID {
+    /// `settings`: a settings patch applied between creating the slot and linking.
+    func link(_ m: DeviceManager, device: String, phone: String, settings: String? = nil) async throws -> JID {
         _ = try await m.create(id: device)
+        if let settings { _ = try await m.updateSettings(device, patch: Data(settings.utf8)) }
         await h.sim.createPhone(number: phone)
         let qr = try await within(15) { try await m.startQRLogin(device) }
         let sim = h.sim

@@ -32,13 +32,14 @@ final class HistorySyncTests: XCTestCase {
     }
 
     func link(_ device: String, me: String, peer: String, history: HistorySettings,
+              settings patch: String? = nil,
               _ simTweak: (inout WASim.Configuration) -> Void = { _ in }) async throws -> Running {
         let rig = try await EventRig.start(devices: [device], simTweak)
         let m = try await rig.manager(history: history)
         let (publisher, conn) = try await rig.publish(try XCTUnwrap(m.recorder as? OutboxRecorder))
         // The peer exists before the link: the phone's history holds their chats.
         await rig.h.sim.createPhone(number: peer, pushName: "Peer One")
-        _ = try await rig.link(m, device: device, phone: me)
+        _ = try await rig.link(m, device: device, phone: me, settings: patch)
         let inbox = rig.inbox
         try await waitUntil(30, "three history.sync events") { await inbox.count("history.sync") == 3 }
         return Running(rig: rig, manager: m, publisher: publisher, connection: conn, me: me, peer: peer)
@@ -131,6 +132,24 @@ final class HistorySyncTests: XCTestCase {
         XCTAssertEqual(events.map { $0.data["messages_dropped"]?.numberValue.map { Int($0) } }, [2, 3, 0])
         let historical = await run.rig.inbox.of("message.received").count
         XCTAssertEqual(historical, 0, "no historical message.received unless asked")
+        await run.stop()
+    }
+
+    /// The device's own settings win over the worker's: here the worker keeps 7 days and
+    /// publishes no historical messages, the device asked for no age bound and the events.
+    func testTheDevicesOwnSettingsOverrideTheWorkersDefaults() async throws {
+        let run = try await link("hs4", me: "15557100031", peer: "15557100032", history: HistorySettings(),
+                                 settings: #"{"history":{"days":0,"events":true}}"#)
+        let data = try await run.data("hs4")
+        let count = try await data.historicalMessageCount()
+        XCTAssertEqual(count, 8, "the 30-day-old message is kept too")
+        let events = await run.rig.inbox.of("history.sync")
+        XCTAssertEqual(events.map { $0.data["messages_dropped"]?.numberValue.map { Int($0) } }, [0, 0, 0])
+        try await waitUntil(30, "eight historical message.received") {
+            await run.rig.inbox.of("message.received").filter { $0.data["historical"] == .bool(true) }.count == 8
+        }
+        let stored = try await run.manager.store.registry.device(DeviceID("hs4")).settings
+        XCTAssertEqual(stored, #"{"history":{"days":0,"events":true}}"#, "kept in the registry")
         await run.stop()
     }
 

@@ -13,7 +13,8 @@ actor DeviceActor {
     private let registry: Registry
     private let configuration: WAClientConfiguration
     /// What the device keeps of its phone's history sync (`HistorySettings`).
-    private let history: HistorySettings
+    /// Changed by `apply(history:)`; the history handler reads it per chunk.
+    var history: HistorySettings
     private let emit: @Sendable (DeviceEvent) -> Void
     private let recorder: any EventRecording
     private let counters: MessageCounters
@@ -112,7 +113,8 @@ actor DeviceActor {
             onStatus: Self.statusHandler(id: id, jid: jid, data: storage.data, recorder: recorder, inFlight: inFlight,
                                          logger: logger),
             onHistory: Self.historyHandler(
-                id: id, jid: jid, data: storage.data, recorder: recorder, settings: history, logger: logger),
+                id: id, jid: jid, data: storage.data, recorder: recorder,
+                settings: { [weak self, history] in await self?.history ?? history }, logger: logger),
             onUndecryptable: Self.undecryptableHandler(id: id, jid: jid, recorder: recorder))
         let appState = AppStateFeature(store: storage.keys)
         let c = WAClient(store: storage.keys, configuration: configuration, features: [messaging, appState], logger: logger)

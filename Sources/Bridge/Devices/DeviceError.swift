@@ -20,6 +20,8 @@ public struct DeviceError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let loginFailed = Code(rawValue: "LOGIN_FAILED")
         public static let unavailable = Code(rawValue: "UNAVAILABLE")
         public static let storage = Code(rawValue: "STORAGE_ERROR")
+        /// A settings patch with an unknown field, a wrong type or a value out of range.
+        public static let invalidSettings = Code(rawValue: "INVALID_SETTINGS")
     }
 
     public let code: Code
@@ -40,6 +42,7 @@ public struct DeviceError: Error, Sendable, Equatable, CustomStringConvertible {
             case .invalidDeviceID: return DeviceError(.idInvalid, e.message)
             case .deviceExists: return DeviceError(.exists, e.message)
             case .notFound: return DeviceError(.notFound, e.message)
+            case .invalidSettings: return DeviceError(.invalidSettings, e.message)
             default: return DeviceError(.storage, e.message)
             }
         }

@@ -118,7 +118,8 @@ public actor DeviceManager {
         let sink = self.sink
         return DeviceActor(id: id, storage: storage, registry: store.registry,
                            configuration: configuration.client, recorder: recorder, counters: counters,
-                           retryPolicy: configuration.eventRetry, history: configuration.history, logger: logger,
+                           retryPolicy: configuration.eventRetry, history: storedSettings(id).history(defaults: configuration.history),
+                           logger: logger,
                            emit: { sink.yield($0) })
     }
 
@@ -147,6 +148,41 @@ public actor DeviceManager {
         for o in lifecycleObservers { await o(r.id, .created) }
         sink.yield(created)
         return DeviceInfo(r)
+    }
+
+    /// The device's own settings; a row that no longer parses is logged and read as "all
+    /// defaults", so a hand-edited registry never keeps a device from starting.
+    private func storedSettings(_ id: DeviceID) -> DeviceSettings {
+        guard let text = try? store.registry.device(id).settings else { return DeviceSettings() }
+        do { return try DeviceSettings.stored(text) } catch {
+            logger.error("device settings unreadable, using the worker's defaults",
+                         metadata: ["device": "\(id)", "code": "\(error.code)"])
+            return DeviceSettings()
+        }
+    }
+
+    /// The device's settings as stored (its overrides) and as used (defaults filled in).
+    public func settings(_ text: String) throws(DeviceError) -> DeviceSettingsView {
+        let id = try deviceID(text)
+        let stored: DeviceSettings
+        do { stored = try DeviceSettings.stored(try store.registry.device(id).settings) } catch { throw DeviceError.from(error) }
+        return DeviceSettingsView(stored: stored, history: stored.history(defaults: configuration.history))
+    }
+
+    /// Applies a JSON merge patch to the device's settings, stores them, and hands them to the
+    /// device: history settings apply from the next history chunk on.
+    public func updateSettings(_ text: String, patch: Data) async throws(DeviceError) -> DeviceSettingsView {
+        let id = try deviceID(text)
+        let current: DeviceSettings
+        do { current = try DeviceSettings.stored(try store.registry.device(id).settings) } catch {
+            // Settings that no longer parse are replaced by the patch applied to the defaults.
+            current = DeviceSettings()
+        }
+        let next = try current.merging(patch: patch)
+        do { try store.registry.updateSettings(id, next.storedText()) } catch { throw DeviceError.from(error) }
+        let history = next.history(defaults: configuration.history)
+        await devices[id]?.apply(history: history)
+        return DeviceSettingsView(stored: next, history: history)
     }
 
     public func list() throws(DeviceError) -> [DeviceInfo] {

@@ -3,9 +3,9 @@ import Foundation
 import Logging
 import WAClient
 
-/// What a device keeps of its phone's history sync (`WABRIDGE_HISTORY_DAYS`,
-/// `WABRIDGE_HISTORY_MAX_MESSAGES`, `WABRIDGE_HISTORY_EVENTS`): worker-wide, as devices have
-/// no settings of their own yet.
+/// What a device keeps of its phone's history sync: the worker's defaults
+/// (`WABRIDGE_HISTORY_DAYS`, `WABRIDGE_HISTORY_MAX_MESSAGES`, `WABRIDGE_HISTORY_EVENTS`) with the
+/// device's own overrides (`DeviceSettings.History`, `PATCH /devices/{id}/settings`) applied.
 public struct HistorySettings: Sendable, Equatable {
     /// How many historical messages a device's `history.sqlite` keeps, and how old.
     public var bounds: HistoryBounds
@@ -25,15 +25,24 @@ public struct HistorySettings: Sendable, Equatable {
 }
 
 extension DeviceActor {
+    /// New settings from the admin API. The store bounds and events follow from the next chunk;
+    /// the client's own per-chunk trimming is set when the client is made, so a larger bound
+    /// reaches it at the next connection (history sync runs right after linking, when the
+    /// settings are normally already set).
+    func apply(history settings: HistorySettings) {
+        history = settings
+    }
+
     /// The `onHistory` of the device's `MessagingFeature`: a chunk's conversations, messages and
     /// push names go to `history.sqlite` (bounded), then its `history.sync` event (and, when
     /// asked, a `message.received` per new historical message) into the outbox. A chunk that
     /// could not be read is a `history.sync` event with its error; the device stays connected.
     static func historyHandler(
-        id: DeviceID, jid: JIDCache, data: DeviceDataStore, recorder: any EventRecording, settings: HistorySettings,
-        logger: Logger
+        id: DeviceID, jid: JIDCache, data: DeviceDataStore, recorder: any EventRecording,
+        settings current: @escaping @Sendable () async -> HistorySettings, logger: Logger
     ) -> MessagingFeature.HistoryHandler {
         { chunk in
+            let settings = await current()
             var stored: HistorySyncStored?
             var failure: (code: String, cause: String)?
             var events: [CloudEvent] = []
