@@ -36,8 +36,8 @@ extension WASim {
         if let bytes = sent.child("tctoken")?.bytes, let issued = issuedPrivacyTokens["\(peer.user)>\(sender.user)"],
            Data(bytes) == issued.token, !Self.serverTokenExpired(issued.timestamp, now: nowSeconds) {
             admittedBy = "tctoken"
-        } else if let bytes = sent.child("cstoken")?.bytes, let lidUser = phones[peer.user]?.lidUser,
-                  Data(bytes) == Symmetric.hmacSHA256(key: nctSalt(for: sender.user), Data("\(lidUser)@lid".utf8)) {
+        } else if let bytes = sent.child("cstoken")?.bytes, let expected = expectedCSToken(from: sender.user, to: peer.user),
+                  Data(bytes) == expected {
             admittedBy = "cstoken"
         } else if chatted.contains("\(peer.user)>\(sender.user)") {
             admittedBy = "contact"
@@ -104,8 +104,15 @@ extension WASim {
         if let issued = issuedPrivacyTokens["\(peer)>\(number)"], !Self.serverTokenExpired(issued.timestamp, now: nowSeconds) {
             return Node("tctoken", content: .bytes([UInt8](issued.token)))
         }
+        guard let token = expectedCSToken(from: number, to: peer) else { return nil }
+        return Node("cstoken", content: .bytes([UInt8](token)))
+    }
+
+    /// The cstoken `sender` owes `peer`: HMAC-SHA256 of the peer's LID JID under the sender's
+    /// NCT salt. One place, so the rule and the phones' tokens cannot drift apart.
+    func expectedCSToken(from sender: String, to peer: String) -> Data? {
         guard let lidUser = phones[peer]?.lidUser else { return nil }
-        return Node("cstoken", content: .bytes([UInt8](Symmetric.hmacSHA256(key: nctSalt(for: number), Data("\(lidUser)@lid".utf8)))))
+        return Symmetric.hmacSHA256(key: nctSalt(for: sender), Data("\(lidUser)@lid".utf8))
     }
 
     /// The phone `number` issues its token to `holder` (as a phone does after messaging them):
