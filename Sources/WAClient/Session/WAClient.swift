@@ -418,7 +418,12 @@ public actor WAClient {
         if let lid = node.jid("lid"), lid != device.lid {
             device.lid = lid
             self.device = device
-            try? await store.saveDevice(device)
+            // The LID is used from memory at once; every `<success>` carries it, so a write that
+            // fails now is made again at the next login. It is logged, not hidden.
+            do { try await store.saveDevice(device) } catch {
+                logger.error("own LID not saved; kept in memory until the next login",
+                             metadata: ["error": "\(Self.describe(error))"])
+            }
         }
         let info = LoginInfo(jid: jid, lid: device.lid, pushName: device.pushName, platform: device.platform)
         loggedIn = info
