@@ -162,6 +162,9 @@ public actor WASim {
     var placeholders: [String: [String: SimPlaceholder]] = [:]
     var placeholderOrder: [String: [String]] = [:]
     public internal(set) var placeholderRequestsAnswered = 0
+    /// Peer data operation requests that reached a phone (answered or not), and the phones that never answer.
+    public internal(set) var peerRequestsReceived = 0
+    var silentPhones: Set<String> = []
 
     public init(configuration: Configuration = Configuration()) throws {
         self.configuration = configuration
