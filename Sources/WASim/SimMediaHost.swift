@@ -18,9 +18,21 @@ actor SimMediaStore {
     let maxBytes: Int
     private(set) var uploads = 0
 
-    init(maxBlobs: Int, maxBytes: Int) {
+    private var failuresLeft: Int
+    private(set) var downloadsRefused = 0
+
+    init(maxBlobs: Int, maxBytes: Int, failingDownloads: Int = 0) {
         self.maxBlobs = maxBlobs
         self.maxBytes = maxBytes
+        failuresLeft = max(0, failingDownloads)
+    }
+
+    /// True while the host is to fail downloads (`WASim.Configuration.failingMediaDownloads`).
+    func takeDownloadFailure() -> Bool {
+        guard failuresLeft > 0 else { return false }
+        failuresLeft -= 1
+        downloadsRefused += 1
+        return true
     }
 
     /// Stores `blob` under a fresh direct path shaped like WhatsApp's
@@ -108,6 +120,7 @@ enum SimMediaHost {
             return UploadAnswer(url: "http://\(request.head.authority ?? "127.0.0.1")\(directPath)", direct_path: directPath)
         }
         router.get("/v/**") { request, _ -> Response in
+            if await store.takeDownloadFailure() { throw HTTPError(.serviceUnavailable) }
             guard let entry = await store.entry(at: request.uri.path) else { throw HTTPError(.notFound) }
             let (blob, kind) = (entry.blob, entry.kind)
             let query = parameters(request.uri.query ?? "")

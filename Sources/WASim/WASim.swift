@@ -76,6 +76,8 @@ public actor WASim {
         /// The media host alters the blob of this chunk of the initial history sync (a tampering
         /// host or network): the client's hash check must refuse it. nil: none altered.
         public var corruptedHistoryChunk: SimHistoryChunk.Kind?
+        /// The media host answers the first this many downloads with 503 (a host failing for a while).
+        public var failingMediaDownloads = 0
         /// The phone's first key share leaves out the key its app-state patches are sealed with: the
         /// companion must ask for it (`appStateSyncKeyRequest`), and the phone answers with a share.
         public var phoneWithholdsAppStateKey = false
@@ -162,6 +164,9 @@ public actor WASim {
     var placeholders: [String: [String: SimPlaceholder]] = [:]
     var placeholderOrder: [String: [String]] = [:]
     public internal(set) var placeholderRequestsAnswered = 0
+    /// Peer data operation requests that reached a phone (answered or not), and the phones that never answer.
+    public internal(set) var peerRequestsReceived = 0
+    var silentPhones: Set<String> = []
 
     public init(configuration: Configuration = Configuration()) throws {
         self.configuration = configuration
@@ -169,7 +174,8 @@ public actor WASim {
         rootPublicKey = root.publicKey
         chain = try CertChainIssuer(root: root).chain(for: staticKey.publicKey)
         tls = configuration.tlsPort == nil ? nil : try (configuration.tls ?? SimTLS.mint())
-        media = SimMediaStore(maxBlobs: configuration.limits.maxMediaBlobs, maxBytes: configuration.limits.maxMediaBytes)
+        media = SimMediaStore(maxBlobs: configuration.limits.maxMediaBlobs, maxBytes: configuration.limits.maxMediaBytes,
+                              failingDownloads: configuration.failingMediaDownloads)
     }
 
     // MARK: Listening
@@ -918,6 +924,9 @@ extension WASim {
     public func corruptMedia(directPath: String, at offset: Int = 0) async -> Bool {
         await media.corrupt(directPath, at: offset)
     }
+
+    /// Downloads the media host refused with 503 (`Configuration.failingMediaDownloads`).
+    public var mediaDownloadsRefused: Int { get async { await media.downloadsRefused } }
 
     /// Blobs uploaded to the media host (by clients and by phones).
     public var mediaUploads: Int { get async { await media.uploads } }

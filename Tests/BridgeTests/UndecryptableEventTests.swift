@@ -172,6 +172,55 @@ final class UndecryptableEventTests: XCTestCase {
         await rig.shutdown()
     }
 
+    /// A message that fails to decrypt and whose retry cannot cure it (the sender never sent that
+    /// ciphertext) is asked of our phone after the delay; the phone holds its own copy and answers:
+    /// `message.undecryptable` says the phone will be asked (delay 5000 ms), then `message.received`
+    /// comes once with the text. A phone that never answers leaves it at the event.
+    func testAFailedDecryptIsRecoveredFromThePhoneAfterTheDelay() async throws {
+        let rig = try await EventRig.start(devices: ["ev-phreq"])
+        let m = try await rig.manager()
+        let (publisher, conn) = try await rig.publish(try XCTUnwrap(m.recorder as? OutboxRecorder))
+        let sim = rig.h.sim
+        let me = "15557400001", peer = "15557400002"
+        let jid = try await rig.link(m, device: "ev-phreq", phone: me)
+        await sim.createPhone(number: peer, pushName: "Peer")
+        let inbox = rig.inbox
+        _ = try await sim.sendText(from: peer, to: userJID(me), text: "hello")
+        try await waitUntil(20, "the session") { await inbox.count("message.received") == 1 }
+        let id = try await sim.sendUndecryptable(.badMAC, from: peer, to: jid, text: "kept by my phone", ownPhoneHolds: true)
+        try await waitUntil(30, "recovered from the phone") {
+            await inbox.of("message.received").contains { $0.data["message_id"]?.stringValue == id }
+        }
+        let failed = await inbox.of("message.undecryptable").filter { $0.data["message_id"]?.stringValue == id }
+        XCTAssertEqual(failed.count, 1)
+        XCTAssertEqual(failed.first?.data["reason"], "BAD_MAC")
+        XCTAssertEqual(failed.first?.data["phone_resend_requested"], .bool(true))
+        XCTAssertEqual(failed.first?.data["phone_resend_delay_ms"], .number(5000))
+        let received = await inbox.of("message.received").filter { $0.data["message_id"]?.stringValue == id }
+        XCTAssertEqual(received.count, 1)
+        XCTAssertEqual(received.first?.data["text"], "kept by my phone")
+        let retries = await sim.retryReceiptsReceived(phone: peer)
+        XCTAssertEqual(retries, [id], "the sender was asked first")
+        let answered = await sim.placeholderRequestsAnswered
+        XCTAssertEqual(answered, 1)
+
+        // The phone stops answering: the next one is asked, never answered, stays undecryptable.
+        await sim.setAnswersPeerRequests(false, phone: me)
+        let lost = try await sim.sendUndecryptable(.badMAC, from: peer, to: jid, text: "never", ownPhoneHolds: true)
+        try await waitUntil(30, "the phone asked") { await sim.peerRequestsReceived == 2 }
+        let answeredAfter = await sim.placeholderRequestsAnswered
+        XCTAssertEqual(answeredAfter, 1, "a silent phone does not answer")
+        let lostEvents = await inbox.of("message.undecryptable").filter { $0.data["message_id"]?.stringValue == lost }
+        XCTAssertEqual(lostEvents.count, 1)
+        let problems = try schemaProblems(await inbox.events)
+        XCTAssertEqual(problems, [])
+        publisher.cancel()
+        await publisher.value
+        await conn.close()
+        await m.shutdown()
+        await rig.shutdown()
+    }
+
     /// A refused pairing (here passkey linking offered; a pairing code whose finish fails takes the
     /// same path) is published as `device.error` PAIRING_REFUSED, valid, instead of being only logged.
     func testARefusedPairingIsPublished() async throws {

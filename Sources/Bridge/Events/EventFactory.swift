@@ -147,6 +147,7 @@ enum EventFactory {
             "reason": .string(f.reason.rawValue), "retry_requested": .bool(f.retryRequested),
             "retry_count": f.retryCount.map { .number(Double($0)) } ?? .null,
             "phone_resend_requested": .bool(f.phoneResendRequested),
+            "phone_resend_delay_ms": f.phoneResendDelay.map { .number(Double($0.components.seconds * 1_000 + $0.components.attoseconds / 1_000_000_000_000_000)) } ?? .null,
             "unavailable_type": f.unavailableType.map(JSONValue.string) ?? .null,
         ]
         let id = derivedID("message.undecryptable", device.rawValue, chat, sender, f.id, "\(f.retryCount ?? 0)", f.reason.rawValue)

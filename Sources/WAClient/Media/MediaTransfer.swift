@@ -28,6 +28,11 @@ public actor MediaTransfer {
         public var scheme = "https"
         /// Bound of one HTTP exchange.
         public var timeout: Duration = .seconds(60)
+        /// Tries of one download per host when the host fails transiently (5xx, unreachable,
+        /// timeout); a 4xx or a bad blob is not tried again.
+        public var downloadAttempts = 3
+        /// Pause before the second try, doubled for each further one.
+        public var retryPause: Duration = .milliseconds(250)
         public init() {}
     }
 
@@ -77,6 +82,8 @@ public actor MediaTransfer {
                 return (media, UploadedMedia(url: decoded.url ?? "", directPath: decoded.direct_path))
             } catch let error as WAClientError {
                 lastError = error  // the next host may take it
+            } catch let failure as TransientFailure {
+                lastError = failure.error
             }
         }
         throw lastError
@@ -131,10 +138,19 @@ public actor MediaTransfer {
         for url in urls {
             var request = HTTPClientRequest(url: url)
             request.headers.add(name: "Origin", value: "https://web.whatsapp.com")
-            do {
-                return try decrypt(try await exchange(request, limit: limit))
-            } catch let error as WAClientError where error.code == .mediaTransferFailed {
-                lastError = error
+            var pause = configuration.retryPause
+            for attempt in 1...max(1, configuration.downloadAttempts) {
+                do {
+                    return try decrypt(try await exchange(request, limit: limit))
+                } catch let failure as TransientFailure {
+                    lastError = failure.error
+                    guard attempt < configuration.downloadAttempts else { break }
+                    try await Task.sleep(for: pause)
+                    pause *= 2
+                } catch let error as WAClientError where error.code == .mediaTransferFailed {
+                    lastError = error
+                    break
+                }
             }
         }
         throw lastError
@@ -171,16 +187,22 @@ public actor MediaTransfer {
         let direct_path: String
     }
 
+    /// A failure worth another try (5xx, unreachable, timeout); callers that do not retry see it as
+    /// the `WAClientError` inside only through `download`, which unwraps it.
+    private struct TransientFailure: Error { let error: WAClientError }
+
     /// One request; a non-2xx status, a transport failure or a body over `limit` is a typed error.
     private func exchange(_ request: HTTPClientRequest, limit: Int) async throws -> Data {
         let response: HTTPClientResponse
         do {
             response = try await http.execute(request, timeout: .nanoseconds(Int64(configuration.timeout.components.seconds) * 1_000_000_000))
         } catch {
-            throw WAClientError(.mediaTransferFailed, "media host unreachable: \(type(of: error))")
+            throw TransientFailure(error: WAClientError(.mediaTransferFailed, "media host unreachable: \(type(of: error))"))
         }
         guard (200..<300).contains(response.status.code) else {
-            throw WAClientError(.mediaTransferFailed, "media host answered \(response.status.code)")
+            let error = WAClientError(.mediaTransferFailed, "media host answered \(response.status.code)")
+            if response.status.code >= 500 { throw TransientFailure(error: error) }
+            throw error
         }
         if let length = response.headers.first(name: "Content-Length").flatMap(Int.init), length > limit {
             throw WAClientError(.mediaTooLarge, "media host sends \(length) bytes, bound \(limit)")

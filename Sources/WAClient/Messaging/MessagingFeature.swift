@@ -181,6 +181,10 @@ public final class MessagingFeature: WAClientFeature {
         public var historyMaxAge: TimeInterval? = 7 * 86_400
         /// ... and at most this many per chunk, the newest kept.
         public var historyMaxMessages = 1_000
+        /// After a failed decrypt and our first retry receipt, our phone is asked for the message
+        /// this long later unless the sender's retry arrived first (whatsmeow `RequestFromPhoneDelay`,
+        /// `AutomaticMessageRerequestFromPhone`); nil: never.
+        public var phoneRequestDelay: Duration? = .seconds(5)
         public init() {}
     }
 
@@ -271,6 +275,13 @@ public final class MessagingFeature: WAClientFeature {
 
     /// History-sync chunks handed over so far (read or failed).
     public var historyChunksHandled: Int { get async { await state.historyChunksHandled } }
+
+    /// Second copies of a recovered message dropped: the sender's retry after our phone's answer,
+    /// or the phone's answer after the retry (tests, diagnostics).
+    public var recoveryDuplicatesDropped: Int { get async { await state.recoveryDuplicatesDropped } }
+
+    /// Failed messages waiting out the delay before our phone is asked (tests, diagnostics).
+    public var pendingPhoneRequests: Int { get async { await state.phoneRequestTimers.count } }
 
     /// How many of our privacy tokens this feature issued to peers (tests, diagnostics).
     public var privacyTokensIssued: Int { get async { await state.privacyTokensIssued } }
@@ -399,6 +410,12 @@ actor MessagingState {
     /// Messages we asked our phone for (placeholder resend): message id → request id, bounded.
     var placeholderRequests: [String: String] = [:]
     var placeholderOrder: [String] = []
+    /// Failed messages whose phone request waits out `phoneRequestDelay` (message id → timer), bounded.
+    var phoneRequestTimers: [String: Task<Void, Never>] = [:]
+    /// Ids delivered while our phone was (to be) asked for them: the other copy is dropped. Bounded.
+    var recoveredIDs: Set<String> = []
+    var recoveredOrder: [String] = []
+    var recoveryDuplicatesDropped = 0
 
     init(provider: any SignalStoreProvider, configuration: MessagingFeature.Configuration, logger: Logger,
          onMessage: MessagingFeature.MessageHandler? = nil, onStatus: MessagingFeature.StatusHandler? = nil,
@@ -918,6 +935,7 @@ actor MessagingState {
                 let message = await presented(recovered)
                 guard await handOver(message, key: key, store: ctx.store) else { return false }
                 placeholderRequests[message.id] = nil
+                noteRecovered(message.id)
                 await client.emit(.messageReceived(message))
             }
             if onMessage != nil { try? await ctx.store.removePendingPlaintexts(stanza: key) }
@@ -946,6 +964,10 @@ actor MessagingState {
             logger.debug("phone sync message received", metadata: [
                 "id": "\(message.id)", "kind": "\(message.message.protocolMessage.type)",
             ])
+        case .message(let addressed, let receipt) where !settleRecovery(addressed.id):
+            // Our phone's answer delivered it already: this is the sender's retry, a second copy.
+            if onMessage != nil { try? await ctx.store.removePendingPlaintexts(stanza: key) }
+            try? await client.send(receipt)
         case .message(let addressed, let receipt):
             let message = await presented(addressed)
             guard await handOver(message, key: key, store: ctx.store) else { return false }
@@ -953,7 +975,12 @@ actor MessagingState {
             if let change = message.identityChange { await client.emit(.identityChanged(change)) }
             await client.emit(.messageReceived(message))
         case .undecryptable(var failed, let retryReceipt):
-            if failed.reason == .unavailable { failed.phoneResendRequested = await requestFromPhone(failed, ctx: ctx, client: client) }
+            if failed.reason == .unavailable {
+                failed.phoneResendRequested = await requestFromPhone(failed, ctx: ctx, client: client)
+            } else if let delay = schedulePhoneRequest(failed, ctx: ctx, client: client) {
+                failed.phoneResendRequested = true
+                failed.phoneResendDelay = delay
+            }
             logger.info("message undecryptable", metadata: [
                 "id": "\(failed.id)", "reason": "\(failed.reason.rawValue)", "retry": "\(failed.retryRequested)",
             ])

@@ -73,6 +73,60 @@ extension MessagingState {
         return nil
     }
 
+    /// Failed messages waiting for their delayed phone request, at most.
+    static let maxPhoneRequestTimers = 256
+    /// Recovered ids remembered for dropping the other copy.
+    static let maxRecoveredIDs = 1_000
+
+    /// After a failed decrypt answered by our first retry receipt, our phone is asked for the
+    /// message once `phoneRequestDelay` passed without the sender's retry (whatsmeow
+    /// delayedRequestMessageFromPhone; groups included, as there). Not for our own devices'
+    /// messages: the phone would be asked about what it or a sibling sent, which the retry covers.
+    /// Returns the delay when scheduled.
+    func schedulePhoneRequest(_ failed: UndecryptableMessage, ctx: Context, client: WAClient) -> Duration? {
+        guard let delay = configuration.phoneRequestDelay, failed.retryCount == 1 else { return nil }
+        let ownUsers = [ctx.own.user, ctx.record.lid?.user].compactMap { $0 }
+        guard !ownUsers.contains(failed.sender.user), phoneRequestTimers[failed.id] == nil,
+              placeholderRequests[failed.id] == nil else { return nil }
+        guard phoneRequestTimers.count < Self.maxPhoneRequestTimers else {
+            logger.warning("phone request not scheduled: too many pending", metadata: ["id": "\(failed.id)"])
+            return nil
+        }
+        phoneRequestTimers[failed.id] = Task {
+            do { try await Task.sleep(for: delay) } catch { return } // cancelled: the retry arrived
+            await self.firePhoneRequest(failed, client: client)
+        }
+        return delay
+    }
+
+    private func firePhoneRequest(_ failed: UndecryptableMessage, client: WAClient) async {
+        guard phoneRequestTimers.removeValue(forKey: failed.id) != nil else { return }
+        guard let ctx = try? await context(client) else { return }
+        _ = await requestFromPhone(failed, ctx: ctx, client: client)
+    }
+
+    /// A message decrypted normally (the sender's retry, or a first delivery): stops its pending
+    /// phone request. False when our phone's answer delivered it already (the copy is dropped).
+    func settleRecovery(_ messageID: String) -> Bool {
+        phoneRequestTimers.removeValue(forKey: messageID)?.cancel()
+        if recoveredIDs.contains(messageID) {
+            recoveryDuplicatesDropped += 1
+            logger.info("second copy of a recovered message dropped (the retry, after the phone's answer)",
+                        metadata: ["id": "\(messageID)"])
+            return false
+        }
+        // Asked already: the phone's answer, when it comes, is the second copy.
+        if placeholderRequests.removeValue(forKey: messageID) != nil { noteRecovered(messageID) }
+        return true
+    }
+
+    func noteRecovered(_ messageID: String) {
+        phoneRequestTimers.removeValue(forKey: messageID)?.cancel()
+        guard recoveredIDs.insert(messageID).inserted else { return }
+        recoveredOrder.append(messageID)
+        if recoveredOrder.count > Self.maxRecoveredIDs { recoveredIDs.remove(recoveredOrder.removeFirst()) }
+    }
+
     func notePlaceholderRequest(_ messageID: String, request: String) {
         if placeholderRequests.updateValue(request, forKey: messageID) == nil {
             placeholderOrder.append(messageID)
@@ -101,7 +155,13 @@ extension MessagingState {
             let key = info.key
             // Forgotten only once handed over: a redelivered answer (handler failed) still counts.
             guard placeholderRequests[key.id] != nil else {
-                logger.info("placeholder resend answer for a message not asked about", metadata: ["id": "\(key.id)"])
+                if recoveredIDs.contains(key.id) {
+                    recoveryDuplicatesDropped += 1
+                    logger.info("second copy of a recovered message dropped (the phone's answer, after the retry)",
+                                metadata: ["id": "\(key.id)"])
+                } else {
+                    logger.info("placeholder resend answer for a message not asked about", metadata: ["id": "\(key.id)"])
+                }
                 continue
             }
             guard let chat = JID(key.remoteJid)?.nonAD else { continue }

@@ -58,8 +58,12 @@ public struct UndecryptableMessage: Sendable, Hashable {
     public var reason: UndecryptableReason
     /// `<unavailable type>` when the server had no ciphertext for us (`view_once`, …; "" when unnamed).
     public var unavailableType: String?
-    /// Our phone was asked to resend it (placeholder resend, for `<unavailable>` messages).
+    /// Our phone was asked to resend it (placeholder resend): at once for `<unavailable>`, or after
+    /// `phoneResendDelay` unless the sender's retry arrives first.
     public var phoneResendRequested = false
+    /// The delay before our phone is asked (after a failed decrypt and our first retry receipt);
+    /// nil when it was asked at once or not at all.
+    public var phoneResendDelay: Duration?
     public var isGroup: Bool { chat.server == JID.groupServer || chat.server == JID.broadcastServer }
     /// Whether the sender (or our phone) was asked for the message again: it may still arrive.
     public var retryRequested: Bool { retryCount != nil || phoneResendRequested }

@@ -32,10 +32,12 @@ struct SimPlaceholder: Sendable {
 extension WASim {
     /// The phone `number` sends `device` (a linked device) a message of `kind` it cannot decrypt,
     /// straight to the device as the server delivers it. For `.unavailable`, `text` is what the
-    /// device's own phone holds and hands over on request. Returns the message id.
+    /// device's own phone holds and hands over on request; for the other kinds it holds it only with
+    /// `ownPhoneHolds` (the phone got its own good copy, as the real network fans out to every
+    /// device; the sender cannot cure it by a retry, as it never sent this ciphertext). Returns the id.
     @discardableResult
     public func sendUndecryptable(_ kind: SimUndecryptableKind, from number: String, to device: JID,
-                                  text: String = "recovered", id: String? = nil) async throws -> String {
+                                  text: String = "recovered", id: String? = nil, ownPhoneHolds: Bool = false) async throws -> String {
         guard let phone = phones[number] else { throw SimError.unknownPhone(number) }
         guard devices[device] != nil, device.device != 0 else { throw SimError("sim.bad_request", "\(device) is not a linked device") }
         let id = id ?? MessageID.random(ownJID: phone.jid)
@@ -63,6 +65,9 @@ extension WASim {
             }
             children = encs + [Node("device-identity", content: .bytes([UInt8](forged)))]
         case .unavailable:
+            children = [Node("unavailable", attributes: ["type": "view_once"])]
+        }
+        if kind == .unavailable || ownPhoneHolds {
             var info = WAWeb_WebMessageInfo()
             info.key.remoteJid = phone.jid.nonAD.description
             info.key.fromMe = false
@@ -71,7 +76,6 @@ extension WASim {
             info.messageTimestamp = UInt64(nowSeconds)
             info.pushName = phone.pushName
             keepPlaceholder(info, forPhoneOf: device.user)
-            children = [Node("unavailable", attributes: ["type": "view_once"])]
         }
         let node = Node("message", [
             Attribute("from", .jid(sender)), Attribute("id", .string(id)), Attribute("t", .string(String(nowSeconds))),
@@ -79,6 +83,12 @@ extension WASim {
         ], content: .nodes(children))
         await deliver(node, to: device)
         return id
+    }
+
+    /// A phone that never answers its linked devices' peer data operation requests (placeholder
+    /// resend, on-demand history) when `answers` is false: the requests are counted, not answered.
+    public func setAnswersPeerRequests(_ answers: Bool, phone number: String) {
+        if answers { silentPhones.remove(number) } else { silentPhones.insert(number) }
     }
 
     /// Message ids of the retry receipts that reached the phone `number` (oldest first).
@@ -156,16 +166,18 @@ extension WASim {
             await answerKeyRequest((sender, request.protocolMessage.appStateSyncKeyRequest.keyIds.map(\.keyID)), phone: phone.number)
             return ack
         }
-        guard request.protocolMessage.type == .peerDataOperationRequestMessage,
-              request.protocolMessage.peerDataOperationRequestMessage.peerDataOperationRequestType == .placeholderMessageResend
+        guard request.protocolMessage.type == .peerDataOperationRequestMessage else { return ack }
+        peerRequestsReceived += 1
+        guard !silentPhones.contains(phone.number) else { return ack }
+        guard request.protocolMessage.peerDataOperationRequestMessage.peerDataOperationRequestType == .placeholderMessageResend
         else { return ack }
         var response = WAE2E_Message()
         response.protocolMessage.type = .peerDataOperationRequestResponseMessage
         response.protocolMessage.peerDataOperationRequestResponseMessage.peerDataOperationRequestType = .placeholderMessageResend
         response.protocolMessage.peerDataOperationRequestResponseMessage.stanzaID = sent.string("id") ?? ""
         for asked in request.protocolMessage.peerDataOperationRequestMessage.placeholderMessageResendRequest.prefix(32) {
-            guard let held = placeholders[phone.number]?[asked.messageKey.id],
-                  let bytes = try? held.info.serializedData() else { continue }
+            guard let held = await heldMessage(asked.messageKey, phone: phone.number),
+                  let bytes = try? held.serializedData() else { continue }
             var result = WAE2E_PeerDataOperationRequestResponseMessage.PeerDataOperationResult()
             result.placeholderMessageResendResponse.webMessageInfoBytes = bytes
             response.protocolMessage.peerDataOperationRequestResponseMessage.peerDataOperationResult.append(result)
@@ -189,5 +201,25 @@ extension WASim {
             logger.warning("phone could not answer a placeholder resend", metadata: ["error": "\(type(of: error))"])
         }
         return ack
+    }
+}
+
+extension WASim {
+    /// What the phone holds of a message its linked device asks about: kept for it (`sendUndecryptable`),
+    /// or a text the phone itself received in that chat.
+    func heldMessage(_ key: WACommon_MessageKey, phone number: String) async -> WAWeb_WebMessageInfo? {
+        if let held = placeholders[number]?[key.id] { return held.info }
+        guard let agent = agents[number], let chat = JID(key.remoteJid) else { return nil }
+        let want = phoneNumberForm(chat.nonAD)
+        guard let got = await agent.received.last(where: {
+            $0.id == key.id && !$0.isFromMe && $0.text != nil && phoneNumberForm($0.chat.nonAD) == want
+        }) else { return nil }
+        var info = WAWeb_WebMessageInfo()
+        info.key = key
+        info.key.fromMe = false
+        info.message.conversation = got.text ?? ""
+        info.messageTimestamp = UInt64(got.timestamp)
+        if chat.server == JID.groupServer { info.participant = phoneNumberForm(got.sender.nonAD).description }
+        return info
     }
 }

@@ -121,6 +121,36 @@ final class HistorySyncEndToEndTests: XCTestCase {
         await harness.shutdown(client)
     }
 
+    /// A media host that answers 503 twice: the first download is tried again (bounded, with a
+    /// pause) and every chunk is read.
+    func testAFailingMediaHostIsTriedAgain() async throws {
+        let harness = try await SimHarness.start { $0.failingMediaDownloads = 2 }
+        let log = ChunkLog()
+        let me = "15550410031", peer = "15550410032"
+        let (client, _) = try await linkedClient(harness, me: me, peers: [peer], log: log)
+        try await eventually(30, "three chunks handed over") { await log.chunks.count == 3 }
+        for chunk in await log.chunks { _ = try content(chunk) }
+        let refused = await harness.sim.mediaDownloadsRefused
+        XCTAssertEqual(refused, 2)
+        await harness.shutdown(client)
+    }
+
+    /// A media host that fails longer than the tries: the chunk is a typed HISTORY download error.
+    func testAMediaHostFailingPastTheTriesIsATypedError() async throws {
+        let harness = try await SimHarness.start { $0.failingMediaDownloads = 3 }
+        let log = ChunkLog()
+        let me = "15550410041", peer = "15550410042"
+        let (client, _) = try await linkedClient(harness, me: me, peers: [peer], log: log)
+        try await eventually(30, "three chunks handed over") { await log.chunks.count == 3 }
+        let chunks = await log.chunks
+        let failed = chunks.compactMap { chunk -> WAClientError? in
+            if case .failure(let error) = chunk.outcome { return error }
+            return nil
+        }
+        XCTAssertEqual(failed.map(\.code), [.mediaTransferFailed], "one chunk failed its three tries")
+        await harness.shutdown(client)
+    }
+
     /// A media host that alters the RECENT blob: that chunk is a typed error, the others are
     /// read, and the client stays connected.
     func testACorruptedBlobIsATypedErrorAndTheLinkStays() async throws {
