@@ -256,6 +256,7 @@ public final class MessagingFeature: WAClientFeature {
     public func linkClosed(client: WAClient) async {
         await state.failPendingAcks()
         await state.offlineSyncReset()
+        await state.cancelPhoneRequests()
     }
 
     public func offlineSyncCompleted(client: WAClient) async {

@@ -92,11 +92,21 @@ extension MessagingState {
             logger.warning("phone request not scheduled: too many pending", metadata: ["id": "\(failed.id)"])
             return nil
         }
-        phoneRequestTimers[failed.id] = Task {
-            do { try await Task.sleep(for: delay) } catch { return } // cancelled: the retry arrived
+        // The client is held weakly: a waiting timer must not keep a dropped client alive.
+        phoneRequestTimers[failed.id] = Task { [weak client] in
+            do { try await Task.sleep(for: delay) } catch { return } // cancelled: the retry arrived, or the link closed
+            guard let client else { return }
             await self.firePhoneRequest(failed, client: client)
         }
         return delay
+    }
+
+    /// The link closed: pending phone requests are dropped, as whatsmeow's
+    /// clearDelayedMessageRequests does; after the reconnect the server's offline queue
+    /// brings the sender's retry, or the message stays reported as undecryptable.
+    func cancelPhoneRequests() {
+        for timer in phoneRequestTimers.values { timer.cancel() }
+        phoneRequestTimers.removeAll()
     }
 
     private func firePhoneRequest(_ failed: UndecryptableMessage, client: WAClient) async {
