@@ -34,7 +34,11 @@ final class AppStateSnapshotTests: XCTestCase {
         try await eventually(10, "four collections from snapshots") { await appState.snapshotsApplied >= 4 }
         let served = await sim.appStateSnapshotsAnswered
         XCTAssertGreaterThanOrEqual(served, 4)
+        // All five collections were fetched and synced (regular holds nothing: version 0).
+        try await eventually(10, "all five collections synced") { await appState.versions.count == AppStateCollection.all.count }
         for name in AppStateCollection.all {
+            let fetched = await sim.appStateFetchCount(name)
+            XCTAssertGreaterThanOrEqual(fetched, 1, name)
             let server = await sim.appStateVersion(of: me, collection: name)
             let local = try await store.appStateVersion(name)
             XCTAssertEqual(local.version, server, name)
