@@ -91,7 +91,7 @@ actor SimMediaStore {
 ///          404 if none; 400 when hash or mms-type is missing or names another blob or type
 ///          (the query whatsmeow's download.go builds)
 enum SimMediaHost {
-    static let kinds: Set<String> = ["image", "video", "audio", "document", "ptt", "sticker", "gif", "md-msg-hist"]
+    static let kinds: Set<String> = ["image", "video", "audio", "document", "ptt", "sticker", "gif", "md-msg-hist", "md-app-state"]
 
     struct UploadAnswer: ResponseEncodable {
         let url: String

@@ -81,6 +81,15 @@ public actor WASim {
         /// The phone's first key share leaves out the key its app-state patches are sealed with: the
         /// companion must ask for it (`appStateSyncKeyRequest`), and the phone answers with a share.
         public var phoneWithholdsAppStateKey = false
+        /// A fresh device's first fetch of a collection (`version=0 return_snapshot=true`) is answered
+        /// with the phone's latest snapshot (an external blob) instead of every patch.
+        public var appStateSnapshots = true
+        /// The phone seals its snapshots with a wrong MAC (one bit flipped): companions must refuse them.
+        public var corruptAppStateSnapshots = false
+        /// A patch whose mutations serialize to more than this many bytes carries them as an external
+        /// blob (`externalMutations`). whatsmeow knows no fixed limit; 4 KiB (some 20 mutations) is
+        /// small enough that tests cross it with one big patch and the initial upload stays inline.
+        public var appStateExternalMutationsThreshold = 4096
         /// DMs to someone who never messaged the sender need a privacy token (`<tctoken>` or
         /// `<cstoken>`), else `<ack error=463>` (`Server/ServerPrivacyTokens.swift`).
         public var requirePrivacyTokens = true
@@ -147,6 +156,9 @@ public actor WASim {
     var appStates: [String: [String: SimAppStateCollection]] = [:]
     var phoneAppStates: [String: SimPhoneAppState] = [:]
     var keyRequestsAnswered = 0
+    /// Version-0 fetches answered with a snapshot, and fetches per collection (tests).
+    var appStateSnapshotsServed = 0
+    var appStateFetches: [String: Int] = [:]
     /// "from>to" (phone-number users): `from` has messaged `to` (so `to` may answer without a token).
     var chatted: Set<String> = []
     /// "issuer>holder": the token `issuer` issued to `holder`.

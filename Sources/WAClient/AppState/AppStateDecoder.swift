@@ -15,6 +15,11 @@ public struct AppStateLimits: Sendable {
     public var maxMutationsPerPatch = 5_000
     public var maxRecordBytes = 64 * 1024
     public var maxIndexBytes = 4 * 1024
+    /// Largest external blob (snapshot or mutations, plaintext) downloaded; whatsmeow sets none,
+    /// this bounds memory: 5,000 records of at most a few KiB each fit.
+    public var maxExternalBytes = 16 << 20
+    /// Most records one snapshot may hold.
+    public var maxSnapshotRecords = 50_000
     public init() {}
 }
 
@@ -48,9 +53,7 @@ public struct AppStatePatchList: Sendable {
             do { decoded = try WAServerSync_SyncdPatch(serializedBytes: bytes) } catch {
                 throw WAClientError(.appStateMalformed, "patch #\(i + 1) is not a SyncdPatch")
             }
-            if decoded.hasExternalMutations {
-                throw WAClientError(.appStateExternalUnsupported, "patch #\(i + 1) has external mutations")
-            }
+            // External mutations are downloaded by the caller (`resolvingExternal`) before decoding.
             guard decoded.mutations.count <= limits.maxMutationsPerPatch else {
                 throw WAClientError(.appStateMalformed, "patch #\(i + 1) has too many mutations")
             }
@@ -93,6 +96,53 @@ public struct AppStateDecoder: Sendable {
         public var mutations: [AppStateMutation]
         public var removedMACs: [Data]
         public var addedMACs: [AppStateMutationMAC]
+    }
+
+    /// Decodes a snapshot (whatsmeow decode.go DecodeSnapshot): every record is a set; the LTHash is
+    /// recomputed from zero and must give the snapshot's MAC under the key the snapshot names.
+    public func decodeSnapshot(_ snapshot: WAServerSync_SyncdSnapshot) async throws -> Output {
+        guard snapshot.hasVersion, snapshot.version.version > 0, snapshot.mac.count == 32, !snapshot.keyID.id.isEmpty else {
+            throw WAClientError(.appStateMalformed, "snapshot without version, MAC or key id")
+        }
+        guard snapshot.records.count <= limits.maxSnapshotRecords else { throw WAClientError(.appStateMalformed, "snapshot has too many records") }
+        var valueMACs: [Data] = []
+        var indexes: Set<Data> = []
+        for (i, record) in snapshot.records.enumerated() {
+            let blob = record.value.blob
+            guard blob.count >= 16 + 16 + 32, blob.count <= limits.maxRecordBytes, record.index.blob.count == 32 else {
+                throw WAClientError(.appStateMalformed, "snapshot record #\(i + 1) has a value or index of a bad size")
+            }
+            // One value per index: a duplicate would count twice in the LTHash.
+            guard indexes.insert(record.index.blob).inserted else {
+                throw WAClientError(.appStateMalformed, "snapshot record #\(i + 1) repeats an index")
+            }
+            valueMACs.append(Data(blob.suffix(32)))
+        }
+        let state = AppStateHashState(version: snapshot.version.version,
+                                      hash: LTHash.subtractThenAdd(Data(count: LTHash.size), remove: [], add: valueMACs))
+        let snapshotKeys = try await keys(snapshot.keyID.id)
+        guard AppStateMAC.snapshotMAC(state, collection: collection, key: snapshotKeys.snapshotMAC) == snapshot.mac else {
+            throw WAClientError(.appStateSnapshotMACMismatch, "snapshot v\(state.version): LTHash does not match its MAC")
+        }
+        var output = Output(state: state, mutations: [], removedMACs: [], addedMACs: [])
+        for (i, record) in snapshot.records.enumerated() {
+            var mutation = WAServerSync_SyncdMutation()
+            mutation.operation = .set
+            mutation.record = record
+            let decoded = try await decode(mutation, number: i + 1)
+            output.addedMACs.append(AppStateMutationMAC(indexMAC: decoded.indexMAC, valueMAC: decoded.valueMAC))
+            output.mutations.append(decoded)
+        }
+        return output
+    }
+
+    /// The key ids a snapshot needs that `key` does not know.
+    public func missingKeyIDs(_ snapshot: WAServerSync_SyncdSnapshot) async throws -> [Data] {
+        var ids: [Data] = []
+        for id in [snapshot.keyID.id] + snapshot.records.map(\.keyID.id) where !ids.contains(id) {
+            if try await key(id) == nil { ids.append(id) }
+        }
+        return ids
     }
 
     /// The key ids the patches need that `key` does not know (whatsmeow GetMissingKeyIDs).

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SwiftProtobuf
 import WABinary
 import WAProto
 
@@ -34,6 +35,9 @@ public final class AppStateFeature: WAClientFeature {
     public var keyRequestsSent: Int { get async { await state.keyRequestsSent } }
     /// How many fetch rounds finished (success or failure), for tests to wait on.
     public var fetchesDone: Int { get async { await state.fetchesDone } }
+    /// How many snapshots were applied, and how many patches came with external mutations (tests).
+    public var snapshotsApplied: Int { get async { await state.snapshotsApplied } }
+    public var externalPatchesApplied: Int { get async { await state.externalPatches } }
 
     /// Our phone shared sync keys (`protocolMessage{appStateSyncKeyShare}`, a peer message).
     func receiveKeyShare(_ message: ReceivedMessage, client: WAClient) async {
@@ -66,6 +70,8 @@ actor AppStateState {
     private(set) var failures: [(collection: String, code: String)] = []
     private(set) var keyRequestsSent = 0
     private(set) var fetchesDone = 0
+    private(set) var snapshotsApplied = 0
+    private(set) var externalPatches = 0
     private var running: Set<String> = []
     private var again: Set<String> = []
     private var requestedKeys: Set<Data> = []
@@ -138,20 +144,33 @@ actor AppStateState {
                 if collection.string("type") == "error" {
                     throw WAClientError(.appStateFetchFailed, "collection error \(collection.child("error")?.string("code") ?? "")")
                 }
-                let list = try AppStatePatchList(parsing: collection, limits: limits)
-                if list.snapshotReference != nil {
-                    throw WAClientError(.appStateExternalUnsupported, "snapshot download not implemented")
-                }
+                var list = try AppStatePatchList(parsing: collection, limits: limits)
+                list.patches = try await resolvingExternal(list.patches, client: client)
                 let decoder = AppStateDecoder(
                     collection: name, limits: limits, key: { [weak self] id in try await self?.mutationKeys(id) },
                     previousValueMAC: { [store] mac in try await store.appStateValueMAC(name, indexMAC: mac) })
-                let missing = try await decoder.missingKeyIDs(list.patches)
+                var snapshot: WAServerSync_SyncdSnapshot?
+                if let reference = list.snapshotReference {
+                    // Only a fresh collection takes a snapshot: it replaces, it does not merge.
+                    guard current.version == 0 else { throw WAClientError(.appStateMalformed, "snapshot for a collection at v\(current.version)") }
+                    snapshot = try await downloadSnapshot(reference, client: client)
+                }
+                var missing = try await decoder.missingKeyIDs(list.patches)
+                if let snapshot { missing += try await decoder.missingKeyIDs(snapshot).filter { !missing.contains($0) } }
                 if !missing.isEmpty {
                     await requestKeys(missing, client: client)
                     logger.info("app-state sync waits for keys", metadata: ["collection": "\(name)", "missing": "\(missing.count)"])
                     return
                 }
-                for patch in list.patches {
+                if let snapshot {
+                    let out = try await decoder.decodeSnapshot(snapshot)
+                    let changes = try await apply(out.mutations)
+                    try await store.commitAppState(name, state: out.state, removed: [], added: out.addedMACs, changes: changes)
+                    current = out.state
+                    snapshotsApplied += 1
+                }
+                // Patches the snapshot already holds are skipped (whatsmeow applies only later versions).
+                for patch in list.patches where patch.version.version > current.version {
                     let out = try await decoder.decode(patch, current: current)
                     let changes = try await apply(out.mutations)
                     try await store.commitAppState(name, state: out.state, removed: out.removedMACs, added: out.addedMACs,
@@ -172,6 +191,47 @@ actor AppStateState {
             logger.warning("app-state sync failed", metadata: ["collection": "\(name)", "error": "\(code)"])
             await client.emit(.appStateSyncFailed(collection: name, version: current.version, code: code))
         }
+    }
+
+    /// A media transfer for one download (not kept: it holds the client, which holds this state).
+    private func media(_ client: WAClient) -> MediaTransfer {
+        var configuration = MediaTransfer.Configuration()
+        configuration.scheme = client.configuration.mediaScheme
+        configuration.maxDownloadBytes = limits.maxExternalBytes
+        return MediaTransfer(client: client, configuration: configuration)
+    }
+
+    /// Downloads `reference` and parses it as `T`; every failure is `appStateExternalFailed` (the
+    /// media code is kept as the message, which carries no bytes).
+    private func downloadExternal<T: SwiftProtobuf.Message>(_ reference: WAServerSync_ExternalBlobReference, as: T.Type,
+                                                            what: String, client: WAClient) async throws -> T {
+        let plaintext: Data
+        do { plaintext = try await media(client).downloadAppState(reference, limit: limits.maxExternalBytes) } catch {
+            if (error as? WAClientError)?.code == .notConnected { throw error }
+            throw WAClientError(.appStateExternalFailed, "\(what) blob: \((error as? WAClientError)?.code.rawValue ?? "\(type(of: error))")")
+        }
+        do { return try T(serializedBytes: plaintext) } catch {
+            throw WAClientError(.appStateExternalFailed, "\(what) blob is not a protobuf")
+        }
+    }
+
+    private func downloadSnapshot(_ reference: WAServerSync_ExternalBlobReference, client: WAClient) async throws -> WAServerSync_SyncdSnapshot {
+        try await downloadExternal(reference, as: WAServerSync_SyncdSnapshot.self, what: "snapshot", client: client)
+    }
+
+    /// Patches whose mutations are an external blob (large patches), with the mutations downloaded in place.
+    private func resolvingExternal(_ patches: [WAServerSync_SyncdPatch], client: WAClient) async throws -> [WAServerSync_SyncdPatch] {
+        var out = patches
+        for i in out.indices where out[i].hasExternalMutations {
+            let external = try await downloadExternal(out[i].externalMutations, as: WAServerSync_SyncdMutations.self,
+                                                      what: "mutations", client: client)
+            guard external.mutations.count <= limits.maxMutationsPerPatch else {
+                throw WAClientError(.appStateMalformed, "patch v\(out[i].version.version) has too many external mutations")
+            }
+            out[i].mutations = external.mutations
+            externalPatches += 1
+        }
+        return out
     }
 
     /// What the verified mutations change; the NCT salt goes to the privacy-token store at once.

@@ -16,6 +16,7 @@ extension WAClientError.Code {
     public static let appStateKeyMissing = WAClientError.Code(rawValue: "client.app_state_key_missing")
     /// The server answered the sync iq with an error.
     public static let appStateFetchFailed = WAClientError.Code(rawValue: "client.app_state_fetch_failed")
-    /// A patch carried its mutations or snapshot as an external blob (not downloaded yet by WAClient).
-    public static let appStateExternalUnsupported = WAClientError.Code(rawValue: "client.app_state_external_unsupported")
+    /// An external blob (a snapshot or a patch's mutations) did not download, was over its bound,
+    /// failed its hashes or media MAC, or was not the protobuf it should be.
+    public static let appStateExternalFailed = WAClientError.Code(rawValue: "client.app_state_external_failed")
 }

@@ -115,6 +115,25 @@ public actor MediaTransfer {
         }
     }
 
+    /// Downloads and decrypts an app-state external blob (a snapshot or a patch's mutations: mms type
+    /// `md-app-state`, "WhatsApp App State Keys"; whatsmeow download.go), at most `limit` bytes of plaintext.
+    public func downloadAppState(_ reference: WAServerSync_ExternalBlobReference, limit: Int) async throws -> Data {
+        guard reference.hasDirectPath, reference.directPath.hasPrefix("/") else {
+            throw WAClientError(.mediaInfoInvalid, "app-state blob reference without a direct path")
+        }
+        return try await download(
+            directPath: reference.directPath, url: "", fileLength: reference.fileSizeBytes,
+            fileEncSHA256: reference.fileEncSha256, mmsType: Self.appStateMMSType,
+            limit: min(limit, configuration.maxDownloadBytes)
+        ) { blob in
+            try MediaCrypto.decrypt(blob, mediaKey: reference.mediaKey, fileSHA256: reference.fileSha256,
+                                    fileEncSHA256: reference.fileEncSha256, type: .appState)
+        }
+    }
+
+    /// The mms type of app-state blobs.
+    public static let appStateMMSType = "md-app-state"
+
     /// The mms type of history-sync blobs.
     public static let historyMMSType = "md-msg-hist"
 

@@ -10,6 +10,8 @@ import WAProto
 struct SimPhoneAppState: Sendable {
     var keys: [WAE2E_AppStateSyncKey]
     var builders: [String: AppStatePatchBuilder] = [:]
+    /// Per collection, the records it holds by index MAC (what a snapshot carries).
+    var records: [String: [Data: WAServerSync_SyncdRecord]] = [:]
     var uploaded = false
     /// The key the patches are sealed with (the first one).
     var active: WAE2E_AppStateSyncKey { keys[0] }
@@ -89,10 +91,53 @@ extension WASim {
         var patch = try builder.patch(mutations, keyID: state.active.keyID.keyID, syncKey: state.active.keyData.keyData)
         if corruptMAC, !patch.patchMac.isEmpty { patch.patchMac[patch.patchMac.startIndex] ^= 0x01 }
         phoneAppStates[number]?.builders[collection] = builder
+        var records = state.records[collection] ?? [:]
+        for mutation in patch.mutations {
+            records[mutation.record.index.blob] = mutation.operation == .set ? mutation.record : nil
+        }
+        phoneAppStates[number]?.records[collection] = records
+        if try SyncdMutationsSize.of(patch) > configuration.appStateExternalMutationsThreshold {
+            var external = WAServerSync_SyncdMutations()
+            external.mutations = patch.mutations
+            patch.externalMutations = try await uploadAppStateBlob(try external.serializedBytes())
+            patch.mutations = []
+        }
+        let snapshot = try await uploadSnapshot(collection: collection, builder: builder, records: records, key: state.active)
         let bytes: Data = try patch.serializedBytes()
-        do { try await storeAppStatePatch(bytes, collection: collection, account: number, excluding: device) } catch {
+        do {
+            try await storeAppStatePatch(bytes, collection: collection, account: number, snapshot: snapshot, excluding: device)
+        } catch {
             throw SimError("sim.app_state_refused", error.reason)
         }
+    }
+
+    /// The collection's snapshot at the builder's version (whatsmeow SyncdSnapshot from the phone's
+    /// side: every record, the MAC of the LTHash, the key id), encrypted and put on the media host.
+    private func uploadSnapshot(collection: String, builder: AppStatePatchBuilder, records: [Data: WAServerSync_SyncdRecord],
+                                key: WAE2E_AppStateSyncKey) async throws -> Data {
+        var snapshot = WAServerSync_SyncdSnapshot()
+        snapshot.version.version = builder.state.version
+        snapshot.records = records.keys.sorted { $0.lexicographicallyPrecedes($1) }.compactMap { records[$0] }
+        snapshot.keyID.id = key.keyID.keyID
+        snapshot.mac = AppStateMAC.snapshotMAC(builder.state, collection: collection,
+                                               key: AppStateMutationKeys(syncKey: key.keyData.keyData).snapshotMAC)
+        if configuration.corruptAppStateSnapshots { snapshot.mac[snapshot.mac.startIndex] ^= 0x01 }
+        let reference = try await uploadAppStateBlob(try snapshot.serializedBytes())
+        return try reference.serializedBytes()
+    }
+
+    /// Encrypts `plaintext` with a fresh media key ("WhatsApp App State Keys") and stores it on the
+    /// media host as `md-app-state`, as the phone uploads snapshots and large patches.
+    func uploadAppStateBlob(_ plaintext: Data) async throws -> WAServerSync_ExternalBlobReference {
+        let mediaKey = Symmetric.randomBytes(32)
+        let blob = try MediaCipher.encrypt(plaintext, keys: MediaKeys(mediaKey: mediaKey, type: .appState))
+        var reference = WAServerSync_ExternalBlobReference()
+        reference.mediaKey = mediaKey
+        reference.directPath = await media.store(blob, kind: "md-app-state")
+        reference.fileSizeBytes = UInt64(plaintext.count)
+        reference.fileSha256 = Symmetric.sha256(plaintext)
+        reference.fileEncSha256 = Symmetric.sha256(blob)
+        return reference
     }
 
     static func mutation(_ change: SimAppStateChange) -> AppStatePatchBuilder.Change {
@@ -125,6 +170,16 @@ extension WASim {
         case .nctSalt(nil):
             return .init(operation: .remove, index: ["nct_salt_sync"], value: value, version: 1)
         }
+    }
+}
+
+/// How big a patch's mutations are once serialized (what decides inline or external).
+enum SyncdMutationsSize {
+    static func of(_ patch: WAServerSync_SyncdPatch) throws -> Int {
+        var mutations = WAServerSync_SyncdMutations()
+        mutations.mutations = patch.mutations
+        let bytes: Data = try mutations.serializedBytes()
+        return bytes.count
     }
 }
 
