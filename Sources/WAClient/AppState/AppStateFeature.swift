@@ -13,7 +13,7 @@ import WAProto
 /// It claims no stanza: MessagingFeature hands it the phone's key shares (phone-sync branch)
 /// and `server_sync` notifications.
 public final class AppStateFeature: WAClientFeature {
-    public typealias Store = AppStateStore & PrivacyTokenStore
+    public typealias Store = AppStateStore & PrivacyTokenStore & LIDMappingStore
     let state: AppStateState
 
     public init(store: any Store, limits: AppStateLimits = AppStateLimits(),
@@ -38,6 +38,8 @@ public final class AppStateFeature: WAClientFeature {
     /// How many snapshots were applied, and how many patches came with external mutations (tests).
     public var snapshotsApplied: Int { get async { await state.snapshotsApplied } }
     public var externalPatchesApplied: Int { get async { await state.externalPatches } }
+    /// PN↔LID pairs taken from contacts and `pnForLidChat` entries.
+    public var lidMappingsLearned: Int { get async { await state.lidMappingsLearned } }
 
     /// Our phone shared sync keys (`protocolMessage{appStateSyncKeyShare}`, a peer message).
     func receiveKeyShare(_ message: ReceivedMessage, client: WAClient) async {
@@ -72,6 +74,7 @@ actor AppStateState {
     private(set) var fetchesDone = 0
     private(set) var snapshotsApplied = 0
     private(set) var externalPatches = 0
+    private(set) var lidMappingsLearned = 0
     private var running: Set<String> = []
     private var again: Set<String> = []
     private var requestedKeys: Set<Data> = []
@@ -237,6 +240,8 @@ actor AppStateState {
     /// What the verified mutations change; the NCT salt goes to the privacy-token store at once.
     private func apply(_ mutations: [AppStateMutation]) async throws -> [AppStateChange] {
         var changes: [AppStateChange] = []
+        var mappings: [LIDMapping] = []
+        defer { lidMappingsLearned += mappings.count }
         for mutation in mutations {
             let set = mutation.operation == .set
             let value = mutation.value
@@ -247,7 +252,18 @@ actor AppStateState {
                 if set, value.hasContactAction {
                     changes.append(.contact(AppStateContact(jid: jid, fullName: value.contactAction.fullName,
                                                             firstName: value.contactAction.firstName)))
+                    // Since the LID migration the phone names each contact's other address: a
+                    // contact indexed by number carries its LID, one indexed by LID its number
+                    // (as Baileys' processContactAction; whatsmeow keeps only the names).
+                    let action = value.contactAction
+                    let other = action.hasLidJid ? action.lidJid : action.hasPnJid ? action.pnJid : nil
+                    if let other, let mapping = Self.mapping(jid, other) { mappings.append(mapping) }
                 } else if !set { changes.append(.contactRemoved(jid)) }
+            case "pnForLidChat":
+                // A LID chat and the number behind it (whatsmeow IndexPNForLIDChat).
+                if set, let jid, value.hasPnForLidChatAction, let mapping = Self.mapping(jid, value.pnForLidChatAction.pnJid) {
+                    mappings.append(mapping)
+                }
             case "setting_pushName" where set && value.hasPushNameSetting:
                 changes.append(.pushName(value.pushNameSetting.name))
             case "mute":
@@ -266,7 +282,16 @@ actor AppStateState {
             default: continue
             }
         }
+        // Stored with the rest of the patch's effects: the next send to the number goes to the LID.
+        if !mappings.isEmpty { try await store.storeLIDMappings(mappings) }
         return changes
+    }
+
+    /// A PN↔LID pair from an app-state index and a JID text; nil unless one is a LID and the
+    /// other a number (anything else is ignored, never guessed).
+    static func mapping(_ indexed: JID, _ otherText: String) -> LIDMapping? {
+        guard !otherText.isEmpty, let other = try? JID(parsing: otherText) else { return nil }
+        return try? LIDMapping(indexed, other)
     }
 
     /// Asks our phone for keys it has not shared (whatsmeow requestAppStateKeys); each id once.

@@ -88,6 +88,15 @@ public nonisolated struct WASyncAction_SyncActionValue: Sendable {
   /// Clears the value of `archiveChatAction`. Subsequent reads from it will return its default value.
   public mutating func clearArchiveChatAction() {self._archiveChatAction = nil}
 
+  public var pnForLidChatAction: WASyncAction_PnForLidChatAction {
+    get {_pnForLidChatAction ?? WASyncAction_PnForLidChatAction()}
+    set {_pnForLidChatAction = newValue}
+  }
+  /// Returns true if `pnForLidChatAction` has been explicitly set.
+  public var hasPnForLidChatAction: Bool {self._pnForLidChatAction != nil}
+  /// Clears the value of `pnForLidChatAction`. Subsequent reads from it will return its default value.
+  public mutating func clearPnForLidChatAction() {self._pnForLidChatAction = nil}
+
   public var nctSaltSyncAction: WASyncAction_NctSaltSyncAction {
     get {_nctSaltSyncAction ?? WASyncAction_NctSaltSyncAction()}
     set {_nctSaltSyncAction = newValue}
@@ -107,6 +116,7 @@ public nonisolated struct WASyncAction_SyncActionValue: Sendable {
   fileprivate var _pinAction: WASyncAction_PinAction? = nil
   fileprivate var _pushNameSetting: WASyncAction_PushNameSetting? = nil
   fileprivate var _archiveChatAction: WASyncAction_ArchiveChatAction? = nil
+  fileprivate var _pnForLidChatAction: WASyncAction_PnForLidChatAction? = nil
   fileprivate var _nctSaltSyncAction: WASyncAction_NctSaltSyncAction? = nil
 }
 
@@ -179,6 +189,27 @@ public nonisolated struct WASyncAction_ContactAction: Sendable {
   fileprivate var _saveOnPrimaryAddressbook: Bool? = nil
   fileprivate var _pnJid: String? = nil
   fileprivate var _username: String? = nil
+}
+
+public nonisolated struct WASyncAction_PnForLidChatAction: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var pnJid: String {
+    get {_pnJid ?? String()}
+    set {_pnJid = newValue}
+  }
+  /// Returns true if `pnJid` has been explicitly set.
+  public var hasPnJid: Bool {self._pnJid != nil}
+  /// Clears the value of `pnJid`. Subsequent reads from it will return its default value.
+  public mutating func clearPnJid() {self._pnJid = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _pnJid: String? = nil
 }
 
 public nonisolated struct WASyncAction_PushNameSetting: Sendable {
@@ -360,7 +391,7 @@ fileprivate nonisolated let _protobuf_package = "WASyncAction"
 
 nonisolated extension WASyncAction_SyncActionValue: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SyncActionValue"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}timestamp\0\u{2}\u{2}contactAction\0\u{1}muteAction\0\u{1}pinAction\0\u{2}\u{2}pushNameSetting\0\u{2}\u{a}archiveChatAction\0\u{2}?nctSaltSyncAction\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}timestamp\0\u{2}\u{2}contactAction\0\u{1}muteAction\0\u{1}pinAction\0\u{2}\u{2}pushNameSetting\0\u{2}\u{a}archiveChatAction\0\u{2}\u{14}pnForLidChatAction\0\u{2}+nctSaltSyncAction\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -374,6 +405,7 @@ nonisolated extension WASyncAction_SyncActionValue: SwiftProtobuf.Message, Swift
       case 5: try { try decoder.decodeSingularMessageField(value: &self._pinAction) }()
       case 7: try { try decoder.decodeSingularMessageField(value: &self._pushNameSetting) }()
       case 17: try { try decoder.decodeSingularMessageField(value: &self._archiveChatAction) }()
+      case 37: try { try decoder.decodeSingularMessageField(value: &self._pnForLidChatAction) }()
       case 80: try { try decoder.decodeSingularMessageField(value: &self._nctSaltSyncAction) }()
       default: break
       }
@@ -403,6 +435,9 @@ nonisolated extension WASyncAction_SyncActionValue: SwiftProtobuf.Message, Swift
     try { if let v = self._archiveChatAction {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
     } }()
+    try { if let v = self._pnForLidChatAction {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 37)
+    } }()
     try { if let v = self._nctSaltSyncAction {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 80)
     } }()
@@ -416,6 +451,7 @@ nonisolated extension WASyncAction_SyncActionValue: SwiftProtobuf.Message, Swift
     if lhs._pinAction != rhs._pinAction {return false}
     if lhs._pushNameSetting != rhs._pushNameSetting {return false}
     if lhs._archiveChatAction != rhs._archiveChatAction {return false}
+    if lhs._pnForLidChatAction != rhs._pnForLidChatAction {return false}
     if lhs._nctSaltSyncAction != rhs._nctSaltSyncAction {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -476,6 +512,40 @@ nonisolated extension WASyncAction_ContactAction: SwiftProtobuf.Message, SwiftPr
     if lhs._saveOnPrimaryAddressbook != rhs._saveOnPrimaryAddressbook {return false}
     if lhs._pnJid != rhs._pnJid {return false}
     if lhs._username != rhs._username {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WASyncAction_PnForLidChatAction: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PnForLidChatAction"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pnJID\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self._pnJid) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._pnJid {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WASyncAction_PnForLidChatAction, rhs: WASyncAction_PnForLidChatAction) -> Bool {
+    if lhs._pnJid != rhs._pnJid {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -19,7 +19,10 @@ struct SimPhoneAppState: Sendable {
 
 /// One change the phone makes to its app state (tests drive these).
 public enum SimAppStateChange: Sendable {
-    case contact(JID, fullName: String, firstName: String)
+    /// `lid`: the contact's LID, named in the entry as today's phones do.
+    case contact(JID, fullName: String, firstName: String, lid: JID? = nil)
+    /// A LID chat and the number behind it (`pnForLidChat`).
+    case pnForLidChat(lid: JID, pn: JID)
     case removeContact(JID)
     case pushName(String)
     case mute(JID, until: Date?)
@@ -65,7 +68,9 @@ extension WASim {
         guard let phone = phones[number], !phoneAppState(number).uploaded else { return }
         phoneAppStates[number]?.uploaded = true
         let others = phones.values.filter { $0.number != number }.sorted { $0.number < $1.number }
-        var contacts: [SimAppStateChange] = others.map { .contact($0.jid, fullName: "\($0.pushName) Contact", firstName: $0.pushName) }
+        var contacts: [SimAppStateChange] = others.map {
+            .contact($0.jid, fullName: "\($0.pushName) Contact", firstName: $0.pushName, lid: JID(user: $0.lidUser, server: JID.lidServer))
+        }
         if contacts.isEmpty { contacts = [.contact(JID(user: "15550000001", server: JID.userServer), fullName: "Sim Contact", firstName: "Sim")] }
         let chat = others.first?.jid ?? JID(user: "15550000001", server: JID.userServer)
         do {
@@ -144,11 +149,15 @@ extension WASim {
         var value = WASyncAction_SyncActionValue()
         value.timestamp = Int64(Date().timeIntervalSince1970 * 1000)
         switch change {
-        case .contact(let jid, let full, let first):
+        case .contact(let jid, let full, let first, let lid):
             value.contactAction.fullName = full
             value.contactAction.firstName = first
             value.contactAction.saveOnPrimaryAddressbook = true
+            if let lid { value.contactAction.lidJid = lid.nonAD.description }
             return .init(index: ["contact", jid.nonAD.description], value: value, version: 2)
+        case .pnForLidChat(let lid, let pn):
+            value.pnForLidChatAction.pnJid = pn.nonAD.description
+            return .init(index: ["pnForLidChat", lid.nonAD.description], value: value, version: 1)
         case .removeContact(let jid):
             return .init(operation: .remove, index: ["contact", jid.nonAD.description], value: value, version: 2)
         case .pushName(let name):

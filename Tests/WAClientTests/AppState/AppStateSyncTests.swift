@@ -78,6 +78,28 @@ final class AppStateSyncTests: XCTestCase {
         }
         try await sim.changeAppState(phone: me, collection: "critical_unblock_low", [.removeContact(newcomer)])
         try await eventually(10, "contact removed") { (try? await store.appStateContact(newcomer)) == nil }
+
+        // The phone names a contact's LID, and a LID chat's number: both pairs reach the LID table
+        // (no message was exchanged with either, so nothing else could have told them).
+        let learnedAtLink = await appState.lidMappingsLearned
+        XCTAssertGreaterThanOrEqual(learnedAtLink, 1, "the initial contacts carry their LIDs")
+        let named = jid("15558887777"), namedLID = JID(user: "77001", server: JID.lidServer)
+        let chatPN = jid("15558886666"), chatLID = JID(user: "66001", server: JID.lidServer)
+        try await sim.changeAppState(phone: me, collection: "critical_unblock_low",
+                                     [.contact(named, fullName: "Named", firstName: "N", lid: namedLID)])
+        try await sim.changeAppState(phone: me, collection: "regular", [.pnForLidChat(lid: chatLID, pn: chatPN)])
+        try await eventually(10, "both mappings stored") {
+            let lid = try? await store.lid(forPN: named), pn = try? await store.pn(forLID: chatLID)
+            return lid == namedLID && pn == chatPN
+        }
+        // A pair that is not one number and one LID is ignored, never stored.
+        try await sim.changeAppState(phone: me, collection: "regular",
+                                     [.pnForLidChat(lid: jid("15558885555"), pn: jid("15558884444"))])
+        try await eventually(10, "the bad pair's patch applied") { await appState.versions["regular"] == 2 }
+        let bogus = try await store.lid(forPN: jid("15558884444"))
+        XCTAssertNil(bogus)
+        let learned = await appState.lidMappingsLearned
+        XCTAssertEqual(learned, learnedAtLink + 2)
         await harness.shutdown(client)
     }
 
