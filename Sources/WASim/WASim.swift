@@ -485,6 +485,9 @@ public actor WASim {
         refs = refs.filter { $0.value.connection !== connection }
         let jid = JID(user: number, device: deviceID, server: JID.userServer)
         let lid = JID(user: phone.lidUser, device: deviceID, server: JID.lidServer)
+        // The phone's app state (with its snapshots on the media host) exists before the link, as
+        // on a real phone; made now, the device's first login cannot overtake the initial sync.
+        if configuration.phoneSendsInitialSync { await uploadInitialAppState(phone: number, excluding: jid) }
         let device = try await connection.pair(phone: phone, deviceJID: jid, lid: lid, keyIndex: keyIndex, advSecret: advSecret)
         devices[jid] = device
         logger.info("device linked", metadata: ["device": "\(jid)"])
