@@ -9,30 +9,43 @@ import XCTest
 /// message (whatsmeow delayedRequestMessageFromPhone); whichever copy comes first is delivered,
 /// the other dropped. WAClient against WASim.
 final class PhoneRequestTests: XCTestCase {
-    /// The client loses its session with the peer: "two" fails, retry #1 fails again, retry #2
-    /// brings a pkmsg; meanwhile (no delay configured) our phone, which received "two" itself,
-    /// answers the request. Exactly one copy is delivered, the other is dropped and counted.
-    func testTheRetryAndThePhonesAnswerDeliverTheMessageOnce() async throws {
+    struct Run {
+        let harness: SimHarness
+        let client: WAClient
+        let feature: MessagingFeature
+        let log: EventLog
+        let me: String
+        let peer: String
+    }
+
+    /// A linked client with `delay` as its phone-request delay, one message from `peer` received,
+    /// then the client's session with the peer deleted, so the peer's next message fails to decrypt.
+    private func linkedThenSessionLost(delay: Duration, me: String, peer: String) async throws -> Run {
         let harness = try await SimHarness.start()
         let sim = harness.sim
         let store = InMemoryDeviceStore()
         var config = MessagingFeature.Configuration()
-        config.phoneRequestDelay = .zero
+        config.phoneRequestDelay = delay
         let feature = MessagingFeature(store: store, configuration: config)
         let client = WAClient(store: store, configuration: await harness.configuration(), features: [feature])
         let log = EventLog.watching(client)
-        let me = "15550200081", peer = "15550200082"
         let info = try await within(20) { try await harness.qrLogin(client, phone: me) }
         await sim.createPhone(number: peer)
         try await eventually(10, "prekeys uploaded") { await sim.uploadedPreKeyCount(info.jid) == 812 }
         let first = try await sim.sendText(from: peer, to: user(me), text: "one")
         try await eventually(5, "first") { await log.received.contains { $0.id == first } }
-
         let loaded = try await store.loadDevice()
-        let record = try XCTUnwrap(loaded)
-        let signal = try await store.signalStore(for: record)
+        let signal = try await store.signalStore(for: try XCTUnwrap(loaded))
         let peerPhone = await sim.phone(peer)
         try await signal.deleteSession(for: SignalAddress(jid: try XCTUnwrap(peerPhone?.lid)))
+        return Run(harness: harness, client: client, feature: feature, log: log, me: me, peer: peer)
+    }
+    /// The client loses its session with the peer: "two" fails, retry #1 fails again, retry #2
+    /// brings a pkmsg; meanwhile (no delay configured) our phone, which received "two" itself,
+    /// answers the request. Exactly one copy is delivered, the other is dropped and counted.
+    func testTheRetryAndThePhonesAnswerDeliverTheMessageOnce() async throws {
+        let run = try await linkedThenSessionLost(delay: .zero, me: "15550200081", peer: "15550200082")
+        let (harness, sim, client, feature, log, me, peer) = (run.harness, run.harness.sim, run.client, run.feature, run.log, run.me, run.peer)
         let second = try await sim.sendText(from: peer, to: user(me), text: "two")
         try await eventually(20, "delivered and the other copy dropped") {
             let delivered = await log.received.contains { $0.id == second }
@@ -57,24 +70,8 @@ final class PhoneRequestTests: XCTestCase {
 
     /// A message the sender's retry cures before the delay is not asked of the phone.
     func testARetryThatArrivesInTimeCancelsThePhoneRequest() async throws {
-        let harness = try await SimHarness.start()
-        let sim = harness.sim
-        let store = InMemoryDeviceStore()
-        var config = MessagingFeature.Configuration()
-        config.phoneRequestDelay = .seconds(600)
-        let feature = MessagingFeature(store: store, configuration: config)
-        let client = WAClient(store: store, configuration: await harness.configuration(), features: [feature])
-        let log = EventLog.watching(client)
-        let me = "15550200091", peer = "15550200092"
-        let info = try await within(20) { try await harness.qrLogin(client, phone: me) }
-        await sim.createPhone(number: peer)
-        try await eventually(10, "prekeys uploaded") { await sim.uploadedPreKeyCount(info.jid) == 812 }
-        let first = try await sim.sendText(from: peer, to: user(me), text: "one")
-        try await eventually(5, "first") { await log.received.contains { $0.id == first } }
-        let loaded = try await store.loadDevice()
-        let signal = try await store.signalStore(for: try XCTUnwrap(loaded))
-        let peerPhone = await sim.phone(peer)
-        try await signal.deleteSession(for: SignalAddress(jid: try XCTUnwrap(peerPhone?.lid)))
+        let run = try await linkedThenSessionLost(delay: .seconds(600), me: "15550200091", peer: "15550200092")
+        let (harness, sim, client, feature, log, me, peer) = (run.harness, run.harness.sim, run.client, run.feature, run.log, run.me, run.peer)
         let second = try await sim.sendText(from: peer, to: user(me), text: "two")
         try await eventually(20, "decrypted after retries") { await log.received.contains { $0.id == second } }
         let pending = await feature.pendingPhoneRequests

@@ -227,16 +227,16 @@ public actor WAClient {
             }
             guard let delay, !machine.isStopped else { break }
             if delay > .zero { try? await Task.sleep(for: delay) }
-            let reason: CloseReason
             if stopRequested || Task.isCancelled {
-                reason = .ownerStopped
+                actions = machine.handle(.closed(.ownerStopped), jitterUnit: Double.random(in: 0...1))
             } else {
                 let ended = await runConnection()
-                reason = stopRequested ? .ownerStopped : ended
-                // What waited on this link (sends awaiting their ack) will not get an answer.
+                actions = machine.handle(.closed(stopRequested ? .ownerStopped : ended), jitterUnit: Double.random(in: 0...1))
+                // What waited on this link (sends awaiting their ack) will not get an answer. Told
+                // after the state left `connected`: a caller whose send failed must not still read
+                // `connected` and send again into no link.
                 for feature in features { await feature.linkClosed(client: self) }
             }
-            actions = machine.handle(.closed(reason), jitterUnit: Double.random(in: 0...1))
         }
         runTask = nil
     }
