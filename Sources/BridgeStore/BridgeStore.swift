@@ -44,6 +44,8 @@ public final class BridgeStore: Sendable {
 
     public let configuration: Configuration
     public let registry: Registry
+    /// Device leases and worker heartbeats (several workers on one store).
+    public let leases: any LeaseStoring
     private let cache: DatabaseCache
     private let devicesDirectory: URL
 
@@ -54,9 +56,11 @@ public final class BridgeStore: Sendable {
         let devices = configuration.dataDirectory.appendingPathComponent("devices", isDirectory: true)
         try SQLiteFiles.makePrivateDirectory(devices)
         devicesDirectory = devices
-        registry = Registry(queue: try files.openQueue(
+        let registryQueue = try files.openQueue(
             at: configuration.dataDirectory.appendingPathComponent("registry.sqlite"),
-            migrator: RegistrySchema.migrator, secureDelete: false))
+            migrator: RegistrySchema.migrator, secureDelete: false)
+        registry = Registry(queue: registryQueue)
+        leases = SQLiteLeaseStore(queue: registryQueue)
         let masterKey = configuration.masterKey
         cache = DatabaseCache(capacity: configuration.maxOpenDatabases) { key in
             let folder = devices.appendingPathComponent(key.device.rawValue, isDirectory: true)
@@ -106,14 +110,30 @@ public final class BridgeStore: Sendable {
     /// The handles of one device: its key store, its data store, its media folder.
     /// `store.not_found` for an unknown device; `store.wrong_master_key` when its
     /// keys do not open with the configured master key.
-    public func device(_ id: DeviceID) throws(StoreError) -> DeviceStorage {
+    ///
+    /// `generation`: the owner generation of the caller's lease on the device. Every key write
+    /// through the handle is then refused with `store.fenced` once another owner raised the
+    /// device's fence past it (`raiseFence`); nil writes unfenced.
+    public func device(_ id: DeviceID, generation: Int64? = nil) throws(StoreError) -> DeviceStorage {
         _ = try registry.device(id)
         _ = try cache.database(for: .init(device: id, kind: .session))  // checks the master key now
         let cipher = KeyCipher(key: configuration.masterKey?.deviceKey(for: id))
         return DeviceStorage(
             id: id, folder: folder(of: id),
-            keys: SQLiteSessionStore(deviceID: id, cache: cache, cipher: cipher),
+            keys: SQLiteSessionStore(deviceID: id, cache: cache, cipher: cipher, generation: generation),
             data: DeviceDataStore(deviceID: id, cache: cache))
+    }
+
+    /// Raises the device's fence to `generation` (never lowers it): from then on, key writes of
+    /// handles opened with a lower generation are refused. A new owner calls it after taking the
+    /// lease and before it connects, so the previous owner's late writes cannot land.
+    public func raiseFence(_ id: DeviceID, to generation: Int64) async throws(StoreError) {
+        try await SQLiteSessionStore(deviceID: id, cache: cache, cipher: KeyCipher(key: nil)).raiseFence(to: generation)
+    }
+
+    /// The device's fence now (0 until an owner raised it).
+    public func fence(_ id: DeviceID) async throws(StoreError) -> Int64 {
+        try await SQLiteSessionStore(deviceID: id, cache: cache, cipher: KeyCipher(key: nil)).fence()
     }
 
     public func listDevices() throws(StoreError) -> [RegisteredDevice] { try registry.listDevices() }

@@ -26,6 +26,11 @@ public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let invalidSettings = Code(rawValue: "store.invalid_settings")
         /// The file system refused (folder creation, permissions, removal).
         public static let io = Code(rawValue: "store.io")
+        /// A key write from an owner whose lease was taken over: the device's fence is past
+        /// the writer's generation (another worker owns the device now). Nothing was written.
+        public static let fenced = Code(rawValue: "store.fenced")
+        /// Another worker holds the device's lease.
+        public static let leaseHeld = Code(rawValue: "store.lease_held")
         /// SQLite failed (busy past the timeout, disk full, constraint...).
         public static let database = Code(rawValue: "store.database")
     }
