@@ -9,7 +9,12 @@ import WAClient
 /// Nothing here is shared with another device.
 actor DeviceActor {
     let id: DeviceID
-    private let storage: DeviceStorage
+    /// Opened with the generation of this worker's lease when workers share the store (its key
+    /// writes are fenced by it); replaced on every take-over.
+    private var storage: DeviceStorage
+    /// False while another worker may own the device (shared store, no lease here): the actor
+    /// then writes nothing to the registry and publishes nothing.
+    private(set) var owned: Bool
     private let registry: Registry
     private let configuration: WAClientConfiguration
     /// What the device keeps of its phone's history sync (`HistorySettings`).
@@ -45,8 +50,10 @@ actor DeviceActor {
 
     init(id: DeviceID, storage: DeviceStorage, registry: Registry, configuration: WAClientConfiguration,
          recorder: any EventRecording, counters: MessageCounters, retryPolicy: EventRetryPolicy = EventRetryPolicy(),
-         history: HistorySettings = HistorySettings(), logger: Logger, emit: @escaping @Sendable (DeviceEvent) -> Void) {
+         history: HistorySettings = HistorySettings(), owned: Bool = true, logger: Logger,
+         emit: @escaping @Sendable (DeviceEvent) -> Void) {
         self.id = id
+        self.owned = owned
         self.history = history
         self.storage = storage
         self.registry = registry
@@ -213,6 +220,7 @@ actor DeviceActor {
 
     /// Writes the identity to the registry and the in-memory copy the handlers read.
     private func setIdentity(jid newJID: String?, lid: String?, pushName: String) {
+        guard owned else { return }
         jid.set(newJID)
         do { _ = try registry.setIdentity(id, jid: newJID, lid: lid, pushName: pushName) } catch {
             logger.warning("identity not recorded", metadata: ["code": "\(error.code)"])
@@ -221,6 +229,7 @@ actor DeviceActor {
 
     /// Writes the state to the registry and the in-memory copy.
     private func writeState(_ to: DeviceState) {
+        guard owned else { return }
         state = to
         do { _ = try registry.updateState(id, to: to) } catch {
             logger.warning("state not recorded", metadata: ["code": "\(error.code)"])
@@ -234,7 +243,7 @@ actor DeviceActor {
     }
 
     private func record(_ t: StateTransition, generation gen: Int) {
-        guard gen == generation else { return }
+        guard gen == generation, owned else { return }
         let to = DeviceState(rawValue: t.to.rawValue) ?? .disconnected
         let from = DeviceState(rawValue: t.from.rawValue) ?? .disconnected
         // The identity goes with the session: whoever sees `logged_out` sees no JID
@@ -246,7 +255,7 @@ actor DeviceActor {
 
     private func setState(_ to: DeviceState, reason: String) {
         let from = state
-        guard from != to else { return }
+        guard from != to, owned else { return }
         writeState(to)
         publish(DeviceEvent(deviceID: id, kind: .state(from: from, to: to, reason: reason)))
     }
@@ -295,7 +304,7 @@ actor DeviceActor {
     }
 
     private func handle(_ e: WAEvent, generation gen: Int) {
-        guard gen == generation else { return }
+        guard gen == generation, owned else { return }
         switch e {
         case .qr(let code):
             let q = QRLogin(text: code.text, expiresAt: Date().addingTimeInterval(code.validFor.timeInterval), index: code.index)
@@ -482,6 +491,37 @@ actor DeviceActor {
         setState(.loggedOut, reason: "logout_requested")
         publish(DeviceEvent(deviceID: id, kind: .loggedOut(reason: "logout_requested")))
     }
+
+    // MARK: Ownership (workers sharing one store)
+
+    /// This worker took the device's lease: from now on its keys are written with `storage`'s
+    /// generation, and the state the previous owner left (connected, when it died) is settled.
+    func takeOwnership(_ storage: DeviceStorage) {
+        self.storage = storage
+        owned = true
+        if let registered = try? registry.device(id) {
+            state = registered.state
+            jid.set(registered.jid)
+        }
+        settleAfterCrash()
+    }
+
+    /// Handing over (rebalance, SIGTERM): the link closes and `disconnected` is recorded while
+    /// the lease is still ours; then the actor goes quiet.
+    func handOver() async {
+        await shutdown()
+        owned = false
+    }
+
+    /// The lease is gone (expired, taken over): another worker may own the device already, so
+    /// the actor goes quiet first and only then closes the link, recording nothing.
+    func abandon() async {
+        owned = false
+        await shutdown()
+    }
+
+    /// True while a QR or pairing-code login runs: such a device is not handed over.
+    var isLoggingIn: Bool { qrTask != nil || (client != nil && jid.jid == nil) }
 
     /// Stops the client for good and forgets it (a later call makes a fresh one).
     func shutdown() async {
