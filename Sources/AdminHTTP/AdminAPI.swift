@@ -45,7 +45,10 @@ public enum AdminAPI {
         let pushName: String
         let createdAt: String
         let updatedAt: String
+        /// The worker running the device now; absent when none does.
+        let worker: String?
         init(_ d: DeviceInfo) {
+            worker = d.worker
             id = d.id
             state = d.state.rawValue
             jid = d.jid

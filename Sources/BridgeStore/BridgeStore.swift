@@ -69,10 +69,13 @@ public final class BridgeStore: Sendable {
             }
             switch key.kind {
             case .session:
-                let queue = try files.openQueue(
-                    at: folder.appendingPathComponent("session.sqlite"), migrator: SessionSchema.migrator, secureDelete: true)
-                try SessionKeyCheck.verifyOrInstall(queue, cipher: KeyCipher(key: masterKey?.deviceKey(for: key.device)))
-                return queue
+                // The key check is installed under the same lock as the migrations (another
+                // worker process may open the new file at the same moment).
+                return try files.openQueue(
+                    at: folder.appendingPathComponent("session.sqlite"), migrator: SessionSchema.migrator, secureDelete: true,
+                    afterMigrating: { queue throws(StoreError) in
+                        try SessionKeyCheck.verifyOrInstall(queue, cipher: KeyCipher(key: masterKey?.deviceKey(for: key.device)))
+                    })
             case .history:
                 return try files.openQueue(
                     at: folder.appendingPathComponent("history.sqlite"), migrator: HistorySchema.migrator, secureDelete: false)
@@ -86,13 +89,15 @@ public final class BridgeStore: Sendable {
     /// databases (migrated; the key check records whether keys are encrypted).
     /// A nil `id` generates a UUID.
     @discardableResult
-    public func createDevice(id: DeviceID? = nil, settings: String = "{}") throws(StoreError) -> RegisteredDevice {
+    /// `leaseFor`: the worker that holds the new device's first lease (workers sharing the store).
+    public func createDevice(id: DeviceID? = nil, settings: String = "{}",
+                             leaseFor owner: (worker: String, ttl: TimeInterval)? = nil) throws(StoreError) -> RegisteredDevice {
         let id = id ?? DeviceID.generate()
         let folder = folder(of: id)
         if FileManager.default.fileExists(atPath: folder.path) {
             throw StoreError(.deviceExists, "device \(id) already has a folder")
         }
-        let device = try registry.createDevice(id, settings: settings)
+        let device = try registry.createDevice(id, settings: settings, lease: owner.map { ($0.worker, $0.ttl) })
         do throws(StoreError) {
             try SQLiteFiles.makePrivateDirectory(folder)
             try SQLiteFiles.makePrivateDirectory(folder.appendingPathComponent("media", isDirectory: true))

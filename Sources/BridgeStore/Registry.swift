@@ -9,11 +9,20 @@ public final class Registry: Sendable {
     init(queue: DatabaseQueue) { self.queue = queue }
 
     /// Inserts a new slot; `store.device_exists` when the ID is taken.
-    func createDevice(_ id: DeviceID, settings: String, now: Date = Date()) throws(StoreError) -> RegisteredDevice {
+    /// `lease`: the creating worker holds the new device from the first instant (generation 1),
+    /// so no other worker's round can take it between the insert and its login.
+    func createDevice(_ id: DeviceID, settings: String, lease: (owner: String, ttl: TimeInterval)? = nil,
+                      now: Date = Date()) throws(StoreError) -> RegisteredDevice {
         let settings = try Self.validatedSettings(settings)
         let device = RegisteredDevice(id: id, createdAt: now, updatedAt: now, settings: settings)
         do {
-            try queue.write { db in try device.insert(db) }
+            try queue.write { db in
+                try device.insert(db)
+                if let lease {
+                    try db.execute(sql: "INSERT INTO lease(deviceID, owner, generation, expiresAt) VALUES (?, ?, 1, ?)",
+                                   arguments: [id.rawValue, lease.owner, Date().timeIntervalSince1970 + lease.ttl])
+                }
+            }
         } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
             throw StoreError(.deviceExists, "device \(id) already exists")
         } catch {

@@ -34,7 +34,14 @@ struct SQLiteFiles: Sendable {
     }
 
     /// Opens (creating when needed) a database file and runs its migrations.
-    func openQueue(at url: URL, migrator: DatabaseMigrator, secureDelete: Bool) throws(StoreError) -> DatabaseQueue {
+    ///
+    /// Several worker processes may open the same new file at once (workers sharing a data
+    /// folder): the migrations and `afterMigrating` run under an exclusive `flock` on a lock
+    /// file beside it, as GRDB's migrator reads the applied migrations before it locks the
+    /// database. (A separate file: closing any descriptor of the database itself would drop
+    /// SQLite's own POSIX locks.)
+    func openQueue(at url: URL, migrator: DatabaseMigrator, secureDelete: Bool,
+                   afterMigrating: ((DatabaseQueue) throws(StoreError) -> Void)? = nil) throws(StoreError) -> DatabaseQueue {
         try Self.makePrivateFile(url)
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
@@ -48,16 +55,35 @@ struct SQLiteFiles: Sendable {
         }
         do {
             let queue = try DatabaseQueue(path: url.path, configuration: configuration)
-            try migrator.migrate(queue)
+            try Self.withExclusiveLock(url.path + ".lock") { () throws(StoreError) in
+                do { try migrator.migrate(queue) } catch let e as StoreError { throw e } catch {
+                    throw StoreError(.database, "cannot migrate \(url.lastPathComponent): \(error)")
+                }
+                try afterMigrating?(queue)
+            }
             for suffix in ["-wal", "-shm"] {
                 let side = url.path + suffix
                 if FileManager.default.fileExists(atPath: side) { _ = chmod(side, 0o600) }
             }
             return queue
+        } catch let error as StoreError {
+            throw error
         } catch let error as DatabaseError where error.resultCode == .SQLITE_NOTADB || error.resultCode == .SQLITE_CORRUPT {
             throw StoreError(.corrupt, "\(url.lastPathComponent) is not a valid database")
         } catch {
             throw StoreError(.database, "cannot open \(url.lastPathComponent): \(error)")
         }
+    }
+
+    /// Runs `body` holding an exclusive `flock` on `path` (created 0600 when missing).
+    static func withExclusiveLock<T>(_ path: String, _ body: () throws(StoreError) -> T) throws(StoreError) -> T {
+        let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StoreError(.io, "cannot open lock file \((path as NSString).lastPathComponent): errno \(errno)") }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw StoreError(.io, "cannot lock \((path as NSString).lastPathComponent): errno \(errno)") }
+        }
+        defer { flock(fd, LOCK_UN) }
+        return try body()
     }
 }

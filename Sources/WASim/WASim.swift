@@ -119,6 +119,9 @@ public actor WASim {
     /// Linked devices whose keys the simulator holds, with no connection (`provisionHeadlessDevices`).
     var headless: [JID: SimHeadlessDevice] = [:]
     private var live: [JID: SimConnection] = [:]
+    /// Per device: logins accepted, and how many of them found another live session of the
+    /// device and replaced it (two clients logged in as one device at once, as WhatsApp sees it).
+    private var sessionCounts: [JID: (logins: Int, replaced: Int)] = [:]
     private var connections: [Int: SimConnection] = [:]
     private var nextConnectionID = 0
     private var refs: [String: (connection: SimConnection, expires: ContinuousClock.Instant)] = [:]
@@ -339,7 +342,9 @@ public actor WASim {
         guard let device = devices[jid], device.noiseKey == noiseKey else {
             return .failure(Node("failure", [Attribute("reason", "401"), Attribute("location", "sim")]))
         }
+        sessionCounts[jid, default: (0, 0)].logins += 1
         if let previous = live[jid], previous !== connection {
+            sessionCounts[jid, default: (0, 0)].replaced += 1
             await previous.sendAndClose(Node("stream:error", content: .nodes([Node("conflict", [Attribute("type", "replaced")])])))
         }
         live[jid] = connection
@@ -633,6 +638,10 @@ public actor WASim {
         devices.keys.filter { $0.user == number }.sorted { $0.device < $1.device }
     }
     public func isOnline(_ jid: JID) -> Bool { live[jid] != nil }
+    /// Logins of the device accepted so far.
+    public func loginCount(_ jid: JID) -> Int { sessionCounts[jid]?.logins ?? 0 }
+    /// Logins of the device that replaced a session of it still open (`conflict type=replaced`).
+    public func replacedSessionCount(_ jid: JID) -> Int { sessionCounts[jid]?.replaced ?? 0 }
     public func device(_ jid: JID) -> SimDevice? { devices[jid] }
     public var connectionCount: Int { connections.count }
     /// Refs currently offered to registering clients.

@@ -89,6 +89,9 @@ public final class WorkerProcess: Sendable {
         return process.terminationStatus
     }
 
+    /// Sends `signal` (SIGSTOP freezes the worker, SIGCONT resumes it).
+    public func send(signal: Int32) { if process.isRunning { kill(process.processIdentifier, signal) } }
+
     /// `kill -9`: no cleanup, no flushing, as a crash or an OOM kill.
     public func crash() {
         guard process.isRunning else { return }

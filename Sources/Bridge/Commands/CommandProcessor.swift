@@ -506,9 +506,11 @@ struct CommandProcessor: Sendable {
     }
 
     /// Link trouble (worth waiting for the device again) rather than a refusal by WhatsApp.
+    /// `not_owner` too: the device moved to another worker, whose consumer sends the command
+    /// once this one stops and hands it back to the queue.
     static func isTransient(_ error: any Error) -> Bool {
         guard let e = error as? WAClientError else { return !(error is CommandRefusal) && !(error is DeviceError) }
-        return [.notConnected, .connectionClosed, .ackTimeout].contains(e.code)
+        return [.notConnected, .connectionClosed, .ackTimeout, .notOwner].contains(e.code)
     }
 
     static func code(_ error: any Error) -> String {

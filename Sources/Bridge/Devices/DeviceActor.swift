@@ -15,6 +15,11 @@ actor DeviceActor {
     /// False while another worker may own the device (shared store, no lease here): the actor
     /// then writes nothing to the registry and publishes nothing.
     private(set) var owned: Bool
+    /// The lease as this worker's clock sees it (`OwnedDevices.owns`), asked before every
+    /// registry write and event: a worker resumed after a freeze must not record the `replaced`
+    /// of its dead link before its ownership round even ran. Always true with one worker.
+    private let leaseHeld: @Sendable () -> Bool
+    private var mayRecord: Bool { owned && leaseHeld() }
     private let registry: Registry
     private let configuration: WAClientConfiguration
     /// What the device keeps of its phone's history sync (`HistorySettings`).
@@ -50,10 +55,12 @@ actor DeviceActor {
 
     init(id: DeviceID, storage: DeviceStorage, registry: Registry, configuration: WAClientConfiguration,
          recorder: any EventRecording, counters: MessageCounters, retryPolicy: EventRetryPolicy = EventRetryPolicy(),
-         history: HistorySettings = HistorySettings(), owned: Bool = true, logger: Logger,
+         history: HistorySettings = HistorySettings(), owned: Bool = true,
+         leaseHeld: @escaping @Sendable () -> Bool = { true }, logger: Logger,
          emit: @escaping @Sendable (DeviceEvent) -> Void) {
         self.id = id
         self.owned = owned
+        self.leaseHeld = leaseHeld
         self.history = history
         self.storage = storage
         self.registry = registry
@@ -220,7 +227,7 @@ actor DeviceActor {
 
     /// Writes the identity to the registry and the in-memory copy the handlers read.
     private func setIdentity(jid newJID: String?, lid: String?, pushName: String) {
-        guard owned else { return }
+        guard mayRecord else { return }
         jid.set(newJID)
         do { _ = try registry.setIdentity(id, jid: newJID, lid: lid, pushName: pushName) } catch {
             logger.warning("identity not recorded", metadata: ["code": "\(error.code)"])
@@ -229,7 +236,7 @@ actor DeviceActor {
 
     /// Writes the state to the registry and the in-memory copy.
     private func writeState(_ to: DeviceState) {
-        guard owned else { return }
+        guard mayRecord else { return }
         state = to
         do { _ = try registry.updateState(id, to: to) } catch {
             logger.warning("state not recorded", metadata: ["code": "\(error.code)"])
@@ -243,7 +250,7 @@ actor DeviceActor {
     }
 
     private func record(_ t: StateTransition, generation gen: Int) {
-        guard gen == generation, owned else { return }
+        guard gen == generation, mayRecord else { return }
         let to = DeviceState(rawValue: t.to.rawValue) ?? .disconnected
         let from = DeviceState(rawValue: t.from.rawValue) ?? .disconnected
         // The identity goes with the session: whoever sees `logged_out` sees no JID
@@ -255,7 +262,7 @@ actor DeviceActor {
 
     private func setState(_ to: DeviceState, reason: String) {
         let from = state
-        guard from != to, owned else { return }
+        guard from != to, mayRecord else { return }
         writeState(to)
         publish(DeviceEvent(deviceID: id, kind: .state(from: from, to: to, reason: reason)))
     }
@@ -304,7 +311,7 @@ actor DeviceActor {
     }
 
     private func handle(_ e: WAEvent, generation gen: Int) {
-        guard gen == generation, owned else { return }
+        guard gen == generation, mayRecord else { return }
         switch e {
         case .qr(let code):
             let q = QRLogin(text: code.text, expiresAt: Date().addingTimeInterval(code.validFor.timeInterval), index: code.index)

@@ -47,8 +47,12 @@ public struct DeviceInfo: Sendable, Equatable, Codable {
     public var pushName: String
     public var createdAt: Date
     public var updatedAt: Date
+    /// The worker running the device now (holding its live lease); nil when none does. Only
+    /// with workers sharing a store (`wabridge serve`).
+    public var worker: String?
 
-    init(_ r: RegisteredDevice) {
+    init(_ r: RegisteredDevice, worker: String? = nil) {
+        self.worker = worker
         id = r.id.rawValue
         state = r.state
         jid = r.jid

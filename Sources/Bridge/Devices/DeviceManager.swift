@@ -142,7 +142,7 @@ public actor DeviceManager {
         return DeviceActor(id: id, storage: storage, registry: store.registry,
                            configuration: client, recorder: recorder, counters: counters,
                            retryPolicy: configuration.eventRetry, history: storedSettings(id).history(defaults: configuration.history),
-                           owned: owned == nil, logger: logger,
+                           owned: owned == nil, leaseHeld: { [owned] in owned?.owns(id) ?? true }, logger: logger,
                            emit: { sink.yield($0) })
     }
 
@@ -159,7 +159,8 @@ public actor DeviceManager {
             if let id, devices[id] != nil { throw DeviceError(.exists, "device \(text) exists") }
         }
         let r: RegisteredDevice
-        do { r = try store.createDevice(id: id) } catch { throw DeviceError.from(error) }
+        let lease = configuration.ownership.map { (worker: $0.workerID, ttl: $0.leaseTTL.timeInterval) }
+        do { r = try store.createDevice(id: id, leaseFor: lease) } catch { throw DeviceError.from(error) }
         // device.created is durable before the call returns, or there is no device.
         let created = DeviceEvent(deviceID: r.id, kind: .created)
         do { try await recorder.record(EventFactory.cloudEvent(created, jid: nil)) } catch {
@@ -210,13 +211,23 @@ public actor DeviceManager {
         return DeviceSettingsView(stored: next, history: history)
     }
 
-    public func list() throws(DeviceError) -> [DeviceInfo] {
-        do { return try store.listDevices().map(DeviceInfo.init) } catch { throw DeviceError.from(error) }
+    public func list() async throws(DeviceError) -> [DeviceInfo] {
+        let workers = await liveOwners()
+        do { return try store.listDevices().map { DeviceInfo($0, worker: workers[$0.id]) } } catch { throw DeviceError.from(error) }
     }
 
-    public func get(_ id: String) throws(DeviceError) -> DeviceInfo {
+    public func get(_ id: String) async throws(DeviceError) -> DeviceInfo {
         let did = try deviceID(id)
-        do { return DeviceInfo(try store.registry.device(did)) } catch { throw DeviceError.from(error) }
+        let workers = await liveOwners()
+        do { return DeviceInfo(try store.registry.device(did), worker: workers[did]) } catch { throw DeviceError.from(error) }
+    }
+
+    /// Who runs each device now, from the shared lease table (empty with one worker and no leases).
+    private func liveOwners() async -> [DeviceID: String] {
+        guard owned != nil, let rows = try? await store.leases.leases(), let now = try? await store.leases.now() else { return [:] }
+        var out: [DeviceID: String] = [:]
+        for r in rows where r.isLive(at: now) { out[r.device] = r.owner }
+        return out
     }
 
     /// The default-device rule: a named device must exist; none named → the only
@@ -332,9 +343,9 @@ public actor DeviceManager {
     }
 
     /// Device counts by state (metrics).
-    public func countsByState() throws(DeviceError) -> [DeviceState: Int] {
+    public func countsByState() async throws(DeviceError) -> [DeviceState: Int] {
         var counts = Dictionary(uniqueKeysWithValues: DeviceState.allCases.map { ($0, 0) })
-        for d in try list() { counts[d.state, default: 0] += 1 }
+        for d in try await list() { counts[d.state, default: 0] += 1 }
         return counts
     }
 }

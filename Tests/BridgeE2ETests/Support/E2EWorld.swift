@@ -73,13 +73,36 @@ final class E2EWorld: @unchecked Sendable {
         try await waitReady()
     }
 
-    func waitReady() async throws {
+    func waitReady() async throws { try await waitReady(worker, port: adminPort) }
+
+    func waitReady(_ worker: WorkerProcess, port: Int) async throws {
         for _ in 0..<300 {
-            if let (status, _) = try? await http("GET", "/readyz", auth: false), status == 200 { return }
+            if let (status, _) = try? await http("GET", "/readyz", auth: false, port: port), status == 200 { return }
             if !worker.isRunning { break }
             try await Task.sleep(for: .milliseconds(100))
         }
         throw WorkerProcess.Failure(description: "worker never became ready (running: \(worker.isRunning)); output:\n\(worker.output.value.suffix(4000))")
+    }
+
+    /// Another `wabridge serve` on the same data folder, topology and simulator (workers sharing
+    /// one store), with its own admin port and `WABRIDGE_WORKER_ID`; stopped by the caller.
+    func startWorker(id: String) async throws -> (worker: WorkerProcess, port: Int) {
+        let port = try WorkerProcess.freeLoopbackPort()
+        var env = workerEnvironment
+        env["WABRIDGE_ADMIN_PORT"] = String(port)
+        env["WABRIDGE_WORKER_ID"] = id
+        let w = try WorkerProcess(environment: env)
+        try await waitReady(w, port: port)
+        return (w, port)
+    }
+
+    /// Every device as the admin HTTP lists it (id, state, worker…).
+    func deviceList(port: Int? = nil) async throws -> [[String: Any]] {
+        var r = URLRequest(url: URL(string: "http://127.0.0.1:\(port ?? adminPort)/devices")!)
+        r.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        let (data, _) = try await URLSession.shared.data(for: r)
+        let any = try JSONSerialization.jsonObject(with: data)
+        return (any as? [[String: Any]]) ?? ((any as? [String: Any])?["devices"] as? [[String: Any]]) ?? []
     }
 
     /// Stops everything this world started and deletes its broker objects and data.
@@ -98,8 +121,9 @@ final class E2EWorld: @unchecked Sendable {
 
     // MARK: Admin HTTP
 
-    func http(_ method: String, _ path: String, body: [String: Any]? = nil, auth: Bool = true) async throws -> (Int, [String: Any]) {
-        var r = URLRequest(url: URL(string: "http://127.0.0.1:\(adminPort)\(path)")!)
+    func http(_ method: String, _ path: String, body: [String: Any]? = nil, auth: Bool = true,
+              port: Int? = nil) async throws -> (Int, [String: Any]) {
+        var r = URLRequest(url: URL(string: "http://127.0.0.1:\(port ?? adminPort)\(path)")!)
         r.httpMethod = method
         r.timeoutInterval = 30
         if auth { r.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
@@ -136,16 +160,16 @@ final class E2EWorld: @unchecked Sendable {
         throw WorkerProcess.Failure(description: "device \(id) never reached \(state) (is \(last ?? "?"))")
     }
 
-    func createDevice(_ id: String) async throws {
-        let (status, body) = try await http("POST", "/devices", body: ["id": id])
+    func createDevice(_ id: String, port: Int? = nil) async throws {
+        let (status, body) = try await http("POST", "/devices", body: ["id": id], port: port)
         guard status == 201 else { throw WorkerProcess.Failure(description: "create \(id): \(status) \(body)") }
     }
 
     /// Creates device `id`, links it by QR to a new simulated phone `phone`, waits for `connected`.
     @discardableResult
-    func linkDevice(_ id: String, phone: String) async throws -> JID {
-        try await createDevice(id)
-        let (status, qr) = try await http("POST", "/devices/\(id)/login/qr")
+    func linkDevice(_ id: String, phone: String, port: Int? = nil) async throws -> JID {
+        try await createDevice(id, port: port)
+        let (status, qr) = try await http("POST", "/devices/\(id)/login/qr", port: port)
         guard status == 200, let text = qr["qr"] as? String else {
             throw WorkerProcess.Failure(description: "QR login of \(id): \(status) \(qr)")
         }
