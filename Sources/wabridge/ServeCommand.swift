@@ -80,7 +80,7 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError(error.description)
         }
-        let topology = BridgeTopology(prefix: cfg.topologyPrefix)
+        let topology = cfg.topology
         let broker = BrokerService(configuration: amqp, topology: topology, logger: Logger(label: "wabridge.amqp"))
 
         let store: BridgeStore
@@ -105,7 +105,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
 
         logger.info("wabridge starting", metadata: [
-            "amqp.endpoint": "\(amqp.endpoint.redacted)", "data_dir": "\(cfg.dataDir)",
+            "amqp.endpoint": "\(amqp.redactedEndpoints)", "data_dir": "\(cfg.dataDir)",
             "admin": "\(cfg.adminHost):\(cfg.adminPort)",
         ])
         let commands = CommandService(

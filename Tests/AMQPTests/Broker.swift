@@ -15,6 +15,18 @@ enum Broker {
     }
 
     static var url: String { get throws { try env("WABRIDGE_TEST_AMQP_URL") } }
+    /// The second broker (scripts/test.sh starts it beside the first). Under
+    /// CI a missing one fails the test; elsewhere the test is skipped.
+    static var url2: String {
+        get throws {
+            if ProcessInfo.processInfo.environment["WABRIDGE_TEST_AMQP_URL_2", default: ""].isEmpty,
+                ProcessInfo.processInfo.environment["CI"] != "true"
+            {
+                throw XCTSkip("WABRIDGE_TEST_AMQP_URL_2 is not set: run through scripts/test.sh for the two-broker tests")
+            }
+            return try env("WABRIDGE_TEST_AMQP_URL_2")
+        }
+    }
     static var tlsURL: String { get throws { try env("WABRIDGE_TEST_AMQPS_URL") } }
     static var tlsDir: String { get throws { try env("WABRIDGE_TEST_TLS_DIR") } }
 
@@ -31,9 +43,15 @@ enum Broker {
 
     /// Runs rabbitmqctl against the test broker; returns its stdout.
     @discardableResult
-    static func ctl(_ args: String...) throws -> String {
+    static func ctl(_ args: String...) throws -> String { try run(ctl: "WABRIDGE_TEST_RABBITMQCTL", args) }
+
+    /// rabbitmqctl against the second broker.
+    @discardableResult
+    static func ctl2(_ args: String...) throws -> String { try run(ctl: "WABRIDGE_TEST_RABBITMQCTL_2", args) }
+
+    private static func run(ctl: String, _ args: [String]) throws -> String {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: try env("WABRIDGE_TEST_RABBITMQCTL"))
+        p.executableURL = URL(fileURLWithPath: try env(ctl))
         p.arguments = args
         let out = Pipe()
         p.standardOutput = out

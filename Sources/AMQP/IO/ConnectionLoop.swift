@@ -37,8 +37,10 @@ final class ConnectionLoop {
     private var connected: Bool { conn != nil }
 
     // Channel 1 carries declarations and other RPCs; channel 2 publishes in
-    // confirm mode; each consumer gets a channel of its own from 3 up, so a
-    // channel error on one never takes the others down.
+    // confirm mode; consumers share channels from 3 up, at most
+    // `consumersPerChannel` each, so one connection carries many more
+    // consumers than `channel_max`. Delivery tags are per channel: the
+    // channel's state knows which consumer holds each unsettled one.
     private let controlChannel: UInt16 = 1
     private let publishChannel: UInt16 = 2
     private var controlOpen = false
@@ -70,9 +72,26 @@ final class ConnectionLoop {
         var tag: String
         var channel: UInt16?
     }
+    /// One open consumer channel.
+    private struct ConsumerChannel {
+        /// Consumer tag → consumer id (tags are unique per channel).
+        var consumers: [String: UInt64] = [:]
+        var acks = AckCoalescer()
+        /// Unsettled delivery tag → the consumer it went to.
+        var owners: [UInt64: UInt64] = [:]
+        /// The per-consumer prefetch (`basic.qos`, global=false) in force for
+        /// the next `basic.consume`; nil before the first.
+        var prefetch: UInt16?
+    }
     private var consumers: [UInt64: Consumer] = [:]
-    private var consumerByChannel: [UInt16: UInt64] = [:]
-    private var acks: [UInt16: AckCoalescer] = [:]
+    private var consumerChannels: [UInt16: ConsumerChannel] = [:]
+    /// The channel new consumers go to while it has room.
+    private var fillingChannel: UInt16?
+    /// Consumers whose channel the broker closed because of a channel-mate:
+    /// subscribed again on a fresh channel from the loop.
+    private var orphans: [UInt64] = []
+    /// Index into `config.endpoints` of the last broker that took us.
+    private var endpointIndex = 0
 
     private struct Assembly {
         enum Kind {
@@ -104,7 +123,7 @@ final class ConnectionLoop {
         self.mailbox = mailbox
         self.events = events
         self.logger = logger
-        self.logger[metadataKey: "amqp.endpoint"] = "\(config.endpoint.redacted)"
+        self.logger[metadataKey: "amqp.endpoint"] = "\(config.endpoints[0].redacted)"
     }
 
     // MARK: Thread entry
@@ -127,6 +146,7 @@ final class ConnectionLoop {
             }
             flushAcks()
             if connected { pumpFrames() }
+            if connected && !orphans.isEmpty { resubscribeOrphans() }
             if !connected && !closing, let at = nextReconnectAt, ContinuousClock.now >= at {
                 attemptReconnect()
             }
@@ -163,10 +183,40 @@ final class ConnectionLoop {
 
     // MARK: Connecting
 
+    /// One round over the endpoints, from the last good one.
     private func establish() -> Result<Void, AMQPError> {
+        let n = config.endpoints.count
+        var failures: [(Endpoint, AMQPError)] = []
+        for i in 0..<n {
+            let index = (endpointIndex + i) % n
+            let ep = config.endpoints[index]
+            logger[metadataKey: "amqp.endpoint"] = "\(ep.redacted)"
+            switch establish(on: ep) {
+            case .success:
+                endpointIndex = index
+                return .success(())
+            case .failure(let e):
+                failures.append((ep, e))
+                if n > 1 {
+                    logger.warning("amqp broker not reachable; trying the next", metadata: ["amqp.error": "\(e.code)", "amqp.reason": "\(e.message)"])
+                }
+            }
+            if closing { break }
+        }
+        guard failures.count > 1 else { return .failure(failures[0].1) }
+        // A broker that is only down keeps the round retryable; the message
+        // names every endpoint's failure.
+        var pick = failures.last { $0.1.isRetryable || $0.1.code == .connectFailed }?.1 ?? failures[failures.count - 1].1
+        pick.message = "no broker of \(failures.count) took the connection: "
+            + failures.map { "\($0.0.redacted): \($0.1.message)" }.joined(separator: "; ")
+        return .failure(pick)
+    }
+
+    typealias Endpoint = AMQPConfiguration.Endpoint
+
+    private func establish(on ep: Endpoint) -> Result<Void, AMQPError> {
         establishing = true
         defer { establishing = false }
-        let ep = config.endpoint
         guard let c = amqp_new_connection() else {
             return .failure(AMQPError(code: .library, message: "amqp_new_connection failed"))
         }
@@ -250,21 +300,25 @@ final class ConnectionLoop {
         freeChannels = []
         nextChannel = 3
         blocked = false
-        consumerByChannel = [:]
-        acks = [:]
+        consumerChannels = [:]
+        fillingChannel = nil
+        orphans = []
         assemblies = [:]
 
         if case .failure(let e) = openControl() { loseConnection(e); return .failure(e) }
         if case .failure(let e) = openPublish() { loseConnection(e); return .failure(e) }
         replayTopology()
         guard connected else { return .failure(AMQPError.connectionLost("lost during topology recovery")) }
-        for id in consumers.keys.sorted() {
-            startConsumer(id)
+        for id in consumers.keys.sorted() where consumers[id]?.channel == nil {
+            let r = startConsumer(id)
             guard connected else { return .failure(AMQPError.connectionLost("lost during consumer recovery")) }
+            if case .failure(let e) = r { failConsumer(id, e) }
         }
+        resubscribeOrphans()
+        guard connected else { return .failure(AMQPError.connectionLost("lost during consumer recovery")) }
         reconnectAttempt = 0
         nextReconnectAt = nil
-        logger.info("amqp connected", metadata: ["amqp.generation": "\(generation)"])
+        logger.info("amqp connected", metadata: ["amqp.generation": "\(generation)", "amqp.consumers": "\(consumers.count)", "amqp.consumer_channels": "\(consumerChannels.count)"])
         events.emit(.connected(generation: generation))
         return .success(())
     }
@@ -313,9 +367,10 @@ final class ConnectionLoop {
         for p in held { p.reply(.failure(AMQPError.connectionLost("connection lost while the broker was blocking publishes"))) }
         held = []
         for id in consumers.keys { consumers[id]?.channel = nil }
-        consumerByChannel = [:]
-        acks = [:]
-        mailbox.liveConsumerChannels.withLock { $0.removeAll() }
+        consumerChannels = [:]
+        fillingChannel = nil
+        orphans = []
+        mailbox.liveConsumers.withLock { $0.removeAll() }
         assemblies = [:]
         logger.warning("amqp connection lost", metadata: ["amqp.error": "\(error.code)", "amqp.reason": "\(error.message)"])
         events.emit(.disconnected(error))
@@ -336,8 +391,8 @@ final class ConnectionLoop {
         switch command {
         case .publish(let reqs):
             for r in reqs { publish(r) }
-        case .settle(let gen, let channel, let tag, let kind):
-            settle(gen: gen, channel: channel, tag: tag, kind: kind)
+        case .settle(let gen, let channel, let consumer, let tag, let kind):
+            settle(gen: gen, channel: channel, consumer: consumer, tag: tag, kind: kind)
         case .consume(let spec, let reply):
             consumers[spec.id] = Consumer(spec: spec, queue: spec.queue, tag: spec.requestedTag, channel: nil)
             if connected {
@@ -356,8 +411,9 @@ final class ConnectionLoop {
             guard let c = consumers.removeValue(forKey: id) else { reply(.success(())); return }
             if connected, let ch = c.channel {
                 let arena = CArena()
+                // Deliveries that cross the cancel are handed back on arrival (`complete`).
                 _ = rpc(ch) { amqp_basic_cancel($0, ch, arena.bytes(c.tag)) }
-                closeChannel(ch)
+                detach(id, tag: c.tag, from: ch)
             }
             c.spec.continuation.finish()
             reply(.success(()))
@@ -517,14 +573,16 @@ final class ConnectionLoop {
         releaseChannel(ch)
     }
 
-    private func setConsumerChannel(_ ch: UInt16, live: Bool) {
-        let key = Mailbox.ChannelKey(generation: generation, channel: ch)
-        _ = mailbox.liveConsumerChannels.withLock { live ? $0.insert(key).inserted : ($0.remove(key) != nil) }
+    private func setLive(_ ch: UInt16, _ consumer: UInt64, _ live: Bool) {
+        let key = Mailbox.ConsumerKey(generation: generation, channel: ch, consumer: consumer)
+        _ = mailbox.liveConsumers.withLock { live ? $0.insert(key).inserted : ($0.remove(key) != nil) }
     }
 
     private func releaseChannel(_ ch: UInt16) {
-        acks.removeValue(forKey: ch)
-        if consumerByChannel.removeValue(forKey: ch) != nil { setConsumerChannel(ch, live: false) }
+        if let state = consumerChannels.removeValue(forKey: ch) {
+            for id in state.consumers.values { setLive(ch, id, false) }
+        }
+        if fillingChannel == ch { fillingChannel = nil }
         assemblies.removeValue(forKey: ch)
         if ch >= 3 { freeChannels.append(ch) }
     }
@@ -544,13 +602,18 @@ final class ConnectionLoop {
                 p.reply(.failure(e))
             }
             mandatorySeqs = []
-        } else if let id = consumerByChannel[channel] {
+        } else if let state = consumerChannels[channel] {
+            // Every consumer of the channel lost its subscription (the broker
+            // requeued their unsettled deliveries); they start again on a fresh
+            // channel from the loop. One whose own basic.consume failed is not
+            // registered here yet: it gets the error instead.
             releaseChannel(channel)
-            consumers[id]?.channel = nil
-            logger.warning("amqp consumer channel closed; resubscribing", metadata: ["amqp.error": "\(error.code)"])
-            if case .failure(let e) = startConsumer(id), let c = consumers.removeValue(forKey: id) {
-                c.spec.continuation.finish(throwing: e)
-            }
+            let ids = state.consumers.values.sorted()
+            for id in ids { consumers[id]?.channel = nil }
+            orphans += ids
+            logger.warning("amqp consumer channel closed; resubscribing its consumers", metadata: [
+                "amqp.channel": "\(channel)", "amqp.consumers": "\(ids.count)", "amqp.error": "\(error.code)", "amqp.reason": "\(error.message)",
+            ])
         } else {
             releaseChannel(channel)
         }
@@ -624,18 +687,47 @@ final class ConnectionLoop {
 
     // MARK: Consuming
 
+    /// A consumer channel with room for one more consumer (and no consumer
+    /// already using `tag`, which the broker would refuse on one channel).
+    private func channelWithRoom(for tag: String) -> UInt16? {
+        let bound = config.consumersPerChannel
+        func fits(_ ch: UInt16) -> Bool {
+            guard let state = consumerChannels[ch] else { return false }
+            return state.consumers.count < bound && (tag.isEmpty || state.consumers[tag] == nil)
+        }
+        if let ch = fillingChannel, fits(ch) { return ch }
+        let ch = consumerChannels.keys.sorted().first(where: fits)
+        fillingChannel = ch
+        return ch
+    }
+
     @discardableResult
     private func startConsumer(_ id: UInt64) -> Result<String, AMQPError> {
         guard var c = consumers[id] else { return .failure(AMQPError(code: .invalidArgument, message: "unknown consumer")) }
-        guard let ch = allocateChannel() else {
-            return .failure(AMQPError(code: .resourceError, message: "no free AMQP channel (channel_max \(channelMax))"))
+        let ch: UInt16
+        if let room = channelWithRoom(for: c.tag) {
+            ch = room
+        } else {
+            guard let fresh = allocateChannel() else {
+                return .failure(AMQPError(
+                    code: .resourceError,
+                    message: "no free AMQP channel (channel_max \(channelMax), \(config.consumersPerChannel) consumers per channel)"))
+            }
+            if case .failure(let e) = rpc(fresh, { amqp_channel_open($0, fresh) }) {
+                if connected { releaseChannel(fresh) }
+                return .failure(e)
+            }
+            consumerChannels[fresh] = ConsumerChannel()
+            fillingChannel = fresh
+            ch = fresh
         }
-        if case .failure(let e) = rpc(ch, { amqp_channel_open($0, ch) }) {
-            if connected { releaseChannel(ch) }
-            return .failure(e)
-        }
-        if case .failure(let e) = rpc(ch, { amqp_basic_qos($0, ch, 0, c.spec.prefetch, 0) }) {
-            return .failure(e)
+        // global=false: the prefetch applies to each consumer started after it
+        // on this channel, so consumers sharing a channel keep their own.
+        if consumerChannels[ch]?.prefetch != c.spec.prefetch {
+            if case .failure(let e) = rpc(ch, { amqp_basic_qos($0, ch, 0, c.spec.prefetch, 0) }) {
+                return .failure(e)
+            }
+            consumerChannels[ch]?.prefetch = c.spec.prefetch
         }
         let arena = CArena()
         let queue = topology.currentName(of: c.queue)
@@ -648,34 +740,93 @@ final class ConnectionLoop {
             c.channel = ch
             c.queue = queue
             consumers[id] = c
-            consumerByChannel[ch] = id
-            acks[ch] = AckCoalescer()
-            setConsumerChannel(ch, live: true)
+            consumerChannels[ch]?.consumers[c.tag] = id
+            setLive(ch, id, true)
             return .success(c.tag)
         case .failure(let e):
+            // A refused basic.consume closed the channel: its other consumers
+            // are orphans now (channelClosed), this one gets the error.
             return .failure(e)
         }
     }
 
-    private func settle(gen: UInt64, channel: UInt16, tag: UInt64, kind: SettleKind) {
-        // The channel may have closed after the caller checked: then the
-        // broker has already requeued the message, and acking now would hit
-        // an unrelated delivery with the same tag. Drop it.
-        guard conn != nil, gen == generation, consumerByChannel[channel] != nil, var state = acks[channel] else {
+    /// Ends a consumer with `error` (its subscription failed for good).
+    private func failConsumer(_ id: UInt64, _ error: AMQPError) {
+        guard let c = consumers.removeValue(forKey: id) else { return }
+        logger.warning("amqp consumer failed", metadata: ["amqp.queue": "\(c.queue)", "amqp.error": "\(error.code)", "amqp.reason": "\(error.message)"])
+        c.spec.continuation.finish(throwing: error)
+    }
+
+    /// Subscribes again the consumers whose shared channel closed under them.
+    private func resubscribeOrphans() {
+        while connected, !orphans.isEmpty {
+            let id = orphans.removeFirst()
+            guard consumers[id].map({ $0.channel == nil }) ?? false else { continue }
+            let r = startConsumer(id)
+            guard connected else { return }  // every consumer starts again with the next connection
+            if case .failure(let e) = r { failConsumer(id, e) }
+        }
+    }
+
+    /// Takes a consumer off its channel: its unsettled deliveries go back to
+    /// the queue (as a closed channel would do), and an emptied channel closes.
+    private func detach(_ id: UInt64, tag: String, from ch: UInt16) {
+        setLive(ch, id, false)
+        guard var state = consumerChannels[ch] else { return }
+        if state.consumers[tag] == id { state.consumers.removeValue(forKey: tag) }
+        var frames: [AckCoalescer.Frame] = []
+        for t in state.owners.filter({ $0.value == id }).keys.sorted() {
+            state.owners.removeValue(forKey: t)
+            frames += state.acks.settle(.reject(requeue: true), tag: t)
+        }
+        frames += state.acks.flush()
+        consumerChannels[ch] = state
+        send(frames, on: ch)
+        if state.consumers.isEmpty, consumerChannels[ch] != nil {
+            consumerChannels.removeValue(forKey: ch)
+            closeChannel(ch)
+        }
+    }
+
+    private func settle(gen: UInt64, channel: UInt16, consumer: UInt64, tag: UInt64, kind: SettleKind) {
+        // The channel may have closed, or the consumer been cancelled, after
+        // the caller checked: then the message went back to the queue, and
+        // settling now could hit an unrelated delivery with the same tag. Drop it.
+        guard conn != nil, gen == generation, var state = consumerChannels[channel], state.owners[tag] == consumer else {
             logger.debug("amqp stale settlement dropped", metadata: ["amqp.channel": "\(channel)"])
             return
         }
-        let frames = state.settle(kind, tag: tag)
-        acks[channel] = state
+        // `multiple` on a shared channel would settle channel-mates' deliveries
+        // too: it becomes one settlement per own delivery (acks fold again).
+        let tags: [UInt64]
+        let single: SettleKind
+        switch kind {
+        case .ack(multiple: true):
+            tags = state.owners.filter { $0.value == consumer && $0.key <= tag }.keys.sorted()
+            single = .ack(multiple: false)
+        case .nack(let requeue, multiple: true):
+            tags = state.owners.filter { $0.value == consumer && $0.key <= tag }.keys.sorted()
+            single = .nack(requeue: requeue, multiple: false)
+        default:
+            tags = [tag]
+            single = kind
+        }
+        var frames: [AckCoalescer.Frame] = []
+        for t in tags {
+            state.owners.removeValue(forKey: t)
+            frames += state.acks.settle(single, tag: t)
+        }
+        consumerChannels[channel] = state
         send(frames, on: channel)
     }
 
     /// Writes the acks gathered since the last flush (one `multiple` ack per
     /// channel for an in-order run).
     private func flushAcks() {
-        for (channel, var state) in acks where state.hasPending {
-            let frames = state.flush()
-            acks[channel] = state
+        for (channel, state) in consumerChannels where state.acks.hasPending {
+            var s = state
+            let frames = s.acks.flush()
+            consumerChannels[channel] = s
             send(frames, on: channel)
         }
     }
@@ -771,14 +922,15 @@ final class ConnectionLoop {
             let n = method.decoded.assumingMemoryBound(to: amqp_basic_nack_t.self).pointee
             confirm(tag: n.delivery_tag, multiple: n.multiple != 0, nack: true)
         case Method.basicCancel:
+            // Ends only that consumer; its channel-mates go on.
             let m = method.decoded.assumingMemoryBound(to: amqp_basic_cancel_t.self).pointee
             let tag = CDecode.string(m.consumer_tag)
-            if let id = consumerByChannel[ch], let consumer = consumers.removeValue(forKey: id) {
+            if let id = consumerChannels[ch]?.consumers[tag], let consumer = consumers.removeValue(forKey: id) {
                 logger.warning("amqp consumer cancelled by broker", metadata: ["amqp.queue": "\(consumer.queue)"])
                 events.emit(.consumerCancelled(consumerTag: tag, queue: consumer.queue))
                 consumer.spec.continuation.finish(throwing: AMQPError(
                     code: .consumerCancelled, message: "broker cancelled the consumer of queue \(consumer.queue)"))
-                closeChannel(ch)
+                detach(id, tag: tag, from: ch)
             }
         case Method.channelClose:
             let m = method.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
@@ -814,11 +966,21 @@ final class ConnectionLoop {
     private func complete(_ a: Assembly, channel: UInt16) {
         switch a.kind {
         case .deliver(let consumerTag, let deliveryTag, let redelivered, let exchange, let routingKey):
-            guard let id = consumerByChannel[channel], let consumer = consumers[id] else { return }
+            guard var state = consumerChannels[channel] else { return }  // closed: the broker requeues it
+            guard let id = state.consumers[consumerTag], let consumer = consumers[id] else {
+                // Crossed our basic.cancel: nobody will settle it, so hand it back now
+                // (the channel lives on for its other consumers).
+                let frames = state.acks.settle(.reject(requeue: true), tag: deliveryTag)
+                consumerChannels[channel] = state
+                send(frames, on: channel)
+                return
+            }
+            state.owners[deliveryTag] = id
+            consumerChannels[channel] = state
             let delivery = AMQPDelivery(
                 body: a.body, properties: a.properties, exchange: exchange, routingKey: routingKey,
                 consumerTag: consumerTag, deliveryTag: deliveryTag, redelivered: redelivered,
-                settler: Settler(mailbox: mailbox, generation: generation, channel: channel))
+                settler: Settler(mailbox: mailbox, generation: generation, channel: channel, consumer: id))
             consumer.spec.continuation.yield(delivery)
         case .returned:
             returned(a)

@@ -34,7 +34,7 @@ enum Command: Sendable {
     case consume(ConsumerSpec, Reply<String>)
     case cancel(consumerID: UInt64, Reply<Void>)
     /// Fire-and-forget: basic.ack/nack/reject have no broker reply.
-    case settle(generation: UInt64, channel: UInt16, tag: UInt64, kind: SettleKind)
+    case settle(generation: UInt64, channel: UInt16, consumer: UInt64, tag: UInt64, kind: SettleKind)
     case close(Reply<Void>)
 }
 
@@ -45,14 +45,15 @@ final class Mailbox: Sendable {
     private let queue = Mutex<(commands: [Command], closed: Bool, signalled: Bool)>(([], false, false))
     let wakeFD: Int32
 
-    /// Consumer channels that are open now, by connection generation. The
+    /// Consumers subscribed now, by connection generation and channel. The
     /// loop keeps it current; a delivery checks it before settling, so a
-    /// settlement after a reconnect or cancel fails at once.
-    let liveConsumerChannels = Mutex<Set<ChannelKey>>([])
+    /// settlement after a reconnect, cancel or channel loss fails at once.
+    let liveConsumers = Mutex<Set<ConsumerKey>>([])
 
-    struct ChannelKey: Hashable, Sendable {
+    struct ConsumerKey: Hashable, Sendable {
         let generation: UInt64
         let channel: UInt16
+        let consumer: UInt64
     }
 
     init() throws(AMQPError) {

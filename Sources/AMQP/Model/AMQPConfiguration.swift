@@ -3,6 +3,13 @@ import Foundation
 
 /// How to reach and keep talking to a broker.
 public struct AMQPConfiguration: Sendable {
+    /// Splits a comma-separated list of broker URLs (`WABRIDGE_AMQP_URL`);
+    /// blanks around each are dropped. A comma inside a URL must be written
+    /// `%2C`.
+    public static func splitURLs(_ list: String) -> [String] {
+        list.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+    }
+
     /// Where the broker is, parsed from an `amqp://` or `amqps://` URL.
     public struct Endpoint: Sendable, Equatable {
         public var host: String
@@ -104,7 +111,19 @@ public struct AMQPConfiguration: Sendable {
         }
     }
 
-    public var endpoint: Endpoint
+    /// The brokers to try, in order (several nodes of one cluster). Connect
+    /// and every reconnect go through them in turn, starting from the last
+    /// one that worked; the backoff applies between full rounds. Never empty.
+    public var endpoints: [Endpoint] {
+        didSet { if endpoints.isEmpty { endpoints = oldValue } }
+    }
+    /// The first endpoint; setting it replaces the whole list.
+    public var endpoint: Endpoint {
+        get { endpoints[0] }
+        set { endpoints = [newValue] }
+    }
+    /// Every endpoint without its password, comma-separated, for logs.
+    public var redactedEndpoints: String { endpoints.map(\.redacted).joined(separator: ",") }
     public var tls: TLS
     /// Heartbeat interval asked of the broker, in seconds (0 disables).
     public var heartbeat: UInt16
@@ -118,14 +137,47 @@ public struct AMQPConfiguration: Sendable {
     public var frameMax: Int32
     /// How long `close()` waits for outstanding publisher confirms.
     public var closeTimeout: Duration
+    /// How many consumers share one channel at most. Consumers are packed
+    /// onto channels up to this bound (each keeps its own prefetch), so one
+    /// connection carries far more consumers than the broker's
+    /// `channel_max` (2,047 by default); 1 gives every consumer its own
+    /// channel. See docs/amqp.md, "Channels and consumers".
+    public var consumersPerChannel: Int
 
     public init(
         url: String, tls: TLS = TLS(), heartbeat: UInt16 = 30, connectionName: String = "wabridge",
         connectTimeout: Duration = .seconds(10), rpcTimeout: Duration = .seconds(30),
         reconnect: ReconnectPolicy = ReconnectPolicy(), frameMax: Int32 = 131_072,
-        closeTimeout: Duration = .seconds(10)
+        closeTimeout: Duration = .seconds(10), consumersPerChannel: Int = 32
     ) throws(AMQPError) {
-        self.endpoint = try Endpoint(url: url)
+        try self.init(
+            urls: [url], tls: tls, heartbeat: heartbeat, connectionName: connectionName, connectTimeout: connectTimeout,
+            rpcTimeout: rpcTimeout, reconnect: reconnect, frameMax: frameMax, closeTimeout: closeTimeout,
+            consumersPerChannel: consumersPerChannel)
+    }
+
+    /// Several brokers (nodes of one cluster), tried in turn.
+    public init(
+        urls: [String], tls: TLS = TLS(), heartbeat: UInt16 = 30, connectionName: String = "wabridge",
+        connectTimeout: Duration = .seconds(10), rpcTimeout: Duration = .seconds(30),
+        reconnect: ReconnectPolicy = ReconnectPolicy(), frameMax: Int32 = 131_072,
+        closeTimeout: Duration = .seconds(10), consumersPerChannel: Int = 32
+    ) throws(AMQPError) {
+        guard !urls.isEmpty else { throw AMQPError(code: .invalidURL, message: "no broker URL given") }
+        var parsed: [Endpoint] = []
+        for (i, u) in urls.enumerated() {
+            do {
+                parsed.append(try Endpoint(url: u))
+            } catch {
+                // The URL may hold a password: name its position, not its text.
+                throw urls.count == 1 ? error : AMQPError(code: error.code, message: "broker URL \(i + 1) of \(urls.count): \(error.message)")
+            }
+        }
+        guard (1...65_535).contains(consumersPerChannel) else {
+            throw AMQPError(code: .invalidArgument, message: "consumersPerChannel must be 1...65535")
+        }
+        self.endpoints = parsed
+        self.consumersPerChannel = consumersPerChannel
         self.tls = tls
         self.heartbeat = heartbeat
         self.connectionName = connectionName

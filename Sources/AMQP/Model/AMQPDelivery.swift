@@ -20,7 +20,9 @@ public struct AMQPDelivery: Sendable {
     let settler: Settler
 
     /// Acknowledges the message. Throws `amqp.stale_delivery` when the
-    /// channel it came on is already gone: the broker will deliver it again.
+    /// channel it came on is already gone, or its consumer was cancelled:
+    /// the broker will deliver it again. `multiple` settles this consumer's
+    /// own earlier deliveries only, never those of a consumer sharing the channel.
     public func ack(multiple: Bool = false) throws(AMQPError) {
         try settler.settle(.ack(multiple: multiple), tag: deliveryTag)
     }
@@ -42,21 +44,23 @@ enum SettleKind: Sendable {
     case reject(requeue: Bool)
 }
 
-/// Where a delivery's settlement goes: the connection generation and channel
-/// it arrived on, so a settlement after a reconnect is refused instead of
-/// acknowledging some other message that happens to reuse the tag.
+/// Where a delivery's settlement goes: the connection generation, channel
+/// and consumer it arrived on, so a settlement after a reconnect, a cancel or
+/// a channel loss is refused instead of acknowledging some other message
+/// that happens to reuse the tag.
 struct Settler: Sendable {
     let mailbox: Mailbox
     let generation: UInt64
     let channel: UInt16
+    let consumer: UInt64
 
     func settle(_ kind: SettleKind, tag: UInt64) throws(AMQPError) {
-        let key = Mailbox.ChannelKey(generation: generation, channel: channel)
-        guard mailbox.liveConsumerChannels.withLock({ $0.contains(key) }) else {
+        let key = Mailbox.ConsumerKey(generation: generation, channel: channel, consumer: consumer)
+        guard mailbox.liveConsumers.withLock({ $0.contains(key) }) else {
             throw AMQPError(
                 code: .staleDelivery,
                 message: "the delivery's channel or connection is gone; the broker will redeliver it", isRetryable: true)
         }
-        mailbox.post(.settle(generation: generation, channel: channel, tag: tag, kind: kind))
+        mailbox.post(.settle(generation: generation, channel: channel, consumer: consumer, tag: tag, kind: kind))
     }
 }

@@ -45,6 +45,9 @@ public struct AMQPError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let publishReturned = Code(rawValue: "amqp.publish_returned")
         public static let staleDelivery = Code(rawValue: "amqp.stale_delivery")
         public static let consumerCancelled = Code(rawValue: "amqp.consumer_cancelled")
+        /// A queue exists with another type (classic/quorum) or delivery
+        /// limit than the one declared: the broker refuses to change it.
+        public static let queueTypeMismatch = Code(rawValue: "amqp.queue_type_mismatch")
         public static let library = Code(rawValue: "amqp.library_error")
     }
 

@@ -252,6 +252,12 @@ actor CommandWorkers {
                     // the queue in order before consuming again.
                     if try await handle(batch) == .requeued { break }
                 }
+            } catch let e as AMQPError where e.code == .queueTypeMismatch {
+                // Declaring again cannot heal it: an operator must (docs/amqp.md, "RabbitMQ cluster").
+                logger.error("command queue not consumed: it has another type", metadata: [
+                    "queue": "\(queue)", "amqp.error": "\(e.code)", "amqp.reason": "\(e.message)",
+                ])
+                return
             } catch is CancellationError {
             } catch {
                 logger.warning("command consumer ended; starting again", metadata: ["queue": "\(queue)", "error": "\(error)"])

@@ -9,7 +9,8 @@ import WAClient
 /// one per line, `#` for comments, so an operator can move a setting between
 /// the environment and the file without renaming it.
 public struct BridgeConfiguration: Sendable, Equatable {
-    /// Broker URL, `amqp://` or `amqps://`.
+    /// Broker URL, `amqp://` or `amqps://`; several (nodes of one cluster)
+    /// comma-separated, tried in turn.
     public var amqpURL: String = "amqp://guest:guest@127.0.0.1:5672/"
     /// CA bundle to verify the broker's certificate (`amqps://` only).
     public var amqpCAFile: String?
@@ -22,6 +23,10 @@ public struct BridgeConfiguration: Sendable, Equatable {
     public var amqpHeartbeat: Int = 30
     /// Prefix of every exchange and queue name (`wa` → `wa.commands`).
     public var topologyPrefix: String = "wa"
+    /// Type of the command, unrouted and dead-letter queues the bridge declares.
+    public var queueType: BridgeTopology.QueueType = .classic
+    /// Quorum queues: deliveries of one message before the broker dead-letters it.
+    public var queueDeliveryLimit: Int = 20
     /// Folder holding the registry and per-device SQLite databases.
     public var dataDir: String = "./data"
     /// Admin HTTP listen address and port.
@@ -73,6 +78,8 @@ public struct BridgeConfiguration: Sendable, Equatable {
         case amqpVerifyPeer = "WABRIDGE_AMQP_VERIFY_PEER"
         case amqpHeartbeat = "WABRIDGE_AMQP_HEARTBEAT"
         case topologyPrefix = "WABRIDGE_TOPOLOGY_PREFIX"
+        case queueType = "WABRIDGE_QUEUE_TYPE"
+        case queueDeliveryLimit = "WABRIDGE_QUEUE_DELIVERY_LIMIT"
         case dataDir = "WABRIDGE_DATA_DIR"
         case adminHost = "WABRIDGE_ADMIN_HOST"
         case adminPort = "WABRIDGE_ADMIN_PORT"
@@ -163,6 +170,17 @@ public struct BridgeConfiguration: Sendable, Equatable {
         case .amqpVerifyPeer: amqpVerifyPeer = try bool(value)
         case .amqpHeartbeat: amqpHeartbeat = try int(value)
         case .topologyPrefix: topologyPrefix = value
+        case .queueType:
+            guard let t = BridgeTopology.QueueType(rawValue: value.lowercased()) else {
+                throw ConfigurationError(code: .invalidValue, message: "\(key.rawValue): classic or quorum: \(value)")
+            }
+            queueType = t
+        case .queueDeliveryLimit:
+            let n = try int(value)
+            guard (1...1_000_000).contains(n) else {
+                throw ConfigurationError(code: .invalidValue, message: "\(key.rawValue): 1...1000000: \(value)")
+            }
+            queueDeliveryLimit = n
         case .dataDir: dataDir = value
         case .adminHost: adminHost = value
         case .adminPort: adminPort = try int(value)
@@ -227,10 +245,7 @@ public struct BridgeConfiguration: Sendable, Equatable {
     }
 
     func validate() throws(ConfigurationError) {
-        guard amqpURL.hasPrefix("amqp://") || amqpURL.hasPrefix("amqps://") else {
-            throw ConfigurationError(
-                code: .invalidValue, message: "WABRIDGE_AMQP_URL must start with amqp:// or amqps://")
-        }
+        try Self.validateBrokerURLs(amqpURL)
         guard (0...65535).contains(amqpHeartbeat) else {
             throw ConfigurationError(code: .invalidValue, message: "WABRIDGE_AMQP_HEARTBEAT must be 0...65535")
         }
@@ -259,6 +274,18 @@ public struct BridgeConfiguration: Sendable, Equatable {
             throw ConfigurationError(
                 code: .adminTokenRequired,
                 message: "admin HTTP on \(adminHost) needs WABRIDGE_ADMIN_TOKEN; without a token it listens on loopback only")
+        }
+    }
+
+    /// One URL, or several comma-separated; positions, never the text, in
+    /// messages (a URL may carry a password).
+    static func validateBrokerURLs(_ list: String) throws(ConfigurationError) {
+        let urls = list.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        for (i, u) in urls.enumerated() where !(u.hasPrefix("amqp://") || u.hasPrefix("amqps://")) {
+            throw ConfigurationError(
+                code: .invalidValue,
+                message: urls.count == 1 ? "WABRIDGE_AMQP_URL must start with amqp:// or amqps://"
+                    : "WABRIDGE_AMQP_URL: URL \(i + 1) of \(urls.count) must start with amqp:// or amqps:// (several URLs are comma-separated)")
         }
     }
 

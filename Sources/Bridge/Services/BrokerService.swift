@@ -70,7 +70,7 @@ public final class BrokerService: Service, Sendable {
         }
         guard let conn else { return }
         publish(conn, stopped: false)
-        logger.info("broker ready", metadata: ["amqp.endpoint": "\(configuration.endpoint.redacted)"])
+        logger.info("broker ready", metadata: ["amqp.endpoint": "\(configuration.redactedEndpoints)"])
         try? await gracefulShutdown()
         logger.info("closing broker connection")
         await conn.close()

@@ -17,6 +17,7 @@ struct BrokerOptions: ParsableArguments {
     /// unrelated settings in the same shell cannot make a helper fail.
     static let keys: Set<BridgeConfiguration.Key> = [
         .amqpURL, .amqpCAFile, .amqpCertFile, .amqpKeyFile, .amqpVerifyPeer, .amqpHeartbeat, .topologyPrefix,
+        .queueType, .queueDeliveryLimit,
     ]
 
     func resolve(connectionName: String) throws(CLIError) -> (AMQPConfiguration, BridgeTopology) {
@@ -28,7 +29,7 @@ struct BrokerOptions: ParsableArguments {
         }
         do {
             let cfg = try BridgeConfiguration.resolve(flags: flags, environment: environment, fileContents: nil)
-            return (try cfg.amqpConfiguration(), BridgeTopology(prefix: cfg.topologyPrefix))
+            return (try cfg.amqpConfiguration(), cfg.topology)
         } catch let e as ConfigurationError {
             throw CLIError(e.code.rawValue, e.message)
         } catch let e as AMQPError {
@@ -43,7 +44,7 @@ struct BrokerOptions: ParsableArguments {
         do {
             return (try await AMQPConnection.connect(configuration), topology)
         } catch {
-            throw CLIError(error.code.rawValue, "\(configuration.endpoint.redacted): \(error.message)", exit: .unreachable)
+            throw CLIError(error.code.rawValue, "\(configuration.redactedEndpoints): \(error.message)", exit: .unreachable)
         }
     }
 }
