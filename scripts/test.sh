@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what it needs, prepares the Python
 # test peers, starts a private RabbitMQ (AMQP 127.0.0.1:5673, AMQPS 5674)
-# under .rabbitmq/test, runs `swift test`, and stops that broker again.
+# under .rabbitmq/test and a private PostgreSQL under .postgres/test, runs
+# `swift test`, and stops both again.
 # Extra arguments go to `swift test` (e.g. --filter AMQPTests).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -27,6 +28,8 @@ fi
 
 eval "$("$ROOT/scripts/test-broker.sh" start)"
 trap '"$ROOT/scripts/test-broker.sh" stop' EXIT
+eval "$("$ROOT/scripts/test-postgres.sh" start)"
+trap '"$ROOT/scripts/test-broker.sh" stop; "$ROOT/scripts/test-postgres.sh" stop' EXIT
 
 swift build --build-tests
 # XCTest only (no swift-testing tests here): its "Executed N tests" line is
