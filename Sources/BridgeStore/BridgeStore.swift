@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Logging
 
 /// Owns every database of the bridge under one data folder:
 ///
@@ -12,6 +13,10 @@ import GRDB
 ///
 /// Folders are 0700, files 0600. Per-device databases open lazily and at most
 /// `maxOpenDatabases` stay open (least recently used closes first).
+///
+/// With `BridgeStore.postgres(url:configuration:)` the registry, keys and data live in one
+/// PostgreSQL database instead (see `docs/architecture.md`, "Store backends"); the data folder
+/// then holds only `devices/<id>/media/`.
 public final class BridgeStore: Sendable {
     public struct Configuration: Sendable {
         public var dataDirectory: URL
@@ -43,9 +48,14 @@ public final class BridgeStore: Sendable {
     }
 
     public let configuration: Configuration
-    public let registry: Registry
+    /// The device slots and the registry outbox (SQLite `Registry` or `PostgresRegistry`).
+    public var registry: any RegistryStoring { registryBackend }
+    let registryBackend: any RegistryBackend
+    /// SQLite's per-device databases (empty with PostgreSQL).
     private let cache: DatabaseCache
     private let devicesDirectory: URL
+    /// The PostgreSQL database, when that is the backend.
+    let postgres: PostgresBackend?
 
     public init(configuration: Configuration) throws(StoreError) {
         self.configuration = configuration
@@ -54,7 +64,8 @@ public final class BridgeStore: Sendable {
         let devices = configuration.dataDirectory.appendingPathComponent("devices", isDirectory: true)
         try SQLiteFiles.makePrivateDirectory(devices)
         devicesDirectory = devices
-        registry = Registry(queue: try files.openQueue(
+        postgres = nil
+        registryBackend = Registry(queue: try files.openQueue(
             at: configuration.dataDirectory.appendingPathComponent("registry.sqlite"),
             migrator: RegistrySchema.migrator, secureDelete: false))
         let masterKey = configuration.masterKey
@@ -76,28 +87,65 @@ public final class BridgeStore: Sendable {
         }
     }
 
+    /// A store on one PostgreSQL database (`postgres://user:pass@host:port/db`), migrated
+    /// before it returns; media files stay under `configuration.dataDirectory`. Call
+    /// `shutdown()` to close its connection pool.
+    public static func postgres(url: String, configuration: Configuration, logger: Logger = Logger(label: "wabridge.store.postgres"))
+        async throws(StoreError) -> BridgeStore {
+        let backend = try await PostgresBackend.open(url: url, logger: logger)
+        do throws(StoreError) {
+            return try BridgeStore(configuration: configuration, postgres: backend)
+        } catch {
+            await backend.database.shutdown()
+            throw error
+        }
+    }
+
+    private init(configuration: Configuration, postgres backend: PostgresBackend) throws(StoreError) {
+        self.configuration = configuration
+        try SQLiteFiles.makePrivateDirectory(configuration.dataDirectory)
+        let devices = configuration.dataDirectory.appendingPathComponent("devices", isDirectory: true)
+        try SQLiteFiles.makePrivateDirectory(devices)
+        devicesDirectory = devices
+        postgres = backend
+        registryBackend = backend.registry
+        cache = DatabaseCache(capacity: 1) { key in
+            throw StoreError(.database, "no SQLite database for \(key.device): the store is on PostgreSQL")
+        }
+    }
+
+    /// Closes every database and, with PostgreSQL, the connection pool (the store is unusable after).
+    public func shutdown() async {
+        cache.closeAll()
+        await postgres?.database.shutdown()
+    }
+
     // MARK: Devices
 
     /// Creates a slot: registry row, folder (0700) with `media/`, and both
     /// databases (migrated; the key check records whether keys are encrypted).
     /// A nil `id` generates a UUID.
     @discardableResult
-    public func createDevice(id: DeviceID? = nil, settings: String = "{}") throws(StoreError) -> RegisteredDevice {
+    public func createDevice(id: DeviceID? = nil, settings: String = "{}") async throws(StoreError) -> RegisteredDevice {
         let id = id ?? DeviceID.generate()
         let folder = folder(of: id)
         if FileManager.default.fileExists(atPath: folder.path) {
             throw StoreError(.deviceExists, "device \(id) already has a folder")
         }
-        let device = try registry.createDevice(id, settings: settings)
+        let device = try await registryBackend.createDevice(id, settings: settings, now: Date())
         do throws(StoreError) {
             try SQLiteFiles.makePrivateDirectory(folder)
             try SQLiteFiles.makePrivateDirectory(folder.appendingPathComponent("media", isDirectory: true))
-            _ = try cache.database(for: .init(device: id, kind: .session))
-            _ = try cache.database(for: .init(device: id, kind: .history))
+            if let postgres {
+                try await postgres.installKeyCheck(id, cipher: KeyCipher(key: configuration.masterKey?.deviceKey(for: id)))
+            } else {
+                _ = try cache.database(for: .init(device: id, kind: .session))
+                _ = try cache.database(for: .init(device: id, kind: .history))
+            }
         } catch {
             cache.close(device: id)
             try? FileManager.default.removeItem(at: folder)
-            try? registry.deleteDevice(id)
+            try? await registryBackend.deleteDevice(id)
             throw error
         }
         return device
@@ -106,21 +154,38 @@ public final class BridgeStore: Sendable {
     /// The handles of one device: its key store, its data store, its media folder.
     /// `store.not_found` for an unknown device; `store.wrong_master_key` when its
     /// keys do not open with the configured master key.
-    public func device(_ id: DeviceID) throws(StoreError) -> DeviceStorage {
-        _ = try registry.device(id)
-        _ = try cache.database(for: .init(device: id, kind: .session))  // checks the master key now
+    ///
+    /// A `generation` fences the key store: its writes fail with `store.fenced` once
+    /// `raiseFence` set the device's fence above it (nil: never fenced).
+    public func device(_ id: DeviceID, generation: Int64? = nil) async throws(StoreError) -> DeviceStorage {
+        _ = try await registryBackend.device(id)
         let cipher = KeyCipher(key: configuration.masterKey?.deviceKey(for: id))
+        if let postgres {
+            try await postgres.verifyKeyCheck(id, cipher: cipher)  // checks the master key now
+            return DeviceStorage(
+                id: id, folder: folder(of: id),
+                keys: PostgresKeyStore(deviceID: id, database: postgres.database, cipher: cipher, generation: generation),
+                data: PostgresDataStore(deviceID: id, database: postgres.database))
+        }
+        _ = try cache.database(for: .init(device: id, kind: .session))  // checks the master key now
         return DeviceStorage(
             id: id, folder: folder(of: id),
             keys: SQLiteSessionStore(deviceID: id, cache: cache, cipher: cipher),
             data: DeviceDataStore(deviceID: id, cache: cache))
     }
 
-    public func listDevices() throws(StoreError) -> [RegisteredDevice] { try registry.listDevices() }
+    public func listDevices() async throws(StoreError) -> [RegisteredDevice] { try await registryBackend.listDevices() }
+
+    /// Sets the device's fence to max(fence, generation): key stores opened with an older
+    /// generation refuse every write from now on (`store.fenced`).
+    public func raiseFence(_ id: DeviceID, to generation: Int64) async throws(StoreError) {
+        if let postgres { return try await postgres.registry.raiseFence(id, to: generation) }
+        throw StoreError(.database, "fencing is not implemented on SQLite yet")
+    }
 
     /// Deletes a device: closes its databases, removes its folder, removes its row.
-    public func deleteDevice(_ id: DeviceID) throws(StoreError) {
-        _ = try registry.device(id)
+    public func deleteDevice(_ id: DeviceID) async throws(StoreError) {
+        _ = try await registryBackend.device(id)
         cache.close(device: id)
         let folder = folder(of: id)
         if FileManager.default.fileExists(atPath: folder.path) {
@@ -128,7 +193,8 @@ public final class BridgeStore: Sendable {
                 throw StoreError(.io, "cannot remove the folder of \(id): \(error.localizedDescription)")
             }
         }
-        try registry.deleteDevice(id)
+        try await registryBackend.deleteDevice(id)
+        postgres?.forget(id)
     }
 
     /// Closes every per-device database (they reopen on the next use).
@@ -153,12 +219,12 @@ public final class DeviceStorage: Sendable {
     public let id: DeviceID
     /// `<dataDir>/devices/<id>/`
     public let folder: URL
-    /// `DeviceStore` + `SignalProtocolStore` over `session.sqlite`.
-    public let keys: SQLiteSessionStore
-    /// History, outbox and idempotency over `history.sqlite`.
-    public let data: DeviceDataStore
+    /// Every key of the device (`session.sqlite`, or its rows in PostgreSQL).
+    public let keys: any DeviceKeyStore
+    /// History, outbox and idempotency (`history.sqlite`, or its rows in PostgreSQL).
+    public let data: any DeviceDataStoring
 
-    init(id: DeviceID, folder: URL, keys: SQLiteSessionStore, data: DeviceDataStore) {
+    init(id: DeviceID, folder: URL, keys: any DeviceKeyStore, data: any DeviceDataStoring) {
         self.id = id
         self.folder = folder
         self.keys = keys

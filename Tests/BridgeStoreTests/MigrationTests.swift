@@ -24,7 +24,7 @@ final class MigrationTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: data.path))
         var store = try openStore(dir)
         let id = try DeviceID("mig")
-        try store.createDevice(id: id)
+        try await store.createDevice(id: id)
         let folder = store.folder(of: id)
         store.closeAll()
 
@@ -41,7 +41,7 @@ final class MigrationTests: XCTestCase {
         // Reopen twice: nothing is migrated again, nothing is lost.
         for _ in 0..<2 {
             store = try openStore(dir)
-            let device = try store.device(id)
+            let device = try await store.device(id)
             try await device.data.appendEvent(eventID: UUID().uuidString, routingKey: "mig.x", payload: Data())
             store.closeAll()
         }
@@ -62,7 +62,7 @@ final class MigrationTests: XCTestCase {
         let dir = try makeTemporaryDirectory(self)
         let store = try openStore(dir)
         let id = try DeviceID("junk")
-        try store.createDevice(id: id)
+        try await store.createDevice(id: id)
         store.closeAll()
         let file = store.folder(of: id).appendingPathComponent("history.sqlite")
         try FileManager.default.removeItem(at: file)

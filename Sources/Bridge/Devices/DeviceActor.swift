@@ -10,7 +10,9 @@ import WAClient
 actor DeviceActor {
     let id: DeviceID
     private let storage: DeviceStorage
-    private let registry: Registry
+    private let registry: any RegistryStoring
+    /// The last registry write: each one waits for the one before, so the rows end in call order.
+    private var registryTail: Task<Void, Never>?
     private let configuration: WAClientConfiguration
     /// What the device keeps of its phone's history sync (`HistorySettings`).
     /// Changed by `apply(history:)`; the history handler reads it per chunk.
@@ -43,7 +45,8 @@ actor DeviceActor {
     /// Bumped when the client is dropped on purpose: late transitions of an old client are ignored.
     private var generation = 0
 
-    init(id: DeviceID, storage: DeviceStorage, registry: Registry, configuration: WAClientConfiguration,
+    init(id: DeviceID, storage: DeviceStorage, registry: any RegistryStoring, registered: RegisteredDevice?,
+         configuration: WAClientConfiguration,
          recorder: any EventRecording, counters: MessageCounters, retryPolicy: EventRetryPolicy = EventRetryPolicy(),
          history: HistorySettings = HistorySettings(), logger: Logger, emit: @escaping @Sendable (DeviceEvent) -> Void) {
         self.id = id
@@ -55,7 +58,6 @@ actor DeviceActor {
         self.counters = counters
         self.emit = emit
         retry = EventRetry(policy: retryPolicy)
-        let registered = try? registry.device(id)
         jid = JIDCache(registered?.jid)
         state = registered?.state ?? .disconnected
         let (stream, continuation) = AsyncStream.makeStream(of: (@Sendable () async -> Void).self)
@@ -136,7 +138,7 @@ actor DeviceActor {
     /// WhatsApp gets its receipt) only once the event is durable; a throw withholds
     /// the receipt and WhatsApp delivers the message again.
     private static func messageHandler(
-        id: DeviceID, jid: JIDCache, data: DeviceDataStore, recorder: any EventRecording,
+        id: DeviceID, jid: JIDCache, data: any DeviceDataStoring, recorder: any EventRecording,
         counters: MessageCounters, logger: Logger
     ) -> MessagingFeature.MessageHandler {
         { message in
@@ -212,42 +214,54 @@ actor DeviceActor {
     }
 
     /// Writes the identity to the registry and the in-memory copy the handlers read.
-    private func setIdentity(jid newJID: String?, lid: String?, pushName: String) {
+    private func setIdentity(jid newJID: String?, lid: String?, pushName: String) async {
         jid.set(newJID)
-        do { _ = try registry.setIdentity(id, jid: newJID, lid: lid, pushName: pushName) } catch {
-            logger.warning("identity not recorded", metadata: ["code": "\(error.code)"])
+        let (registry, id) = (self.registry, self.id)
+        await inRegistryOrder("identity not recorded") { () async throws(StoreError) in
+            _ = try await registry.setIdentity(id, jid: newJID, lid: lid, pushName: pushName)
         }
     }
 
-    /// Writes the state to the registry and the in-memory copy.
-    private func writeState(_ to: DeviceState) {
-        state = to
-        do { _ = try registry.updateState(id, to: to) } catch {
-            logger.warning("state not recorded", metadata: ["code": "\(error.code)"])
+    /// Runs a registry write after the previous one (the actor may take other work while it waits).
+    private func inRegistryOrder(_ failure: String, _ body: @escaping @Sendable () async throws(StoreError) -> Void) async {
+        let previous = registryTail
+        let logger = logger
+        let write = Task {
+            await previous?.value
+            do throws(StoreError) { try await body() } catch { logger.warning("\(failure)", metadata: ["code": "\(error.code)"]) }
         }
+        registryTail = write
+        await write.value
+    }
+
+    /// Writes the state to the registry and the in-memory copy.
+    private func writeState(_ to: DeviceState) async {
+        state = to
+        let (registry, id) = (self.registry, self.id)
+        await inRegistryOrder("state not recorded") { () async throws(StoreError) in _ = try await registry.updateState(id, to: to) }
     }
 
     /// A device left mid-login by a crash is not connected now (`DeviceManager.start`);
     /// nothing is published, as before the actor existed.
-    func settleAfterCrash() {
-        if state != .disconnected && state != .loggedOut { writeState(.disconnected) }
+    func settleAfterCrash() async {
+        if state != .disconnected && state != .loggedOut { await writeState(.disconnected) }
     }
 
-    private func record(_ t: StateTransition, generation gen: Int) {
+    private func record(_ t: StateTransition, generation gen: Int) async {
         guard gen == generation else { return }
         let to = DeviceState(rawValue: t.to.rawValue) ?? .disconnected
         let from = DeviceState(rawValue: t.from.rawValue) ?? .disconnected
         // The identity goes with the session: whoever sees `logged_out` sees no JID
         // (the `.loggedOut` event on the other stream may come a moment later).
-        if to == .loggedOut { setIdentity(jid: nil, lid: nil, pushName: "") }
-        writeState(to)
+        if to == .loggedOut { await setIdentity(jid: nil, lid: nil, pushName: "") }
+        await writeState(to)
         publish(DeviceEvent(deviceID: id, kind: .state(from: from, to: to, reason: t.reason.description)))
     }
 
-    private func setState(_ to: DeviceState, reason: String) {
+    private func setState(_ to: DeviceState, reason: String) async {
         let from = state
         guard from != to else { return }
-        writeState(to)
+        await writeState(to)
         publish(DeviceEvent(deviceID: id, kind: .state(from: from, to: to, reason: reason)))
     }
 
@@ -256,7 +270,7 @@ actor DeviceActor {
     /// withholds the ack and the receipt comes again). Receipts of our own other
     /// devices (read-self, sender) are not statuses of a sent message.
     private static func statusHandler(
-        id: DeviceID, jid: JIDCache, data: DeviceDataStore, recorder: any EventRecording, inFlight: InFlightSends,
+        id: DeviceID, jid: JIDCache, data: any DeviceDataStoring, recorder: any EventRecording, inFlight: InFlightSends,
         logger: Logger
     ) -> MessagingFeature.StatusHandler {
         { u in
@@ -294,7 +308,7 @@ actor DeviceActor {
         for _ in u.messageIDs { counters.countSent(id) }
     }
 
-    private func handle(_ e: WAEvent, generation gen: Int) {
+    private func handle(_ e: WAEvent, generation gen: Int) async {
         guard gen == generation else { return }
         switch e {
         case .qr(let code):
@@ -308,12 +322,12 @@ actor DeviceActor {
             publish(DeviceEvent(deviceID: id, kind: .pairingCode(code)))
         case .loggedIn(let info):
             latestQR = nil
-            setIdentity(jid: info.jid.description, lid: info.lid?.description, pushName: info.pushName)
+            await setIdentity(jid: info.jid.description, lid: info.lid?.description, pushName: info.pushName)
             publish(DeviceEvent(deviceID: id, kind: .loggedIn(jid: info.jid.description, lid: info.lid?.description,
                                                                     pushName: info.pushName)))
         case .loggedOut(let reason):
             latestQR = nil
-            setIdentity(jid: nil, lid: nil, pushName: "")
+            await setIdentity(jid: nil, lid: nil, pushName: "")
             publish(DeviceEvent(deviceID: id, kind: .loggedOut(reason: reason.description)))
         case .messageStatus(let update):
             statusChanged(update)
@@ -478,8 +492,8 @@ actor DeviceActor {
         await removeOnServer()
         await shutdown()
         do { try await storage.keys.wipe() } catch { throw DeviceError.from(error) }
-        setIdentity(jid: nil, lid: nil, pushName: "")
-        setState(.loggedOut, reason: "logout_requested")
+        await setIdentity(jid: nil, lid: nil, pushName: "")
+        await setState(.loggedOut, reason: "logout_requested")
         publish(DeviceEvent(deviceID: id, kind: .loggedOut(reason: "logout_requested")))
     }
 
@@ -500,7 +514,7 @@ actor DeviceActor {
         if let client { await client.stop() }
         client = nil
         if state == .connecting || state == .connected || state == .reconnecting {
-            setState(.disconnected, reason: "stopped")
+            await setState(.disconnected, reason: "stopped")
         }
         // The watchers end with the client's streams; do not wait for them.
         for w in watchers { w.cancel() }

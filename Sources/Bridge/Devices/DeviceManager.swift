@@ -67,10 +67,10 @@ public actor DeviceManager {
     /// devices is no thundering herd. Returns once the map is loaded.
     public func start() async throws(DeviceError) {
         let registered: [RegisteredDevice]
-        do { registered = try store.listDevices() } catch { throw DeviceError.from(error) }
+        do { registered = try await store.listDevices() } catch { throw DeviceError.from(error) }
         var toConnect: [DeviceActor] = []
         for r in registered {
-            let actor = try makeActor(r.id)
+            let actor = try await makeActor(r.id)
             devices[r.id] = actor
             if await actor.isLoggedIn() {
                 toConnect.append(actor)
@@ -112,13 +112,15 @@ public actor DeviceManager {
         isReady = false
     }
 
-    private func makeActor(_ id: DeviceID) throws(DeviceError) -> DeviceActor {
+    private func makeActor(_ id: DeviceID) async throws(DeviceError) -> DeviceActor {
         let storage: DeviceStorage
-        do { storage = try store.device(id) } catch { throw DeviceError.from(error) }
+        do { storage = try await store.device(id) } catch { throw DeviceError.from(error) }
+        let registered = try? await store.registry.device(id)
         let sink = self.sink
-        return DeviceActor(id: id, storage: storage, registry: store.registry,
+        return DeviceActor(id: id, storage: storage, registry: store.registry, registered: registered,
                            configuration: configuration.client, recorder: recorder, counters: counters,
-                           retryPolicy: configuration.eventRetry, history: storedSettings(id).history(defaults: configuration.history),
+                           retryPolicy: configuration.eventRetry,
+                           history: storedSettings(id, registered?.settings).history(defaults: configuration.history),
                            logger: logger,
                            emit: { sink.yield($0) })
     }
@@ -136,15 +138,15 @@ public actor DeviceManager {
             if let id, devices[id] != nil { throw DeviceError(.exists, "device \(text) exists") }
         }
         let r: RegisteredDevice
-        do { r = try store.createDevice(id: id) } catch { throw DeviceError.from(error) }
+        do { r = try await store.createDevice(id: id) } catch { throw DeviceError.from(error) }
         // device.created is durable before the call returns, or there is no device.
         let created = DeviceEvent(deviceID: r.id, kind: .created)
         do { try await recorder.record(EventFactory.cloudEvent(created, jid: nil)) } catch {
             logger.error("device.created not recorded", metadata: ["device": "\(r.id)", "code": "\(EventFactory.errorCode(error))"])
-            try? store.deleteDevice(r.id)
+            try? await store.deleteDevice(r.id)
             throw DeviceError(.storage, "device \(r.id) not created: its device.created event could not be recorded")
         }
-        devices[r.id] = try makeActor(r.id)
+        devices[r.id] = try await makeActor(r.id)
         for o in lifecycleObservers { await o(r.id, .created) }
         sink.yield(created)
         return DeviceInfo(r)
@@ -152,8 +154,8 @@ public actor DeviceManager {
 
     /// The device's own settings; a row that no longer parses is logged and read as "all
     /// defaults", so a hand-edited registry never keeps a device from starting.
-    private func storedSettings(_ id: DeviceID) -> DeviceSettings {
-        guard let text = try? store.registry.device(id).settings else { return DeviceSettings() }
+    private func storedSettings(_ id: DeviceID, _ text: String?) -> DeviceSettings {
+        guard let text else { return DeviceSettings() }
         do { return try DeviceSettings.stored(text) } catch {
             logger.error("device settings unreadable, using the worker's defaults",
                          metadata: ["device": "\(id)", "code": "\(error.code)"])
@@ -162,10 +164,10 @@ public actor DeviceManager {
     }
 
     /// The device's settings as stored (its overrides) and as used (defaults filled in).
-    public func settings(_ text: String) throws(DeviceError) -> DeviceSettingsView {
+    public func settings(_ text: String) async throws(DeviceError) -> DeviceSettingsView {
         let id = try deviceID(text)
         let stored: DeviceSettings
-        do { stored = try DeviceSettings.stored(try store.registry.device(id).settings) } catch { throw DeviceError.from(error) }
+        do { stored = try DeviceSettings.stored(try await store.registry.device(id).settings) } catch { throw DeviceError.from(error) }
         return DeviceSettingsView(stored: stored, history: stored.history(defaults: configuration.history))
     }
 
@@ -174,24 +176,24 @@ public actor DeviceManager {
     public func updateSettings(_ text: String, patch: Data) async throws(DeviceError) -> DeviceSettingsView {
         let id = try deviceID(text)
         let current: DeviceSettings
-        do { current = try DeviceSettings.stored(try store.registry.device(id).settings) } catch {
+        do { current = try DeviceSettings.stored(try await store.registry.device(id).settings) } catch {
             // Settings that no longer parse are replaced by the patch applied to the defaults.
             current = DeviceSettings()
         }
         let next = try current.merging(patch: patch)
-        do { try store.registry.updateSettings(id, next.storedText()) } catch { throw DeviceError.from(error) }
+        do { try await store.registry.updateSettings(id, next.storedText()) } catch { throw DeviceError.from(error) }
         let history = next.history(defaults: configuration.history)
         await devices[id]?.apply(history: history)
         return DeviceSettingsView(stored: next, history: history)
     }
 
-    public func list() throws(DeviceError) -> [DeviceInfo] {
-        do { return try store.listDevices().map(DeviceInfo.init) } catch { throw DeviceError.from(error) }
+    public func list() async throws(DeviceError) -> [DeviceInfo] {
+        do { return try await store.listDevices().map(DeviceInfo.init) } catch { throw DeviceError.from(error) }
     }
 
-    public func get(_ id: String) throws(DeviceError) -> DeviceInfo {
+    public func get(_ id: String) async throws(DeviceError) -> DeviceInfo {
         let did = try deviceID(id)
-        do { return DeviceInfo(try store.registry.device(did)) } catch { throw DeviceError.from(error) }
+        do { return DeviceInfo(try await store.registry.device(did)) } catch { throw DeviceError.from(error) }
     }
 
     /// The default-device rule: a named device must exist; none named → the only
@@ -243,7 +245,7 @@ public actor DeviceManager {
         // file back into the folder while it is removed: try again briefly.
         for attempt in 1...3 {
             do {
-                try store.deleteDevice(id)
+                try await store.deleteDevice(id)
                 break
             } catch {
                 if attempt == 3 || error.code != .io { throw DeviceError.from(error) }
@@ -288,17 +290,17 @@ public actor DeviceManager {
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
         while clock.now < deadline {
-            if (try? store.registry.device(id).state) == state { return }
+            if (try? await store.registry.device(id).state) == state { return }
             try await Task.sleep(for: .milliseconds(50))
         }
-        let now = (try? store.registry.device(id).state.rawValue) ?? "?"
+        let now = (try? await store.registry.device(id).state.rawValue) ?? "?"
         throw DeviceError(.unavailable, "device \(text) did not reach \(state.rawValue) within \(timeout) (is \(now))")
     }
 
     /// Device counts by state (metrics).
-    public func countsByState() throws(DeviceError) -> [DeviceState: Int] {
+    public func countsByState() async throws(DeviceError) -> [DeviceState: Int] {
         var counts = Dictionary(uniqueKeysWithValues: DeviceState.allCases.map { ($0, 0) })
-        for d in try list() { counts[d.state, default: 0] += 1 }
+        for d in try await list() { counts[d.state, default: 0] += 1 }
         return counts
     }
 }
