@@ -51,6 +51,8 @@ public final class BridgeStore: Sendable {
     /// The device slots and the registry outbox (SQLite `Registry` or `PostgresRegistry`).
     public var registry: any RegistryStoring { registryBackend }
     let registryBackend: any RegistryBackend
+    /// Device leases and worker heartbeats (several workers on one store).
+    public let leases: any LeaseStoring
     /// SQLite's per-device databases (empty with PostgreSQL).
     private let cache: DatabaseCache
     private let devicesDirectory: URL
@@ -65,9 +67,11 @@ public final class BridgeStore: Sendable {
         try SQLiteFiles.makePrivateDirectory(devices)
         devicesDirectory = devices
         postgres = nil
-        registryBackend = Registry(queue: try files.openQueue(
+        let registryQueue = try files.openQueue(
             at: configuration.dataDirectory.appendingPathComponent("registry.sqlite"),
-            migrator: RegistrySchema.migrator, secureDelete: false))
+            migrator: RegistrySchema.migrator, secureDelete: false)
+        registryBackend = Registry(queue: registryQueue)
+        leases = SQLiteLeaseStore(queue: registryQueue)
         let masterKey = configuration.masterKey
         cache = DatabaseCache(capacity: configuration.maxOpenDatabases) { key in
             let folder = devices.appendingPathComponent(key.device.rawValue, isDirectory: true)
@@ -109,6 +113,7 @@ public final class BridgeStore: Sendable {
         devicesDirectory = devices
         postgres = backend
         registryBackend = backend.registry
+        leases = backend.leases
         cache = DatabaseCache(capacity: 1) { key in
             throw StoreError(.database, "no SQLite database for \(key.device): the store is on PostgreSQL")
         }
@@ -155,8 +160,9 @@ public final class BridgeStore: Sendable {
     /// `store.not_found` for an unknown device; `store.wrong_master_key` when its
     /// keys do not open with the configured master key.
     ///
-    /// A `generation` fences the key store: its writes fail with `store.fenced` once
-    /// `raiseFence` set the device's fence above it (nil: never fenced).
+    /// `generation`: the owner generation of the caller's lease on the device. Every key write
+    /// through the handle is then refused with `store.fenced` once another owner raised the
+    /// device's fence past it (`raiseFence`); nil writes unfenced.
     public func device(_ id: DeviceID, generation: Int64? = nil) async throws(StoreError) -> DeviceStorage {
         _ = try await registryBackend.device(id)
         let cipher = KeyCipher(key: configuration.masterKey?.deviceKey(for: id))
@@ -170,18 +176,25 @@ public final class BridgeStore: Sendable {
         _ = try cache.database(for: .init(device: id, kind: .session))  // checks the master key now
         return DeviceStorage(
             id: id, folder: folder(of: id),
-            keys: SQLiteSessionStore(deviceID: id, cache: cache, cipher: cipher),
+            keys: SQLiteSessionStore(deviceID: id, cache: cache, cipher: cipher, generation: generation),
             data: DeviceDataStore(deviceID: id, cache: cache))
     }
 
-    public func listDevices() async throws(StoreError) -> [RegisteredDevice] { try await registryBackend.listDevices() }
-
-    /// Sets the device's fence to max(fence, generation): key stores opened with an older
-    /// generation refuse every write from now on (`store.fenced`).
+    /// Raises the device's fence to `generation` (never lowers it): from then on, key writes of
+    /// handles opened with a lower generation are refused. A new owner calls it after taking the
+    /// lease and before it connects, so the previous owner's late writes cannot land.
     public func raiseFence(_ id: DeviceID, to generation: Int64) async throws(StoreError) {
         if let postgres { return try await postgres.registry.raiseFence(id, to: generation) }
-        throw StoreError(.database, "fencing is not implemented on SQLite yet")
+        try await SQLiteSessionStore(deviceID: id, cache: cache, cipher: KeyCipher(key: nil)).raiseFence(to: generation)
     }
+
+    /// The device's fence now (0 until an owner raised it).
+    public func fence(_ id: DeviceID) async throws(StoreError) -> Int64 {
+        if let postgres { return try await postgres.registry.fence(id) }
+        return try await SQLiteSessionStore(deviceID: id, cache: cache, cipher: KeyCipher(key: nil)).fence()
+    }
+
+    public func listDevices() async throws(StoreError) -> [RegisteredDevice] { try await registryBackend.listDevices() }
 
     /// Deletes a device: closes its databases, removes its folder, removes its row.
     public func deleteDevice(_ id: DeviceID) async throws(StoreError) {

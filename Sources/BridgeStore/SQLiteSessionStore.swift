@@ -19,11 +19,15 @@ public final class SQLiteSessionStore: DeviceStore, SignalProtocolStore, Sendabl
     public let deviceID: DeviceID
     private let cache: DatabaseCache
     let cipher: KeyCipher
+    /// The owner generation this handle writes with; nil writes unfenced (tools, tests, one worker
+    /// without leases).
+    public let generation: Int64?
 
-    init(deviceID: DeviceID, cache: DatabaseCache, cipher: KeyCipher) {
+    init(deviceID: DeviceID, cache: DatabaseCache, cipher: KeyCipher, generation: Int64? = nil) {
         self.deviceID = deviceID
         self.cache = cache
         self.cipher = cipher
+        self.generation = generation
     }
 
     func queue() throws(StoreError) -> DatabaseQueue {
@@ -36,9 +40,38 @@ public final class SQLiteSessionStore: DeviceStore, SignalProtocolStore, Sendabl
         return try await StoreError.wrapping(what) { try queue.read(body) }
     }
 
+    /// Every key write checks the fence inside its own transaction: SQLite serialises writers
+    /// of the file, so a `raiseFence` either commits before the check (the write is refused) or
+    /// after the whole write.
     func write<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
         let queue = try queue()
-        return try await StoreError.wrapping(what) { try queue.write(body) }
+        let generation = self.generation, device = deviceID
+        return try await StoreError.wrapping(what) {
+            try queue.write { db in
+                if let generation {
+                    let fence = try Int64.fetchOne(db.cachedStatement(sql: "SELECT generation FROM fence WHERE id = 1")) ?? 0
+                    if fence > generation {
+                        throw StoreError(.fenced, "\(what) refused: device \(device) is owned by generation \(fence), this writer is \(generation)")
+                    }
+                }
+                return try body(db)
+            }
+        }
+    }
+
+    /// Sets the fence to `generation` unless it is already higher (`BridgeStore.raiseFence`).
+    func raiseFence(to generation: Int64) async throws(StoreError) {
+        let queue = try queue()
+        try await StoreError.wrapping("raiseFence") {
+            try queue.write { db in
+                try db.execute(sql: "UPDATE fence SET generation = MAX(generation, ?) WHERE id = 1", arguments: [generation])
+            }
+        }
+    }
+
+    /// The device's fence now.
+    func fence() async throws(StoreError) -> Int64 {
+        try await read("fence") { db in try Int64.fetchOne(db, sql: "SELECT generation FROM fence WHERE id = 1") ?? 0 }
     }
 
     // MARK: DeviceStore

@@ -26,11 +26,13 @@ public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let invalidSettings = Code(rawValue: "store.invalid_settings")
         /// The file system refused (folder creation, permissions, removal).
         public static let io = Code(rawValue: "store.io")
+        /// A key write from an owner whose lease was taken over: the device's fence is past
+        /// the writer's generation (another worker owns the device now). Nothing was written.
+        public static let fenced = Code(rawValue: "store.fenced")
+        /// Another worker holds the device's lease.
+        public static let leaseHeld = Code(rawValue: "store.lease_held")
         /// SQLite or PostgreSQL failed (busy past the timeout, disk full, constraint, connection lost...).
         public static let database = Code(rawValue: "store.database")
-        /// A key write through a handle whose fence generation is older than the device's fence
-        /// (another worker took the device over); nothing was written.
-        public static let fenced = Code(rawValue: "store.fenced")
         /// `WABRIDGE_DATABASE_URL` is not a `postgres://user:pass@host:port/db` URL.
         public static let invalidDatabaseURL = Code(rawValue: "store.invalid_database_url")
     }

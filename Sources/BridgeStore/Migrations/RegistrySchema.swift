@@ -7,6 +7,7 @@ enum RegistrySchema {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1-devices", migrate: v1Devices)
         migrator.registerMigration("v2-outbox", migrate: v2Outbox)
+        migrator.registerMigration("v3-leases", migrate: v3Leases)
         return migrator
     }
 }

@@ -11,6 +11,7 @@ enum SessionSchema {
         migrator.registerMigration("v4-lid-mapping", migrate: v4LIDMapping)
         migrator.registerMigration("v5-privacy-tokens", migrate: v5PrivacyTokens)
         migrator.registerMigration("v6-app-state-keys", migrate: v6AppState)
+        migrator.registerMigration("v7-fence", migrate: v7Fence)
         return migrator
     }
 }

@@ -7,11 +7,13 @@ import Synchronization
 final class PostgresBackend: Sendable {
     let database: PostgresDatabase
     let registry: PostgresRegistry
+    let leases: PostgresLeaseStore
     private let checked = Mutex<Set<DeviceID>>([])
 
     private init(database: PostgresDatabase) {
         self.database = database
         registry = PostgresRegistry(database: database)
+        leases = PostgresLeaseStore(database: database)
     }
 
     /// Connects the pool and applies the migrations.

@@ -169,4 +169,14 @@ final class PostgresRegistry: RegistryBackend {
         }
         guard changed > 0 else { throw StoreError(.notFound, "no device \(id)") }
     }
+
+    /// The device's fence now (0 until an owner raised it).
+    func fence(_ id: DeviceID) async throws(StoreError) -> Int64 {
+        let logger = self.logger
+        let fence = try await database.read("fence") { c in
+            try await c.row("SELECT fence FROM device_fence WHERE device_id = \(id.rawValue)", logger)?.decode(Int64.self)
+        }
+        guard let fence else { throw StoreError(.notFound, "no device \(id)") }
+        return fence
+    }
 }

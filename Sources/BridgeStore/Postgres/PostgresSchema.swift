@@ -299,6 +299,26 @@ enum PostgresSchema {
             """,
             "INSERT INTO device_fence (device_id) SELECT id FROM device ON CONFLICT DO NOTHING",
         ]),
+        // Device leases and worker heartbeats (`LeaseStoring`), times in seconds since 1970 by the
+        // database's clock. A lease row outlives its release so the generation only grows.
+        Migration(name: "v5-leases", statements: [
+            """
+            CREATE TABLE lease (
+                device_id text PRIMARY KEY REFERENCES device(id) ON DELETE CASCADE,
+                owner text NOT NULL,
+                generation bigint NOT NULL,
+                expires_at double precision NOT NULL
+            )
+            """,
+            "CREATE INDEX lease_on_owner ON lease (owner)",
+            """
+            CREATE TABLE worker (
+                id text PRIMARY KEY,
+                expires_at double precision NOT NULL,
+                draining boolean NOT NULL DEFAULT false
+            )
+            """,
+        ]),
     ]
 
     /// Applies the migrations not yet recorded, in order.
