@@ -20,6 +20,12 @@ final class StoreConformanceSQLiteTests: StoreConformanceCase {
     func testIdempotencyRecords() async throws { try await checkIdempotencyRecords() }
     func testIsolation() async throws { try await checkIsolation() }
     func testFencing() async throws { try await checkFencing() }
+    func testFenceAcrossWorkers() async throws { try await checkFenceAcrossWorkers() }
+    func testLeaseOneOwnerAtATime() async throws { try await checkLeaseOneOwnerAtATime() }
+    func testLeaseExpiryAndRenew() async throws { try await checkLeaseExpiryAndRenew() }
+    func testLeaseRacingWorkersGetEachDeviceOnce() async throws { try await checkLeaseRacingWorkersGetEachDeviceOnce() }
+    func testHeartbeats() async throws { try await checkHeartbeats() }
+    func testADeletedDeviceTakesItsLeaseAlong() async throws { try await checkADeletedDeviceTakesItsLeaseAlong() }
 }
 
 final class StoreConformancePostgresTests: StoreConformanceCase {
@@ -39,4 +45,10 @@ final class StoreConformancePostgresTests: StoreConformanceCase {
     func testIdempotencyRecords() async throws { try await checkIdempotencyRecords() }
     func testIsolation() async throws { try await checkIsolation() }
     func testFencing() async throws { try await checkFencing() }
+    func testFenceAcrossWorkers() async throws { try await checkFenceAcrossWorkers() }
+    func testLeaseOneOwnerAtATime() async throws { try await checkLeaseOneOwnerAtATime() }
+    func testLeaseExpiryAndRenew() async throws { try await checkLeaseExpiryAndRenew() }
+    func testLeaseRacingWorkersGetEachDeviceOnce() async throws { try await checkLeaseRacingWorkersGetEachDeviceOnce() }
+    func testHeartbeats() async throws { try await checkHeartbeats() }
+    func testADeletedDeviceTakesItsLeaseAlong() async throws { try await checkADeletedDeviceTakesItsLeaseAlong() }
 }
