@@ -22,7 +22,7 @@ func status(for code: DeviceError.Code) -> HTTPResponse.Status {
     switch code {
     case .idInvalid, .idRequired, .invalidSettings: .badRequest
     case .notFound: .notFound
-    case .exists, .alreadyLoggedIn, .notLoggedIn: .conflict
+    case .exists, .alreadyLoggedIn, .notLoggedIn, .ownedElsewhere: .conflict
     case .invalidPhoneNumber, .loginFailed: .unprocessableContent
     default: .serviceUnavailable
     }

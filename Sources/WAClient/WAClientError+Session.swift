@@ -14,6 +14,9 @@ extension WAClientError.Code {
     public static let loginRefused = WAClientError.Code(rawValue: "client.login_refused")
     /// There is no live, logged-in connection for this request.
     public static let notConnected = WAClientError.Code(rawValue: "client.not_connected")
+    /// This process no longer owns the device (`WAClientConfiguration.ownership` said no): nothing
+    /// more goes to WhatsApp in its name; another worker holds it now.
+    public static let notOwner = WAClientError.Code(rawValue: "client.not_owner")
     /// The client was stopped by its owner.
     public static let stopped = WAClientError.Code(rawValue: "client.stopped")
     /// The link closed while a request was waiting.

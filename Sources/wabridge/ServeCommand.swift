@@ -85,6 +85,7 @@ struct ServeCommand: AsyncParsableCommand {
 
         let store: BridgeStore
         let devices: DeviceManager
+        let deviceConfiguration: DeviceManager.Configuration
         let admin: AdminHTTPService
         let publisher: EventPublisher
         do {
@@ -98,10 +99,11 @@ struct ServeCommand: AsyncParsableCommand {
                 store = try BridgeStore(configuration: storeConfiguration)
             }
             let recorder = OutboxRecorder(store: store)
-            devices = DeviceManager(store: store, configuration: try cfg.deviceManagerConfiguration(),
+            deviceConfiguration = try cfg.deviceManagerConfiguration()
+            devices = DeviceManager(store: store, configuration: deviceConfiguration,
                                     recorder: recorder, logger: Logger(label: "wabridge.devices"))
             publisher = EventPublisher(recorder: recorder, topology: topology, logger: Logger(label: "wabridge.events"),
-                                       connection: { await broker.connection() })
+                                       owned: devices.owned, connection: { await broker.connection() })
             admin = try AdminHTTPService(
                 manager: devices, host: cfg.adminHost, port: cfg.adminPort,
                 options: .init(token: cfg.adminToken), logger: Logger(label: "wabridge.admin"))
@@ -118,7 +120,8 @@ struct ServeCommand: AsyncParsableCommand {
             connection: { await broker.connection() }, manager: devices, events: devices.recorder,
             topology: topology, settings: cfg.commandSettings(), logger: Logger(label: "wabridge.commands"))
         // Services start in this order and stop in reverse: broker first up, last down;
-        // the admin HTTP stops first, then the commands, then the devices (their last
+        // the admin HTTP stops first, then the ownership rounds (every device handed over
+        // while its command consumer still runs), then the commands, then the devices (their last
         // events go to the outbox), then the event publisher (what it did not publish
         // stays for the next run), then the store.
         let group = ServiceGroup(
@@ -126,6 +129,8 @@ struct ServeCommand: AsyncParsableCommand {
                 services: [.init(service: broker), .init(service: StoreService(store: store)),
                            .init(service: publisher),
                            .init(service: DeviceService(manager: devices)), .init(service: commands),
+                           .init(service: OwnershipService(manager: devices, settings: deviceConfiguration.ownership!,
+                                                           logger: Logger(label: "wabridge.ownership"))),
                            .init(service: admin)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))

@@ -60,14 +60,16 @@ public final class CommandService: Service, Sendable {
         let processor = CommandProcessor(connection: conn, manager: manager, events: events, topology: topology,
                                          settings: settings, logger: logger)
         let workers = CommandWorkers(processor: processor, logger: logger)
-        await manager.addLifecycleObserver { id, change in
+        await manager.addLifecycleObserver { [manager] id, change in
             switch change {
-            case .created: await workers.start(id)
-            case .deleting: await workers.stop(id)
+            // A device runs here only while this worker owns it (every device, with one worker).
+            case .created: if await manager.isActive(id) { await workers.start(id) }
+            case .activated: await workers.start(id)
+            case .deleting, .deactivating: await workers.stop(id)
             case .deleted: await workers.remove(id)
             }
         }
-        for id in await manager.deviceIDs { await workers.start(id) }
+        for id in await manager.ownedDeviceIDs { await workers.start(id) }
         await workers.startUnrouted()
         let running = await workers.count
         logger.info("command consumers running", metadata: ["devices": "\(running)"])

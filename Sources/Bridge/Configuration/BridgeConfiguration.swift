@@ -59,6 +59,11 @@ public struct BridgeConfiguration: Sendable, Equatable {
     public var historyMaxMessages: Int = 1_000
     /// Publish stored history messages as `message.received` with `"historical": true`.
     public var historyEvents: Bool = false
+    /// This worker's name in the lease table of a shared store; unset: host, pid and a random suffix.
+    public var workerID: String?
+    /// Seconds a device lease lasts unless renewed (renewed every third of it): a worker that dies
+    /// has its devices taken over by the others within about 1.3 × this.
+    public var leaseSeconds: Double = 15
 
     public init() {}
 
@@ -89,6 +94,8 @@ public struct BridgeConfiguration: Sendable, Equatable {
         case historyDays = "WABRIDGE_HISTORY_DAYS"
         case historyMaxMessages = "WABRIDGE_HISTORY_MAX_MESSAGES"
         case historyEvents = "WABRIDGE_HISTORY_EVENTS"
+        case workerID = "WABRIDGE_WORKER_ID"
+        case leaseSeconds = "WABRIDGE_LEASE_SECONDS"
     }
 
     /// Resolves the configuration. `flags` holds only the settings given on
@@ -210,6 +217,17 @@ public struct BridgeConfiguration: Sendable, Equatable {
             }
             historyMaxMessages = n
         case .historyEvents: historyEvents = try bool(value)
+        case .workerID:
+            guard let optional else { workerID = nil; break }
+            guard optional.count <= 128, optional.allSatisfy({ $0.isLetter || $0.isNumber || "._-".contains($0) }) else {
+                throw ConfigurationError(code: .invalidValue, message: "\(key.rawValue): up to 128 letters, digits, '.', '_' or '-': \(value)")
+            }
+            workerID = optional
+        case .leaseSeconds:
+            guard let d = Double(value), d >= 3, d <= 600 else {
+                throw ConfigurationError(code: .invalidValue, message: "\(key.rawValue): seconds 3...600: \(value)")
+            }
+            leaseSeconds = d
         }
     }
 

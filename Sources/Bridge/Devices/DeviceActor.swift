@@ -9,7 +9,12 @@ import WAClient
 /// Nothing here is shared with another device.
 actor DeviceActor {
     let id: DeviceID
-    private let storage: DeviceStorage
+    /// Opened with the generation of this worker's lease when workers share the store (its key
+    /// writes are fenced by it); replaced on every take-over.
+    private var storage: DeviceStorage
+    /// False while another worker may own the device (shared store, no lease here): the actor
+    /// then writes nothing to the registry and publishes nothing.
+    private(set) var owned: Bool
     private let registry: any RegistryStoring
     /// The last registry write: each one waits for the one before, so the rows end in call order.
     private var registryTail: Task<Void, Never>?
@@ -48,8 +53,10 @@ actor DeviceActor {
     init(id: DeviceID, storage: DeviceStorage, registry: any RegistryStoring, registered: RegisteredDevice?,
          configuration: WAClientConfiguration,
          recorder: any EventRecording, counters: MessageCounters, retryPolicy: EventRetryPolicy = EventRetryPolicy(),
-         history: HistorySettings = HistorySettings(), logger: Logger, emit: @escaping @Sendable (DeviceEvent) -> Void) {
+         history: HistorySettings = HistorySettings(), owned: Bool = true, logger: Logger,
+         emit: @escaping @Sendable (DeviceEvent) -> Void) {
         self.id = id
+        self.owned = owned
         self.history = history
         self.storage = storage
         self.registry = registry
@@ -215,6 +222,7 @@ actor DeviceActor {
 
     /// Writes the identity to the registry and the in-memory copy the handlers read.
     private func setIdentity(jid newJID: String?, lid: String?, pushName: String) async {
+        guard owned else { return }
         jid.set(newJID)
         let (registry, id) = (self.registry, self.id)
         await inRegistryOrder("identity not recorded") { () async throws(StoreError) in
@@ -236,6 +244,7 @@ actor DeviceActor {
 
     /// Writes the state to the registry and the in-memory copy.
     private func writeState(_ to: DeviceState) async {
+        guard owned else { return }
         state = to
         let (registry, id) = (self.registry, self.id)
         await inRegistryOrder("state not recorded") { () async throws(StoreError) in _ = try await registry.updateState(id, to: to) }
@@ -248,7 +257,7 @@ actor DeviceActor {
     }
 
     private func record(_ t: StateTransition, generation gen: Int) async {
-        guard gen == generation else { return }
+        guard gen == generation, owned else { return }
         let to = DeviceState(rawValue: t.to.rawValue) ?? .disconnected
         let from = DeviceState(rawValue: t.from.rawValue) ?? .disconnected
         // The identity goes with the session: whoever sees `logged_out` sees no JID
@@ -260,7 +269,7 @@ actor DeviceActor {
 
     private func setState(_ to: DeviceState, reason: String) async {
         let from = state
-        guard from != to else { return }
+        guard from != to, owned else { return }
         await writeState(to)
         publish(DeviceEvent(deviceID: id, kind: .state(from: from, to: to, reason: reason)))
     }
@@ -309,7 +318,7 @@ actor DeviceActor {
     }
 
     private func handle(_ e: WAEvent, generation gen: Int) async {
-        guard gen == generation else { return }
+        guard gen == generation, owned else { return }
         switch e {
         case .qr(let code):
             let q = QRLogin(text: code.text, expiresAt: Date().addingTimeInterval(code.validFor.timeInterval), index: code.index)
@@ -496,6 +505,37 @@ actor DeviceActor {
         await setState(.loggedOut, reason: "logout_requested")
         publish(DeviceEvent(deviceID: id, kind: .loggedOut(reason: "logout_requested")))
     }
+
+    // MARK: Ownership (workers sharing one store)
+
+    /// This worker took the device's lease: from now on its keys are written with `storage`'s
+    /// generation, and the state the previous owner left (connected, when it died) is settled.
+    func takeOwnership(_ storage: DeviceStorage) async {
+        self.storage = storage
+        owned = true
+        if let registered = try? await registry.device(id) {
+            state = registered.state
+            jid.set(registered.jid)
+        }
+        await settleAfterCrash()
+    }
+
+    /// Handing over (rebalance, SIGTERM): the link closes and `disconnected` is recorded while
+    /// the lease is still ours; then the actor goes quiet.
+    func handOver() async {
+        await shutdown()
+        owned = false
+    }
+
+    /// The lease is gone (expired, taken over): another worker may own the device already, so
+    /// the actor goes quiet first and only then closes the link, recording nothing.
+    func abandon() async {
+        owned = false
+        await shutdown()
+    }
+
+    /// True while a QR or pairing-code login runs: such a device is not handed over.
+    var isLoggingIn: Bool { qrTask != nil || (client != nil && jid.jid == nil) }
 
     /// Stops the client for good and forgets it (a later call makes a fresh one).
     func shutdown() async {

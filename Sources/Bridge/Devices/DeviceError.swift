@@ -22,6 +22,9 @@ public struct DeviceError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let storage = Code(rawValue: "STORAGE_ERROR")
         /// A settings patch with an unknown field, a wrong type or a value out of range.
         public static let invalidSettings = Code(rawValue: "INVALID_SETTINGS")
+        /// Another worker of the same store holds the device's lease: send the request to it
+        /// (the message names it), or retry once it hands the device over.
+        public static let ownedElsewhere = Code(rawValue: "DEVICE_OWNED_ELSEWHERE")
     }
 
     public let code: Code

@@ -8,6 +8,10 @@ public enum DeviceLifecycleChange: Sendable, Equatable {
     /// into its folder), keep what waits for it; `created` again if the delete fails.
     case deleting
     case deleted
+    /// This worker took the device's lease (workers sharing a store): consume its commands.
+    case activated
+    /// This worker is about to stop running the device: stop consuming, keep its queue.
+    case deactivating
 }
 
 /// Called with the device and the change, in order, and awaited before

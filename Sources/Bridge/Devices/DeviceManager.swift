@@ -19,10 +19,16 @@ public actor DeviceManager {
         public var eventRetry: EventRetryPolicy
         /// What devices keep of their phones' history sync.
         public var history: HistorySettings
+        /// Set when several workers share the store: devices are connected only while this
+        /// worker holds their lease (`OwnershipService` takes and gives them). nil: this
+        /// worker owns every device, unfenced.
+        public var ownership: OwnershipSettings?
         public init(client: WAClientConfiguration = WAClientConfiguration(),
                     reconnectSpread: Duration = .seconds(10), qrTimeout: Duration = .seconds(25),
-                    eventRetry: EventRetryPolicy = EventRetryPolicy(), history: HistorySettings = HistorySettings()) {
+                    eventRetry: EventRetryPolicy = EventRetryPolicy(), history: HistorySettings = HistorySettings(),
+                    ownership: OwnershipSettings? = nil) {
             self.client = client
+            self.ownership = ownership
             self.history = history
             self.reconnectSpread = reconnectSpread
             self.qrTimeout = qrTimeout
@@ -38,8 +44,14 @@ public actor DeviceManager {
     public nonisolated let recorder: any EventRecording
     /// Messages in and out per device (`/metrics`).
     public nonisolated let counters = MessageCounters()
-    private let logger: Logger
-    private(set) var devices: [DeviceID: DeviceActor] = [:]
+    let logger: Logger
+    /// The devices this worker holds the lease of (ownership mode; nil: it owns them all).
+    public nonisolated let owned: OwnedDevices?
+    /// The leases behind `owned`, as the store last answered.
+    var leases: [DeviceID: DeviceLease] = [:]
+    /// Connects of devices just taken over, spread out; cancelled when the device goes.
+    var pendingConnects: [DeviceID: Task<Void, Never>] = [:]
+    var devices: [DeviceID: DeviceActor] = [:]
     /// Told (and awaited) when a device is created or deleted at run time (DeviceManager+Commands).
     var lifecycleObservers: [DeviceLifecycleObserver] = []
     private var startTask: Task<Void, Never>?
@@ -55,6 +67,7 @@ public actor DeviceManager {
         self.configuration = configuration
         self.recorder = recorder ?? OutboxRecorder(store: store)
         self.logger = logger
+        owned = configuration.ownership == nil ? nil : OwnedDevices()
         (events, sink) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(4096))
     }
 
@@ -68,6 +81,12 @@ public actor DeviceManager {
     public func start() async throws(DeviceError) {
         let registered: [RegisteredDevice]
         do { registered = try await store.listDevices() } catch { throw DeviceError.from(error) }
+        if owned != nil {
+            // Shared store: nothing connects until OwnershipService hands this worker a lease.
+            for r in registered { devices[r.id] = try await makeActor(r.id) }
+            isReady = true
+            return
+        }
         var toConnect: [DeviceActor] = []
         for r in registered {
             let actor = try await makeActor(r.id)
@@ -102,6 +121,8 @@ public actor DeviceManager {
         startTask?.cancel()
         await startTask?.value
         startTask = nil
+        for t in pendingConnects.values { t.cancel() }
+        pendingConnects = [:]
         for actor in devices.values {
             await actor.shutdown()
             // The last state changes are in the outbox before the store closes; a failing
@@ -112,16 +133,18 @@ public actor DeviceManager {
         isReady = false
     }
 
-    private func makeActor(_ id: DeviceID) async throws(DeviceError) -> DeviceActor {
+    func makeActor(_ id: DeviceID) async throws(DeviceError) -> DeviceActor {
         let storage: DeviceStorage
         do { storage = try await store.device(id) } catch { throw DeviceError.from(error) }
         let registered = try? await store.registry.device(id)
         let sink = self.sink
+        var client = configuration.client
+        if let owned { client.ownership = { owned.owns(id) } }
         return DeviceActor(id: id, storage: storage, registry: store.registry, registered: registered,
-                           configuration: configuration.client, recorder: recorder, counters: counters,
+                           configuration: client, recorder: recorder, counters: counters,
                            retryPolicy: configuration.eventRetry,
                            history: storedSettings(id, registered?.settings).history(defaults: configuration.history),
-                           logger: logger,
+                           owned: owned == nil, logger: logger,
                            emit: { sink.yield($0) })
     }
 
@@ -148,6 +171,8 @@ public actor DeviceManager {
         }
         devices[r.id] = try await makeActor(r.id)
         for o in lifecycleObservers { await o(r.id, .created) }
+        // Shared store: the worker that created the device takes it, so a login can start here.
+        if owned != nil { _ = await acquireNow(r.id) }
         sink.yield(created)
         return DeviceInfo(r)
     }
@@ -220,9 +245,19 @@ public actor DeviceManager {
         return devices[id]!
     }
 
+    /// The device's actor, once this worker owns the device (taking a free lease on the spot);
+    /// `DEVICE_OWNED_ELSEWHERE` when another worker holds it.
+    private func ownedActor(_ text: String) async throws(DeviceError) -> DeviceActor {
+        let id = try deviceID(text)
+        _ = try await requireOwnership(id)
+        return devices[id]!
+    }
+
     /// Unlinks the device on WhatsApp if connected, stops it, then removes its folder and slot.
     public func delete(_ text: String) async throws(DeviceError) {
         let id = try deviceID(text)
+        // Only the owner writes into the device's files, so only the owner may remove them.
+        _ = try await requireOwnership(id)
         let actor = devices.removeValue(forKey: id)!
         // No command may write into the folder once its events have been moved out.
         for o in lifecycleObservers { await o(id, .deleting) }
@@ -252,22 +287,23 @@ public actor DeviceManager {
                 try? await Task.sleep(for: .milliseconds(100))
             }
         }
+        forgetOwnership(id)  // the lease row went with the registry row
         for o in lifecycleObservers { await o(id, .deleted) }
         sink.yield(deleted)
     }
 
     // MARK: Device operations
 
-    public func logout(_ text: String) async throws(DeviceError) { try await actor(text).logout() }
+    public func logout(_ text: String) async throws(DeviceError) { try await ownedActor(text).logout() }
 
     public func reconnect(_ text: String) async throws(DeviceError) {
-        let a = try actor(text)
+        let a = try await ownedActor(text)
         guard await a.isLoggedIn() else { throw DeviceError(.notLoggedIn, "device \(text) is not logged in") }
         try await a.reconnect()
     }
 
     public func startQRLogin(_ text: String) async throws(DeviceError) -> QRLogin {
-        try await actor(text).startQRLogin(timeout: configuration.qrTimeout)
+        try await ownedActor(text).startQRLogin(timeout: configuration.qrTimeout)
     }
 
     /// The device's running client, if any (internal: tests send through it).
@@ -281,7 +317,7 @@ public actor DeviceManager {
     }
 
     public func pairWithCode(_ text: String, phone: String) async throws(DeviceError) -> String {
-        try await actor(text).pairWithCode(phone: phone)
+        try await ownedActor(text).pairWithCode(phone: phone)
     }
 
     /// Waits until the device's recorded state is `state` (polls the registry; tests, tooling).

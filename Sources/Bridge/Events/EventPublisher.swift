@@ -36,12 +36,18 @@ public final class EventPublisher: Service, Sendable {
     private let connection: ConnectionProvider
     private let configuration: Configuration
     private let logger: Logger
+    /// Workers sharing a store: only the outboxes of devices this worker owns are drained
+    /// here (and the registry's only by the worker chosen for it), so two workers never
+    /// publish one outbox. nil: every outbox.
+    private let owned: OwnedDevices?
 
     /// `connection` returns the live broker connection (waiting for the first
     /// connect), or nil once there will be none (the publisher then stops).
     public init(recorder: OutboxRecorder, topology: BridgeTopology, configuration: Configuration = Configuration(),
-                logger: Logger = Logger(label: "wabridge.events"), connection: @escaping ConnectionProvider) {
+                logger: Logger = Logger(label: "wabridge.events"), owned: OwnedDevices? = nil,
+                connection: @escaping ConnectionProvider) {
         self.recorder = recorder
+        self.owned = owned
         self.topology = topology
         self.connection = connection
         self.configuration = configuration
@@ -162,6 +168,8 @@ public final class EventPublisher: Service, Sendable {
     }
 
     private func deviceStep(_ id: DeviceID) async -> LaneStep {
+        // Another worker's device: its owner drains it; the lane wakes when it becomes ours.
+        if let owned, !owned.owns(id) { return .idle }
         // The connection first: a window, once begun, ends promptly (confirmed or failed).
         guard let conn = await liveConnection() else { return .gone }
         guard recorder.wakeups.beginWindow(id) else { return .gone }
@@ -193,6 +201,7 @@ public final class EventPublisher: Service, Sendable {
     }
 
     private func registryStep() async -> LaneStep {
+        if let owned, !owned.drainsRegistry { return .idle }
         do {
             let batch = try await store.registry.peekEvents(limit: configuration.window)
             if batch.isEmpty { return .idle }

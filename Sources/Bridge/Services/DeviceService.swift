@@ -54,11 +54,18 @@ extension BridgeConfiguration {
             client.noiseTrustRoot = key
         }
         return DeviceManager.Configuration(client: client, reconnectSpread: .milliseconds(Int(reconnectSpread * 1000)),
-                                           history: historySettings())
+                                           history: historySettings(), ownership: ownershipSettings())
     }
 }
 
 extension BridgeConfiguration {
+    /// `WABRIDGE_WORKER_ID`, `WABRIDGE_LEASE_SECONDS`: `wabridge serve` always takes its devices
+    /// by lease, so any number of workers (one included) may share the store.
+    public func ownershipSettings() -> OwnershipSettings {
+        OwnershipSettings(workerID: workerID ?? OwnershipSettings.defaultWorkerID(),
+                          leaseTTL: .milliseconds(Int(leaseSeconds * 1000)))
+    }
+
     /// `WABRIDGE_HISTORY_DAYS`, `WABRIDGE_HISTORY_MAX_MESSAGES`, `WABRIDGE_HISTORY_EVENTS`.
     public func historySettings() -> HistorySettings {
         HistorySettings(bounds: HistoryBounds(maxAge: historyDays > 0 ? TimeInterval(historyDays) * 86_400 : nil,

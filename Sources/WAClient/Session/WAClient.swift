@@ -203,6 +203,10 @@ public actor WAClient {
     /// Sends one stanza on the live link.
     public func send(_ node: Node) throws {
         guard link != nil else { throw WAClientError(.notConnected, "no live connection") }
+        if let owns = configuration.ownership, !owns() {
+            link?.transport.close()
+            throw WAClientError(.notOwner, "this worker no longer owns the device; <\(node.tag)> not sent")
+        }
         let bytes: [UInt8]
         do { bytes = try BinaryEncoder.encode(node) } catch {
             throw WAClientError(.badStanza, "could not encode <\(node.tag)>: \(error)")
@@ -255,6 +259,9 @@ public actor WAClient {
                 : try ClientPayloadBuilder.registration(device, configuration: configuration)
         } catch {
             return .transportLost("payload: \(error)")
+        }
+        if let owns = configuration.ownership, !owns() {
+            return .transportLost("this worker no longer owns the device")
         }
         let transport: WebSocketTransport
         do {

@@ -44,6 +44,11 @@ public struct WAClientConfiguration: Sendable {
     /// of `events`, the oldest of them dropped beyond it. State, QR, pairing, login and
     /// logout events are never dropped (`WAClient.events`).
     public var eventBufferSize = 1024
+    /// Asked before every stanza and every connection attempt. False means this process no
+    /// longer owns the device (its lease lapsed while it was paused or cut off from the store):
+    /// the stanza is refused with `client.not_owner` and the link closed, so a resumed worker
+    /// never speaks for a device another worker took over. nil: always allowed.
+    public var ownership: (@Sendable () -> Bool)?
 
     public init() {}
 

@@ -1,0 +1,158 @@
+import BridgeStore
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Splits the devices of a shared store among the live workers, one owner per device.
+///
+/// Every `renewInterval` (a third of the lease time) a round: say this worker is alive,
+/// renew its leases (one that did not renew is lost: its device stops at once, recording
+/// nothing), follow devices created or deleted elsewhere, then move towards an even share
+/// (`ceil(devices / live workers)`): take free devices (none leased, expired, released) up
+/// to the share, or, holding more than the share while another worker holds less, hand a
+/// few over (`handoverBatch` per round, so a new worker fills up without a stampede).
+/// Two workers never run one device: the store hands a lease to one of them, a device is
+/// connected only after its fence was raised to the new lease's generation, and a worker
+/// whose leases ran out (paused, cut off from the store) is stopped by `OwnedDevices`
+/// before its next round. At graceful shutdown the worker says it is draining and hands
+/// every device over; the others take them at their next round instead of after the lease time.
+///
+/// Written by hand: the lease rules are ours (see docs/architecture.md, "Many workers").
+public struct OwnershipService: Service {
+    private let manager: DeviceManager
+    private let settings: OwnershipSettings
+    private let logger: Logger
+
+    public init(manager: DeviceManager, settings: OwnershipSettings, logger: Logger = Logger(label: "wabridge.ownership")) {
+        self.manager = manager
+        self.settings = settings
+        var l = logger
+        l[metadataKey: "worker"] = .string(settings.workerID)
+        self.logger = l
+    }
+
+    public func run() async throws {
+        while !(await manager.isReady) {
+            if Task.isShuttingDownGracefully { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let rounds = OwnershipRounds(manager: manager, settings: settings, logger: logger)
+        logger.info("ownership rounds start", metadata: ["lease_ttl_s": "\(settings.leaseTTL.timeInterval)"])
+        while !Task.isShuttingDownGracefully {
+            await rounds.round()
+            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: settings.renewInterval) } } catch { break }
+        }
+        await rounds.drain()
+    }
+}
+
+/// The state of the rounds (one task runs them).
+actor OwnershipRounds {
+    private let manager: DeviceManager
+    private let settings: OwnershipSettings
+    private let logger: Logger
+    private let leases: any LeaseStoring
+    /// Until when the last successful renewal holds, on this worker's clock.
+    private var renewedUntil: ContinuousClock.Instant?
+
+    init(manager: DeviceManager, settings: OwnershipSettings, logger: Logger) {
+        self.manager = manager
+        self.settings = settings
+        self.logger = logger
+        leases = manager.store.leases
+    }
+
+    private var ttl: TimeInterval { settings.leaseTTL.timeInterval }
+
+    /// One round: heartbeat, renew, follow the registry, rebalance.
+    func round() async {
+        let started = ContinuousClock.now
+        // A lease counts as ours locally a little less long than in the store: the store's
+        // clock started the lease after we asked.
+        let validUntil = started + settings.leaseTTL * 0.9
+        do {
+            try await leases.heartbeat(worker: settings.workerID, ttl: ttl, draining: false)
+            let held = try await leases.renew(owner: settings.workerID, ttl: ttl)
+            renewedUntil = validUntil
+            let heldIDs = Set(held.map(\.device))
+            for id in await manager.ownedDeviceIDs where !heldIDs.contains(id) {
+                logger.warning("lease lost", metadata: ["device": "\(id)"])
+                await manager.dropOwnership(id, .lost)
+            }
+            await manager.extend(held, validUntil: validUntil)
+            await manager.syncWithRegistry()
+            try await rebalance(validUntil: validUntil)
+        } catch {
+            logger.error("ownership round failed", metadata: ["error": "\(error)"])
+            // Cut off from the store past our leases: another worker may take them now.
+            if let renewedUntil, ContinuousClock.now >= renewedUntil {
+                for id in await manager.ownedDeviceIDs { await manager.dropOwnership(id, .lost) }
+            }
+        }
+    }
+
+    private func rebalance(validUntil: ContinuousClock.Instant) async throws {
+        let workers = try await leases.liveWorkers(forgetAfter: 3600).filter { !$0.draining }
+        let live = max(1, workers.count)
+        // The registry outbox has one drainer: the first live worker by name.
+        let drains = workers.first?.id == settings.workerID
+        if manager.owned?.drainsRegistry != drains {
+            manager.owned?.setDrainsRegistry(drains)
+            if drains { (manager.recorder as? OutboxRecorder)?.wakeups.wake(.registry) }
+        }
+        let all = await manager.deviceIDs
+        let share = (all.count + live - 1) / live
+        let mine = await manager.ownedDeviceIDs
+        let rows = try await leases.leases()
+        let now = try await leases.now()
+        let liveRows = rows.filter { $0.isLive(at: now) }
+        if mine.count < share {
+            let taken = Set(liveRows.map(\.device))
+            // Each worker prefers different free devices (its own hash order), so workers
+            // filling up at once rarely ask for the same one.
+            let free = all.filter { !taken.contains($0) }.sorted { preference($0) < preference($1) }
+            var got: [DeviceLease] = []
+            for id in free.prefix(min(share - mine.count, settings.acquireBatch)) {
+                if let lease = try await leases.acquire(id, owner: settings.workerID, ttl: ttl) { got.append(lease) }
+            }
+            // Their connects are spread over the round, not all at once.
+            let spread = settings.renewInterval
+            for (i, lease) in got.enumerated() {
+                let after = got.count > 1 ? spread * (Double(i) / Double(got.count)) : .zero
+                do { try await manager.activate(lease, validUntil: validUntil, connectAfter: after) } catch {
+                    logger.warning("taken device not started", metadata: ["device": "\(lease.device)", "code": "\(error.code)"])
+                }
+            }
+            if !got.isEmpty { logger.info("devices taken", metadata: ["count": "\(got.count)", "share": "\(share)"]) }
+        } else if mine.count > share {
+            // Hand over only when some live worker is below its share (it will take them).
+            var perOwner: [String: Int] = [:]
+            for r in liveRows { perOwner[r.owner, default: 0] += 1 }
+            let someoneShort = workers.contains { $0.id != settings.workerID && perOwner[$0.id, default: 0] < share }
+            guard someoneShort else { return }
+            let candidates = await manager.handOverCandidates().sorted { preference($0) > preference($1) }
+            let give = candidates.prefix(min(mine.count - share, settings.handoverBatch))
+            for id in give { await manager.dropOwnership(id, .handOver) }
+            if !give.isEmpty { logger.info("devices handed over", metadata: ["count": "\(give.count)", "share": "\(share)"]) }
+        }
+    }
+
+    /// A stable per-worker order of devices.
+    private func preference(_ id: DeviceID) -> Int {
+        var h = Hasher()
+        h.combine(settings.workerID)
+        h.combine(id)
+        return h.finalize()
+    }
+
+    /// Graceful shutdown: say so (this worker no longer counts for shares), hand every device
+    /// over, and leave the worker table.
+    func drain() async {
+        try? await leases.heartbeat(worker: settings.workerID, ttl: ttl, draining: true)
+        let mine = await manager.ownedDeviceIDs
+        for id in mine { await manager.dropOwnership(id, .handOver) }
+        manager.owned?.setDrainsRegistry(false)
+        try? await leases.heartbeat(worker: settings.workerID, ttl: 0, draining: true)
+        logger.info("devices handed over for shutdown", metadata: ["count": "\(mine.count)"])
+    }
+}
