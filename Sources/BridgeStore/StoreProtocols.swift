@@ -68,6 +68,8 @@ protocol RegistryBackend: RegistryStoring {
 public protocol DeviceKeyStore: DeviceStore, SignalProtocolStore, SignalStoreProvider, LIDMappingStore, PrivacyTokenStore,
     AppStateStore, SignalAddressMigrating, PendingPlaintextStore, Sendable {
     var deviceID: DeviceID { get }
+    /// The owner generation this handle writes with (nil: unfenced).
+    var generation: Int64? { get }
     /// The caller's answer to an `IdentityChange`: trust the new key from now on.
     func acceptIdentity(_ change: IdentityChange) async throws
     /// Stores many prekeys in one transaction (an upload batch).

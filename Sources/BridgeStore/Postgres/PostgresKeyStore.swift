@@ -20,7 +20,7 @@ public final class PostgresKeyStore: DeviceKeyStore {
     public let deviceID: DeviceID
     let database: PostgresDatabase
     let cipher: KeyCipher
-    let generation: Int64?
+    public let generation: Int64?
     var logger: Logger { database.logger }
     var id: String { deviceID.rawValue }
 
