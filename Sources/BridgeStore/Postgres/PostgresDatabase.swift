@@ -41,6 +41,7 @@ final class PostgresDatabase: Sendable {
     }
 
     /// Runs `body` on one pooled connection, outside a transaction (single statements).
+    @discardableResult
     func read<T: Sendable>(_ what: String, _ body: (PostgresConnection) async throws -> T) async throws(StoreError) -> T {
         do { return try await client.withConnection { try await body($0) } } catch {
             throw Self.storeError(what, error)
@@ -48,6 +49,7 @@ final class PostgresDatabase: Sendable {
     }
 
     /// Runs `body` in one transaction (rolled back when it throws).
+    @discardableResult
     func write<T: Sendable>(_ what: String, _ body: (PostgresConnection) async throws -> T) async throws(StoreError) -> T {
         do { return try await client.withTransaction(logger: logger) { try await body($0) } } catch {
             throw Self.storeError(what, error)

@@ -31,11 +31,13 @@ public final class PostgresKeyStore: DeviceKeyStore {
         self.generation = generation
     }
 
+    @discardableResult
     func read<T: Sendable>(_ what: String, _ body: (PostgresConnection) async throws -> T) async throws(StoreError) -> T {
         try await database.read(what, body)
     }
 
     /// One transaction, refused with `store.fenced` (nothing written) when the device's fence passed this handle's generation.
+    @discardableResult
     func write<T: Sendable>(_ what: String, _ body: (PostgresConnection) async throws -> T) async throws(StoreError) -> T {
         let (id, generation, logger) = (self.id, self.generation, self.logger)
         return try await database.write(what) { c in
