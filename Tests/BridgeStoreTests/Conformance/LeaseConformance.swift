@@ -118,4 +118,31 @@ extension StoreConformanceCase {
         let after = try await new.keys.preKeyCount()
         XCTAssertEqual(after, 3)
     }
+
+    /// Old-generation writers racing a raise: once `raiseFence` returned, none of their writes
+    /// lands any more (a write that passed the check before the raise committed before it).
+    func checkNoFencedWriteLandsAfterTheRaise() async throws {
+        let (a, b) = try await twoWorkers()
+        let id = try await a.createDevice(id: DeviceID("race")).id
+        let old = try await a.device(id, generation: 1).keys
+        let writers = (0..<4).map { w in
+            Task {
+                var refused = 0
+                for i in 0..<40 {
+                    do { try await old.storePreKey(PreKeyRecord(id: UInt32(w * 1000 + i + 1), keyPair: .generate())) } catch {
+                        if (error as? StoreError)?.code == .fenced { refused += 1 } else { throw error }
+                    }
+                }
+                return refused
+            }
+        }
+        try await Task.sleep(for: .milliseconds(20))
+        try await b.raiseFence(id, to: 2)
+        let atRaise = try await b.device(id).keys.preKeyCount()
+        var refused = 0
+        for writer in writers { refused += try await writer.value }
+        let atEnd = try await b.device(id).keys.preKeyCount()
+        XCTAssertEqual(atEnd, atRaise, "a generation-1 write landed after the fence was raised")
+        XCTAssertEqual(atEnd + refused, 160, "every write either landed before the raise or was refused")
+    }
 }

@@ -21,6 +21,7 @@ final class StoreConformanceSQLiteTests: StoreConformanceCase {
     func testIsolation() async throws { try await checkIsolation() }
     func testFencing() async throws { try await checkFencing() }
     func testFenceAcrossWorkers() async throws { try await checkFenceAcrossWorkers() }
+    func testNoFencedWriteLandsAfterTheRaise() async throws { try await checkNoFencedWriteLandsAfterTheRaise() }
     func testLeaseOneOwnerAtATime() async throws { try await checkLeaseOneOwnerAtATime() }
     func testLeaseExpiryAndRenew() async throws { try await checkLeaseExpiryAndRenew() }
     func testLeaseRacingWorkersGetEachDeviceOnce() async throws { try await checkLeaseRacingWorkersGetEachDeviceOnce() }
@@ -46,6 +47,7 @@ final class StoreConformancePostgresTests: StoreConformanceCase {
     func testIsolation() async throws { try await checkIsolation() }
     func testFencing() async throws { try await checkFencing() }
     func testFenceAcrossWorkers() async throws { try await checkFenceAcrossWorkers() }
+    func testNoFencedWriteLandsAfterTheRaise() async throws { try await checkNoFencedWriteLandsAfterTheRaise() }
     func testLeaseOneOwnerAtATime() async throws { try await checkLeaseOneOwnerAtATime() }
     func testLeaseExpiryAndRenew() async throws { try await checkLeaseExpiryAndRenew() }
     func testLeaseRacingWorkersGetEachDeviceOnce() async throws { try await checkLeaseRacingWorkersGetEachDeviceOnce() }
