@@ -221,17 +221,19 @@ actor DeviceActor {
     }
 
     /// Writes the identity to the registry and the in-memory copy the handlers read.
-    private func setIdentity(jid newJID: String?, lid: String?, pushName: String) async {
+    private func setIdentity(jid newJID: String?, lid: String?, pushName: String) {
         guard owned else { return }
         jid.set(newJID)
         let (registry, id) = (self.registry, self.id)
-        await inRegistryOrder("identity not recorded") { () async throws(StoreError) in
+        inRegistryOrder("identity not recorded") { () async throws(StoreError) in
             _ = try await registry.setIdentity(id, jid: newJID, lid: lid, pushName: pushName)
         }
     }
 
-    /// Runs a registry write after the previous one (the actor may take other work while it waits).
-    private func inRegistryOrder(_ failure: String, _ body: @escaping @Sendable () async throws(StoreError) -> Void) async {
+    /// Queues a registry write after the previous one, so the rows end in call order; the caller
+    /// goes on at once (its in-memory state and events stay one step, as before the registry was
+    /// async). `registryWritesSettled` waits for the queue.
+    private func inRegistryOrder(_ failure: String, _ body: @escaping @Sendable () async throws(StoreError) -> Void) {
         let previous = registryTail
         let logger = logger
         let write = Task {
@@ -239,38 +241,41 @@ actor DeviceActor {
             do throws(StoreError) { try await body() } catch { logger.warning("\(failure)", metadata: ["code": "\(error.code)"]) }
         }
         registryTail = write
-        await write.value
     }
 
+    /// Returns once every registry write queued so far is done.
+    func registryWritesSettled() async { await registryTail?.value }
+
     /// Writes the state to the registry and the in-memory copy.
-    private func writeState(_ to: DeviceState) async {
+    private func writeState(_ to: DeviceState) {
         guard owned else { return }
         state = to
         let (registry, id) = (self.registry, self.id)
-        await inRegistryOrder("state not recorded") { () async throws(StoreError) in _ = try await registry.updateState(id, to: to) }
+        inRegistryOrder("state not recorded") { () async throws(StoreError) in _ = try await registry.updateState(id, to: to) }
     }
 
     /// A device left mid-login by a crash is not connected now (`DeviceManager.start`);
     /// nothing is published, as before the actor existed.
     func settleAfterCrash() async {
-        if state != .disconnected && state != .loggedOut { await writeState(.disconnected) }
+        if state != .disconnected && state != .loggedOut { writeState(.disconnected) }
+        await registryWritesSettled()
     }
 
-    private func record(_ t: StateTransition, generation gen: Int) async {
+    private func record(_ t: StateTransition, generation gen: Int) {
         guard gen == generation, owned else { return }
         let to = DeviceState(rawValue: t.to.rawValue) ?? .disconnected
         let from = DeviceState(rawValue: t.from.rawValue) ?? .disconnected
         // The identity goes with the session: whoever sees `logged_out` sees no JID
         // (the `.loggedOut` event on the other stream may come a moment later).
-        if to == .loggedOut { await setIdentity(jid: nil, lid: nil, pushName: "") }
-        await writeState(to)
+        if to == .loggedOut { setIdentity(jid: nil, lid: nil, pushName: "") }
+        writeState(to)
         publish(DeviceEvent(deviceID: id, kind: .state(from: from, to: to, reason: t.reason.description)))
     }
 
-    private func setState(_ to: DeviceState, reason: String) async {
+    private func setState(_ to: DeviceState, reason: String) {
         let from = state
         guard from != to, owned else { return }
-        await writeState(to)
+        writeState(to)
         publish(DeviceEvent(deviceID: id, kind: .state(from: from, to: to, reason: reason)))
     }
 
@@ -317,7 +322,7 @@ actor DeviceActor {
         for _ in u.messageIDs { counters.countSent(id) }
     }
 
-    private func handle(_ e: WAEvent, generation gen: Int) async {
+    private func handle(_ e: WAEvent, generation gen: Int) {
         guard gen == generation, owned else { return }
         switch e {
         case .qr(let code):
@@ -331,12 +336,12 @@ actor DeviceActor {
             publish(DeviceEvent(deviceID: id, kind: .pairingCode(code)))
         case .loggedIn(let info):
             latestQR = nil
-            await setIdentity(jid: info.jid.description, lid: info.lid?.description, pushName: info.pushName)
+            setIdentity(jid: info.jid.description, lid: info.lid?.description, pushName: info.pushName)
             publish(DeviceEvent(deviceID: id, kind: .loggedIn(jid: info.jid.description, lid: info.lid?.description,
                                                                     pushName: info.pushName)))
         case .loggedOut(let reason):
             latestQR = nil
-            await setIdentity(jid: nil, lid: nil, pushName: "")
+            setIdentity(jid: nil, lid: nil, pushName: "")
             publish(DeviceEvent(deviceID: id, kind: .loggedOut(reason: reason.description)))
         case .messageStatus(let update):
             statusChanged(update)
@@ -501,9 +506,10 @@ actor DeviceActor {
         await removeOnServer()
         await shutdown()
         do { try await storage.keys.wipe() } catch { throw DeviceError.from(error) }
-        await setIdentity(jid: nil, lid: nil, pushName: "")
-        await setState(.loggedOut, reason: "logout_requested")
+        setIdentity(jid: nil, lid: nil, pushName: "")
+        setState(.loggedOut, reason: "logout_requested")
         publish(DeviceEvent(deviceID: id, kind: .loggedOut(reason: "logout_requested")))
+        await registryWritesSettled()
     }
 
     // MARK: Ownership (workers sharing one store)
@@ -554,11 +560,12 @@ actor DeviceActor {
         if let client { await client.stop() }
         client = nil
         if state == .connecting || state == .connected || state == .reconnecting {
-            await setState(.disconnected, reason: "stopped")
+            setState(.disconnected, reason: "stopped")
         }
         // The watchers end with the client's streams; do not wait for them.
         for w in watchers { w.cancel() }
         watchers = []
+        await registryWritesSettled()
     }
 }
 
