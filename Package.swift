@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
@@ -149,6 +150,8 @@ let package = Package(
             dependencies: [
                 "WAClient", "WASignal", "WACrypto", "WAProto", "WABinary",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
@@ -308,6 +311,7 @@ let package = Package(
             dependencies: [
                 "BridgeStore", "WAClient", "WASignal", "WACrypto", "WAProto", "WABinary", "WASim",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: strict
         ),
@@ -327,7 +331,10 @@ let package = Package(
         ),
         .testTarget(
             name: "BridgeTests",
-            dependencies: ["Bridge", "AMQP", "BridgeStore", "WAClient", "WASim", "WACrypto", "WABinary", "WAProto", "WATestSupport"],
+            dependencies: [
+                "Bridge", "AMQP", "BridgeStore", "WAClient", "WASim", "WACrypto", "WABinary", "WAProto", "WATestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
             swiftSettings: strict
         ),
         // The `wabridge` and `wabridge-sim` binaries run as processes, plus docker/ checks.

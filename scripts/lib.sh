@@ -5,7 +5,7 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # broker_env points HOME at the broker folder (for its Erlang cookie); keep ours.
 USER_HOME="${USER_HOME:-${HOME:-/root}}"
-APT_PACKAGES=(librabbitmq-dev libsqlite3-dev libssl-dev pkg-config openssl rabbitmq-server python3-venv python3-dev libsodium-dev zlib1g-dev libqrencode-dev zbar-tools chromium)
+APT_PACKAGES=(librabbitmq-dev libsqlite3-dev postgresql libssl-dev pkg-config openssl rabbitmq-server python3-venv python3-dev libsodium-dev zlib1g-dev libqrencode-dev zbar-tools chromium)
 
 log() { printf '[wabridge] %s\n' "$*" >&2; }
 

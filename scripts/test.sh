@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what it needs, prepares the Python
 # test peers, starts a private RabbitMQ (AMQP 127.0.0.1:5673, AMQPS 5674)
-# under .rabbitmq/test and a second one on 5683 (the several-broker tests),
-# runs `swift test`, and stops both again.
+# under .rabbitmq/test, a second one on 5683 (the several-broker tests) and a
+# private PostgreSQL under .postgres/test, runs `swift test`, and stops them again.
 # Extra arguments go to `swift test` (e.g. --filter AMQPTests).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -30,8 +30,14 @@ eval "$("$ROOT/scripts/test-broker.sh" start)"
 # A second broker, 10 ports up (5683 beside the default 5673), for the
 # several-URL tests; its variables get a _2 suffix (WABRIDGE_TEST_AMQP_URL_2).
 PORT_2=$(( ${WABRIDGE_TEST_BROKER_PORT:-5673} + 10 ))
-trap '"$ROOT/scripts/test-broker.sh" stop; WABRIDGE_TEST_BROKER_PORT=$PORT_2 "$ROOT/scripts/test-broker.sh" stop' EXIT
+stop_servers() {
+  "$ROOT/scripts/test-broker.sh" stop || true
+  WABRIDGE_TEST_BROKER_PORT=$PORT_2 "$ROOT/scripts/test-broker.sh" stop || true
+  "$ROOT/scripts/test-postgres.sh" stop || true
+}
+trap stop_servers EXIT
 eval "$(WABRIDGE_TEST_BROKER_PORT=$PORT_2 "$ROOT/scripts/test-broker.sh" start | sed -E 's/^export (WABRIDGE_TEST_[A-Z_]+)=/export \1_2=/')"
+eval "$("$ROOT/scripts/test-postgres.sh" start)"
 
 swift build --build-tests
 # XCTest only (no swift-testing tests here): its "Executed N tests" line is

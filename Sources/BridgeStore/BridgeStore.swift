@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Logging
 
 /// Owns every database of the bridge under one data folder:
 ///
@@ -12,6 +13,10 @@ import GRDB
 ///
 /// Folders are 0700, files 0600. Per-device databases open lazily and at most
 /// `maxOpenDatabases` stay open (least recently used closes first).
+///
+/// With `BridgeStore.postgres(url:configuration:)` the registry, keys and data live in one
+/// PostgreSQL database instead (see `docs/architecture.md`, "Store backends"); the data folder
+/// then holds only `devices/<id>/media/`.
 public final class BridgeStore: Sendable {
     public struct Configuration: Sendable {
         public var dataDirectory: URL
@@ -43,11 +48,16 @@ public final class BridgeStore: Sendable {
     }
 
     public let configuration: Configuration
-    public let registry: Registry
+    /// The device slots and the registry outbox (SQLite `Registry` or `PostgresRegistry`).
+    public var registry: any RegistryStoring { registryBackend }
+    let registryBackend: any RegistryBackend
     /// Device leases and worker heartbeats (several workers on one store).
     public let leases: any LeaseStoring
+    /// SQLite's per-device databases (empty with PostgreSQL).
     private let cache: DatabaseCache
     private let devicesDirectory: URL
+    /// The PostgreSQL database, when that is the backend.
+    let postgres: PostgresBackend?
 
     public init(configuration: Configuration) throws(StoreError) {
         self.configuration = configuration
@@ -56,10 +66,11 @@ public final class BridgeStore: Sendable {
         let devices = configuration.dataDirectory.appendingPathComponent("devices", isDirectory: true)
         try SQLiteFiles.makePrivateDirectory(devices)
         devicesDirectory = devices
+        postgres = nil
         let registryQueue = try files.openQueue(
             at: configuration.dataDirectory.appendingPathComponent("registry.sqlite"),
             migrator: RegistrySchema.migrator, secureDelete: false)
-        registry = Registry(queue: registryQueue)
+        registryBackend = Registry(queue: registryQueue)
         leases = SQLiteLeaseStore(queue: registryQueue)
         let masterKey = configuration.masterKey
         cache = DatabaseCache(capacity: configuration.maxOpenDatabases) { key in
@@ -83,6 +94,40 @@ public final class BridgeStore: Sendable {
         }
     }
 
+    /// A store on one PostgreSQL database (`postgres://user:pass@host:port/db`), migrated
+    /// before it returns; media files stay under `configuration.dataDirectory`. Call
+    /// `shutdown()` to close its connection pool.
+    public static func postgres(url: String, configuration: Configuration, logger: Logger = Logger(label: "wabridge.store.postgres"))
+        async throws(StoreError) -> BridgeStore {
+        let backend = try await PostgresBackend.open(url: url, logger: logger)
+        do throws(StoreError) {
+            return try BridgeStore(configuration: configuration, postgres: backend)
+        } catch {
+            await backend.database.shutdown()
+            throw error
+        }
+    }
+
+    private init(configuration: Configuration, postgres backend: PostgresBackend) throws(StoreError) {
+        self.configuration = configuration
+        try SQLiteFiles.makePrivateDirectory(configuration.dataDirectory)
+        let devices = configuration.dataDirectory.appendingPathComponent("devices", isDirectory: true)
+        try SQLiteFiles.makePrivateDirectory(devices)
+        devicesDirectory = devices
+        postgres = backend
+        registryBackend = backend.registry
+        leases = backend.leases
+        cache = DatabaseCache(capacity: 1) { key in
+            throw StoreError(.database, "no SQLite database for \(key.device): the store is on PostgreSQL")
+        }
+    }
+
+    /// Closes every database and, with PostgreSQL, the connection pool (the store is unusable after).
+    public func shutdown() async {
+        cache.closeAll()
+        await postgres?.database.shutdown()
+    }
+
     // MARK: Devices
 
     /// Creates a slot: registry row, folder (0700) with `media/`, and both
@@ -91,22 +136,26 @@ public final class BridgeStore: Sendable {
     @discardableResult
     /// `leaseFor`: the worker that holds the new device's first lease (workers sharing the store).
     public func createDevice(id: DeviceID? = nil, settings: String = "{}",
-                             leaseFor owner: (worker: String, ttl: TimeInterval)? = nil) throws(StoreError) -> RegisteredDevice {
+                             leaseFor owner: (worker: String, ttl: TimeInterval)? = nil) async throws(StoreError) -> RegisteredDevice {
         let id = id ?? DeviceID.generate()
         let folder = folder(of: id)
         if FileManager.default.fileExists(atPath: folder.path) {
             throw StoreError(.deviceExists, "device \(id) already has a folder")
         }
-        let device = try registry.createDevice(id, settings: settings, lease: owner.map { ($0.worker, $0.ttl) })
+        let device = try await registryBackend.createDevice(id, settings: settings, lease: owner.map { ($0.worker, $0.ttl) }, now: Date())
         do throws(StoreError) {
             try SQLiteFiles.makePrivateDirectory(folder)
             try SQLiteFiles.makePrivateDirectory(folder.appendingPathComponent("media", isDirectory: true))
-            _ = try cache.database(for: .init(device: id, kind: .session))
-            _ = try cache.database(for: .init(device: id, kind: .history))
+            if let postgres {
+                try await postgres.installKeyCheck(id, cipher: KeyCipher(key: configuration.masterKey?.deviceKey(for: id)))
+            } else {
+                _ = try cache.database(for: .init(device: id, kind: .session))
+                _ = try cache.database(for: .init(device: id, kind: .history))
+            }
         } catch {
             cache.close(device: id)
             try? FileManager.default.removeItem(at: folder)
-            try? registry.deleteDevice(id)
+            try? await registryBackend.deleteDevice(id)
             throw error
         }
         return device
@@ -119,10 +168,17 @@ public final class BridgeStore: Sendable {
     /// `generation`: the owner generation of the caller's lease on the device. Every key write
     /// through the handle is then refused with `store.fenced` once another owner raised the
     /// device's fence past it (`raiseFence`); nil writes unfenced.
-    public func device(_ id: DeviceID, generation: Int64? = nil) throws(StoreError) -> DeviceStorage {
-        _ = try registry.device(id)
-        _ = try cache.database(for: .init(device: id, kind: .session))  // checks the master key now
+    public func device(_ id: DeviceID, generation: Int64? = nil) async throws(StoreError) -> DeviceStorage {
+        _ = try await registryBackend.device(id)
         let cipher = KeyCipher(key: configuration.masterKey?.deviceKey(for: id))
+        if let postgres {
+            try await postgres.verifyKeyCheck(id, cipher: cipher)  // checks the master key now
+            return DeviceStorage(
+                id: id, folder: folder(of: id),
+                keys: PostgresKeyStore(deviceID: id, database: postgres.database, cipher: cipher, generation: generation),
+                data: PostgresDataStore(deviceID: id, database: postgres.database))
+        }
+        _ = try cache.database(for: .init(device: id, kind: .session))  // checks the master key now
         return DeviceStorage(
             id: id, folder: folder(of: id),
             keys: SQLiteSessionStore(deviceID: id, cache: cache, cipher: cipher, generation: generation),
@@ -133,19 +189,21 @@ public final class BridgeStore: Sendable {
     /// handles opened with a lower generation are refused. A new owner calls it after taking the
     /// lease and before it connects, so the previous owner's late writes cannot land.
     public func raiseFence(_ id: DeviceID, to generation: Int64) async throws(StoreError) {
+        if let postgres { return try await postgres.registry.raiseFence(id, to: generation) }
         try await SQLiteSessionStore(deviceID: id, cache: cache, cipher: KeyCipher(key: nil)).raiseFence(to: generation)
     }
 
     /// The device's fence now (0 until an owner raised it).
     public func fence(_ id: DeviceID) async throws(StoreError) -> Int64 {
-        try await SQLiteSessionStore(deviceID: id, cache: cache, cipher: KeyCipher(key: nil)).fence()
+        if let postgres { return try await postgres.registry.fence(id) }
+        return try await SQLiteSessionStore(deviceID: id, cache: cache, cipher: KeyCipher(key: nil)).fence()
     }
 
-    public func listDevices() throws(StoreError) -> [RegisteredDevice] { try registry.listDevices() }
+    public func listDevices() async throws(StoreError) -> [RegisteredDevice] { try await registryBackend.listDevices() }
 
     /// Deletes a device: closes its databases, removes its folder, removes its row.
-    public func deleteDevice(_ id: DeviceID) throws(StoreError) {
-        _ = try registry.device(id)
+    public func deleteDevice(_ id: DeviceID) async throws(StoreError) {
+        _ = try await registryBackend.device(id)
         cache.close(device: id)
         let folder = folder(of: id)
         if FileManager.default.fileExists(atPath: folder.path) {
@@ -153,7 +211,8 @@ public final class BridgeStore: Sendable {
                 throw StoreError(.io, "cannot remove the folder of \(id): \(error.localizedDescription)")
             }
         }
-        try registry.deleteDevice(id)
+        try await registryBackend.deleteDevice(id)
+        postgres?.forget(id)
     }
 
     /// Closes every per-device database (they reopen on the next use).
@@ -178,12 +237,12 @@ public final class DeviceStorage: Sendable {
     public let id: DeviceID
     /// `<dataDir>/devices/<id>/`
     public let folder: URL
-    /// `DeviceStore` + `SignalProtocolStore` over `session.sqlite`.
-    public let keys: SQLiteSessionStore
-    /// History, outbox and idempotency over `history.sqlite`.
-    public let data: DeviceDataStore
+    /// Every key of the device (`session.sqlite`, or its rows in PostgreSQL).
+    public let keys: any DeviceKeyStore
+    /// History, outbox and idempotency (`history.sqlite`, or its rows in PostgreSQL).
+    public let data: any DeviceDataStoring
 
-    init(id: DeviceID, folder: URL, keys: SQLiteSessionStore, data: DeviceDataStore) {
+    init(id: DeviceID, folder: URL, keys: any DeviceKeyStore, data: any DeviceDataStoring) {
         self.id = id
         self.folder = folder
         self.keys = keys

@@ -3,7 +3,7 @@ import GRDB
 
 /// Owns `registry.sqlite`: the list of device slots. Every write has a name.
 /// The registry holds no key material; per-device data lives in the device's folder.
-public final class Registry: Sendable {
+public final class Registry: RegistryBackend {
     let queue: DatabaseQueue
 
     init(queue: DatabaseQueue) { self.queue = queue }
@@ -11,12 +11,12 @@ public final class Registry: Sendable {
     /// Inserts a new slot; `store.device_exists` when the ID is taken.
     /// `lease`: the creating worker holds the new device from the first instant (generation 1),
     /// so no other worker's round can take it between the insert and its login.
-    func createDevice(_ id: DeviceID, settings: String, lease: (owner: String, ttl: TimeInterval)? = nil,
-                      now: Date = Date()) throws(StoreError) -> RegisteredDevice {
+    func createDevice(_ id: DeviceID, settings: String, lease: (owner: String, ttl: TimeInterval)?,
+                      now: Date) async throws(StoreError) -> RegisteredDevice {
         let settings = try Self.validatedSettings(settings)
         let device = RegisteredDevice(id: id, createdAt: now, updatedAt: now, settings: settings)
         do {
-            try queue.write { db in
+            try await queue.write { db in
                 try device.insert(db)
                 if let lease {
                     try db.execute(sql: "INSERT INTO lease(deviceID, owner, generation, expiresAt) VALUES (?, ?, 1, ?)",
@@ -31,7 +31,7 @@ public final class Registry: Sendable {
         return device
     }
 
-    public func device(_ id: DeviceID) throws(StoreError) -> RegisteredDevice {
+    public func device(_ id: DeviceID) async throws(StoreError) -> RegisteredDevice {
         let found = try StoreError.wrapping("device") {
             // A cached statement: this lookup runs several times per command and event, and
             // building the query each time was a visible share of the worker's CPU.
@@ -44,7 +44,7 @@ public final class Registry: Sendable {
     }
 
     /// Every slot, in creation order.
-    public func listDevices() throws(StoreError) -> [RegisteredDevice] {
+    public func listDevices() async throws(StoreError) -> [RegisteredDevice] {
         try StoreError.wrapping("listDevices") {
             try queue.read { db in
                 try RegisteredDevice.order(Column("createdAt"), Column.rowID).fetchAll(db)
@@ -52,20 +52,20 @@ public final class Registry: Sendable {
         }
     }
 
-    public func deviceCount() throws(StoreError) -> Int {
+    public func deviceCount() async throws(StoreError) -> Int {
         try StoreError.wrapping("deviceCount") { try queue.read { db in try RegisteredDevice.fetchCount(db) } }
     }
 
     /// Records a state transition.
     @discardableResult
-    public func updateState(_ id: DeviceID, to state: DeviceState, now: Date = Date()) throws(StoreError) -> RegisteredDevice {
-        try update(id, "updateState") { $0.state = state; $0.updatedAt = now }
+    public func updateState(_ id: DeviceID, to state: DeviceState, now: Date = Date()) async throws(StoreError) -> RegisteredDevice {
+        try await update(id, "updateState") { $0.state = state; $0.updatedAt = now }
     }
 
     /// Records who the device is after login (or clears it with nils after logout).
     @discardableResult
-    public func setIdentity(_ id: DeviceID, jid: String?, lid: String?, pushName: String?, now: Date = Date()) throws(StoreError) -> RegisteredDevice {
-        try update(id, "setIdentity") {
+    public func setIdentity(_ id: DeviceID, jid: String?, lid: String?, pushName: String?, now: Date = Date()) async throws(StoreError) -> RegisteredDevice {
+        try await update(id, "setIdentity") {
             $0.jid = jid
             $0.lid = lid
             if let pushName { $0.pushName = pushName }
@@ -75,13 +75,13 @@ public final class Registry: Sendable {
 
     /// Replaces the settings (a JSON object).
     @discardableResult
-    public func updateSettings(_ id: DeviceID, _ settings: String, now: Date = Date()) throws(StoreError) -> RegisteredDevice {
+    public func updateSettings(_ id: DeviceID, _ settings: String, now: Date = Date()) async throws(StoreError) -> RegisteredDevice {
         let settings = try Self.validatedSettings(settings)
-        return try update(id, "updateSettings") { $0.settings = settings; $0.updatedAt = now }
+        return try await update(id, "updateSettings") { $0.settings = settings; $0.updatedAt = now }
     }
 
     /// Removes the row; `store.not_found` when there was none.
-    func deleteDevice(_ id: DeviceID) throws(StoreError) {
+    func deleteDevice(_ id: DeviceID) async throws(StoreError) {
         let deleted = try StoreError.wrapping("deleteDevice") {
             try queue.write { db in try RegisteredDevice.deleteOne(db, key: id.rawValue) }
         }
@@ -90,7 +90,7 @@ public final class Registry: Sendable {
 
     private func update(
         _ id: DeviceID, _ what: String, _ change: @escaping @Sendable (inout RegisteredDevice) -> Void
-    ) throws(StoreError) -> RegisteredDevice {
+    ) async throws(StoreError) -> RegisteredDevice {
         let updated = try StoreError.wrapping(what) {
             try queue.write { db -> RegisteredDevice? in
                 guard var device = try RegisteredDevice.fetchOne(db, key: id.rawValue) else { return nil }

@@ -31,8 +31,10 @@ public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let fenced = Code(rawValue: "store.fenced")
         /// Another worker holds the device's lease.
         public static let leaseHeld = Code(rawValue: "store.lease_held")
-        /// SQLite failed (busy past the timeout, disk full, constraint...).
+        /// SQLite or PostgreSQL failed (busy past the timeout, disk full, constraint, connection lost...).
         public static let database = Code(rawValue: "store.database")
+        /// `WABRIDGE_DATABASE_URL` is not a `postgres://user:pass@host:port/db` URL.
+        public static let invalidDatabaseURL = Code(rawValue: "store.invalid_database_url")
     }
 
     public let code: Code

@@ -89,8 +89,15 @@ struct ServeCommand: AsyncParsableCommand {
         let admin: AdminHTTPService
         let publisher: EventPublisher
         do {
-            store = try BridgeStore(configuration: .fromEnvironment(
-                dataDirectory: URL(fileURLWithPath: cfg.dataDir), environment: ProcessInfo.processInfo.environment))
+            let storeConfiguration = try BridgeStore.Configuration.fromEnvironment(
+                dataDirectory: URL(fileURLWithPath: cfg.dataDir), environment: ProcessInfo.processInfo.environment)
+            if let url = cfg.databaseURL {
+                // One PostgreSQL database for every device; media files stay in the data folder.
+                store = try await BridgeStore.postgres(url: url, configuration: storeConfiguration,
+                                                       logger: Logger(label: "wabridge.store"))
+            } else {
+                store = try BridgeStore(configuration: storeConfiguration)
+            }
             let recorder = OutboxRecorder(store: store)
             deviceConfiguration = try cfg.deviceManagerConfiguration()
             devices = DeviceManager(store: store, configuration: deviceConfiguration,
@@ -106,6 +113,7 @@ struct ServeCommand: AsyncParsableCommand {
 
         logger.info("wabridge starting", metadata: [
             "amqp.endpoint": "\(amqp.redactedEndpoints)", "data_dir": "\(cfg.dataDir)",
+            "store": "\(cfg.databaseURL == nil ? "sqlite" : "postgresql")",
             "admin": "\(cfg.adminHost):\(cfg.adminPort)",
         ])
         let commands = CommandService(

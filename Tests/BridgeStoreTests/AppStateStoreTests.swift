@@ -13,8 +13,8 @@ final class AppStateStoreTests: XCTestCase {
         let master = MasterKey.generate()
         var store = try openStore(dir, masterKey: master)
         let id = try DeviceID("appstate")
-        try store.createDevice(id: id)
-        var keys = try store.device(id).keys
+        try await store.createDevice(id: id)
+        var keys = try await store.device(id).keys
         let keyData = Data((0..<32).map { UInt8($0 ^ 0xC3) })
         let keyID = Data([0xAB, 0xCD, 0xEF, 0x01, 0x02, 0x03])
         try await keys.storeAppStateSyncKeys([AppStateSyncKey(id: keyID, data: keyData, fingerprint: Data([1]), timestamp: 1_796_000_000_000)])
@@ -34,7 +34,7 @@ final class AppStateStoreTests: XCTestCase {
         XCTAssertNil(raw.range(of: Data("Wobbly Pushname".utf8)), "our push name is sealed on disk")
 
         store = try openStore(dir, masterKey: master)
-        keys = try store.device(id).keys
+        keys = try await store.device(id).keys
         let loaded = try await keys.appStateSyncKey(id: keyID)
         XCTAssertEqual(loaded?.data, keyData)
         XCTAssertEqual(loaded?.timestamp, 1_796_000_000_000)

@@ -22,8 +22,8 @@ final class ClientDurabilityTests: XCTestCase {
         let id = try DeviceID("kept-device")
 
         var bridge = try openStore(dir)
-        _ = try bridge.createDevice(id: id)
-        var keys = try bridge.device(id).keys
+        _ = try await bridge.createDevice(id: id)
+        var keys = try await bridge.device(id).keys
         let refusing = Handled(failing: true)
         var client = WAClient(store: keys, configuration: configuration, features: [
             MessagingFeature(store: keys, onMessage: { try await refusing.take($0) }),
@@ -40,7 +40,7 @@ final class ClientDurabilityTests: XCTestCase {
         // A new process: new BridgeStore on the same files, new client and feature.
         bridge.closeAll()
         bridge = try openStore(dir)
-        keys = try bridge.device(id).keys
+        keys = try await bridge.device(id).keys
         let taking = Handled(failing: false)
         client = WAClient(store: keys, configuration: configuration, features: [
             MessagingFeature(store: keys, onMessage: { try await taking.take($0) }),
@@ -66,8 +66,8 @@ final class ClientDurabilityTests: XCTestCase {
         let dir = try makeTemporaryDirectory(self)
         let bridge = try openStore(dir, masterKey: MasterKey.generate())
         let id = try DeviceID("kept-bounds")
-        _ = try bridge.createDevice(id: id)
-        let keys = try bridge.device(id).keys
+        _ = try await bridge.createDevice(id: id)
+        let keys = try await bridge.device(id).keys
         try await keys.saveDevice(DeviceRecord.generate())
         let secret = Data("a message body that must not sit on disk in clear".utf8)
         var changes = SignalStoreChanges()
@@ -101,8 +101,8 @@ final class ClientDurabilityTests: XCTestCase {
         let dir = try makeTemporaryDirectory(self)
         var bridge = try openStore(dir)
         let id = try DeviceID("prekey-ids")
-        _ = try bridge.createDevice(id: id)
-        var keys = try bridge.device(id).keys
+        _ = try await bridge.createDevice(id: id)
+        var keys = try await bridge.device(id).keys
         try await keys.saveDevice(DeviceRecord.generate())
         let first = try await keys.allocatePreKeyIDs(5)
         XCTAssertEqual(first, [1, 2, 3, 4, 5])
@@ -112,7 +112,7 @@ final class ClientDurabilityTests: XCTestCase {
         try await keys.removePreKey(id: 4)
         bridge.closeAll()
         bridge = try openStore(dir)
-        keys = try bridge.device(id).keys
+        keys = try await bridge.device(id).keys
         let next = try await keys.allocatePreKeyIDs(3)
         XCTAssertEqual(next, [6, 7, 8], "ids 4 and 5 may still be in bundles the server hands out")
 

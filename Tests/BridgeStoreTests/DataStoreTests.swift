@@ -8,8 +8,8 @@ final class DataStoreTests: XCTestCase {
         let dir = try makeTemporaryDirectory(self)
         var store = try openStore(dir)
         let id = try DeviceID("out")
-        try store.createDevice(id: id)
-        var data = try store.device(id).data
+        try await store.createDevice(id: id)
+        var data = try await store.device(id).data
         for i in 0..<5 {
             try await data.appendEvent(eventID: "e\(i)", routingKey: "out.message.received", payload: Data("p\(i)".utf8))
         }
@@ -29,7 +29,7 @@ final class DataStoreTests: XCTestCase {
 
         store.closeAll()
         store = try openStore(dir)
-        data = try store.device(id).data
+        data = try await store.device(id).data
         let rest = try await data.peekEvents()
         XCTAssertEqual(rest.map(\.eventID), ["e2", "e3", "e4", "e5"])
         XCTAssertEqual(rest.first?.payload, Data("p2".utf8))
@@ -41,8 +41,8 @@ final class DataStoreTests: XCTestCase {
         let dir = try makeTemporaryDirectory(self)
         let store = try openStore(dir)
         let id = try DeviceID("idem")
-        try store.createDevice(id: id)
-        let data = try store.device(id).data
+        try await store.createDevice(id: id)
+        let data = try await store.device(id).data
         let none = try await data.commandResult("cmd-1")
         XCTAssertNil(none)
         let first = try await data.recordCommandResult(commandID: "cmd-1", messageID: "3EB0AAA", result: #"{"status":"sent"}"#)
@@ -70,8 +70,8 @@ final class DataStoreTests: XCTestCase {
         let dir = try makeTemporaryDirectory(self)
         let store = try openStore(dir)
         let id = try DeviceID("hist")
-        try store.createDevice(id: id)
-        let data = try store.device(id).data
+        try await store.createDevice(id: id)
+        let data = try await store.device(id).data
         let chat = "15551234567@s.whatsapp.net"
         for i in 0..<5 {
             try await data.saveMessage(HistoryMessage(

@@ -41,7 +41,7 @@ final class EncryptionTests: XCTestCase {
         let record = DeviceRecord.generate()
         var blobs: [Data] = []
         for name in ["one", "two"] {
-            let device = try store.device(try store.createDevice(id: try DeviceID(name)).id)
+            let device = try await store.device(try await store.createDevice(id: try DeviceID(name)).id)
             try await device.keys.saveDevice(record)
             let loaded = try await device.keys.loadDevice()
             XCTAssertEqual(loaded?.identityKey.publicKey, record.identityKey.publicKey)
@@ -61,15 +61,15 @@ final class EncryptionTests: XCTestCase {
         let id = try DeviceID("locked")
         do {
             let store = try openStore(dir, masterKey: key)
-            let device = try store.device(try store.createDevice(id: id).id)
+            let device = try await store.device(try await store.createDevice(id: id).id)
             try await device.keys.saveDevice(DeviceRecord.generate())
             store.closeAll()
         }
         let wrong = try openStore(dir, masterKey: MasterKey.generate())
-        await assertStoreError(.wrongMasterKey) { try wrong.device(id) }
+        await assertStoreError(.wrongMasterKey) { try await wrong.device(id) }
         wrong.closeAll()
         let none = try openStore(dir)
-        await assertStoreError(.wrongMasterKey) { try none.device(id) }
+        await assertStoreError(.wrongMasterKey) { try await none.device(id) }
         none.closeAll()
         // Still fine with the right key.
         let right = try openStore(dir, masterKey: key)
@@ -79,10 +79,10 @@ final class EncryptionTests: XCTestCase {
         let plainID = try DeviceID("plain")
         right.closeAll()
         let plainStore = try openStore(dir)
-        try plainStore.createDevice(id: plainID)
+        try await plainStore.createDevice(id: plainID)
         plainStore.closeAll()
         let keyed = try openStore(dir, masterKey: key)
-        await assertStoreError(.encryptionMismatch) { try keyed.device(plainID) }
+        await assertStoreError(.encryptionMismatch) { try await keyed.device(plainID) }
     }
 
     func testMasterKeyFromEnvironmentAndFile() async throws {

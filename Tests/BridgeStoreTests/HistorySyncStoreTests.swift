@@ -14,8 +14,8 @@ final class HistorySyncStoreTests: XCTestCase {
         let dir = try makeTemporaryDirectory(self)
         let store = try openStore(dir)
         let id = try DeviceID("hist")
-        try store.createDevice(id: id)
-        let data = try store.device(id).data
+        try await store.createDevice(id: id)
+        let data = try await store.device(id).data
         let now = Date()
         // A live message, older than every bound: never pruned by history sync.
         try await data.saveMessage(HistoryMessage(

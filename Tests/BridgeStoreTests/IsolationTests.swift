@@ -9,7 +9,7 @@ final class IsolationTests: XCTestCase {
         let dir = try makeTemporaryDirectory(self)
         let store = try openStore(dir)
         let a = try await SignalDevice.make(store, id: "dev-a", user: "15550000001")
-        let b = try store.device(try store.createDevice(id: try DeviceID("dev-b")).id)
+        let b = try await store.device(try await store.createDevice(id: try DeviceID("dev-b")).id)
 
         let peer = SignalAddress(name: "15557777777", deviceID: 0)
         try await a.storage.keys.storeSession(SessionRecord(), for: peer)
@@ -31,13 +31,13 @@ final class IsolationTests: XCTestCase {
         let bMessage = try await b.data.message(chat: "c@s.whatsapp.net", id: "M1")
         XCTAssertNil(bMessage)
         XCTAssertNotEqual(a.storage.folder, b.folder)
-        XCTAssertFalse(a.storage.keys === b.keys)
+        XCTAssertFalse((a.storage.keys as AnyObject) === (b.keys as AnyObject))
         // A wipe of b leaves a whole.
         try await b.keys.wipe()
         let aRecord = try await a.storage.keys.loadDevice()
         XCTAssertNotNil(aRecord)
         // Deleting a leaves b.
-        try store.deleteDevice(a.storage.id)
+        try await store.deleteDevice(a.storage.id)
         let bEventsAfter = try await b.data.outboxCount()
         XCTAssertEqual(bEventsAfter, 0)
         XCTAssertTrue(FileManager.default.fileExists(atPath: b.folder.appendingPathComponent("session.sqlite").path))

@@ -11,8 +11,8 @@ final class LIDMappingStoreTests: XCTestCase {
         let dir = try makeTemporaryDirectory(self)
         var store = try openStore(dir)
         let id = try DeviceID("lidmap")
-        try store.createDevice(id: id)
-        var keys = try store.device(id).keys
+        try await store.createDevice(id: id)
+        var keys = try await store.device(id).keys
         let alicePN = JID(user: "15550001111", server: JID.userServer)
         let aliceLID = JID(user: "100000000000001", server: JID.lidServer)
         let bobPN = JID(user: "15550002222", server: JID.userServer)
@@ -20,7 +20,7 @@ final class LIDMappingStoreTests: XCTestCase {
 
         store.closeAll()
         store = try openStore(dir)
-        keys = try store.device(id).keys
+        keys = try await store.device(id).keys
         let lid = try await keys.lid(forPN: JID(user: "15550001111", device: 3, server: JID.userServer))
         XCTAssertEqual(lid, aliceLID, "looked up by user, device dropped")
         let pn = try await keys.pn(forLID: aliceLID)
@@ -91,8 +91,8 @@ final class LIDMappingStoreTests: XCTestCase {
         let dir = try makeTemporaryDirectory(self)
         let store = try openStore(dir)
         let id = try DeviceID("lidbatch")
-        try store.createDevice(id: id)
-        let keys = try store.device(id).keys
+        try await store.createDevice(id: id)
+        let keys = try await store.device(id).keys
         let numbers = (0..<1_200).map { JID(user: String(15_550_000_000 + $0), server: JID.userServer) }
         let mapped = numbers.enumerated().filter { $0.offset % 3 != 0 }
         try await keys.storeLIDMappings(try mapped.map { try LIDMapping(JID(user: String(100_000_000_000_000 + $0.offset), server: JID.lidServer), $0.element) })

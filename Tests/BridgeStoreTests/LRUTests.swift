@@ -23,8 +23,8 @@ final class LRUTests: XCTestCase {
         var records: [DeviceID: DeviceRecord] = [:]
         for i in 0..<200 {
             let id = try DeviceID("dev-\(i)")
-            try store.createDevice(id: id)
-            let device = try store.device(id)
+            try await store.createDevice(id: id)
+            let device = try await store.device(id)
             let record = DeviceRecord.generate()
             try await device.keys.saveDevice(record)
             try await device.data.appendEvent(eventID: "ev-\(i)", routingKey: "\(id).x", payload: Data("\(i)".utf8))
@@ -41,7 +41,7 @@ final class LRUTests: XCTestCase {
 
         // Every device still works, in a different order (everything reopens).
         for (i, (id, record)) in records.sorted(by: { $0.key > $1.key }).enumerated() {
-            let device = try store.device(id)
+            let device = try await store.device(id)
             let loaded = try await device.keys.loadDevice()
             XCTAssertEqual(loaded?.identityKey.publicKey, record.identityKey.publicKey, "\(id)")
             let events = try await device.data.peekEvents()
@@ -50,18 +50,19 @@ final class LRUTests: XCTestCase {
         }
         XCTAssertLessThanOrEqual(store.peakOpenDatabaseCount, 16)
         XCTAssertGreaterThan(store.databaseOpenCount, 400, "databases were closed and reopened")
-        XCTAssertEqual(try store.listDevices().count, 200)
+        let v1 = try await store.listDevices().count
+        XCTAssertEqual(v1, 200)
     }
 
     func testConcurrentUseWithASmallCache() async throws {
         let dir = try makeTemporaryDirectory(self)
         let store = try openStore(dir, maxOpen: 4)
         let ids = try (0..<20).map { try DeviceID("c\($0)") }
-        for id in ids { try store.createDevice(id: id) }
+        for id in ids { try await store.createDevice(id: id) }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for id in ids {
                 group.addTask {
-                    let device = try store.device(id)
+                    let device = try await store.device(id)
                     for n in 0..<10 {
                         try await device.data.appendEvent(eventID: "\(id)-\(n)", routingKey: id.rawValue, payload: Data())
                     }

@@ -15,7 +15,7 @@ final class LeaseStoreTests: XCTestCase {
 
     func testOneOwnerAtATimeAndTheGenerationGrowsOnEveryHandOver() async throws {
         let (a, b) = try twoWorkers()
-        let id = try a.createDevice(id: DeviceID("d1")).id
+        let id = try await a.createDevice(id: DeviceID("d1")).id
 
         let first = try await a.leases.acquire(id, owner: "A", ttl: 30)
         XCTAssertEqual(first?.owner, "A")
@@ -38,8 +38,8 @@ final class LeaseStoreTests: XCTestCase {
 
     func testAnExpiredLeaseIsTakenOverAndItsOwnerLosesItOnRenew() async throws {
         let (a, b) = try twoWorkers()
-        let id = try a.createDevice(id: DeviceID("d1")).id
-        let other = try a.createDevice(id: DeviceID("d2")).id
+        let id = try await a.createDevice(id: DeviceID("d1")).id
+        let other = try await a.createDevice(id: DeviceID("d2")).id
         _ = try await a.leases.acquire(id, owner: "A", ttl: 0.2)
         _ = try await a.leases.acquire(other, owner: "A", ttl: 30)
         try await Task.sleep(for: .milliseconds(300))
@@ -55,7 +55,7 @@ final class LeaseStoreTests: XCTestCase {
     func testRacingWorkersGetEachDeviceOnce() async throws {
         let (a, b) = try twoWorkers()
         var ids: [DeviceID] = []
-        for i in 0..<20 { ids.append(try a.createDevice(id: DeviceID("d\(i)")).id) }
+        for i in 0..<20 { ids.append(try await a.createDevice(id: DeviceID("d\(i)")).id) }
         let ownedIDs = ids
         async let byA = Self.takeAll(ownedIDs, store: a, owner: "A")
         async let byB = Self.takeAll(ownedIDs, store: b, owner: "B")
@@ -90,9 +90,9 @@ final class LeaseStoreTests: XCTestCase {
 
     func testADeletedDeviceTakesItsLeaseAlong() async throws {
         let (a, _) = try twoWorkers()
-        let id = try a.createDevice(id: DeviceID("d1")).id
+        let id = try await a.createDevice(id: DeviceID("d1")).id
         _ = try await a.leases.acquire(id, owner: "A", ttl: 30)
-        try a.deleteDevice(id)
+        try await a.deleteDevice(id)
         let v4 = try await a.leases.leases()
         XCTAssertEqual(v4, [])
         await assertStoreError(.notFound) { try await a.leases.acquire(id, owner: "A", ttl: 30) }
@@ -102,14 +102,14 @@ final class LeaseStoreTests: XCTestCase {
 
     func testAWriterBehindTheFenceIsRefusedAndWritesNothing() async throws {
         let (a, b) = try twoWorkers()
-        let id = try a.createDevice(id: DeviceID("d1")).id
-        let old = try a.device(id, generation: 1)
+        let id = try await a.createDevice(id: DeviceID("d1")).id
+        let old = try await a.device(id, generation: 1)
         try await old.keys.saveDevice(DeviceRecord.generate())
         try await old.keys.storePreKey(PreKeyRecord(id: 1, keyPair: .generate()))
 
         // Worker B takes the device over: its fence goes to 2 before it uses the keys.
         try await b.raiseFence(id, to: 2)
-        let new = try b.device(id, generation: 2)
+        let new = try await b.device(id, generation: 2)
         await assertStoreError(.fenced) { try await old.keys.storePreKey(PreKeyRecord(id: 2, keyPair: .generate())) }
         await assertStoreError(.fenced) { try await old.keys.removePreKey(id: 1) }
         await assertStoreError(.fenced) {

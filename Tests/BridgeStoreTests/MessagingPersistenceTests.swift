@@ -20,8 +20,8 @@ final class MessagingPersistenceTests: XCTestCase {
         let id = try DeviceID("msg-device")
 
         var bridge = try openStore(dir)
-        _ = try bridge.createDevice(id: id)
-        var keys = try bridge.device(id).keys
+        _ = try await bridge.createDevice(id: id)
+        var keys = try await bridge.device(id).keys
         var client = WAClient(store: keys, configuration: configuration, features: [MessagingFeature(store: keys)])
         let before = Received()
         before.watch(client)
@@ -44,7 +44,7 @@ final class MessagingPersistenceTests: XCTestCase {
 
         // Restart: a new BridgeStore on the same files; the peer's session is still there (msg, not pkmsg).
         bridge = try openStore(dir)
-        keys = try bridge.device(id).keys
+        keys = try await bridge.device(id).keys
         // The peer is LID-migrated: its session is kept under its LID.
         let peerPhone = await sim.phone(peer)
         let peerLID = try XCTUnwrap(peerPhone?.lid)

@@ -8,8 +8,8 @@ final class OutboxPublishedTests: XCTestCase {
         let dir = try makeTemporaryDirectory(self)
         let store = try openStore(dir)
         let id = try DeviceID("pub")
-        try store.createDevice(id: id)
-        let data = try store.device(id).data
+        try await store.createDevice(id: id)
+        let data = try await store.device(id).data
 
         let first = try await data.appendEvent(eventID: "e-0", routingKey: "pub.x", payload: Data("{}".utf8))
         XCTAssertNotNil(first.sequence)
@@ -37,24 +37,28 @@ final class OutboxPublishedTests: XCTestCase {
         XCTAssertTrue(newest)
     }
 
-    func testRegistryOutboxKeepsOrderPerDeviceCountAndDeletes() throws {
+    func testRegistryOutboxKeepsOrderPerDeviceCountAndDeletes() async throws {
         let dir = try makeTemporaryDirectory(self)
         let store = try openStore(dir)
         let r = store.registry
         let now = Date()
-        try r.appendEvents([
+        try await r.appendEvents([
             RegistryOutboxEvent(eventID: "c-a", deviceID: "a", routingKey: "a.device.created", payload: Data(), createdAt: now),
             RegistryOutboxEvent(eventID: "c-b", deviceID: "b", routingKey: "b.device.created", payload: Data(), createdAt: now),
             RegistryOutboxEvent(eventID: "d-a", deviceID: "a", routingKey: "a.device.deleted", payload: Data(), createdAt: now),
         ])
         // The same id again is skipped.
-        try r.appendEvents([RegistryOutboxEvent(eventID: "c-a", deviceID: "a", routingKey: "x", payload: Data(), createdAt: now)])
-        let all = try r.peekEvents()
+        try await r.appendEvents([RegistryOutboxEvent(eventID: "c-a", deviceID: "a", routingKey: "x", payload: Data(), createdAt: now)])
+        let all = try await r.peekEvents()
         XCTAssertEqual(all.map(\.eventID), ["c-a", "c-b", "d-a"])
-        XCTAssertEqual(try r.pendingEventCount(deviceID: DeviceID("a")), 2)
-        XCTAssertEqual(try r.outboxCount(), 3)
-        try r.deleteEvents(sequences: all.prefix(2).compactMap(\.sequence))
-        XCTAssertEqual(try r.peekEvents().map(\.eventID), ["d-a"])
-        XCTAssertEqual(try r.pendingEventCount(deviceID: DeviceID("b")), 0)
+        let v1 = try await r.pendingEventCount(deviceID: DeviceID("a"))
+        XCTAssertEqual(v1, 2)
+        let v2 = try await r.outboxCount()
+        XCTAssertEqual(v2, 3)
+        try await r.deleteEvents(sequences: all.prefix(2).compactMap(\.sequence))
+        let v3 = try await r.peekEvents().map(\.eventID)
+        XCTAssertEqual(v3, ["d-a"])
+        let v4 = try await r.pendingEventCount(deviceID: DeviceID("b"))
+        XCTAssertEqual(v4, 0)
     }
 }

@@ -14,8 +14,8 @@ final class PrivacyTokenStoreTests: XCTestCase {
         let master = MasterKey.generate()
         var store = try openStore(dir, masterKey: master)
         let id = try DeviceID("tokens")
-        try store.createDevice(id: id)
-        var keys = try store.device(id).keys
+        try await store.createDevice(id: id)
+        var keys = try await store.device(id).keys
         let token = Data((0..<48).map { UInt8($0 ^ 0x5A) })
         let received = Date(timeIntervalSince1970: 1_796_000_000)
         try await keys.storePrivacyTokens([PrivacyToken(user: JID(user: alice.user, device: 4, server: JID.lidServer), token: token, timestamp: received)])
@@ -30,7 +30,7 @@ final class PrivacyTokenStoreTests: XCTestCase {
         XCTAssertNil(raw.range(of: token), "the token is sealed on disk")
         XCTAssertNil(raw.range(of: salt), "the salt is sealed on disk")
         store = try openStore(dir, masterKey: master)
-        keys = try store.device(id).keys
+        keys = try await store.device(id).keys
         let loaded = try await keys.privacyToken(for: alice)
         XCTAssertEqual(loaded?.token, token, "looked up by user, device dropped")
         XCTAssertEqual(loaded?.timestamp, received)

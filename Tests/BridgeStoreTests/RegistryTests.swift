@@ -27,29 +27,30 @@ final class RegistryTests: XCTestCase {
         let store = try openStore(dir)
         let t0 = Date(timeIntervalSince1970: 1_700_000_000)
 
-        let sales = try store.createDevice(id: try DeviceID("sales-1"), settings: #"{"rate":5}"#)
+        let sales = try await store.createDevice(id: try DeviceID("sales-1"), settings: #"{"rate":5}"#)
         XCTAssertEqual(sales.state, .disconnected)
         XCTAssertNil(sales.jid)
         XCTAssertEqual(sales.settings, #"{"rate":5}"#)
-        let generated = try store.createDevice()
+        let generated = try await store.createDevice()
         XCTAssertNotNil(UUID(uuidString: generated.id.rawValue))
 
-        await assertStoreError(.deviceExists) { try store.createDevice(id: try DeviceID("sales-1")) }
-        await assertStoreError(.invalidSettings) { try store.createDevice(id: try DeviceID("bad"), settings: "[1]") }
-        XCTAssertEqual(try store.listDevices().map(\.id), [sales.id, generated.id])
+        await assertStoreError(.deviceExists) { try await store.createDevice(id: try DeviceID("sales-1")) }
+        await assertStoreError(.invalidSettings) { try await store.createDevice(id: try DeviceID("bad"), settings: "[1]") }
+        let v2 = try await store.listDevices().map(\.id)
+        XCTAssertEqual(v2, [sales.id, generated.id])
 
-        let connecting = try store.registry.updateState(sales.id, to: .connecting, now: t0)
+        let connecting = try await store.registry.updateState(sales.id, to: .connecting, now: t0)
         XCTAssertEqual(connecting.state, .connecting)
         XCTAssertEqual(connecting.updatedAt, t0)
-        try store.registry.setIdentity(sales.id, jid: "15551234567:3@s.whatsapp.net", lid: "123456789:3@lid", pushName: "Sales")
-        try store.registry.updateState(sales.id, to: .loggedOut)
-        try store.registry.updateSettings(sales.id, #"{"rate":7}"#)
-        await assertStoreError(.invalidSettings) { try store.registry.updateSettings(sales.id, "nope") }
+        try await store.registry.setIdentity(sales.id, jid: "15551234567:3@s.whatsapp.net", lid: "123456789:3@lid", pushName: "Sales")
+        try await store.registry.updateState(sales.id, to: .loggedOut)
+        try await store.registry.updateSettings(sales.id, #"{"rate":7}"#)
+        await assertStoreError(.invalidSettings) { try await store.registry.updateSettings(sales.id, "nope") }
 
         // Read back from a fresh store: everything was on disk.
         store.closeAll()
         let again = try openStore(dir)
-        let read = try again.registry.device(sales.id)
+        let read = try await again.registry.device(sales.id)
         XCTAssertEqual(read.jid, "15551234567:3@s.whatsapp.net")
         XCTAssertEqual(read.lid, "123456789:3@lid")
         XCTAssertEqual(read.pushName, "Sales")
@@ -59,18 +60,20 @@ final class RegistryTests: XCTestCase {
 
         let folder = again.folder(of: sales.id)
         XCTAssertTrue(FileManager.default.fileExists(atPath: folder.path))
-        try again.deleteDevice(sales.id)
+        try await again.deleteDevice(sales.id)
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder.path))
-        await assertStoreError(.notFound) { try again.registry.device(sales.id) }
-        await assertStoreError(.notFound) { try again.device(sales.id) }
-        await assertStoreError(.notFound) { try again.deleteDevice(sales.id) }
-        await assertStoreError(.notFound) { try again.registry.updateState(sales.id, to: .connected) }
-        XCTAssertEqual(try again.listDevices().map(\.id), [generated.id])
-        XCTAssertEqual(try again.registry.deviceCount(), 1)
+        await assertStoreError(.notFound) { try await again.registry.device(sales.id) }
+        await assertStoreError(.notFound) { try await again.device(sales.id) }
+        await assertStoreError(.notFound) { try await again.deleteDevice(sales.id) }
+        await assertStoreError(.notFound) { try await again.registry.updateState(sales.id, to: .connected) }
+        let v3 = try await again.listDevices().map(\.id)
+        XCTAssertEqual(v3, [generated.id])
+        let v4 = try await again.registry.deviceCount()
+        XCTAssertEqual(v4, 1)
 
         // The ID can be used again after a delete, with an empty slot.
-        let reborn = try again.createDevice(id: sales.id)
-        let keys = try again.device(reborn.id).keys
+        let reborn = try await again.createDevice(id: sales.id)
+        let keys = try await again.device(reborn.id).keys
         let record = try await keys.loadDevice()
         XCTAssertNil(record)
     }
@@ -79,10 +82,10 @@ final class RegistryTests: XCTestCase {
         let dir = try makeTemporaryDirectory(self)
         let store = try openStore(dir)
         let id = try DeviceID("gone")
-        try store.createDevice(id: id)
-        let handle = try store.device(id)
+        try await store.createDevice(id: id)
+        let handle = try await store.device(id)
         XCTAssertEqual(store.openDatabaseCount, 2, "session and history opened at create")
-        try store.deleteDevice(id)
+        try await store.deleteDevice(id)
         XCTAssertEqual(store.openDatabaseCount, 0, "delete closes the device's databases")
         await assertStoreError(.notFound) { try await handle.keys.loadDevice() }
         await assertStoreError(.notFound) { try await handle.data.outboxCount() }

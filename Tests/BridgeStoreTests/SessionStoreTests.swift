@@ -13,8 +13,8 @@ final class SessionStoreTests: XCTestCase {
         let dir = try makeTemporaryDirectory(self)
         var store = try openStore(dir)
         let id = try DeviceID("rt")
-        try store.createDevice(id: id)
-        var keys = try store.device(id).keys
+        try await store.createDevice(id: id)
+        var keys = try await store.device(id).keys
         // The client takes it as its device store and as its Signal store.
         let _: any DeviceStore = keys
         let _: any SignalProtocolStore = keys
@@ -38,7 +38,7 @@ final class SessionStoreTests: XCTestCase {
 
         store.closeAll()
         store = try openStore(dir)
-        keys = try store.device(id).keys
+        keys = try await store.device(id).keys
         let back = try await keys.loadDevice()
         let loaded = try XCTUnwrap(back)
         XCTAssertEqual(loaded.noiseKey.privateKey.rawRepresentation, record.noiseKey.privateKey.rawRepresentation)
@@ -139,8 +139,8 @@ final class SessionStoreTests: XCTestCase {
 
         store.closeAll()
         store = try openStore(dir, masterKey: masterKey)
-        alice = try SignalDevice.reopen(store, id: "alice", user: "15550000001")
-        bob = try SignalDevice.reopen(store, id: "bob", user: "15550000002")
+        alice = try await SignalDevice.reopen(store, id: "alice", user: "15550000001")
+        bob = try await SignalDevice.reopen(store, id: "bob", user: "15550000002")
         let inFlightText = try await bob.receive(inFlight, from: alice)
         XCTAssertEqual(inFlightText, "in flight")
         for i in 0..<4 {
@@ -209,7 +209,7 @@ final class SessionStoreTests: XCTestCase {
         _ = try await bob.receive(try await alice.send("x", to: bob), from: alice)
         try await alice.storage.data.appendEvent(eventID: "e1", routingKey: "alice.logged_out", payload: Data("{}".utf8))
         let record = try await alice.storage.keys.loadDevice()!
-        try store.registry.updateState(alice.storage.id, to: .loggedOut)
+        try await store.registry.updateState(alice.storage.id, to: .loggedOut)
 
         try await alice.storage.keys.wipe()
 
@@ -222,7 +222,8 @@ final class SessionStoreTests: XCTestCase {
         let identity = try await alice.storage.keys.identity(for: bob.address)
         XCTAssertNil(identity)
         // The slot stays: registry row, folder, history and outbox.
-        XCTAssertEqual(try store.registry.device(alice.storage.id).state, .loggedOut)
+        let v5 = try await store.registry.device(alice.storage.id).state
+        XCTAssertEqual(v5, .loggedOut)
         XCTAssertTrue(FileManager.default.fileExists(atPath: alice.storage.mediaDirectory.path))
         let outbox = try await alice.storage.data.outboxCount()
         XCTAssertEqual(outbox, 1)

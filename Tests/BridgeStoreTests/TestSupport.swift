@@ -55,15 +55,15 @@ struct SignalDevice {
     let address: SignalAddress
 
     static func make(_ store: BridgeStore, id: String, user: String, preKeys: Int = 5) async throws -> SignalDevice {
-        let device = try store.createDevice(id: try DeviceID(id))
-        let storage = try store.device(device.id)
+        let device = try await store.createDevice(id: try DeviceID(id))
+        let storage = try await store.device(device.id)
         try await storage.keys.saveDevice(DeviceRecord.generate())
         try await storage.keys.storePreKeys(KeyHelper.generatePreKeys(start: 1, count: preKeys))
         return SignalDevice(storage: storage, address: SignalAddress(name: user, deviceID: 0))
     }
 
-    static func reopen(_ store: BridgeStore, id: String, user: String) throws -> SignalDevice {
-        SignalDevice(storage: try store.device(try DeviceID(id)), address: SignalAddress(name: user, deviceID: 0))
+    static func reopen(_ store: BridgeStore, id: String, user: String) async throws -> SignalDevice {
+        SignalDevice(storage: try await store.device(try DeviceID(id)), address: SignalAddress(name: user, deviceID: 0))
     }
 
     func bundle(preKeyID: UInt32) async throws -> PreKeyBundle {

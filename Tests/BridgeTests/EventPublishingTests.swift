@@ -106,7 +106,7 @@ final class EventPublishingTests: XCTestCase {
         XCTAssertEqual(received[0].id, EventFactory.derivedID("message.received", "ev1", peerJID, peerJID, t1))
 
         // Inbound messages are in the device's history too.
-        let data = try store.device(DeviceID("ev1")).data
+        let data = try await store.device(DeviceID("ev1")).data
         let saved = try await data.message(chat: peerJID, id: t1)
         XCTAssertEqual(saved?.kind, "text")
         XCTAssertEqual(saved?.direction, .incoming)
@@ -218,7 +218,7 @@ final class EventPublishingTests: XCTestCase {
     /// order, once.
     /// A send refused with 463 (no privacy token) is `failed` with its own stable code; other
     /// refusals stay `SEND_FAILED`.
-    func testAPrivacyTokenRefusalHasItsOwnCode() throws {
+    func testAPrivacyTokenRefusalHasItsOwnCode() async throws {
         let peer = JID(user: "15550009999", server: JID.userServer)
         func code(_ error: Int) -> String? {
             let update = ReceiptEvent.StatusUpdate(
@@ -240,10 +240,10 @@ final class EventPublishingTests: XCTestCase {
         let me = "15557000011", peer = "15557000012"
         let jid = try await rig.link(m, device: "ev2", phone: me)
         await sim.createPhone(number: peer)
-        let data = try store.device(DeviceID("ev2")).data
+        let data = try await store.device(DeviceID("ev2")).data
         let inbox = rig.inbox
         try await waitUntil(15, "outbox drained") {
-            let deviceLeft = try await data.outboxCount(), registryLeft = try store.registry.outboxCount()
+            let deviceLeft = try await data.outboxCount(), registryLeft = try await store.registry.outboxCount()
             let loggedIn = await inbox.count("login.success")
             return deviceLeft == 0 && registryLeft == 0 && loggedIn == 1
         }
@@ -302,13 +302,13 @@ final class EventPublishingTests: XCTestCase {
         await sim.createPhone(number: peer)
         var sent: [String] = []
         for i in 0..<20 { sent.append(try await sim.sendText(from: peer, to: userJID(me), text: "r\(i)")) }
-        let data = try store.device(DeviceID("ev3")).data
+        let data = try await store.device(DeviceID("ev3")).data
         try await waitUntil(30, "recorded") {
             try await data.peekEvents(limit: 1_000).filter { $0.routingKey == "ev3.message.received" }.count == 20
         }
         await m.shutdown()
         let left = try await data.outboxCount()
-        let registryLeft = try store.registry.outboxCount()
+        let registryLeft = try await store.registry.outboxCount()
         XCTAssertGreaterThanOrEqual(left, 20)
         XCTAssertEqual(registryLeft, 1, "device.created waits in the registry outbox")
         let none = await rig.inbox.events.count
@@ -319,7 +319,7 @@ final class EventPublishingTests: XCTestCase {
         let inbox = rig.inbox
         try await waitUntil(30, "drained") { await inbox.count("message.received") == 20 }
         try await waitUntil(15, "outbox empty") {
-            let deviceLeft = try await data.outboxCount(), registryLeft = try store.registry.outboxCount()
+            let deviceLeft = try await data.outboxCount(), registryLeft = try await store.registry.outboxCount()
             return deviceLeft == 0 && registryLeft == 0
         }
         let all = await inbox.events
@@ -349,7 +349,7 @@ final class EventPublishingTests: XCTestCase {
         let me = "15557000031", peer = "15557000032"
         let jid = try await rig.link(m, device: "ev4", phone: me)
         await sim.createPhone(number: peer)
-        let data = try store.device(DeviceID("ev4")).data
+        let data = try await store.device(DeviceID("ev4")).data
         @Sendable func receivedInOutbox() async throws -> [String] {
             try await data.peekEvents(limit: 1_000).compactMap { e -> String? in
                 guard e.routingKey == "ev4.message.received" else { return nil }
@@ -426,7 +426,7 @@ final class EventPublishingTests: XCTestCase {
         try await recorder.record(event)
         let inbox = rig.inbox
         try await waitUntil(15, "published") { await inbox.count("message.received") == 1 }
-        let data = try store.device(id).data
+        let data = try await store.device(id).data
         try await waitUntil(15, "confirmed") { try await data.outboxCount() == 0 }
         let published = try await data.isPublished(eventID: event.id)
         XCTAssertTrue(published)

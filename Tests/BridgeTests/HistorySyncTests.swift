@@ -20,7 +20,7 @@ final class HistorySyncTests: XCTestCase {
         let me: String
         let peer: String
 
-        func data(_ device: String) async throws -> DeviceDataStore { try await manager.store.device(DeviceID(device)).data }
+        func data(_ device: String) async throws -> any DeviceDataStoring { try await manager.store.device(DeviceID(device)).data }
 
         func stop() async {
             publisher.cancel()

@@ -1,5 +1,8 @@
 import AMQP
+@testable import BridgeStore
 import Foundation
+import Logging
+import PostgresNIO
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -63,6 +66,49 @@ final class ServeProcessTests: XCTestCase {
     /// created and QR-linked over the admin HTTP, then the process restarted: the device
     /// reconnects from disk.
     func testServeLinksADeviceOverAdminHTTPAndReconnectsAfterARestart() async throws {
+        try await linkAndRestart(store: [:])
+    }
+
+    /// The same path with every key, history row and outbox in PostgreSQL
+    /// (`WABRIDGE_DATABASE_URL`, a database of its own on the test server).
+    func testServeOnPostgreSQLLinksADeviceAndReconnectsAfterARestart() async throws {
+        guard let admin = ProcessInfo.processInfo.environment["WABRIDGE_TEST_DATABASE_URL"], !admin.isEmpty else {
+            let message = "WABRIDGE_TEST_DATABASE_URL is not set: start one with `eval \"$(scripts/test-postgres.sh start)\"`"
+            if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail(message); return }
+            throw XCTSkip(message)
+        }
+        let name = "t_serve_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
+        try await Self.adminSQL(admin, "CREATE DATABASE \(name)")
+        var url = try XCTUnwrap(URLComponents(string: admin))
+        url.path = "/\(name)"
+        do {
+            try await linkAndRestart(store: ["WABRIDGE_DATABASE_URL": try XCTUnwrap(url.string)])
+            let keys = try await Self.adminSQL(try XCTUnwrap(url.string), "SELECT device_id FROM account")
+            XCTAssertEqual(keys, ["sales-1"], "the linked device's keys are in PostgreSQL")
+        } catch {
+            _ = try? await Self.adminSQL(admin, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+            throw error
+        }
+        _ = try? await Self.adminSQL(admin, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+    }
+
+    /// Runs one statement; returns the first column of its rows as text.
+    @discardableResult
+    private static func adminSQL(_ url: String, _ sql: String) async throws -> [String] {
+        let database = PostgresDatabase(configuration: try PostgresDatabase.configuration(url: url), logger: Logger(label: "test.admin"))
+        do {
+            let rows = try await database.read("admin") { c in
+                try await c.rows(PostgresQuery(unsafeSQL: sql), database.logger).compactMap { try? $0.decode(String.self) }
+            }
+            await database.shutdown()
+            return rows
+        } catch {
+            await database.shutdown()
+            throw error
+        }
+    }
+
+    private func linkAndRestart(store: [String: String]) async throws {
         let sim = try WASim()
         try await sim.start()
         let port = try WorkerProcess.freeLoopbackPort()
@@ -75,7 +121,7 @@ final class ServeProcessTests: XCTestCase {
             "WABRIDGE_ADMIN_PORT": String(port),
             "WABRIDGE_ADMIN_TOKEN": "t0ken",
             "WABRIDGE_RECONNECT_SPREAD": "0",
-        ]
+        ].merging(store) { $1 }
         func http(_ method: String, _ path: String, token: String? = "t0ken") async throws -> (Int, [String: Any]) {
             var r = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
             r.httpMethod = method

@@ -167,7 +167,7 @@ extension CommandProcessor {
     /// while the previous group was being recorded are recorded together.
     private func finish(
         run: [(AMQPDelivery, ParsedCommand)], staged: [Result<StagedMessage, any Error>], messageIDs: [String],
-        device: DeviceID, data: DeviceDataStore, inFlight: InFlightSends
+        device: DeviceID, data: any DeviceDataStoring, inFlight: InFlightSends
     ) async -> (Outcome, [Leftover]) {
         let acks = BatchBuffer<(Int, Result<SentMessage, any Error>)>()
         let collector = Task {
@@ -219,7 +219,7 @@ extension CommandProcessor {
     /// Records a group of acknowledged sends, replies, acks their deliveries.
     private func settle(
         _ done: [(d: AMQPDelivery, c: ParsedCommand, messageID: String, result: String)], device: DeviceID,
-        data: DeviceDataStore, inFlight: InFlightSends
+        data: any DeviceDataStoring, inFlight: InFlightSends
     ) async throws(CancellationError) -> Outcome {
         let records: [(record: IdempotencyRecord, inserted: Bool)]
         do {

@@ -99,7 +99,7 @@ struct CommandProcessor: Sendable {
     /// refusal before the send still ends its statuses with `failed`.
     private func run(_ c: ParsedCommand, _ d: AMQPDelivery, device: DeviceID, routingKey: String,
                      pacer: Pacer, queuedAs: String? = nil) async throws -> Outcome {
-        let data: DeviceDataStore
+        let data: any DeviceDataStoring
         do { data = try await manager.dataStore(device) } catch {
             if error.code == .notFound {
                 return try await refuse(d, CommandRefusal(.deviceNotFound, "device \(device) no longer exists",
@@ -206,7 +206,7 @@ struct CommandProcessor: Sendable {
     }
 
     /// Records the result, answers, records `message.status` `sent`, then acks.
-    func finish(_ c: ParsedCommand, _ d: AMQPDelivery, device: DeviceID, data: DeviceDataStore, result: JSONValue,
+    func finish(_ c: ParsedCommand, _ d: AMQPDelivery, device: DeviceID, data: any DeviceDataStoring, result: JSONValue,
                         messageID: String?) async throws -> Outcome {
         let text = String(decoding: result.encoded(), as: UTF8.self)
         let record: IdempotencyRecord

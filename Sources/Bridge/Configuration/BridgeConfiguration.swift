@@ -29,6 +29,9 @@ public struct BridgeConfiguration: Sendable, Equatable {
     public var queueDeliveryLimit: Int = 20
     /// Folder holding the registry and per-device SQLite databases.
     public var dataDir: String = "./data"
+    /// `postgres://user:pass@host:port/db`: registry, keys and data in that PostgreSQL database
+    /// (media stays under `dataDir`); nil keeps them in SQLite files under `dataDir`.
+    public var databaseURL: String?
     /// Admin HTTP listen address and port.
     public var adminHost: String = "127.0.0.1"
     public var adminPort: Int = 8080
@@ -81,6 +84,7 @@ public struct BridgeConfiguration: Sendable, Equatable {
         case queueType = "WABRIDGE_QUEUE_TYPE"
         case queueDeliveryLimit = "WABRIDGE_QUEUE_DELIVERY_LIMIT"
         case dataDir = "WABRIDGE_DATA_DIR"
+        case databaseURL = "WABRIDGE_DATABASE_URL"
         case adminHost = "WABRIDGE_ADMIN_HOST"
         case adminPort = "WABRIDGE_ADMIN_PORT"
         case adminToken = "WABRIDGE_ADMIN_TOKEN"
@@ -182,6 +186,7 @@ public struct BridgeConfiguration: Sendable, Equatable {
             }
             queueDeliveryLimit = n
         case .dataDir: dataDir = value
+        case .databaseURL: databaseURL = optional
         case .adminHost: adminHost = value
         case .adminPort: adminPort = try int(value)
         case .adminToken: adminToken = optional

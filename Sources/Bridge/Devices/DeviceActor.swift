@@ -20,7 +20,9 @@ actor DeviceActor {
     /// of its dead link before its ownership round even ran. Always true with one worker.
     private let leaseHeld: @Sendable () -> Bool
     private var mayRecord: Bool { owned && leaseHeld() }
-    private let registry: Registry
+    private let registry: any RegistryStoring
+    /// The last registry write: each one waits for the one before, so the rows end in call order.
+    private var registryTail: Task<Void, Never>?
     private let configuration: WAClientConfiguration
     /// What the device keeps of its phone's history sync (`HistorySettings`).
     /// Changed by `apply(history:)`; the history handler reads it per chunk.
@@ -53,7 +55,8 @@ actor DeviceActor {
     /// Bumped when the client is dropped on purpose: late transitions of an old client are ignored.
     private var generation = 0
 
-    init(id: DeviceID, storage: DeviceStorage, registry: Registry, configuration: WAClientConfiguration,
+    init(id: DeviceID, storage: DeviceStorage, registry: any RegistryStoring, registered: RegisteredDevice?,
+         configuration: WAClientConfiguration,
          recorder: any EventRecording, counters: MessageCounters, retryPolicy: EventRetryPolicy = EventRetryPolicy(),
          history: HistorySettings = HistorySettings(), owned: Bool = true,
          leaseHeld: @escaping @Sendable () -> Bool = { true }, logger: Logger,
@@ -69,7 +72,6 @@ actor DeviceActor {
         self.counters = counters
         self.emit = emit
         retry = EventRetry(policy: retryPolicy)
-        let registered = try? registry.device(id)
         jid = JIDCache(registered?.jid)
         state = registered?.state ?? .disconnected
         let (stream, continuation) = AsyncStream.makeStream(of: (@Sendable () async -> Void).self)
@@ -150,7 +152,7 @@ actor DeviceActor {
     /// WhatsApp gets its receipt) only once the event is durable; a throw withholds
     /// the receipt and WhatsApp delivers the message again.
     private static func messageHandler(
-        id: DeviceID, jid: JIDCache, data: DeviceDataStore, recorder: any EventRecording,
+        id: DeviceID, jid: JIDCache, data: any DeviceDataStoring, recorder: any EventRecording,
         counters: MessageCounters, logger: Logger
     ) -> MessagingFeature.MessageHandler {
         { message in
@@ -229,24 +231,41 @@ actor DeviceActor {
     private func setIdentity(jid newJID: String?, lid: String?, pushName: String) {
         guard mayRecord else { return }
         jid.set(newJID)
-        do { _ = try registry.setIdentity(id, jid: newJID, lid: lid, pushName: pushName) } catch {
-            logger.warning("identity not recorded", metadata: ["code": "\(error.code)"])
+        let (registry, id) = (self.registry, self.id)
+        inRegistryOrder("identity not recorded") { () async throws(StoreError) in
+            _ = try await registry.setIdentity(id, jid: newJID, lid: lid, pushName: pushName)
         }
     }
+
+    /// Queues a registry write after the previous one, so the rows end in call order; the caller
+    /// goes on at once (its in-memory state and events stay one step, as before the registry was
+    /// async). `registryWritesSettled` waits for the queue.
+    private func inRegistryOrder(_ failure: String, _ body: @escaping @Sendable () async throws(StoreError) -> Void) {
+        let previous = registryTail
+        let logger = logger
+        let write = Task {
+            await previous?.value
+            do throws(StoreError) { try await body() } catch { logger.warning("\(failure)", metadata: ["code": "\(error.code)"]) }
+        }
+        registryTail = write
+    }
+
+    /// Returns once every registry write queued so far is done.
+    func registryWritesSettled() async { await registryTail?.value }
 
     /// Writes the state to the registry and the in-memory copy.
     private func writeState(_ to: DeviceState) {
         guard mayRecord else { return }
         state = to
-        do { _ = try registry.updateState(id, to: to) } catch {
-            logger.warning("state not recorded", metadata: ["code": "\(error.code)"])
-        }
+        let (registry, id) = (self.registry, self.id)
+        inRegistryOrder("state not recorded") { () async throws(StoreError) in _ = try await registry.updateState(id, to: to) }
     }
 
     /// A device left mid-login by a crash is not connected now (`DeviceManager.start`);
     /// nothing is published, as before the actor existed.
-    func settleAfterCrash() {
+    func settleAfterCrash() async {
         if state != .disconnected && state != .loggedOut { writeState(.disconnected) }
+        await registryWritesSettled()
     }
 
     private func record(_ t: StateTransition, generation gen: Int) {
@@ -272,7 +291,7 @@ actor DeviceActor {
     /// withholds the ack and the receipt comes again). Receipts of our own other
     /// devices (read-self, sender) are not statuses of a sent message.
     private static func statusHandler(
-        id: DeviceID, jid: JIDCache, data: DeviceDataStore, recorder: any EventRecording, inFlight: InFlightSends,
+        id: DeviceID, jid: JIDCache, data: any DeviceDataStoring, recorder: any EventRecording, inFlight: InFlightSends,
         logger: Logger
     ) -> MessagingFeature.StatusHandler {
         { u in
@@ -497,20 +516,21 @@ actor DeviceActor {
         setIdentity(jid: nil, lid: nil, pushName: "")
         setState(.loggedOut, reason: "logout_requested")
         publish(DeviceEvent(deviceID: id, kind: .loggedOut(reason: "logout_requested")))
+        await registryWritesSettled()
     }
 
     // MARK: Ownership (workers sharing one store)
 
     /// This worker took the device's lease: from now on its keys are written with `storage`'s
     /// generation, and the state the previous owner left (connected, when it died) is settled.
-    func takeOwnership(_ storage: DeviceStorage) {
+    func takeOwnership(_ storage: DeviceStorage) async {
         self.storage = storage
         owned = true
-        if let registered = try? registry.device(id) {
+        if let registered = try? await registry.device(id) {
             state = registered.state
             jid.set(registered.jid)
         }
-        settleAfterCrash()
+        await settleAfterCrash()
     }
 
     /// Handing over (rebalance, SIGTERM): the link closes and `disconnected` is recorded while
@@ -552,6 +572,7 @@ actor DeviceActor {
         // The watchers end with the client's streams; do not wait for them.
         for w in watchers { w.cancel() }
         watchers = []
+        await registryWritesSettled()
     }
 }
 

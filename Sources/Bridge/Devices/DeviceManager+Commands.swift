@@ -44,8 +44,8 @@ extension DeviceManager {
     }
 
     /// The device's data store (idempotency records).
-    func dataStore(_ id: DeviceID) throws(DeviceError) -> DeviceDataStore {
-        do { return try store.device(id).data } catch { throw DeviceError.from(error) }
+    func dataStore(_ id: DeviceID) async throws(DeviceError) -> any DeviceDataStoring {
+        do { return try await store.device(id).data } catch { throw DeviceError.from(error) }
     }
 
     /// The device's record of sends not yet recorded (nil: no such device).

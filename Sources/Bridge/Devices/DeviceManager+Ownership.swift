@@ -72,11 +72,11 @@ extension DeviceManager {
     public func activate(_ lease: DeviceLease, validUntil: ContinuousClock.Instant, connectAfter: Duration) async throws(DeviceError) {
         guard let owned else { return }
         let id = lease.device
-        if devices[id] == nil { devices[id] = try makeActor(id) }
+        if devices[id] == nil { devices[id] = try await makeActor(id) }
         let storage: DeviceStorage
         do {
             try await store.raiseFence(id, to: lease.generation)
-            storage = try store.device(id, generation: lease.generation)
+            storage = try await store.device(id, generation: lease.generation)
         } catch {
             try? await store.leases.release(lease)
             throw DeviceError.from(error)
@@ -140,10 +140,10 @@ extension DeviceManager {
     /// Follows devices created and deleted by other workers: new registry rows get an actor
     /// (idle until leased), rows that are gone lose theirs.
     func syncWithRegistry() async {
-        guard owned != nil, let registered = try? store.listDevices() else { return }
+        guard owned != nil, let registered = try? await store.listDevices() else { return }
         let ids = Set(registered.map(\.id))
         for id in ids where devices[id] == nil {
-            do { devices[id] = try makeActor(id) } catch {
+            do { devices[id] = try await makeActor(id) } catch {
                 logger.warning("device from another worker not loaded", metadata: ["device": "\(id)", "code": "\(error.code)"])
             }
         }

@@ -80,16 +80,16 @@ public actor DeviceManager {
     /// devices is no thundering herd. Returns once the map is loaded.
     public func start() async throws(DeviceError) {
         let registered: [RegisteredDevice]
-        do { registered = try store.listDevices() } catch { throw DeviceError.from(error) }
+        do { registered = try await store.listDevices() } catch { throw DeviceError.from(error) }
         if owned != nil {
             // Shared store: nothing connects until OwnershipService hands this worker a lease.
-            for r in registered { devices[r.id] = try makeActor(r.id) }
+            for r in registered { devices[r.id] = try await makeActor(r.id) }
             isReady = true
             return
         }
         var toConnect: [DeviceActor] = []
         for r in registered {
-            let actor = try makeActor(r.id)
+            let actor = try await makeActor(r.id)
             devices[r.id] = actor
             if await actor.isLoggedIn() {
                 toConnect.append(actor)
@@ -133,15 +133,17 @@ public actor DeviceManager {
         isReady = false
     }
 
-    func makeActor(_ id: DeviceID) throws(DeviceError) -> DeviceActor {
+    func makeActor(_ id: DeviceID) async throws(DeviceError) -> DeviceActor {
         let storage: DeviceStorage
-        do { storage = try store.device(id) } catch { throw DeviceError.from(error) }
+        do { storage = try await store.device(id) } catch { throw DeviceError.from(error) }
+        let registered = try? await store.registry.device(id)
         let sink = self.sink
         var client = configuration.client
         if let owned { client.ownership = { owned.owns(id) } }
-        return DeviceActor(id: id, storage: storage, registry: store.registry,
+        return DeviceActor(id: id, storage: storage, registry: store.registry, registered: registered,
                            configuration: client, recorder: recorder, counters: counters,
-                           retryPolicy: configuration.eventRetry, history: storedSettings(id).history(defaults: configuration.history),
+                           retryPolicy: configuration.eventRetry,
+                           history: storedSettings(id, registered?.settings).history(defaults: configuration.history),
                            owned: owned == nil, leaseHeld: { [owned] in owned?.owns(id) ?? true }, logger: logger,
                            emit: { sink.yield($0) })
     }
@@ -160,15 +162,15 @@ public actor DeviceManager {
         }
         let r: RegisteredDevice
         let lease = configuration.ownership.map { (worker: $0.workerID, ttl: $0.leaseTTL.timeInterval) }
-        do { r = try store.createDevice(id: id, leaseFor: lease) } catch { throw DeviceError.from(error) }
+        do { r = try await store.createDevice(id: id, leaseFor: lease) } catch { throw DeviceError.from(error) }
         // device.created is durable before the call returns, or there is no device.
         let created = DeviceEvent(deviceID: r.id, kind: .created)
         do { try await recorder.record(EventFactory.cloudEvent(created, jid: nil)) } catch {
             logger.error("device.created not recorded", metadata: ["device": "\(r.id)", "code": "\(EventFactory.errorCode(error))"])
-            try? store.deleteDevice(r.id)
+            try? await store.deleteDevice(r.id)
             throw DeviceError(.storage, "device \(r.id) not created: its device.created event could not be recorded")
         }
-        devices[r.id] = try makeActor(r.id)
+        devices[r.id] = try await makeActor(r.id)
         for o in lifecycleObservers { await o(r.id, .created) }
         // Shared store: the worker that created the device takes it, so a login can start here.
         if owned != nil { _ = await acquireNow(r.id) }
@@ -178,8 +180,8 @@ public actor DeviceManager {
 
     /// The device's own settings; a row that no longer parses is logged and read as "all
     /// defaults", so a hand-edited registry never keeps a device from starting.
-    private func storedSettings(_ id: DeviceID) -> DeviceSettings {
-        guard let text = try? store.registry.device(id).settings else { return DeviceSettings() }
+    private func storedSettings(_ id: DeviceID, _ text: String?) -> DeviceSettings {
+        guard let text else { return DeviceSettings() }
         do { return try DeviceSettings.stored(text) } catch {
             logger.error("device settings unreadable, using the worker's defaults",
                          metadata: ["device": "\(id)", "code": "\(error.code)"])
@@ -188,10 +190,10 @@ public actor DeviceManager {
     }
 
     /// The device's settings as stored (its overrides) and as used (defaults filled in).
-    public func settings(_ text: String) throws(DeviceError) -> DeviceSettingsView {
+    public func settings(_ text: String) async throws(DeviceError) -> DeviceSettingsView {
         let id = try deviceID(text)
         let stored: DeviceSettings
-        do { stored = try DeviceSettings.stored(try store.registry.device(id).settings) } catch { throw DeviceError.from(error) }
+        do { stored = try DeviceSettings.stored(try await store.registry.device(id).settings) } catch { throw DeviceError.from(error) }
         return DeviceSettingsView(stored: stored, history: stored.history(defaults: configuration.history))
     }
 
@@ -200,12 +202,12 @@ public actor DeviceManager {
     public func updateSettings(_ text: String, patch: Data) async throws(DeviceError) -> DeviceSettingsView {
         let id = try deviceID(text)
         let current: DeviceSettings
-        do { current = try DeviceSettings.stored(try store.registry.device(id).settings) } catch {
+        do { current = try DeviceSettings.stored(try await store.registry.device(id).settings) } catch {
             // Settings that no longer parse are replaced by the patch applied to the defaults.
             current = DeviceSettings()
         }
         let next = try current.merging(patch: patch)
-        do { try store.registry.updateSettings(id, next.storedText()) } catch { throw DeviceError.from(error) }
+        do { try await store.registry.updateSettings(id, next.storedText()) } catch { throw DeviceError.from(error) }
         let history = next.history(defaults: configuration.history)
         await devices[id]?.apply(history: history)
         return DeviceSettingsView(stored: next, history: history)
@@ -213,13 +215,13 @@ public actor DeviceManager {
 
     public func list() async throws(DeviceError) -> [DeviceInfo] {
         let workers = await liveOwners()
-        do { return try store.listDevices().map { DeviceInfo($0, worker: workers[$0.id]) } } catch { throw DeviceError.from(error) }
+        do { return try await store.listDevices().map { DeviceInfo($0, worker: workers[$0.id]) } } catch { throw DeviceError.from(error) }
     }
 
     public func get(_ id: String) async throws(DeviceError) -> DeviceInfo {
         let did = try deviceID(id)
         let workers = await liveOwners()
-        do { return DeviceInfo(try store.registry.device(did), worker: workers[did]) } catch { throw DeviceError.from(error) }
+        do { return DeviceInfo(try await store.registry.device(did), worker: workers[did]) } catch { throw DeviceError.from(error) }
     }
 
     /// Who runs each device now, from the shared lease table (empty with one worker and no leases).
@@ -289,7 +291,7 @@ public actor DeviceManager {
         // file back into the folder while it is removed: try again briefly.
         for attempt in 1...3 {
             do {
-                try store.deleteDevice(id)
+                try await store.deleteDevice(id)
                 break
             } catch {
                 if attempt == 3 || error.code != .io { throw DeviceError.from(error) }
@@ -335,10 +337,10 @@ public actor DeviceManager {
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
         while clock.now < deadline {
-            if (try? store.registry.device(id).state) == state { return }
+            if (try? await store.registry.device(id).state) == state { return }
             try await Task.sleep(for: .milliseconds(50))
         }
-        let now = (try? store.registry.device(id).state.rawValue) ?? "?"
+        let now = (try? await store.registry.device(id).state.rawValue) ?? "?"
         throw DeviceError(.unavailable, "device \(text) did not reach \(state.rawValue) within \(timeout) (is \(now))")
     }
 

@@ -38,7 +38,7 @@ extension DeviceActor {
     /// asked, a `message.received` per new historical message) into the outbox. A chunk that
     /// could not be read is a `history.sync` event with its error; the device stays connected.
     static func historyHandler(
-        id: DeviceID, jid: JIDCache, data: DeviceDataStore, recorder: any EventRecording,
+        id: DeviceID, jid: JIDCache, data: any DeviceDataStoring, recorder: any EventRecording,
         settings current: @escaping @Sendable () async -> HistorySettings, logger: Logger
     ) -> MessagingFeature.HistoryHandler {
         { chunk in

@@ -72,7 +72,7 @@ public final class EventPublisher: Service, Sendable {
                 group.addTask { await self.lane(key, wakes: stream) }
             }
             startLane(.registry)
-            for d in (try? store.listDevices()) ?? [] { startLane(.device(d.id)) }
+            for d in (try? await store.listDevices()) ?? [] { startLane(.device(d.id)) }
             // A lane whose device was deleted ended; a wake for that key (the
             // device created again) starts a fresh one.
             for await key in wakes {
@@ -176,8 +176,8 @@ public final class EventPublisher: Service, Sendable {
         defer { recorder.wakeups.endWindow(id) }
         do {
             // device.created (and a re-created device's past) leave the registry outbox first.
-            if try store.registry.pendingEventCount(deviceID: id) > 0 { return .idle }
-            let data = try store.device(id).data
+            if try await store.registry.pendingEventCount(deviceID: id) > 0 { return .idle }
+            let data = try await store.device(id).data
             let batch = try await data.peekEvents(limit: configuration.window)
             if batch.isEmpty { return .idle }
             let confirmed = await publish(batch.map { message(eventID: $0.eventID, routingKey: $0.routingKey, payload: $0.payload) },
@@ -186,7 +186,7 @@ public final class EventPublisher: Service, Sendable {
             return confirmed == batch.count ? .published : .failed
         } catch {
             // A deleted device: its remaining events moved to the registry outbox.
-            if case .none = try? store.registry.device(id) { return .gone }
+            if case .none = try? await store.registry.device(id) { return .gone }
             // A folder not there yet (the device is being created) or any other error: retry.
             if EventFactory.errorCode(error) == StoreError.Code.notFound.rawValue { return .failed }
             // The devices stop (and close their files) before the publisher: what is left waits
@@ -203,17 +203,17 @@ public final class EventPublisher: Service, Sendable {
     private func registryStep() async -> LaneStep {
         if let owned, !owned.drainsRegistry { return .idle }
         do {
-            let batch = try store.registry.peekEvents(limit: configuration.window)
+            let batch = try await store.registry.peekEvents(limit: configuration.window)
             if batch.isEmpty { return .idle }
             guard let conn = await liveConnection() else { return .gone }
             let confirmed = await publish(batch.map { message(eventID: $0.eventID, routingKey: $0.routingKey, payload: $0.payload) },
                                           on: conn)
             if confirmed > 0 {
-                try store.registry.deleteEvents(sequences: batch.prefix(confirmed).compactMap(\.sequence))
+                try await store.registry.deleteEvents(sequences: batch.prefix(confirmed).compactMap(\.sequence))
                 // Device lanes waiting behind their registry events may go on.
                 // (Only devices that exist: events of unknown routing keys must not grow the lanes.)
                 for d in Set(batch.prefix(confirmed).map(\.deviceID)) {
-                    if let id = try? DeviceID(d), (try? store.registry.device(id)) != nil { recorder.wakeups.wake(.device(id)) }
+                    if let id = try? DeviceID(d), (try? await store.registry.device(id)) != nil { recorder.wakeups.wake(.device(id)) }
                 }
             }
             return confirmed == batch.count ? .published : .failed

@@ -37,13 +37,13 @@ public final class OutboxRecorder: EventRecording {
         switch event.type {
         case .deviceCreated, .deviceDeleted:
             if event.type == .deviceCreated { wakeups.reinstate(event.deviceID) }
-            try store.registry.appendEvents([Self.registryRow(event, payload: payload)])
+            try await store.registry.appendEvents([Self.registryRow(event, payload: payload)])
             wakeups.wake(.registry)
         default:
-            guard let data = try deviceData(event.deviceID) else {
+            guard let data = try await deviceData(event.deviceID) else {
                 // An event about no device (a command routed to an unknown device ID is
                 // refused): there is no device outbox, the registry's holds it.
-                try store.registry.appendEvents([Self.registryRow(event, payload: payload)])
+                try await store.registry.appendEvents([Self.registryRow(event, payload: payload)])
                 wakeups.wake(.registry)
                 return
             }
@@ -62,7 +62,7 @@ public final class OutboxRecorder: EventRecording {
             for event in events { try await record(event) }
             return
         }
-        guard let data = try deviceData(device) else {
+        guard let data = try await deviceData(device) else {
             for event in events { try await record(event) }  // no device outbox: the registry's
             return
         }
@@ -73,8 +73,8 @@ public final class OutboxRecorder: EventRecording {
     }
 
     /// The device's data store; nil when there is no such device.
-    private func deviceData(_ id: DeviceID) throws(StoreError) -> DeviceDataStore? {
-        do { return try store.device(id).data } catch {
+    private func deviceData(_ id: DeviceID) async throws(StoreError) -> (any DeviceDataStoring)? {
+        do { return try await store.device(id).data } catch {
             if error.code == .notFound { return nil }
             throw error
         }
@@ -103,7 +103,7 @@ public final class OutboxRecorder: EventRecording {
         var moved: [RegistryOutboxEvent] = []
         // A device folder that cannot be opened now must not be skipped: its events would go with it.
         var device: DeviceStorage?
-        do { device = try store.device(deleted.deviceID) } catch {
+        do { device = try await store.device(deleted.deviceID) } catch {
             if error.code != .notFound { throw error }
         }
         if let data = device?.data {
@@ -114,7 +114,7 @@ public final class OutboxRecorder: EventRecording {
             }
         }
         moved.append(Self.registryRow(deleted, payload: deleted.encoded()))
-        try store.registry.appendEvents(moved)
+        try await store.registry.appendEvents(moved)
     }
 }
 

@@ -11,7 +11,7 @@ public struct StoreService: Service {
     public init(store: BridgeStore) { self.store = store }
     public func run() async throws {
         try? await gracefulShutdown()
-        store.closeAll()
+        await store.shutdown()
     }
 }
 

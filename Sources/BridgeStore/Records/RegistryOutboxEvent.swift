@@ -30,7 +30,7 @@ extension RegistryOutboxEvent: FetchableRecord, MutablePersistableRecord {
 extension Registry {
     /// Appends events in order, in one transaction (durable when it returns);
     /// an event id already in this outbox is skipped.
-    public func appendEvents(_ events: [RegistryOutboxEvent]) throws(StoreError) {
+    public func appendEvents(_ events: [RegistryOutboxEvent]) async throws(StoreError) {
         try StoreError.wrapping("appendRegistryEvents") {
             try queue.write { db in
                 for e in events {
@@ -43,7 +43,7 @@ extension Registry {
     }
 
     /// The oldest `limit` events, in append order.
-    public func peekEvents(limit: Int = 100) throws(StoreError) -> [RegistryOutboxEvent] {
+    public func peekEvents(limit: Int = 100) async throws(StoreError) -> [RegistryOutboxEvent] {
         try StoreError.wrapping("peekRegistryEvents") {
             try queue.read { db in try RegistryOutboxEvent.order(Column("sequence")).limit(limit).fetchAll(db) }
         }
@@ -51,14 +51,14 @@ extension Registry {
 
     /// Removes confirmed events; returns how many went.
     @discardableResult
-    public func deleteEvents(sequences: [Int64]) throws(StoreError) -> Int {
+    public func deleteEvents(sequences: [Int64]) async throws(StoreError) -> Int {
         try StoreError.wrapping("deleteRegistryEvents") {
             try queue.write { db in try RegistryOutboxEvent.deleteAll(db, keys: sequences) }
         }
     }
 
     /// Events of `deviceID` still waiting here (its own outbox waits behind them).
-    public func pendingEventCount(deviceID: DeviceID) throws(StoreError) -> Int {
+    public func pendingEventCount(deviceID: DeviceID) async throws(StoreError) -> Int {
         try StoreError.wrapping("pendingRegistryEvents") {
             try queue.read { db in
                 try RegistryOutboxEvent.filter(Column("deviceID") == deviceID.rawValue).fetchCount(db)
@@ -66,7 +66,7 @@ extension Registry {
         }
     }
 
-    public func outboxCount() throws(StoreError) -> Int {
+    public func outboxCount() async throws(StoreError) -> Int {
         try StoreError.wrapping("registryOutboxCount") { try queue.read { db in try RegistryOutboxEvent.fetchCount(db) } }
     }
 }
