@@ -103,6 +103,19 @@ final class DockerFilesTests: XCTestCase {
         XCTAssertEqual(printed, workerRoot)
     }
 
+    /// Issue 15: compose runs PostgreSQL and two workers on it, each with its own worker ID.
+    func testComposeRunsTwoWorkersOnOnePostgreSQLStore() throws {
+        let lines = try read("docker/compose.yaml").split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        XCTAssertTrue(lines.contains("image: postgres:15"))
+        XCTAssertTrue(lines.contains("wabridge-1:") && lines.contains("wabridge-2:"))
+        let urls = lines.filter { $0.hasPrefix("WABRIDGE_DATABASE_URL:") }
+        XCTAssertEqual(urls.count, 1, "one store URL, shared by both workers through the env anchor")
+        XCTAssertTrue(urls[0].contains("postgres://") && urls[0].contains("@postgres:5432/"), urls[0])
+        XCTAssertTrue(lines.contains("<<: *worker-env"))
+        let ids = lines.filter { $0.hasPrefix("WABRIDGE_WORKER_ID:") }
+        XCTAssertEqual(Set(ids).count, 2, "each worker has its own ID: \(ids)")
+    }
+
     func testSimulatorKeepsItsRootInAKeyFile() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("wabridge-sim-root-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
