@@ -71,6 +71,20 @@ actor SimPhoneAgent {
     private(set) var encTypes: [String: [String]] = [:]
     private var encOrder: [String] = []
     private var statusOrder: [String] = []
+    /// One Signal operation at a time: the actor re-enters at every await of its store, and two
+    /// encryptions interleaved on one session reuse a chain key (the peer then sees BAD_MAC).
+    private var signalBusy = false
+    private var signalWaiters: [CheckedContinuation<Void, Never>] = []
+
+    func beginSignalTurn() async {
+        guard signalBusy else { signalBusy = true; return }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in signalWaiters.append(c) }
+    }
+
+    /// Hands the turn to the next waiter in arrival order (the turn stays taken).
+    func endSignalTurn() {
+        if signalWaiters.isEmpty { signalBusy = false } else { signalWaiters.removeFirst().resume() }
+    }
 
     /// `identity`: the phone's Signal identity, its account key unless a reinstall replaced it.
     init(phone: SimPhone, identity: IdentityKeyPair? = nil) throws {
@@ -98,6 +112,8 @@ actor SimPhoneAgent {
     /// Decrypts a peer message from one of the phone's own linked devices (a request to the
     /// phone, not a chat message: not kept in `received`). Nil when it does not decrypt.
     func receivePeer(_ node: Node) async -> WAE2E_Message? {
+        await beginSignalTurn()
+        defer { endSignalTurn() }
         var working = receiver
         let outcome = try? await working.receive(node)
         receiver = working
@@ -107,6 +123,8 @@ actor SimPhoneAgent {
 
     /// Decrypts a delivered `<message>`; returns the receipt to route (delivery or retry).
     func receive(_ node: Node) async -> Node? {
+        await beginSignalTurn()
+        defer { endSignalTurn() }
         if let id = node.string("id"), encTypes[id] == nil {
             encTypes[id] = node.children("enc").compactMap { $0.string("type") }
             encOrder.append(id)
@@ -180,6 +198,8 @@ actor SimPhoneAgent {
     /// The phone learned that `pn` is `lid`: its sessions, identities and sender keys with that
     /// user's devices move to the LID addresses, ratchets intact (whatsmeow's `MigratePNToLID`).
     func migrateSessions(fromPN pn: JID, toLID lid: JID) async {
+        await beginSignalTurn()
+        defer { endSignalTurn() }
         guard pn.server == JID.userServer, lid.server == JID.lidServer else { return }
         await store.migrateAddresses(fromName: pn.nonAD.signalAddressUser, toName: lid.nonAD.signalAddressUser)
     }
@@ -187,6 +207,8 @@ actor SimPhoneAgent {
     func directMessage(
         id: String, to: JID, message: WAE2E_Message, recipient: [JID], own: [JID], bundles: [JID: PreKeyBundle], asLID: Bool = false
     ) async throws -> Node {
+        await beginSignalTurn()
+        defer { endSignalTurn() }
         var node = try await sender(deviceIdentity: Data(), asLID: asLID).directMessage(
             id: id, to: to, message: message, recipientDevices: recipient, ownDevices: own, bundles: bundles).node
         sent.insert(message, chat: to, id: id)
@@ -199,6 +221,8 @@ actor SimPhoneAgent {
         id: String, group: JID, text: String, members: [JID], bundles: [JID: PreKeyBundle], own: JID? = nil,
         addressing: GroupMetadata.AddressingMode? = nil
     ) async throws -> Node {
+        await beginSignalTurn()
+        defer { endSignalTurn() }
         var message = WAE2E_Message()
         message.conversation = text
         var node = try await sender(deviceIdentity: Data(), own: own).groupMessage(
@@ -211,6 +235,8 @@ actor SimPhoneAgent {
     /// The resend a retry receipt asks for (nil when the message is no longer cached or the
     /// resend fails), with `bundle` when the device's fresh bundle was fetched.
     func resend(for retry: RetryReceipt, bundle: PreKeyBundle?) async -> Node? {
+        await beginSignalTurn()
+        defer { endSignalTurn() }
         // Found by message id whatever the addressing of the retry. In a LID group the device that
         // asked is a LID and our sender key is our LID's.
         let own = retry.participant?.server == JID.lidServer ? lid : jid

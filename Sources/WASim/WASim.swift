@@ -153,6 +153,9 @@ public actor WASim {
     private var routingInfoSeen: [JID: Data] = [:]
     /// What each phone sent a device it linked (`sendInitialSync`), and each phone's NCT salt.
     var initialSyncs: [JID: SimInitialSync] = [:]
+    /// Initial syncs still being encrypted and queued: a login of that device waits for them, so
+    /// its offline batch holds the whole sync (the phone sends it before the companion's restart).
+    private var initialSyncsInFlight: [JID: Task<Void, Never>] = [:]
     var nctSalts: [String: Data] = [:]
     /// App state per account number and collection (`Server/ServerAppState.swift`), and what each
     /// phone keeps to build its patches (`Phone/WASim+AppState.swift`).
@@ -342,6 +345,7 @@ public actor WASim {
         guard let device = devices[jid], device.noiseKey == noiseKey else {
             return .failure(Node("failure", [Attribute("reason", "401"), Attribute("location", "sim")]))
         }
+        if let sync = initialSyncsInFlight[jid] { await sync.value }
         sessionCounts[jid, default: (0, 0)].logins += 1
         if let previous = live[jid], previous !== connection {
             sessionCounts[jid, default: (0, 0)].replaced += 1
@@ -496,7 +500,12 @@ public actor WASim {
         let device = try await connection.pair(phone: phone, deviceJID: jid, lid: lid, keyIndex: keyIndex, advSecret: advSecret)
         devices[jid] = device
         logger.info("device linked", metadata: ["device": "\(jid)"])
-        if configuration.phoneSendsInitialSync { await sendInitialSync(phone: number, to: jid) }
+        if configuration.phoneSendsInitialSync {
+            let sync = Task { await self.sendInitialSync(phone: number, to: jid) }
+            initialSyncsInFlight[jid] = sync
+            await sync.value
+            initialSyncsInFlight[jid] = nil
+        }
         if configuration.announceDeviceChanges { await announceDeviceChange(.add, device: jid) }
         return jid
     }

@@ -12,6 +12,8 @@ import XCTest
 final class MultiWorkerTests: XCTestCase {
     private var world: E2EWorld?
     private var extra: [WorkerProcess] = []
+    /// The PostgreSQL store of a `…OnPostgreSQL` test.
+    private var database: TestDatabase?
 
     override func tearDown() async throws {
         // A failed run says what each worker logged (the shared store's story is in all of them).
@@ -29,6 +31,8 @@ final class MultiWorkerTests: XCTestCase {
         extra = []
         if let world { await world.tearDown() }
         world = nil
+        database?.drop()
+        database = nil
     }
 
     private struct Cluster {
@@ -43,11 +47,18 @@ final class MultiWorkerTests: XCTestCase {
 
     /// `workers` workers (`w1` is the world's own), `deviceCount` devices each linked through a
     /// different worker's admin HTTP, a peer phone to send to.
-    private func cluster(workers: Int, devices deviceCount: Int, suffix: String) async throws -> Cluster {
-        let w = try await E2EWorld(settings: [
+    /// `postgres`: the workers share a PostgreSQL database of their own instead of one SQLite folder.
+    private func cluster(workers: Int, devices deviceCount: Int, suffix: String, postgres: Bool = false) async throws -> Cluster {
+        var settings = [
             "WABRIDGE_WORKER_ID": "w1", "WABRIDGE_LEASE_SECONDS": "5",
             "WABRIDGE_SEND_RATE": "1000", "WABRIDGE_SEND_BURST": "1000",
-        ])
+        ]
+        if postgres {
+            let db = try TestDatabase.create(prefix: "mw")
+            database = db
+            settings["WABRIDGE_DATABASE_URL"] = db.url
+        }
+        let w = try await E2EWorld(settings: settings)
         world = w
         var ports = ["w1": w.adminPort]
         var processes = ["w1": w.worker]
@@ -163,7 +174,24 @@ final class MultiWorkerTests: XCTestCase {
     /// when one worker is killed with -9 in the middle of 1,000 commands its devices come back on
     /// the other two, every command reaches the phone exactly once, in each device's order.
     func testThreeWorkersShareThirtyDevicesAndTakeOverAKilledOne() async throws {
-        var c = try await cluster(workers: 3, devices: 30, suffix: "31")
+        try await threeWorkersAndAKilledOne(postgres: false, suffix: "31")
+    }
+
+    /// The same on a PostgreSQL store: leases on the database's clock, fencing in its transactions.
+    func testOnPostgreSQLThreeWorkersShareThirtyDevicesAndTakeOverAKilledOne() async throws {
+        let moved = try await threeWorkersAndAKilledOne(postgres: true, suffix: "34")
+        let db = try XCTUnwrap(database)
+        let owners = try db.query("SELECT DISTINCT owner FROM lease WHERE expires_at > extract(epoch FROM now()) ORDER BY owner")
+        XCTAssertEqual(owners, ["w1", "w3"], "the live leases are in PostgreSQL, held by the survivors")
+        // Each device taken from the killed worker got a new generation, and its fence went up to it.
+        let raised = try db.query("SELECT count(*) FROM device_fence WHERE fence >= 2")
+        XCTAssertGreaterThanOrEqual(Int(raised.first ?? "") ?? 0, moved)
+    }
+
+    /// Returns how many devices moved off the killed worker.
+    @discardableResult
+    private func threeWorkersAndAKilledOne(postgres: Bool, suffix: String) async throws -> Int {
+        var c = try await cluster(workers: 3, devices: 30, suffix: suffix, postgres: postgres)
         let placed = try await waitPlaced(c, on: ["w1", "w2", "w3"], via: "w1", timeout: 60, balanced: true)
         let counts = Dictionary(grouping: placed.values.compactMap(\.worker), by: { $0 }).mapValues(\.count)
         print("placement of 30 devices on 3 workers: \(counts.sorted { $0.key < $1.key })")
@@ -193,13 +221,23 @@ final class MultiWorkerTests: XCTestCase {
         let replaced = await replacedSessions(c)
         print("sessions of the killed worker replaced by the new owner before the simulator saw them close: \(replaced)")
         XCTAssertLessThanOrEqual(replaced, onKilled.count)
+        return onKilled.count
     }
 
     /// A worker frozen (SIGSTOP) past its leases loses its devices to the other; resumed
     /// (SIGCONT), it logs in as none of them and sends nothing for them: no session is replaced
     /// after the take-over, and the devices keep working on the new owner.
     func testAFrozenWorkerResumedNeverSpeaksForTheDevicesItLost() async throws {
-        let c = try await cluster(workers: 2, devices: 6, suffix: "32")
+        try await frozenWorker(postgres: false, suffix: "32")
+    }
+
+    /// The same on a PostgreSQL store, where the database refuses the stale generation's key writes.
+    func testOnPostgreSQLAFrozenWorkerResumedNeverSpeaksForTheDevicesItLost() async throws {
+        try await frozenWorker(postgres: true, suffix: "35")
+    }
+
+    private func frozenWorker(postgres: Bool, suffix: String) async throws {
+        let c = try await cluster(workers: 2, devices: 6, suffix: suffix, postgres: postgres)
         let before = try await waitPlaced(c, on: ["w1", "w2"], via: "w1", timeout: 60, balanced: true)
         let frozen = Set(before.filter { $0.value.worker == "w2" }.map(\.key))
         XCTAssertFalse(frozen.isEmpty)

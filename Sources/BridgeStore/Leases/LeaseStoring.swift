@@ -41,6 +41,9 @@ public protocol LeaseStoring: Sendable {
     /// Takes the device for `owner` unless another owner's lease is live. A lease that changes
     /// hands (none before, expired, released) gets the next generation; `owner`'s own live
     /// lease is extended with its generation kept. nil: someone else holds it.
+    /// A lease taken from an expired or released one also records the device `disconnected` in
+    /// the same transaction when it was connecting, connected or reconnecting: that was the
+    /// previous owner's link, and a reader must not see it as the new owner's before it connects.
     func acquire(_ device: DeviceID, owner: String, ttl: TimeInterval) async throws(StoreError) -> DeviceLease?
 
     /// Extends every live lease of `owner` and returns them: a lease of ours missing from the

@@ -40,6 +40,10 @@ public final class SQLiteLeaseStore: LeaseStoring {
                     generation = current
                 } else {
                     generation = current + 1
+                    try db.execute(sql: "UPDATE device SET state = ?, updatedAt = ? WHERE id = ? AND state IN (?, ?, ?)",
+                                   arguments: [DeviceState.disconnected.rawValue, Date(), device.rawValue,
+                                               DeviceState.connecting.rawValue, DeviceState.connected.rawValue,
+                                               DeviceState.reconnecting.rawValue])
                 }
                 try db.execute(sql: "UPDATE lease SET owner = ?, generation = ?, expiresAt = ? WHERE deviceID = ?",
                                arguments: [owner, generation, expires, device.rawValue])

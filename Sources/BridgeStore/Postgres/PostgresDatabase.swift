@@ -56,6 +56,22 @@ final class PostgresDatabase: Sendable {
         }
     }
 
+    /// `write` for the ownership rounds (leases, fences): a lock it waits on for a second fails
+    /// the transaction instead. A worker frozen (SIGSTOP, a paused VM) in the middle of a
+    /// transaction keeps its row locks until it runs again; waiting on them would stop this
+    /// worker's rounds and let its own leases run out. Our transactions take milliseconds, so
+    /// a longer wait means a stopped holder; the round tries again next time. (The server's
+    /// `idle_in_transaction_session_timeout` would free the locks, but postgres-nio 1.x never
+    /// returns from the next query on a connection the server ended that way.)
+    @discardableResult
+    func leaseWrite<T: Sendable>(_ what: String, _ body: (PostgresConnection) async throws -> T) async throws(StoreError) -> T {
+        let logger = self.logger
+        return try await write(what) { c in
+            try await c.run("SET LOCAL lock_timeout = '1s'", logger)
+            return try await body(c)
+        }
+    }
+
     /// A `StoreError` for anything a query threw; a `StoreError` from inside a transaction comes out as it was.
     /// The message holds the server's words and SQL state, never the query's values (they may be keys).
     static func storeError(_ what: String, _ error: any Error) -> StoreError {

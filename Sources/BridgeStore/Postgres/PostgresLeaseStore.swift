@@ -17,7 +17,7 @@ public final class PostgresLeaseStore: LeaseStoring {
     public func acquire(_ device: DeviceID, owner: String, ttl: TimeInterval) async throws(StoreError) -> DeviceLease? {
         let logger = self.logger
         let id = device.rawValue
-        return try await database.write("acquire") { c -> DeviceLease? in
+        return try await database.leaseWrite("acquire") { c -> DeviceLease? in
             guard try await c.row("SELECT 1 FROM device WHERE id = \(id)", logger) != nil else {
                 throw StoreError(.notFound, "no device \(device)")
             }
@@ -35,6 +35,13 @@ public final class PostgresLeaseStore: LeaseStoring {
                 generation = current
             } else {
                 generation = current + 1
+                // SKIP LOCKED: a row locked by a stopped worker keeps its state rather than stop
+                // this round (the new owner records its own state once it runs the device).
+                let linked = [DeviceState.connecting, .connected, .reconnecting].map(\.rawValue)
+                try await c.run("""
+                    UPDATE device SET state = \(DeviceState.disconnected.rawValue), updated_at = clock_timestamp()
+                    WHERE id = (SELECT id FROM device WHERE id = \(id) AND state = ANY(\(linked)) FOR UPDATE SKIP LOCKED)
+                    """, logger)
             }
             let expires = now + ttl
             try await c.run("""
@@ -46,7 +53,7 @@ public final class PostgresLeaseStore: LeaseStoring {
 
     public func renew(owner: String, ttl: TimeInterval) async throws(StoreError) -> [DeviceLease] {
         let logger = self.logger
-        return try await database.write("renew") { c in
+        return try await database.leaseWrite("renew") { c in
             try await c.rows("""
                 UPDATE lease SET expires_at = \(unescaped: Self.clock) + \(ttl)
                 WHERE owner = \(owner) AND expires_at > \(unescaped: Self.clock)
@@ -57,7 +64,7 @@ public final class PostgresLeaseStore: LeaseStoring {
 
     public func release(_ lease: DeviceLease) async throws(StoreError) {
         let logger = self.logger
-        try await database.write("release") { c in
+        try await database.leaseWrite("release") { c in
             try await c.run("""
                 UPDATE lease SET expires_at = 0
                 WHERE device_id = \(lease.device.rawValue) AND owner = \(lease.owner) AND generation = \(lease.generation)
@@ -75,7 +82,7 @@ public final class PostgresLeaseStore: LeaseStoring {
 
     public func heartbeat(worker: String, ttl: TimeInterval, draining: Bool) async throws(StoreError) {
         let logger = self.logger
-        try await database.write("heartbeat") { c in
+        try await database.leaseWrite("heartbeat") { c in
             try await c.run("""
                 INSERT INTO worker (id, expires_at, draining) VALUES (\(worker), \(unescaped: Self.clock) + \(ttl), \(draining))
                 ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at, draining = excluded.draining
@@ -85,7 +92,7 @@ public final class PostgresLeaseStore: LeaseStoring {
 
     public func liveWorkers(forgetAfter: TimeInterval) async throws(StoreError) -> [WorkerRecord] {
         let logger = self.logger
-        return try await database.write("liveWorkers") { c in
+        return try await database.leaseWrite("liveWorkers") { c in
             try await c.run("DELETE FROM worker WHERE expires_at < \(unescaped: Self.clock) - \(forgetAfter)", logger)
             return try await c.rows("""
                 SELECT id, expires_at, draining FROM worker WHERE expires_at > \(unescaped: Self.clock) ORDER BY id COLLATE "C"

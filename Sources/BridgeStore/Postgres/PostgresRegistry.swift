@@ -167,7 +167,7 @@ final class PostgresRegistry: RegistryBackend {
     /// fence = max(fence, generation). Waits for key writes holding the fence row `FOR SHARE`.
     func raiseFence(_ id: DeviceID, to generation: Int64) async throws(StoreError) {
         let logger = self.logger
-        let changed = try await database.write("raiseFence") { c in
+        let changed = try await database.leaseWrite("raiseFence") { c in
             try await c.run("""
                 INSERT INTO device_fence (device_id, fence) SELECT id, \(generation) FROM device WHERE id = \(id.rawValue)
                 ON CONFLICT (device_id) DO UPDATE SET fence = GREATEST(device_fence.fence, excluded.fence)

@@ -230,6 +230,8 @@ extension SimPhoneAgent {
     /// `<message to=device id type=text category=peer><enc/></message>`: `message` encrypted for one of
     /// the phone's own devices, not wrapped as a DeviceSentMessage.
     func peerMessage(id: String, to device: JID, message: WAE2E_Message, bundles: [JID: PreKeyBundle]) async throws -> Node {
+        await beginSignalTurn()
+        defer { endSignalTurn() }
         let out = try await sender(deviceIdentity: Data()).directMessage(
             id: id, to: device.nonAD, message: message, recipientDevices: [device], ownDevices: [], bundles: bundles)
         guard let enc = out.node.child("participants")?.children("to").first(where: { $0.jid("jid") == device })?.child("enc") else {

@@ -49,6 +49,29 @@ extension StoreConformanceCase {
         XCTAssertEqual(bKept, [id])
     }
 
+    /// A take-over records the previous owner's link as gone, in the acquiring transaction; the
+    /// holder extending its own lease, or a logged-out device, keeps its state.
+    func checkATakeOverRecordsTheDeviceDisconnected() async throws {
+        let (a, b) = try await twoWorkers()
+        let id = try await a.createDevice(id: DeviceID("d1")).id
+        let out = try await a.createDevice(id: DeviceID("d2")).id
+        _ = try await a.leases.acquire(id, owner: "A", ttl: 0.2)
+        _ = try await a.leases.acquire(out, owner: "A", ttl: 0.2)
+        try await a.registry.updateState(id, to: .connected)
+        try await a.registry.updateState(out, to: .loggedOut)
+        _ = try await a.leases.acquire(id, owner: "A", ttl: 0.2)
+        let extended = try await b.registry.device(id).state
+        XCTAssertEqual(extended, .connected, "the holder's own acquire is no take-over")
+        try await Task.sleep(for: .milliseconds(300))
+        let taken = try await b.leases.acquire(id, owner: "B", ttl: 30)
+        XCTAssertEqual(taken?.generation, 2)
+        let state = try await b.registry.device(id).state
+        XCTAssertEqual(state, .disconnected, "the new owner must not be reported connected before it is")
+        _ = try await b.leases.acquire(out, owner: "B", ttl: 30)
+        let loggedOut = try await b.registry.device(out).state
+        XCTAssertEqual(loggedOut, .loggedOut)
+    }
+
     func checkLeaseRacingWorkersGetEachDeviceOnce() async throws {
         let (a, b) = try await twoWorkers()
         var ids: [DeviceID] = []

@@ -1,3 +1,4 @@
+import Logging
 import XCTest
 @testable import BridgeStore
 
@@ -25,6 +26,7 @@ final class StoreConformanceSQLiteTests: StoreConformanceCase {
     func testLeaseOneOwnerAtATime() async throws { try await checkLeaseOneOwnerAtATime() }
     func testLeaseExpiryAndRenew() async throws { try await checkLeaseExpiryAndRenew() }
     func testLeaseRacingWorkersGetEachDeviceOnce() async throws { try await checkLeaseRacingWorkersGetEachDeviceOnce() }
+    func testATakeOverRecordsTheDeviceDisconnected() async throws { try await checkATakeOverRecordsTheDeviceDisconnected() }
     func testHeartbeats() async throws { try await checkHeartbeats() }
     func testADeletedDeviceTakesItsLeaseAlong() async throws { try await checkADeletedDeviceTakesItsLeaseAlong() }
 }
@@ -51,12 +53,46 @@ final class StoreConformancePostgresTests: StoreConformanceCase {
     func testLeaseOneOwnerAtATime() async throws { try await checkLeaseOneOwnerAtATime() }
     func testLeaseExpiryAndRenew() async throws { try await checkLeaseExpiryAndRenew() }
     func testLeaseRacingWorkersGetEachDeviceOnce() async throws { try await checkLeaseRacingWorkersGetEachDeviceOnce() }
+    func testATakeOverRecordsTheDeviceDisconnected() async throws { try await checkATakeOverRecordsTheDeviceDisconnected() }
     func testHeartbeats() async throws { try await checkHeartbeats() }
     func testADeletedDeviceTakesItsLeaseAlong() async throws { try await checkADeletedDeviceTakesItsLeaseAlong() }
 }
 
-/// What only the PostgreSQL backend has: its migration list.
+/// What only the PostgreSQL backend has: its migration list, its lock timeouts.
 final class PostgresSchemaTests: XCTestCase {
+
+    /// A transaction left open by a stopped worker does not hold another worker's lease round:
+    /// the waiting acquire fails after the lock timeout; once the holder goes on, it succeeds.
+    func testALockHeldByAStoppedWorkerTimesOut() async throws {
+        let backend = try await PostgresTestBackend.make()
+        do {
+            let store = try await backend.open(masterKey: nil)
+            let id = try await store.createDevice(id: DeviceID("d1")).id
+            _ = try await store.leases.acquire(id, owner: "A", ttl: 0.1)
+            // "A" stops inside a transaction that holds the device's lease row.
+            let stopped = PostgresDatabase(configuration: try PostgresDatabase.configuration(url: backend.url), logger: Logger(label: "test.stopped"))
+            let holding = Task {
+                try await stopped.write("stopped") { c in
+                    try await c.run("UPDATE lease SET expires_at = 0 WHERE device_id = 'd1'", stopped.logger)
+                    try await Task.sleep(for: .seconds(4))
+                }
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            let started = ContinuousClock.now
+            await assertStoreError(.database) { try await store.leases.acquire(id, owner: "B", ttl: 30) }
+            let waited = ContinuousClock.now - started
+            XCTAssertLessThan(waited, .seconds(3), "the acquire waited for the stopped transaction")
+            _ = try? await holding.value
+            await stopped.shutdown()
+            let taken = try await store.leases.acquire(id, owner: "B", ttl: 30)
+            XCTAssertEqual(taken?.owner, "B")
+        } catch {
+            await backend.close()
+            throw error
+        }
+        await backend.close()
+    }
+
     func testMigrationsAreNamedAppliedOnceAndIdempotent() async throws {
         let backend = try await PostgresTestBackend.make()
         do {
