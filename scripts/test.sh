@@ -51,6 +51,11 @@ summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" "
 if [ -n "$summary" ]; then
   total=$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
   failed=$(echo "$summary" | sed -E 's/.*with ([0-9]+) failures?.*/\1/')
+  # The failures again, last, so a tail of the CI output names them.
+  if [ "$failed" != "0" ]; then
+    echo "wabridge: failures:"
+    grep -E "error: -\[|: error: |Test Case '.*' failed" "$log" | cut -c1-600 | tail -40
+  fi
   echo "wabridge: $((total - failed)) passed, $failed failed"
 fi
 exit "$status"
