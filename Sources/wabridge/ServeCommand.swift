@@ -120,7 +120,8 @@ struct ServeCommand: AsyncParsableCommand {
             connection: { await broker.connection() }, manager: devices, events: devices.recorder,
             topology: topology, settings: cfg.commandSettings(), logger: Logger(label: "wabridge.commands"))
         // Services start in this order and stop in reverse: broker first up, last down;
-        // the admin HTTP stops first, then the ownership rounds (every device handed over
+        // the admin HTTP stops first, then the control queue (other workers' requests are
+        // returned by the broker from then on), then the ownership rounds (every device handed over
         // while its command consumer still runs), then the commands, then the devices (their last
         // events go to the outbox), then the event publisher (what it did not publish
         // stays for the next run), then the store.
@@ -131,6 +132,10 @@ struct ServeCommand: AsyncParsableCommand {
                            .init(service: DeviceService(manager: devices)), .init(service: commands),
                            .init(service: OwnershipService(manager: devices, settings: deviceConfiguration.ownership!,
                                                            logger: Logger(label: "wabridge.ownership"))),
+                           .init(service: ControlService(
+                               connection: { await broker.connection() }, manager: devices, topology: topology,
+                               workerID: deviceConfiguration.ownership!.workerID,
+                               timeout: .milliseconds(Int(cfg.controlTimeout * 1000)), logger: Logger(label: "wabridge.control"))),
                            .init(service: admin)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))

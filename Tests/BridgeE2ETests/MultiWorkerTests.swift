@@ -48,11 +48,12 @@ final class MultiWorkerTests: XCTestCase {
     /// `workers` workers (`w1` is the world's own), `deviceCount` devices each linked through a
     /// different worker's admin HTTP, a peer phone to send to.
     /// `postgres`: the workers share a PostgreSQL database of their own instead of one SQLite folder.
-    private func cluster(workers: Int, devices deviceCount: Int, suffix: String, postgres: Bool = false) async throws -> Cluster {
+    private func cluster(workers: Int, devices deviceCount: Int, suffix: String, postgres: Bool = false,
+                         settings more: [String: String] = [:]) async throws -> Cluster {
         var settings = [
             "WABRIDGE_WORKER_ID": "w1", "WABRIDGE_LEASE_SECONDS": "5",
             "WABRIDGE_SEND_RATE": "1000", "WABRIDGE_SEND_BURST": "1000",
-        ]
+        ].merging(more) { $1 }
         if postgres {
             let db = try TestDatabase.create(prefix: "mw")
             database = db
@@ -293,5 +294,98 @@ final class MultiWorkerTests: XCTestCase {
         await assertOneLoginPerMove(c, before: loginsBefore, moved: Set(placed.filter { $0.value.worker == "w2" }.map(\.key)))
         let replaced = await replacedSessions(c)
         print("SIGTERM hand-over: sessions replaced before the simulator saw them close: \(replaced)")
+    }
+
+    /// Admin requests for a device another worker runs are carried out by that worker (its
+    /// control queue) and answered by the one asked as if local: QR login and its image, the
+    /// owner's own errors, reconnect, logout, pairing code, delete. An owner that is frozen
+    /// or gone answers `503 OWNER_UNREACHABLE` within the control timeout.
+    func testAdminRequestsForADeviceRunElsewhereGoToItsOwner() async throws {
+        // Leases long enough that nothing moves while the owner is frozen or just killed.
+        let c = try await cluster(workers: 2, devices: 0, suffix: "36",
+                                  settings: ["WABRIDGE_LEASE_SECONDS": "20", "WABRIDGE_CONTROL_TIMEOUT": "2"])
+        let w = c.world
+        let (w1, w2) = (c.ports["w1"]!, c.ports["w2"]!)
+        try await w.createDevice("x", port: w1)  // created on w1: w1 holds its lease
+        // w2 learns of it at its next ownership round (a third of the lease time).
+        var (status, body) = try await w.http("GET", "/devices/x", port: w2)
+        let known = Date().addingTimeInterval(15)
+        while status == 404, Date() < known {
+            try await Task.sleep(for: .milliseconds(200))
+            (status, body) = try await w.http("GET", "/devices/x", port: w2)
+        }
+        XCTAssertEqual(body["worker"] as? String, "w1")
+
+        // QR login asked of w2, run by w1.
+        (status, body) = try await w.http("POST", "/devices/x/login/qr", port: w2)
+        XCTAssertEqual(status, 200, "\(body)")
+        let qr = try XCTUnwrap(body["qr"] as? String)
+        (status, _) = try await w.http("GET", "/devices/x/login/qr.png", port: w2)
+        XCTAssertEqual(status, 200, "the QR image of a login running on w1, through w2")
+        await w.sim.createPhone(number: "15557360001")
+        _ = try await w.sim.scanQR(phone: "15557360001", qr: qr)
+        try await w.waitState("x", "connected")
+        (status, body) = try await w.http("GET", "/devices/x", port: w2)
+        XCTAssertEqual(body["worker"] as? String, "w1", "the device stayed on its owner")
+        XCTAssertTrue(c.processes["w1"]!.output.value.contains("control request"), "w1 never heard from w2")
+
+        // The owner's own refusal comes back with its code.
+        (status, body) = try await w.http("POST", "/devices/x/login/qr", port: w2)
+        XCTAssertEqual(status, 409)
+        XCTAssertEqual((body["error"] as? [String: Any])?["code"] as? String, "ALREADY_LOGGED_IN")
+
+        (status, body) = try await w.http("POST", "/devices/x/reconnect", port: w2)
+        XCTAssertEqual(status, 202, "\(body)")
+        try await w.waitState("x", "connected")
+        (status, body) = try await w.http("POST", "/devices/x/logout", port: w2)
+        XCTAssertEqual(status, 200, "\(body)")
+        XCTAssertEqual(body["state"] as? String, "logged_out")
+        (status, body) = try await w.http("POST", "/devices/x/reconnect", port: w2)
+        XCTAssertEqual(status, 409)
+        XCTAssertEqual((body["error"] as? [String: Any])?["code"] as? String, "NOT_LOGGED_IN")
+        await w.sim.createPhone(number: "15557360002")
+        (status, body) = try await w.http("POST", "/devices/x/login/pair-code", body: ["phone": "+15557360002"], port: w2)
+        XCTAssertEqual(status, 200, "\(body)")
+        XCTAssertEqual((body["code"] as? String)?.filter { $0.isLetter || $0.isNumber }.count, 8, "\(body)")
+        (status, body) = try await w.http("DELETE", "/devices/x", port: w2)
+        XCTAssertEqual(status, 204, "\(body)")
+        let left = try await w.deviceList(port: w1).compactMap { $0["id"] as? String }
+        XCTAssertFalse(left.contains("x"), "deleted through w2, still on w1: \(left)")
+
+        // A frozen owner: no answer, 503 after the control timeout (2 s), lease still live.
+        try await w.linkDevice("y", phone: "15557360003", port: w2)
+        let owner = c.processes["w2"]!
+        owner.send(signal: SIGSTOP)
+        var started = Date()
+        (status, body) = try await w.http("POST", "/devices/y/logout", port: w1)
+        var waited = Date().timeIntervalSince(started)
+        XCTAssertEqual(status, 503, "\(body)")
+        XCTAssertEqual((body["error"] as? [String: Any])?["code"] as? String, "OWNER_UNREACHABLE")
+        XCTAssertGreaterThanOrEqual(waited, 1.9, "answered before the control timeout")
+        // A dead owner: its control queue is gone with its connection, the broker returns the request.
+        owner.crash()
+        let end = Date().addingTimeInterval(10)
+        repeat {
+            started = Date()
+            (status, body) = try await w.http("POST", "/devices/y/logout", port: w1)
+            waited = Date().timeIntervalSince(started)
+            if ((body["error"] as? [String: Any])?["message"] as? String)?.contains("not connected to the broker") == true { break }
+            try await Task.sleep(for: .milliseconds(100))
+        } while Date() < end
+        XCTAssertEqual(status, 503, "\(body)")
+        XCTAssertEqual((body["error"] as? [String: Any])?["code"] as? String, "OWNER_UNREACHABLE")
+        XCTAssertTrue(((body["error"] as? [String: Any])?["message"] as? String)?.contains("not connected to the broker") == true, "\(body)")
+        XCTAssertLessThan(waited, 1.9, "a returned request did not wait for the timeout")
+        // Once the lease ran out, w1 runs the device and does it itself.
+        let moved = Date().addingTimeInterval(60)
+        repeat {
+            (status, body) = try await w.http("GET", "/devices/y", port: w1)
+            if body["worker"] as? String == "w1", body["state"] as? String == "connected" { break }
+            try await Task.sleep(for: .milliseconds(200))
+        } while Date() < moved
+        XCTAssertEqual(body["worker"] as? String, "w1", "\(body)")
+        (status, body) = try await w.http("POST", "/devices/y/logout", port: w1)
+        XCTAssertEqual(status, 200, "\(body)")
+        XCTAssertEqual(body["state"] as? String, "logged_out")
     }
 }

@@ -36,7 +36,7 @@ public final class CommandService: Service, Sendable {
 
     public func run() async throws {
         // The broker may never come (it stops last, after us): a shutdown must not wait for it.
-        guard let conn = await connectionUnlessShutdown() else { return }
+        guard let conn = await connectionUnlessShutdown(connection) else { return }
         // The link may drop between connecting and declaring: retry (the connection
         // recovers by itself) rather than fail the worker; only a refusal stops it.
         var attempt = 0
@@ -79,26 +79,24 @@ public final class CommandService: Service, Sendable {
     }
 }
 
-extension CommandService {
-    /// The broker connection, or nil when graceful shutdown (or cancellation) comes first.
-    private func connectionUnlessShutdown() async -> AMQPConnection? {
-        let first = FirstAnswer()
-        let connection = self.connection
-        // Unstructured tasks inherit the service's graceful-shutdown context.
-        let fromBroker = Task { @Sendable in first.answer(await connection()) }
-        let onShutdown = Task { @Sendable in
-            try? await gracefulShutdown()
-            first.answer(nil)
-        }
-        let c = await withTaskCancellationHandler {
-            await first.value()
-        } onCancel: {
-            first.answer(nil)
-        }
-        if c == nil { fromBroker.cancel() }
-        onShutdown.cancel()
-        return c
+/// The broker connection, or nil when graceful shutdown (or cancellation) comes first
+/// (services that start before the broker has connected).
+func connectionUnlessShutdown(_ connection: @escaping @Sendable () async -> AMQPConnection?) async -> AMQPConnection? {
+    let first = FirstAnswer()
+    // Unstructured tasks inherit the service's graceful-shutdown context.
+    let fromBroker = Task { @Sendable in first.answer(await connection()) }
+    let onShutdown = Task { @Sendable in
+        try? await gracefulShutdown()
+        first.answer(nil)
     }
+    let c = await withTaskCancellationHandler {
+        await first.value()
+    } onCancel: {
+        first.answer(nil)
+    }
+    if c == nil { fromBroker.cancel() }
+    onShutdown.cancel()
+    return c
 }
 
 /// The first of several answers; later ones are dropped.

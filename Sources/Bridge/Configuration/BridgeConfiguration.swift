@@ -69,6 +69,9 @@ public struct BridgeConfiguration: Sendable, Equatable {
     /// Seconds a device lease lasts unless renewed (renewed every third of it): a worker that dies
     /// has its devices taken over by the others within about 1.3 × this.
     public var leaseSeconds: Double = 15
+    /// Seconds an admin request forwarded to the device's owner waits for its answer before
+    /// `OWNER_UNREACHABLE` (a QR login waits its QR time on top).
+    public var controlTimeout: Double = 15
 
     public init() {}
 
@@ -103,6 +106,7 @@ public struct BridgeConfiguration: Sendable, Equatable {
         case historyEvents = "WABRIDGE_HISTORY_EVENTS"
         case workerID = "WABRIDGE_WORKER_ID"
         case leaseSeconds = "WABRIDGE_LEASE_SECONDS"
+        case controlTimeout = "WABRIDGE_CONTROL_TIMEOUT"
     }
 
     /// Resolves the configuration. `flags` holds only the settings given on
@@ -246,6 +250,11 @@ public struct BridgeConfiguration: Sendable, Equatable {
                 throw ConfigurationError(code: .invalidValue, message: "\(key.rawValue): seconds 3...600: \(value)")
             }
             leaseSeconds = d
+        case .controlTimeout:
+            guard let d = Double(value), d >= 1, d <= 300 else {
+                throw ConfigurationError(code: .invalidValue, message: "\(key.rawValue): seconds 1...300: \(value)")
+            }
+            controlTimeout = d
         }
     }
 

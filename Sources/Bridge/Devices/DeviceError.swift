@@ -25,6 +25,10 @@ public struct DeviceError: Error, Sendable, Equatable, CustomStringConvertible {
         /// Another worker of the same store holds the device's lease: send the request to it
         /// (the message names it), or retry once it hands the device over.
         public static let ownedElsewhere = Code(rawValue: "DEVICE_OWNED_ELSEWHERE")
+        /// The request was sent to the worker that owns the device, and it did not answer in
+        /// time (stopped, frozen, cut off from the broker). It may still have been carried out:
+        /// look at the device, retry once the device has moved (within the lease time).
+        public static let ownerUnreachable = Code(rawValue: "OWNER_UNREACHABLE")
     }
 
     public let code: Code

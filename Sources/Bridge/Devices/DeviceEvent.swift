@@ -64,7 +64,7 @@ public struct DeviceInfo: Sendable, Equatable, Codable {
 }
 
 /// The QR code currently showing for a device.
-public struct QRLogin: Sendable, Equatable {
+public struct QRLogin: Sendable, Equatable, Codable {
     public var text: String
     public var expiresAt: Date
     public var index: Int

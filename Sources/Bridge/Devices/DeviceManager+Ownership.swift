@@ -38,16 +38,6 @@ extension DeviceManager {
         return out
     }
 
-    /// The device's lease, taking it now if it is free; nil without ownership mode.
-    /// `DEVICE_OWNED_ELSEWHERE` (naming the owner) when another worker holds it.
-    func requireOwnership(_ id: DeviceID) async throws(DeviceError) -> DeviceLease? {
-        guard owned != nil else { return nil }
-        if let lease = leases[id] { return lease }
-        if await acquireNow(id), let lease = leases[id] { return lease }
-        let holder = (try? await store.leases.leases())?.first { $0.device == id }?.owner ?? "another worker"
-        throw DeviceError(.ownedElsewhere, "device \(id) is run by worker \(holder); send the request there")
-    }
-
     /// Tries to take a free device now (created here, or asked for through this worker's admin
     /// HTTP); true when this worker holds it afterwards.
     @discardableResult

@@ -54,6 +54,8 @@ public actor DeviceManager {
     var devices: [DeviceID: DeviceActor] = [:]
     /// Told (and awaited) when a device is created or deleted at run time (DeviceManager+Commands).
     var lifecycleObservers: [DeviceLifecycleObserver] = []
+    /// How admin requests for a device run by another worker reach it (DeviceManager+Control).
+    var forwarder: DeviceForwarder?
     private var startTask: Task<Void, Never>?
     /// True once `start()` has loaded the registry.
     public private(set) var isReady = false
@@ -243,7 +245,7 @@ public actor DeviceManager {
         }
     }
 
-    private func deviceID(_ text: String) throws(DeviceError) -> DeviceID {
+    func deviceID(_ text: String) throws(DeviceError) -> DeviceID {
         guard DeviceID.isValid(text), let id = try? DeviceID(text) else {
             throw DeviceError(.idInvalid, "invalid device ID")
         }
@@ -256,20 +258,17 @@ public actor DeviceManager {
         return devices[id]!
     }
 
-    /// The device's actor, once this worker owns the device (taking a free lease on the spot);
-    /// `DEVICE_OWNED_ELSEWHERE` when another worker holds it.
-    private func ownedActor(_ text: String) async throws(DeviceError) -> DeviceActor {
-        let id = try deviceID(text)
-        _ = try await requireOwnership(id)
-        return devices[id]!
+    /// Unlinks the device on WhatsApp if connected, stops it, then removes its folder and slot.
+    /// Only the owner writes into the device's files, so only the owner removes them: a device
+    /// run by another worker is deleted there.
+    public func delete(_ text: String) async throws(DeviceError) {
+        _ = try await perform(ControlRequest(op: .delete, device: text), forward: true)
     }
 
-    /// Unlinks the device on WhatsApp if connected, stops it, then removes its folder and slot.
-    public func delete(_ text: String) async throws(DeviceError) {
-        let id = try deviceID(text)
-        // Only the owner writes into the device's files, so only the owner may remove them.
-        _ = try await requireOwnership(id)
-        let actor = devices.removeValue(forKey: id)!
+    /// `delete` on the owner.
+    func deleteHere(_ id: DeviceID) async throws(DeviceError) {
+        let text = id.rawValue
+        guard let actor = devices.removeValue(forKey: id) else { throw DeviceError(.notFound, "device \(text) not found") }
         // No command may write into the folder once its events have been moved out.
         for o in lifecycleObservers { await o(id, .deleting) }
         await actor.removeOnServer()
@@ -305,16 +304,21 @@ public actor DeviceManager {
 
     // MARK: Device operations
 
-    public func logout(_ text: String) async throws(DeviceError) { try await ownedActor(text).logout() }
+    // Each runs on the worker that owns the device (DeviceManager+Control).
+
+    public func logout(_ text: String) async throws(DeviceError) {
+        _ = try await perform(ControlRequest(op: .logout, device: text), forward: true)
+    }
 
     public func reconnect(_ text: String) async throws(DeviceError) {
-        let a = try await ownedActor(text)
-        guard await a.isLoggedIn() else { throw DeviceError(.notLoggedIn, "device \(text) is not logged in") }
-        try await a.reconnect()
+        _ = try await perform(ControlRequest(op: .reconnect, device: text), forward: true)
     }
 
     public func startQRLogin(_ text: String) async throws(DeviceError) -> QRLogin {
-        try await ownedActor(text).startQRLogin(timeout: configuration.qrTimeout)
+        guard let qr = try await perform(ControlRequest(op: .qrLogin, device: text), forward: true).qr else {
+            throw DeviceError(.loginFailed, "device \(text): the owner answered without a QR code")
+        }
+        return qr
     }
 
     /// The device's running client, if any (internal: tests send through it).
@@ -324,11 +328,14 @@ public actor DeviceManager {
 
     /// The QR code showing now, if a QR login is running.
     public func currentQR(_ text: String) async throws(DeviceError) -> QRLogin? {
-        try await actor(text).currentQR
+        try await perform(ControlRequest(op: .currentQR, device: text), forward: true).qr
     }
 
     public func pairWithCode(_ text: String, phone: String) async throws(DeviceError) -> String {
-        try await ownedActor(text).pairWithCode(phone: phone)
+        guard let code = try await perform(ControlRequest(op: .pairCode, device: text, phone: phone), forward: true).pairCode else {
+            throw DeviceError(.loginFailed, "device \(text): the owner answered without a pairing code")
+        }
+        return code
     }
 
     /// Waits until the device's recorded state is `state` (polls the registry; tests, tooling).

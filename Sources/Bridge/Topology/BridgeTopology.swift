@@ -37,6 +37,11 @@ public struct BridgeTopology: Sendable, Equatable {
 
     public func commandQueue(deviceID: String) -> String { "\(prefix).device.\(deviceID).commands" }
 
+    /// A worker's own queue for admin requests from the other workers and their replies
+    /// (`ControlService`): exclusive and auto-delete, so it exists exactly while the worker is
+    /// connected, and a request to a stopped worker is returned by the broker at once.
+    public func controlQueue(workerID: String) -> String { "\(prefix).worker.\(workerID).control" }
+
     /// Declares the shared exchanges and the dead-letter queue. Idempotent;
     /// a mismatch with what an operator declared by hand surfaces as
     /// `amqp.precondition_failed`.

@@ -63,12 +63,40 @@ final class PostgresDatabase: Sendable {
     /// a longer wait means a stopped holder; the round tries again next time. (The server's
     /// `idle_in_transaction_session_timeout` would free the locks, but postgres-nio 1.x never
     /// returns from the next query on a connection the server ended that way.)
+    ///
+    /// A lock still held after the wait belongs to a session left idle inside a transaction for
+    /// seconds: a worker stopped mid-transaction (a frozen writer's `FOR SHARE` on a fence row
+    /// would otherwise keep the device from its new owner for as long as it stays frozen). Such
+    /// sessions of this database and user are ended (`pg_terminate_backend`), and the next round
+    /// goes through; a frozen worker's lost leases are not its own any more anyway.
     @discardableResult
     func leaseWrite<T: Sendable>(_ what: String, _ body: (PostgresConnection) async throws -> T) async throws(StoreError) -> T {
         let logger = self.logger
-        return try await write(what) { c in
-            try await c.run("SET LOCAL lock_timeout = '1s'", logger)
-            return try await body(c)
+        do {
+            return try await write(what) { c in
+                try await c.run("SET LOCAL lock_timeout = '1s'", logger)
+                return try await body(c)
+            }
+        } catch {
+            if error.message.contains("sqlstate 55P03") { await endStalledTransactions() }
+            throw error
+        }
+    }
+
+    /// Ends the sessions of this database and user idle in a transaction for over 3 s (ours take
+    /// milliseconds).
+    private func endStalledTransactions() async {
+        let logger = self.logger
+        let ended = try? await read("endStalledTransactions") { c in
+            try await c.run("""
+                SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                WHERE datname = current_database() AND usename = current_user AND pid <> pg_backend_pid()
+                  AND state IN ('idle in transaction', 'idle in transaction (aborted)')
+                  AND state_change < now() - interval '3 seconds'
+                """, logger)
+        }
+        if let ended, ended > 0 {
+            logger.warning("ended database sessions stalled inside a transaction", metadata: ["sessions": "\(ended)"])
         }
     }
 

@@ -93,6 +93,34 @@ final class PostgresSchemaTests: XCTestCase {
         await backend.close()
     }
 
+    /// A transaction left open for seconds (a worker frozen mid-write) is ended by the worker whose
+    /// lease write it blocks, and the next acquire goes through. (The stalled session's own next
+    /// query is not awaited: with postgres-nio 1.33 it does not return, docs/architecture.md.)
+    func testAStalledTransactionIsEndedByTheWorkerItBlocks() async throws {
+        let backend = try await PostgresTestBackend.make()
+        do {
+            let store = try await backend.open(masterKey: nil)
+            let id = try await store.createDevice(id: DeviceID("d1")).id
+            _ = try await store.leases.acquire(id, owner: "A", ttl: 0.1)
+            let stopped = PostgresDatabase(configuration: try PostgresDatabase.configuration(url: backend.url), logger: Logger(label: "test.stopped"))
+            let holding = Task {
+                try await stopped.write("stopped") { c in
+                    try await c.run("UPDATE lease SET expires_at = 0 WHERE device_id = 'd1'", stopped.logger)
+                    try await Task.sleep(for: .seconds(3600))
+                }
+            }
+            try await Task.sleep(for: .seconds(3.5))
+            await assertStoreError(.database) { try await store.leases.acquire(id, owner: "B", ttl: 30) }
+            let taken = try await store.leases.acquire(id, owner: "B", ttl: 30)
+            XCTAssertEqual(taken?.owner, "B", "the stalled session still holds the lease row")
+            holding.cancel()
+        } catch {
+            await backend.close()
+            throw error
+        }
+        await backend.close()
+    }
+
     func testMigrationsAreNamedAppliedOnceAndIdempotent() async throws {
         let backend = try await PostgresTestBackend.make()
         do {
