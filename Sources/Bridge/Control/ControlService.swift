@@ -155,7 +155,7 @@ public final class ControlService: Service, Sendable {
         let message = AMQPOutgoingMessage(
             exchange: "", routingKey: topology.controlQueue(workerID: worker), body: body,
             properties: AMQPProperties(contentType: "application/json", deliveryMode: .transient, correlationID: correlation,
-                                       replyTo: queue, expiration: "\(wait.milliseconds)", type: Self.requestType),
+                                       replyTo: queue, expiration: "\(Int64(wait.timeInterval * 1000))", type: Self.requestType),
             mandatory: true)
         let log = logger
         return try await pending.wait(correlation, timeout: wait, timedOut: DeviceError(
@@ -175,10 +175,6 @@ public final class ControlService: Service, Sendable {
             }
         }
     }
-}
-
-extension Duration {
-    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }
 
 /// Replies awaited by correlation id; each waiter is resumed once (reply, send failure or timeout).

@@ -61,6 +61,19 @@ final class StoreConformancePostgresTests: StoreConformanceCase {
 /// What only the PostgreSQL backend has: its migration list, its lock timeouts.
 final class PostgresSchemaTests: XCTestCase {
 
+    /// A worker of its own that stops (for `duration`) inside a transaction holding `device`'s lease row.
+    private func stopInsideALeaseTransaction(_ backend: PostgresTestBackend, device: String,
+                                             for duration: Duration) throws -> (PostgresDatabase, Task<Void, any Error>) {
+        let stopped = PostgresDatabase(configuration: try PostgresDatabase.configuration(url: backend.url), logger: Logger(label: "test.stopped"))
+        let holding = Task {
+            try await stopped.write("stopped") { c in
+                try await c.run("UPDATE lease SET expires_at = 0 WHERE device_id = \(device)", stopped.logger)
+                try await Task.sleep(for: duration)
+            }
+        }
+        return (stopped, holding)
+    }
+
     /// A transaction left open by a stopped worker does not hold another worker's lease round:
     /// the waiting acquire fails after the lock timeout; once the holder goes on, it succeeds.
     func testALockHeldByAStoppedWorkerTimesOut() async throws {
@@ -70,13 +83,7 @@ final class PostgresSchemaTests: XCTestCase {
             let id = try await store.createDevice(id: DeviceID("d1")).id
             _ = try await store.leases.acquire(id, owner: "A", ttl: 0.1)
             // "A" stops inside a transaction that holds the device's lease row.
-            let stopped = PostgresDatabase(configuration: try PostgresDatabase.configuration(url: backend.url), logger: Logger(label: "test.stopped"))
-            let holding = Task {
-                try await stopped.write("stopped") { c in
-                    try await c.run("UPDATE lease SET expires_at = 0 WHERE device_id = 'd1'", stopped.logger)
-                    try await Task.sleep(for: .seconds(4))
-                }
-            }
+            let (stopped, holding) = try stopInsideALeaseTransaction(backend, device: "d1", for: .seconds(4))
             try await Task.sleep(for: .milliseconds(300))
             let started = ContinuousClock.now
             await assertStoreError(.database) { try await store.leases.acquire(id, owner: "B", ttl: 30) }
@@ -102,13 +109,7 @@ final class PostgresSchemaTests: XCTestCase {
             let store = try await backend.open(masterKey: nil)
             let id = try await store.createDevice(id: DeviceID("d1")).id
             _ = try await store.leases.acquire(id, owner: "A", ttl: 0.1)
-            let stopped = PostgresDatabase(configuration: try PostgresDatabase.configuration(url: backend.url), logger: Logger(label: "test.stopped"))
-            let holding = Task {
-                try await stopped.write("stopped") { c in
-                    try await c.run("UPDATE lease SET expires_at = 0 WHERE device_id = 'd1'", stopped.logger)
-                    try await Task.sleep(for: .seconds(3600))
-                }
-            }
+            let (_, holding) = try stopInsideALeaseTransaction(backend, device: "d1", for: .seconds(3600))
             try await Task.sleep(for: .seconds(3.5))
             await assertStoreError(.database) { try await store.leases.acquire(id, owner: "B", ttl: 30) }
             let taken = try await store.leases.acquire(id, owner: "B", ttl: 30)
