@@ -259,6 +259,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "density-bench",
+            dependencies: ["AMQP", "BridgeStore", "WAClient", "WACrypto", "WAProto", "WASignal", "WABinary", "WATestSupport"],
+            path: "Benchmarks/Density",
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "amqp-bench-c",
             dependencies: ["CRabbitMQ"],
             path: "Benchmarks/AMQPBaselineC"

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import GRDB
 import Logging
 
@@ -39,11 +42,30 @@ public final class BridgeStore: Sendable {
         }
 
         /// A configuration whose master key comes from `WABRIDGE_MASTER_KEY_FILE`
-        /// or `WABRIDGE_MASTER_KEY` (none set: keys stored unencrypted).
+        /// or `WABRIDGE_MASTER_KEY` (none set: keys stored unencrypted), and whose number of open
+        /// SQLite databases is `WABRIDGE_SQLITE_OPEN_DATABASES` (default `defaultOpenDatabases()`).
         public static func fromEnvironment(
             dataDirectory: URL, environment: [String: String] = ProcessInfo.processInfo.environment
         ) throws(StoreError) -> Configuration {
-            Configuration(dataDirectory: dataDirectory, masterKey: try MasterKey.fromEnvironment(environment))
+            var open = defaultOpenDatabases()
+            if let text = environment["WABRIDGE_SQLITE_OPEN_DATABASES"], !text.isEmpty {
+                guard let n = Int(text), (8...65_536).contains(n) else {
+                    throw StoreError(.invalidConfiguration, "WABRIDGE_SQLITE_OPEN_DATABASES must be 8...65536")
+                }
+                open = n
+            }
+            return Configuration(dataDirectory: dataDirectory, masterKey: try MasterKey.fromEnvironment(environment),
+                                 maxOpenDatabases: open)
+        }
+
+        /// 64, or fewer when the file descriptors are short: an open WAL database holds three
+        /// (file, `-wal`, `-shm`) and sockets need the rest. More stay open only at a price: each
+        /// open database keeps its page cache (measured: 1,000 devices with 2,048 open cost about
+        /// 330 KiB more per device and saved about 15 % of the login CPU; docs/benchmarks.md "Density").
+        public static func defaultOpenDatabases() -> Int {
+            var limit = rlimit()
+            guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 64 }
+            return min(64, max(8, Int(clamping: limit.rlim_cur) / 12))
         }
     }
 

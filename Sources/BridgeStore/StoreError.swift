@@ -24,6 +24,8 @@ public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let encryptionMismatch = Code(rawValue: "store.encryption_mismatch")
         /// Settings are not a JSON object.
         public static let invalidSettings = Code(rawValue: "store.invalid_settings")
+        /// A store setting from the environment is out of its range.
+        public static let invalidConfiguration = Code(rawValue: "store.invalid_configuration")
         /// The file system refused (folder creation, permissions, removal).
         public static let io = Code(rawValue: "store.io")
         /// A key write from an owner whose lease was taken over: the device's fence is past

@@ -3,10 +3,14 @@ import Hummingbird
 import NIOCore
 import WABinary
 import WAClient
+import WACrypto
 
 /// The simulator's loopback HTTP control API (for `wabridge-sim`, the demo and benchmarks):
 ///
 ///     GET    /info                              ports, root key (hex), endpoints
+///     GET    /stats                                          live connections, devices
+///     POST   /devices  {"devices":[{"phone","noiseKey","identityKey","registrationId","signedPreKey"?,"preKeys"?}]}
+///                                                            register companions as linked before (no pairing) → JIDs
 ///     POST   /phones           {"number","pushName"?}        → phone
 ///     GET    /phones/{number}/devices                        → linked device JIDs
 ///     POST   /phones/{number}/scan  {"qr"}                   → linked device JID
@@ -56,6 +60,24 @@ public enum ControlAPI {
         let messages: [Item]
     }
     struct PhoneRequest: Decodable { let number: String; let pushName: String? }
+    /// Companion devices linked before (a restored store, a load run): keys in base64, public halves only.
+    struct ProvisionRequest: Decodable {
+        struct SignedKey: Decodable { let id: UInt32; let key: String; let signature: String }
+        struct OneTimeKey: Decodable { let id: UInt32; let key: String }
+        struct Device: Decodable {
+            let phone: String
+            let noiseKey: String
+            let identityKey: String
+            let registrationId: UInt32
+            let signedPreKey: SignedKey?
+            let preKeys: [OneTimeKey]?
+        }
+        let devices: [Device]
+    }
+    struct ProvisionResponse: ResponseEncodable { let jids: [String] }
+    struct StatsResponse: ResponseEncodable { let connections: Int; let devices: Int }
+    /// Most devices one provisioning request registers.
+    static let maxProvisionBatch = 5_000
     struct ScanRequest: Decodable { let qr: String }
     struct CodeRequest: Decodable { let code: String }
     struct FaultRequest: Decodable {
@@ -97,6 +119,30 @@ public enum ControlAPI {
                 rootPublicKey: sim.rootPublicKey.rawRepresentation.map { String(format: "%02x", $0) }.joined(),
                 endpoint: sim.endpoint(port: port).absoluteString, tlsCertificatePEM: sim.tls?.certificatePEM,
                 mediaPort: await sim.mediaPort)
+        }
+        router.get("/stats") { _, _ -> StatsResponse in
+            StatsResponse(connections: await sim.connectionCount, devices: await sim.deviceCount)
+        }
+        router.post("/devices") { request, context -> ProvisionResponse in
+            // Bodies of thousands of devices: Hummingbird's 2 MB default is too small.
+            let buffer = try await request.body.collect(upTo: 64 << 20)
+            let body: ProvisionRequest
+            do { body = try JSONDecoder().decode(ProvisionRequest.self, from: Data(buffer.readableBytesView)) } catch {
+                throw HTTPError(.badRequest, message: "body is not a provisioning request")
+            }
+            guard body.devices.count <= maxProvisionBatch else {
+                throw HTTPError(.badRequest, message: "at most \(maxProvisionBatch) devices per request")
+            }
+            // Everything is checked before anything is registered: a bad entry changes nothing.
+            let checked = try body.devices.map(checkProvisioned)
+            var jids: [String] = []
+            jids.reserveCapacity(checked.count)
+            for device in checked {
+                jids.append(await sim.provisionDevice(
+                    phone: device.phone, noiseKey: device.noiseKey, identityKey: device.identityKey,
+                    registrationID: device.registrationID, signedPreKey: device.signedPreKey, preKeys: device.preKeys).description)
+            }
+            return ProvisionResponse(jids: jids)
         }
         router.post("/phones") { request, context -> PhoneResponse in
             let body = try await request.decode(as: PhoneRequest.self, context: context)
@@ -246,6 +292,50 @@ public enum ControlAPI {
             return .noContent
         }
         return router
+    }
+
+    struct ProvisionedDevice {
+        let phone: String
+        let noiseKey: Curve25519PublicKey
+        let identityKey: Curve25519PublicKey
+        let registrationID: UInt32
+        let signedPreKey: (id: UInt32, key: Data, signature: Data)?
+        let preKeys: [UInt32: Data]
+    }
+
+    /// One entry of `POST /devices`, refused as the server refuses an upload: keys of the wrong size,
+    /// a signed prekey whose signature does not verify under the identity, ids out of their 24 bits.
+    static func checkProvisioned(_ d: ProvisionRequest.Device) throws -> ProvisionedDevice {
+        func key(_ base64: String, _ what: String) throws -> Data {
+            guard let data = Data(base64Encoded: base64), data.count == 32 else {
+                throw HTTPError(.badRequest, message: "\(what) must be 32 bytes of base64")
+            }
+            return data
+        }
+        guard !d.phone.isEmpty, d.phone.allSatisfy(\.isNumber) else { throw HTTPError(.badRequest, message: "phone must be digits") }
+        guard (1...16_380).contains(d.registrationId) else { throw HTTPError(.badRequest, message: "registrationId must be 1...16380") }
+        let noise = try Curve25519PublicKey(rawRepresentation: try key(d.noiseKey, "noiseKey"))
+        let identity = try Curve25519PublicKey(rawRepresentation: try key(d.identityKey, "identityKey"))
+        var signed: (id: UInt32, key: Data, signature: Data)?
+        if let s = d.signedPreKey {
+            let value = try key(s.key, "signedPreKey.key")
+            guard let signature = Data(base64Encoded: s.signature), s.id < 1 << 24,
+                  ServerPreKeys.verifies(signature: signature, key: value, identity: identity) else {
+                throw HTTPError(.unprocessableContent, message: "signed prekey of \(d.phone) does not verify under its identity key")
+            }
+            signed = (s.id, value, signature)
+        }
+        let oneTime = d.preKeys ?? []
+        guard oneTime.count <= SimDevice.maxPreKeys else {
+            throw HTTPError(.badRequest, message: "at most \(SimDevice.maxPreKeys) prekeys per device")
+        }
+        var preKeys: [UInt32: Data] = [:]
+        for k in oneTime {
+            guard k.id < 1 << 24 else { throw HTTPError(.badRequest, message: "prekey id out of 24 bits") }
+            preKeys[k.id] = try key(k.key, "preKeys.key")
+        }
+        return ProvisionedDevice(phone: d.phone, noiseKey: noise, identityKey: identity, registrationID: d.registrationId,
+                                 signedPreKey: signed, preKeys: preKeys)
     }
 
     static func parseJID(_ text: String) throws -> JID {

@@ -512,9 +512,12 @@ public actor WASim {
 
     /// Registers a companion device of `number` without pairing (the phone is created if needed):
     /// for load runs that need thousands of logins, not thousands of pairings. The device then
-    /// logs in with `noiseKey` like a paired one; it has no prekeys until it uploads some.
+    /// logs in with `noiseKey` like a paired one. `signedPreKey` and `preKeys` stand for an earlier
+    /// upload (a device restored from a store: it does not upload again while the server has enough);
+    /// without them it has none until it uploads some.
     public func provisionDevice(phone number: String, noiseKey: Curve25519PublicKey, identityKey: Curve25519PublicKey,
-                                registrationID: UInt32) -> JID {
+                                registrationID: UInt32, signedPreKey: (id: UInt32, key: Data, signature: Data)? = nil,
+                                preKeys: [UInt32: Data] = [:]) -> JID {
         var phone = createPhone(number: number)
         let deviceID = phone.nextDeviceID
         let keyIndex = phone.nextKeyIndex
@@ -524,7 +527,8 @@ public actor WASim {
         let jid = JID(user: number, device: deviceID, server: JID.userServer)
         devices[jid] = SimDevice(
             jid: jid, lid: JID(user: phone.lidUser, device: deviceID, server: JID.lidServer), noiseKey: noiseKey,
-            identityKey: identityKey, registrationID: registrationID, keyIndex: keyIndex, signedPreKey: (1, Data(), Data()))
+            identityKey: identityKey, registrationID: registrationID, keyIndex: keyIndex,
+            signedPreKey: signedPreKey ?? (1, Data(), Data()), preKeys: preKeys)
         return jid
     }
 
@@ -653,6 +657,8 @@ public actor WASim {
     public func replacedSessionCount(_ jid: JID) -> Int { sessionCounts[jid]?.replaced ?? 0 }
     public func device(_ jid: JID) -> SimDevice? { devices[jid] }
     public var connectionCount: Int { connections.count }
+    /// Companion devices registered (paired or provisioned).
+    public var deviceCount: Int { devices.count }
     /// Refs currently offered to registering clients.
     public var liveRefCount: Int { refs.count }
     public func pendingCodeCount() -> Int { codePairings.count }

@@ -4,6 +4,9 @@ import ArgumentParser
 import Bridge
 import BridgeStore
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import ServiceLifecycle
 
@@ -89,6 +92,9 @@ struct ServeCommand: AsyncParsableCommand {
         let admin: AdminHTTPService
         let publisher: EventPublisher
         do {
+            // One socket per device and three descriptors per open SQLite database: the soft
+            // limit (often 1,024) goes up to the hard one before anything opens, as Go's runtime does.
+            Self.raiseFileLimit()
             let storeConfiguration = try BridgeStore.Configuration.fromEnvironment(
                 dataDirectory: URL(fileURLWithPath: cfg.dataDir), environment: ProcessInfo.processInfo.environment)
             if let url = cfg.databaseURL {
@@ -141,5 +147,13 @@ struct ServeCommand: AsyncParsableCommand {
                 logger: logger))
         try await group.run()
         logger.info("wabridge stopped")
+    }
+
+    /// Sets the soft `RLIMIT_NOFILE` to the hard limit (a no-op when they are equal).
+    static func raiseFileLimit() {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = limit.rlim_max
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
     }
 }

@@ -85,6 +85,21 @@ final class EncryptionTests: XCTestCase {
         await assertStoreError(.encryptionMismatch) { try await keyed.device(plainID) }
     }
 
+    /// `WABRIDGE_SQLITE_OPEN_DATABASES` sets how many device databases stay open; out of range is refused.
+    func testOpenDatabaseCountFromEnvironment() async throws {
+        let dir = try makeTemporaryDirectory(self)
+        let defaults = try BridgeStore.Configuration.fromEnvironment(dataDirectory: dir, environment: [:])
+        XCTAssertEqual(defaults.maxOpenDatabases, BridgeStore.Configuration.defaultOpenDatabases())
+        XCTAssert((8...64).contains(defaults.maxOpenDatabases))
+        let set = try BridgeStore.Configuration.fromEnvironment(dataDirectory: dir, environment: ["WABRIDGE_SQLITE_OPEN_DATABASES": "500"])
+        XCTAssertEqual(set.maxOpenDatabases, 500)
+        for bad in ["7", "65537", "many"] {
+            await assertStoreError(.invalidConfiguration) {
+                try BridgeStore.Configuration.fromEnvironment(dataDirectory: dir, environment: ["WABRIDGE_SQLITE_OPEN_DATABASES": bad])
+            }
+        }
+    }
+
     func testMasterKeyFromEnvironmentAndFile() async throws {
         let dir = try makeTemporaryDirectory(self)
         let bytes = Data((0..<32).map { UInt8($0) })

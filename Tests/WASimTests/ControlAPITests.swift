@@ -5,6 +5,7 @@ import FoundationNetworking
 import NIOCore
 import WABinary
 import WAClient
+import WAProto
 import WASim
 import XCTest
 
@@ -89,6 +90,67 @@ final class ControlAPITests: XCTestCase {
 
         server.cancel()
         _ = await server.result
+        await sim.shutdown()
+    }
+
+    /// `POST /devices` registers companions linked before (no pairing) with their server prekeys;
+    /// a signed prekey that does not verify under the identity key is refused and nothing is kept.
+    func testControlAPIProvisionsLinkedDevicesThatLogIn() async throws {
+        let sim = try WASim()
+        try await sim.start()
+        let (portStream, portSink) = AsyncStream<Int>.makeStream()
+        let app = ControlAPI.application(for: sim, port: 0) { channel in
+            portSink.yield(channel.localAddress?.port ?? 0)
+            portSink.finish()
+        }
+        let server = Task { try await app.run() }
+        var port = 0
+        for await p in portStream { port = p }
+        let base = URL(string: "http://127.0.0.1:\(port)")!
+
+        let record = DeviceRecord.generate()
+        let other = DeviceRecord.generate()
+        func entry(signature: Data) -> [String: Any] {
+            [
+                "phone": "15558880021", "noiseKey": record.noiseKey.publicKey.rawRepresentation.base64EncodedString(),
+                "identityKey": record.identityKey.publicKey.rawRepresentation.base64EncodedString(),
+                "registrationId": record.registrationID,
+                "signedPreKey": ["id": 1, "key": record.signedPreKey.keyPair.publicKey.rawRepresentation.base64EncodedString(),
+                                 "signature": signature.base64EncodedString()],
+                "preKeys": [1, 2].map { ["id": $0, "key": Data(repeating: UInt8($0), count: 32).base64EncodedString()] },
+            ]
+        }
+        // Signed by another identity: refused, nothing registered.
+        var (status, body) = try await request("POST", base.appendingPathComponent("devices"),
+                                               json: ["devices": [entry(signature: other.signedPreKey.signature)]])
+        XCTAssertEqual(status, 422, "\(body)")
+        (_, body) = try await request("GET", base.appendingPathComponent("stats"))
+        XCTAssertEqual(body["devices"] as? Int, 0)
+        (status, _) = try await request("POST", base.appendingPathComponent("devices"), json: ["devices": [["phone": "1"]]])
+        XCTAssertEqual(status, 400)
+
+        (status, body) = try await request("POST", base.appendingPathComponent("devices"),
+                                           json: ["devices": [entry(signature: record.signedPreKey.signature)]])
+        XCTAssertEqual(status, 200, "\(body)")
+        let jidText = try XCTUnwrap((body["jids"] as? [String])?.first)
+        let jid = try JID(parsing: jidText)
+        XCTAssertEqual(jid.user, "15558880021")
+        (_, body) = try await request("GET", base.appendingPathComponent("devices/\(jidText)"))
+        XCTAssertEqual(body["uploadedPreKeys"] as? Int, 2)
+
+        // It logs in with its noise key like a paired device.
+        var linked = record
+        linked.jid = jid
+        linked.account = WAAdv_ADVSignedDeviceIdentity()
+        let client = WAClient(store: InMemoryDeviceStore(linked),
+                              configuration: .local(endpoint: await sim.endpoint, noiseRoot: sim.rootPublicKey))
+        try await client.start()
+        try await client.waitForState(.connected, timeout: .seconds(10))
+        (_, body) = try await request("GET", base.appendingPathComponent("stats"))
+        XCTAssertEqual(body["connections"] as? Int, 1)
+        XCTAssertEqual(body["devices"] as? Int, 1)
+        await client.stop()
+        server.cancel()
         await sim.shutdown()
     }
 

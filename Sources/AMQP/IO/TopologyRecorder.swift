@@ -10,49 +10,60 @@ struct TopologyRecorder {
     }
 
     private var exchanges: [AMQPExchangeDeclaration] = []
-    private var queues: [(name: String, declaration: AMQPQueueDeclaration)] = []
-    private var bindings: [AMQPBinding] = []
+    // Keyed, with the order of recording kept as a number: a worker declares one queue and one
+    // binding per device, and a list searched on every declaration made 10,000 devices quadratic.
+    private var queues: [String: (order: Int, declaration: AMQPQueueDeclaration)] = [:]
+    private var bindings: [AMQPBinding: Int] = [:]
+    private var nextOrder = 0
     private var aliases: [String: String] = [:]
+
+    private mutating func order() -> Int {
+        defer { nextOrder += 1 }
+        return nextOrder
+    }
 
     mutating func record(_ d: AMQPExchangeDeclaration) {
         exchanges.removeAll { $0.name == d.name }
         exchanges.append(d)
     }
 
+    /// A queue declared again moves to the end of the replay, as its latest declaration.
     mutating func record(_ d: AMQPQueueDeclaration, actualName: String) {
-        queues.removeAll { $0.name == actualName }
-        queues.append((actualName, d))
+        queues[actualName] = (order(), d)
     }
 
     mutating func record(_ b: AMQPBinding) {
-        if !bindings.contains(b) { bindings.append(b) }
+        if bindings[b] == nil { bindings[b] = order() }
     }
 
     mutating func forget(_ b: AMQPBinding) {
-        bindings.removeAll { $0 == b }
+        bindings[b] = nil
     }
 
     mutating func forgetExchange(_ name: String) {
         exchanges.removeAll { $0.name == name }
-        bindings.removeAll { $0.exchange == name }
+        bindings = bindings.filter { $0.key.exchange != name }
     }
 
     mutating func forgetQueue(_ name: String) {
         let current = currentName(of: name)
-        queues.removeAll { $0.name == current || $0.name == name }
+        queues[current] = nil
+        queues[name] = nil
         let aliases = self.aliases
-        bindings.removeAll { (aliases[$0.queue] ?? $0.queue) == current }
+        bindings = bindings.filter { (aliases[$0.key.queue] ?? $0.key.queue) != current }
     }
 
     /// Exchanges first, then queues, then bindings: each step needs the ones before.
     func replayPlan() -> [Step] {
-        exchanges.map { .exchange($0) } + queues.map { .queue($0.declaration, recordedName: $0.name) }
-            + bindings.map { .binding($0) }
+        let queueSteps = queues.sorted { $0.value.order < $1.value.order }
+            .map { Step.queue($0.value.declaration, recordedName: $0.key) }
+        let bindingSteps = bindings.sorted { $0.value < $1.value }.map { Step.binding($0.key) }
+        return exchanges.map { .exchange($0) } + queueSteps + bindingSteps
     }
 
     mutating func renamed(_ old: String, to new: String) {
         guard old != new else { return }
-        for i in queues.indices where queues[i].name == old { queues[i].name = new }
+        if let entry = queues.removeValue(forKey: old) { queues[new] = entry }
         aliases[old] = new
         for (k, v) in aliases where v == old { aliases[k] = new }
     }

@@ -31,6 +31,9 @@ public struct OwnershipService: Service {
         self.logger = l
     }
 
+    /// The pause between rounds while this worker fills up to its share.
+    static let fillPause: Duration = .milliseconds(250)
+
     public func run() async throws {
         while !(await manager.isReady) {
             if Task.isShuttingDownGracefully { return }
@@ -39,8 +42,10 @@ public struct OwnershipService: Service {
         let rounds = OwnershipRounds(manager: manager, settings: settings, logger: logger)
         logger.info("ownership rounds start", metadata: ["lease_ttl_s": "\(settings.leaseTTL.timeInterval)"])
         while !Task.isShuttingDownGracefully {
-            await rounds.round()
-            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: settings.renewInterval) } } catch { break }
+            // Still under its share with free devices left (a start with thousands of devices,
+            // `acquireBatch` per round): the next batch is taken soon, not a renew interval later.
+            let pause = await rounds.round() ? Self.fillPause : settings.renewInterval
+            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) } } catch { break }
         }
         await rounds.drain()
     }
@@ -64,8 +69,10 @@ actor OwnershipRounds {
 
     private var ttl: TimeInterval { settings.leaseTTL.timeInterval }
 
-    /// One round: heartbeat, renew, follow the registry, rebalance.
-    func round() async {
+    /// One round: heartbeat, renew, follow the registry, rebalance. True when it took a full
+    /// batch of free devices and is still under its share (more are waiting).
+    @discardableResult
+    func round() async -> Bool {
         let started = ContinuousClock.now
         // A lease counts as ours locally a little less long than in the store: the store's
         // clock started the lease after we asked.
@@ -81,17 +88,24 @@ actor OwnershipRounds {
             }
             await manager.extend(held, validUntil: validUntil)
             await manager.syncWithRegistry()
-            try await rebalance(validUntil: validUntil)
+            let more = try await rebalance(started: started)
+            let took = ContinuousClock.now - started
+            // A round that takes a good part of the lease time puts every lease at risk: said loudly.
+            if took > settings.renewInterval {
+                logger.warning("ownership round slow", metadata: ["ms": "\(Int(took.timeInterval * 1000))", "held": "\(held.count)"])
+            }
+            return more
         } catch {
             logger.error("ownership round failed", metadata: ["error": "\(error)"])
             // Cut off from the store past our leases: another worker may take them now.
             if let renewedUntil, ContinuousClock.now >= renewedUntil {
                 for id in await manager.ownedDeviceIDs { await manager.dropOwnership(id, .lost) }
             }
+            return false
         }
     }
 
-    private func rebalance(validUntil: ContinuousClock.Instant) async throws {
+    private func rebalance(started: ContinuousClock.Instant) async throws -> Bool {
         let workers = try await leases.liveWorkers(forgetAfter: 3600).filter { !$0.draining }
         let live = max(1, workers.count)
         // The registry outbox has one drainer: the first live worker by name.
@@ -111,30 +125,47 @@ actor OwnershipRounds {
             // Each worker prefers different free devices (its own hash order), so workers
             // filling up at once rarely ask for the same one.
             let free = all.filter { !taken.contains($0) }.sorted { preference($0) < preference($1) }
-            var got: [DeviceLease] = []
-            for id in free.prefix(min(share - mine.count, settings.acquireBatch)) {
-                if let lease = try await leases.acquire(id, owner: settings.workerID, ttl: ttl) { got.append(lease) }
-            }
-            // Their connects are spread over the round, not all at once.
+            let asked = min(share - mine.count, settings.acquireBatch)
+            // Taking a device (its lease, its fence, its keys reopened) costs a few store writes:
+            // thousands take longer than a lease lives. So each lease counts from its own take,
+            // and a round stops taking at half the renew interval; the next round (soon, see
+            // `fillPause`) renews what it holds first, then takes more.
+            let clock = ContinuousClock()
+            let stopTaking = clock.now + settings.renewInterval / 2
+            // Their connects are spread over a renew interval, not all at once.
             let spread = settings.renewInterval
-            for (i, lease) in got.enumerated() {
-                let after = got.count > 1 ? spread * (Double(i) / Double(got.count)) : .zero
-                do { try await manager.activate(lease, validUntil: validUntil, connectAfter: after) } catch {
+            var got = 0
+            var stoppedEarly = false
+            for id in free.prefix(asked) {
+                guard clock.now < stopTaking else { stoppedEarly = true; break }
+                let takenAt = clock.now
+                guard let lease = try await leases.acquire(id, owner: settings.workerID, ttl: ttl) else { continue }
+                let after = asked > 1 ? spread * (Double(got) / Double(asked)) : .zero
+                got += 1
+                do throws(DeviceError) {
+                    try await manager.activate(lease, validUntil: takenAt + settings.leaseTTL * 0.9, connectAfter: after)
+                } catch {
                     logger.warning("taken device not started", metadata: ["device": "\(lease.device)", "code": "\(error.code)"])
                 }
             }
-            if !got.isEmpty { logger.info("devices taken", metadata: ["count": "\(got.count)", "share": "\(share)"]) }
+            if got > 0 {
+                logger.info("devices taken", metadata: [
+                    "count": "\(got)", "share": "\(share)", "ms": "\(Int((clock.now - started).timeInterval * 1000))",
+                ])
+            }
+            return stoppedEarly || (asked == settings.acquireBatch && free.count > asked)
         } else if mine.count > share {
             // Hand over only when some live worker is below its share (it will take them).
             var perOwner: [String: Int] = [:]
             for r in liveRows { perOwner[r.owner, default: 0] += 1 }
             let someoneShort = workers.contains { $0.id != settings.workerID && perOwner[$0.id, default: 0] < share }
-            guard someoneShort else { return }
+            guard someoneShort else { return false }
             let candidates = await manager.handOverCandidates().sorted { preference($0) > preference($1) }
             let give = candidates.prefix(min(mine.count - share, settings.handoverBatch))
             for id in give { await manager.dropOwnership(id, .handOver) }
             if !give.isEmpty { logger.info("devices handed over", metadata: ["count": "\(give.count)", "share": "\(share)"]) }
         }
+        return false
     }
 
     /// A stable per-worker order of devices.
