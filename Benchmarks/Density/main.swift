@@ -221,9 +221,11 @@ func seedStore(_ options: Options, dataDir: URL, databaseURL: String?, keys: [De
             }
         }
         while next < min(8, keys.count) { add() }
+        var done = 0
         while try await group.next() != nil {
+            done += 1
+            if done % 1000 == 0 { print("  seeded \(done)") }
             if next < keys.count { add() }
-            if next % 1000 == 0 { print("  seeded \(next)") }
         }
     }
     let seconds = (clock.now - t0).seconds

@@ -129,23 +129,43 @@ actor OwnershipRounds {
             // Taking a device (its lease, its fence, its keys reopened) costs a few store writes:
             // thousands take longer than a lease lives. So each lease counts from its own take,
             // and a round stops taking at half the renew interval; the next round (soon, see
-            // `fillPause`) renews what it holds first, then takes more.
+            // `fillPause`) renews what it holds first, then takes more. As many takes run at once as
+            // the store serves well (`parallelAcquires`).
             let clock = ContinuousClock()
             let stopTaking = clock.now + settings.renewInterval / 2
             // Their connects are spread over a renew interval, not all at once.
             let spread = settings.renewInterval
+            let (leases, manager, settings, logger, ttl) = (self.leases, self.manager, self.settings, self.logger, self.ttl)
+            let candidates = Array(free.prefix(asked))
             var got = 0
             var stoppedEarly = false
-            for id in free.prefix(asked) {
-                guard clock.now < stopTaking else { stoppedEarly = true; break }
-                let takenAt = clock.now
-                guard let lease = try await leases.acquire(id, owner: settings.workerID, ttl: ttl) else { continue }
-                let after = asked > 1 ? spread * (Double(got) / Double(asked)) : .zero
-                got += 1
-                do throws(DeviceError) {
-                    try await manager.activate(lease, validUntil: takenAt + settings.leaseTTL * 0.9, connectAfter: after)
-                } catch {
-                    logger.warning("taken device not started", metadata: ["device": "\(lease.device)", "code": "\(error.code)"])
+            try await withThrowingTaskGroup(of: Bool?.self) { group in
+                var next = 0
+                func add() {
+                    let (index, id) = (next, candidates[next])
+                    next += 1
+                    group.addTask {
+                        // nil: the round's time was up before this one started.
+                        guard clock.now < stopTaking else { return nil }
+                        let takenAt = clock.now
+                        guard let lease = try await leases.acquire(id, owner: settings.workerID, ttl: ttl) else { return false }
+                        let after = asked > 1 ? spread * (Double(index) / Double(asked)) : .zero
+                        do throws(DeviceError) {
+                            try await manager.activate(lease, validUntil: takenAt + settings.leaseTTL * 0.9, connectAfter: after)
+                        } catch {
+                            logger.warning("taken device not started", metadata: ["device": "\(lease.device)", "code": "\(error.code)"])
+                        }
+                        return true
+                    }
+                }
+                while next < min(max(1, leases.parallelAcquires), candidates.count) { add() }
+                while let result = try await group.next() {
+                    switch result {
+                    case nil: stoppedEarly = true
+                    case true?: got += 1
+                    case false?: break
+                    }
+                    if next < candidates.count, !stoppedEarly { add() }
                 }
             }
             if got > 0 {

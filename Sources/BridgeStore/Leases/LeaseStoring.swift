@@ -65,4 +65,8 @@ public protocol LeaseStoring: Sendable {
 
     /// The store's clock (leases expire by it, not by a worker's).
     func now() async throws(StoreError) -> Date
+
+    /// How many `acquire` calls a worker usefully runs at once: several for a database server
+    /// (each is a few round trips), one for a file with a single writer.
+    var parallelAcquires: Int { get }
 }

@@ -14,6 +14,10 @@ public final class PostgresLeaseStore: LeaseStoring {
 
     static let clock = "extract(epoch from clock_timestamp())::float8"
 
+    /// Each acquire is a few round trips on its own pooled connection: 8 at once took a start with
+    /// 10,000 devices from 36 to about 50 devices a second.
+    public var parallelAcquires: Int { 8 }
+
     public func acquire(_ device: DeviceID, owner: String, ttl: TimeInterval) async throws(StoreError) -> DeviceLease? {
         let logger = self.logger
         let id = device.rawValue
