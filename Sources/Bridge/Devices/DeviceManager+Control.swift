@@ -34,7 +34,7 @@ extension DeviceManager {
     /// otherwise on its owner when `forward` (requests from the control queue are not forwarded
     /// again: the owner changed meanwhile, and the caller hears so).
     public func perform(_ request: ControlRequest, forward: Bool) async throws(DeviceError) -> ControlReply {
-        let id = try await deviceID(request.device)
+        let id = try deviceID(request.device)
         switch try await placement(id, take: request.op != .currentQR) {
         case .elsewhere(let worker):
             guard forward, let forwarder else {

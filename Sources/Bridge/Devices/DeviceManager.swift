@@ -193,7 +193,7 @@ public actor DeviceManager {
 
     /// The device's settings as stored (its overrides) and as used (defaults filled in).
     public func settings(_ text: String) async throws(DeviceError) -> DeviceSettingsView {
-        let id = try await deviceID(text)
+        let id = try deviceID(text)
         let stored: DeviceSettings
         do { stored = try DeviceSettings.stored(try await store.registry.device(id).settings) } catch { throw DeviceError.from(error) }
         return DeviceSettingsView(stored: stored, history: stored.history(defaults: configuration.history))
@@ -202,7 +202,7 @@ public actor DeviceManager {
     /// Applies a JSON merge patch to the device's settings, stores them, and hands them to the
     /// device: history settings apply from the next history chunk on.
     public func updateSettings(_ text: String, patch: Data) async throws(DeviceError) -> DeviceSettingsView {
-        let id = try await deviceID(text)
+        let id = try deviceID(text)
         let current: DeviceSettings
         do { current = try DeviceSettings.stored(try await store.registry.device(id).settings) } catch {
             // Settings that no longer parse are replaced by the patch applied to the defaults.
@@ -221,7 +221,7 @@ public actor DeviceManager {
     }
 
     public func get(_ id: String) async throws(DeviceError) -> DeviceInfo {
-        let did = try await deviceID(id)
+        let did = try deviceID(id)
         let workers = await liveOwners()
         do { return DeviceInfo(try await store.registry.device(did), worker: workers[did]) } catch { throw DeviceError.from(error) }
     }
@@ -236,10 +236,8 @@ public actor DeviceManager {
 
     /// The default-device rule: a named device must exist; none named → the only
     /// device, `DEVICE_ID_REQUIRED` with several, `DEVICE_NOT_FOUND` with none.
-    public func resolve(deviceID text: String?) async throws(DeviceError) -> DeviceID {
-        if let text, !text.isEmpty { return try await deviceID(text) }
-        // Shared store: count what the registry holds now, not what this worker's last round saw.
-        if owned != nil { await syncWithRegistry() }
+    public func resolve(deviceID text: String?) throws(DeviceError) -> DeviceID {
+        if let text, !text.isEmpty { return try deviceID(text) }
         switch devices.count {
         case 0: throw DeviceError(.notFound, "no device exists")
         case 1: return devices.keys.first!
@@ -247,25 +245,17 @@ public actor DeviceManager {
         }
     }
 
-    func deviceID(_ text: String) async throws(DeviceError) -> DeviceID {
+    func deviceID(_ text: String) throws(DeviceError) -> DeviceID {
         guard DeviceID.isValid(text), let id = try? DeviceID(text) else {
             throw DeviceError(.idInvalid, "invalid device ID")
         }
-        if devices[id] != nil { return id }
-        // Shared store: a device another worker created after this worker's last round is known
-        // to the registry already; it gets its (idle) actor now instead of a 404 until the round.
-        if owned != nil, (try? await store.registry.device(id)) != nil {
-            let actor = try await makeActor(id)
-            if devices[id] == nil { devices[id] = actor }  // another call may have added it meanwhile
-            return id
-        }
-        throw DeviceError(.notFound, "device \(text) not found")
+        guard devices[id] != nil else { throw DeviceError(.notFound, "device \(text) not found") }
+        return id
     }
 
-    private func actor(_ text: String) async throws(DeviceError) -> DeviceActor {
-        let id = try await deviceID(text)
-        guard let actor = devices[id] else { throw DeviceError(.notFound, "device \(text) not found") }
-        return actor
+    private func actor(_ text: String) throws(DeviceError) -> DeviceActor {
+        let id = try deviceID(text)
+        return devices[id]!
     }
 
     /// Unlinks the device on WhatsApp if connected, stops it, then removes its folder and slot.
@@ -350,7 +340,7 @@ public actor DeviceManager {
 
     /// Waits until the device's recorded state is `state` (polls the registry; tests, tooling).
     public func waitForState(_ text: String, _ state: DeviceState, timeout: Duration) async throws {
-        let id = try await deviceID(text)
+        let id = try deviceID(text)
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
         while clock.now < deadline {
