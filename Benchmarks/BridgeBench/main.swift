@@ -38,14 +38,7 @@ let binDir = URL(fileURLWithPath: args[0]).deletingLastPathComponent()
 
 struct BenchError: Error, CustomStringConvertible { let description: String }
 
-/// utime + stime of a process, in seconds (from /proc).
-func cpuSeconds(_ pid: Int32) -> Double {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = stat.lastIndex(of: ")") else { return 0 }
-    let fields = stat[stat.index(after: close)...].split(separator: " ")
-    guard fields.count > 13, let u = Double(fields[11]), let s = Double(fields[12]) else { return 0 }
-    return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
-}
+func cpuSeconds(_ pid: Int32) -> Double { ProcessStats.cpuSeconds(pid) }
 
 func brokerPID() -> Int32? {
     guard let path = ProcessInfo.processInfo.environment["WABRIDGE_TEST_BROKER_PID_FILE"],

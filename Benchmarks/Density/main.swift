@@ -107,21 +107,9 @@ struct DeviceKeys: Sendable {
 
 // MARK: /proc
 
-func statusKB(_ pid: Int32, _ field: String) -> Int {
-    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return -1 }
-    for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
-        return Int(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "") ?? -1
-    }
-    return -1
-}
+func statusKB(_ pid: Int32, _ field: String) -> Int { ProcessStats.status(pid, field) }
 
-func cpuSeconds(_ pid: Int32) -> Double {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = stat.lastIndex(of: ")") else { return 0 }
-    let fields = stat[stat.index(after: close)...].split(separator: " ")
-    guard fields.count > 13, let u = Double(fields[11]), let s = Double(fields[12]) else { return 0 }
-    return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
-}
+func cpuSeconds(_ pid: Int32) -> Double { ProcessStats.cpuSeconds(pid) }
 
 func threadCount(_ pid: Int32) -> Int { statusKB(pid, "Threads") }
 

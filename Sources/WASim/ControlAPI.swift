@@ -319,7 +319,8 @@ public enum ControlAPI {
         var signed: (id: UInt32, key: Data, signature: Data)?
         if let s = d.signedPreKey {
             let value = try key(s.key, "signedPreKey.key")
-            guard let signature = Data(base64Encoded: s.signature), s.id < 1 << 24,
+            guard s.id < 1 << 24 else { throw HTTPError(.badRequest, message: "signed prekey id out of 24 bits") }
+            guard let signature = Data(base64Encoded: s.signature),
                   ServerPreKeys.verifies(signature: signature, key: value, identity: identity) else {
                 throw HTTPError(.unprocessableContent, message: "signed prekey of \(d.phone) does not verify under its identity key")
             }

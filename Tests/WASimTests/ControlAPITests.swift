@@ -24,7 +24,8 @@ final class ControlAPITests: XCTestCase {
         return (status, body)
     }
 
-    func testControlAPIDrivesLoginFaultAndUnlink() async throws {
+    /// A started simulator and its control API on a free loopback port.
+    private func startControlAPI() async throws -> (WASim, Task<Void, any Error>, URL) {
         let sim = try WASim()
         try await sim.start()
         let (portStream, portSink) = AsyncStream<Int>.makeStream()
@@ -36,7 +37,11 @@ final class ControlAPITests: XCTestCase {
         var port = 0
         for await p in portStream { port = p }
         XCTAssertGreaterThan(port, 0)
-        let base = URL(string: "http://127.0.0.1:\(port)")!
+        return (sim, server, URL(string: "http://127.0.0.1:\(port)")!)
+    }
+
+    func testControlAPIDrivesLoginFaultAndUnlink() async throws {
+        let (sim, server, base) = try await startControlAPI()
 
         let (infoStatus, info) = try await request("GET", base.appendingPathComponent("info"))
         XCTAssertEqual(infoStatus, 200)
@@ -96,17 +101,7 @@ final class ControlAPITests: XCTestCase {
     /// `POST /devices` registers companions linked before (no pairing) with their server prekeys;
     /// a signed prekey that does not verify under the identity key is refused and nothing is kept.
     func testControlAPIProvisionsLinkedDevicesThatLogIn() async throws {
-        let sim = try WASim()
-        try await sim.start()
-        let (portStream, portSink) = AsyncStream<Int>.makeStream()
-        let app = ControlAPI.application(for: sim, port: 0) { channel in
-            portSink.yield(channel.localAddress?.port ?? 0)
-            portSink.finish()
-        }
-        let server = Task { try await app.run() }
-        var port = 0
-        for await p in portStream { port = p }
-        let base = URL(string: "http://127.0.0.1:\(port)")!
+        let (sim, server, base) = try await startControlAPI()
 
         let record = DeviceRecord.generate()
         let other = DeviceRecord.generate()
@@ -155,17 +150,7 @@ final class ControlAPITests: XCTestCase {
     }
 
     func testControlAPIPhonesMessageEachOther() async throws {
-        let sim = try WASim()
-        try await sim.start()
-        let (portStream, portSink) = AsyncStream<Int>.makeStream()
-        let app = ControlAPI.application(for: sim, port: 0) { channel in
-            portSink.yield(channel.localAddress?.port ?? 0)
-            portSink.finish()
-        }
-        let server = Task { try await app.run() }
-        var port = 0
-        for await p in portStream { port = p }
-        let base = URL(string: "http://127.0.0.1:\(port)")!
+        let (sim, server, base) = try await startControlAPI()
         for number in ["15558880011", "15558880012"] {
             let (status, _) = try await request("POST", base.appendingPathComponent("phones"), json: ["number": number])
             XCTAssertEqual(status, 200)
