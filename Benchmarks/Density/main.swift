@@ -231,18 +231,7 @@ func benchDatabase(_ devices: Int, fresh: Bool) throws -> String {
     }
     let name = "density_\(devices)"
     components.path = "/\(name)"
-    func psql(_ sql: String) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["psql", admin, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql]
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw BenchError(description: "psql failed: \(sql)") }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    }
+    func psql(_ sql: String) throws -> String { try PostgresShell.run(admin, sql).joined(separator: "\n") }
     if fresh { _ = try psql("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
     if try psql("SELECT 1 FROM pg_database WHERE datname = '\(name)'") != "1" { _ = try psql("CREATE DATABASE \(name)") }
     return components.string!

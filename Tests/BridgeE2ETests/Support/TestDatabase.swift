@@ -1,9 +1,10 @@
 import Foundation
+import WATestSupport
 import XCTest
 
 /// A PostgreSQL database of its own on the test server (`WABRIDGE_TEST_DATABASE_URL`, started
-/// by `scripts/test-postgres.sh`), made and dropped with `psql` so that this target needs no
-/// database driver: the workers under test are the only PostgreSQL clients that matter.
+/// by `scripts/test-postgres.sh`), made and dropped with `psql` (`PostgresShell`) so that this target
+/// needs no database driver: the workers under test are the only PostgreSQL clients that matter.
 struct TestDatabase {
     let adminURL: String
     let name: String
@@ -21,31 +22,13 @@ struct TestDatabase {
         var components = try XCTUnwrap(URLComponents(string: admin))
         components.path = "/\(name)"
         let db = TestDatabase(adminURL: admin, name: name, url: try XCTUnwrap(components.string))
-        try db.psql(admin, "CREATE DATABASE \(name)")
+        try PostgresShell.run(admin, "CREATE DATABASE \(name)")
         return db
     }
 
     /// Rows of one statement, first column, as `psql -At` prints them.
     @discardableResult
-    func query(_ sql: String) throws -> [String] { try psql(url, sql) }
+    func query(_ sql: String) throws -> [String] { try PostgresShell.run(url, sql) }
 
-    func drop() { _ = try? psql(adminURL, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
-
-    private func psql(_ url: String, _ sql: String) throws -> [String] {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["psql", url, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let problem = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw NSError(domain: "psql", code: Int(p.terminationStatus),
-                          userInfo: [NSLocalizedDescriptionKey: String(decoding: problem, as: UTF8.self)])
-        }
-        return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
-    }
+    func drop() { _ = try? PostgresShell.run(adminURL, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
 }
